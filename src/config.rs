@@ -1,0 +1,247 @@
+//! `config.toml` and the XDG directories dbxport uses.
+//!
+//! Everything a test or a second instance needs to isolate itself comes from `XDG_CONFIG_HOME`,
+//! `XDG_STATE_HOME` and `XDG_CACHE_HOME` (design.md, configuration contract). A missing config
+//! file means defaults; an unknown key is an error, so a typo is never silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One MiB; chunk sizes are written in bytes but checked against 4 MiB multiples.
+pub const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot find a home directory: set HOME or the XDG_* variables")]
+    NoHome,
+}
+
+/// Where dbxport keeps its files.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// `$XDG_CONFIG_HOME/dbxport/config.toml`.
+    pub config_file: PathBuf,
+    /// `$XDG_STATE_HOME/dbxport/`: the sled database and the credentials file.
+    pub state: PathBuf,
+    /// `$XDG_CACHE_HOME/dbxport/`: prepared files.
+    pub cache: PathBuf,
+}
+
+impl Dirs {
+    /// The XDG locations, read from the environment now.
+    pub fn from_env() -> Result<Dirs, ConfigError> {
+        let project = directories::ProjectDirs::from("io.github", "dbxport", "dbxport")
+            .ok_or(ConfigError::NoHome)?;
+        let state = project
+            .state_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| project.data_local_dir().to_path_buf());
+        Ok(Dirs {
+            config_file: project.config_dir().join("config.toml"),
+            state,
+            cache: project.cache_dir().to_path_buf(),
+        })
+    }
+
+    /// The sled database.
+    pub fn queue_db(&self) -> PathBuf {
+        self.state.join("queue.sled")
+    }
+
+    /// Prepared (resized) files live here until their job ends.
+    pub fn prepared(&self) -> PathBuf {
+        self.cache.join("prepared")
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub dropbox: DropboxConfig,
+    pub upload: UploadConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DropboxConfig {
+    /// The user's Dropbox app key (no secret: PKCE). Needed to refresh tokens and to log in.
+    pub app_key: Option<String>,
+    /// RPC routes, `/oauth2/token` and `/2/auth/token/revoke`.
+    pub api_url: String,
+    /// Upload routes.
+    pub content_url: String,
+    /// The browser authorize page.
+    pub authorize_url: String,
+    /// Loopback port of the OAuth redirect; must match the app's registration.
+    pub redirect_port: u16,
+    /// An extra CA certificate (PEM) to trust, for test servers.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for DropboxConfig {
+    fn default() -> Self {
+        Self {
+            app_key: None,
+            api_url: "https://api.dropboxapi.com".into(),
+            content_url: "https://content.dropboxapi.com".into(),
+            authorize_url: "https://www.dropbox.com/oauth2/authorize".into(),
+            redirect_port: 53682,
+            ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Where uploads go when a caller names no folder.
+    pub remote_folder: String,
+    /// Files up to this size go up in one `files/upload` request; larger ones use an upload
+    /// session, so an interruption costs at most one chunk.
+    pub session_threshold: u64,
+    /// Bytes per upload-session request; a multiple of 4 MiB (Dropbox's block size) and at
+    /// most 148 MiB (the 150 MiB request limit, rounded down to a block).
+    pub chunk_size: u64,
+    /// Uploads running at once.
+    pub transfers: usize,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            remote_folder: "/Photos".into(),
+            session_threshold: 16 * MIB,
+            chunk_size: 8 * MIB,
+            transfers: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let up = &self.upload;
+        let block = 4 * MIB;
+        if up.chunk_size == 0 || up.chunk_size % block != 0 || up.chunk_size > 148 * MIB {
+            return Err(format!(
+                "upload.chunk_size = {} must be a multiple of 4 MiB (4194304) between 4 MiB and 148 MiB",
+                up.chunk_size
+            ));
+        }
+        if up.session_threshold > 148 * MIB {
+            return Err("upload.session_threshold must be at most 148 MiB (Dropbox takes at most 150 MiB per request)".into());
+        }
+        if up.transfers == 0 || up.transfers > 64 {
+            return Err(format!(
+                "upload.transfers = {} must be between 1 and 64",
+                up.transfers
+            ));
+        }
+        if !up.remote_folder.starts_with('/') {
+            return Err(format!(
+                "upload.remote_folder = {:?} must start with '/'",
+                up.remote_folder
+            ));
+        }
+        for (key, value) in [
+            ("dropbox.api_url", &self.dropbox.api_url),
+            ("dropbox.content_url", &self.dropbox.content_url),
+        ] {
+            url::Url::parse(value).map_err(|e| format!("{key} = {value:?} is not a URL: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The config as TOML text (for `dbxportctl demo` and tests that write one).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&dir.path().join("nope.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.dropbox.redirect_port, 53682);
+    }
+
+    #[test]
+    fn contract_keys_parse() {
+        let text = r#"
+            [dropbox]
+            app_key = "abc"
+            api_url = "http://127.0.0.1:9"
+            content_url = "http://127.0.0.1:9"
+            authorize_url = "http://127.0.0.1:9/oauth2/authorize"
+            redirect_port = 1234
+            ca_file = "/tmp/ca.pem"
+            [upload]
+            chunk_size = 16777216
+        "#;
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(config.dropbox.app_key.as_deref(), Some("abc"));
+        assert_eq!(config.upload.chunk_size, 16 * MIB);
+        assert_eq!(config.upload.transfers, 4);
+        // Round trip through to_toml.
+        assert_eq!(
+            Config::parse(&config.to_toml(), Path::new("x")).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors_naming_the_file() {
+        let err =
+            Config::parse("[dropbox]\napp_kye = \"x\"\n", Path::new("/etc/c.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("/etc/c.toml") && text.contains("app_kye"),
+            "{text}"
+        );
+        let err =
+            Config::parse("[upload]\nchunk_size = 5000000\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("multiple of 4 MiB"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! dbxport: export photos to Dropbox from a Linux desktop.
+//!
+//! The crate is a library with two thin binaries: `dbxportd` (the user service that owns the
+//! upload queue and the Dropbox session) and `dbxportctl` (a CLI that talks to it over D-Bus).
+//! The major components:
+//!
+//! - [`config`]: `config.toml` and the XDG directories.
+//! - [`queue`]: the persistent (sled) queue of jobs and batches, and a job's state machine.
+//! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses.
+//! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification.
+//! - [`credentials`]: where tokens are kept, and the access token's refresh.
+//! - [`service`]: the D-Bus interface on the session bus.
+//! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo.
+
+pub mod config;
+pub mod dropbox;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod queue;
+pub mod secret;

@@ -1,0 +1,269 @@
+//! A job's data and its state machine (design.md, "A job's life").
+//!
+//! `Queued → Preparing → Uploading{session_id, offset} → Committing → Done`, with the side exits
+//! `Failed` and `Cancelled`, and `Waiting{retry_at}` parking a job after a transient error until
+//! it goes back to where it was. Every transition is checked by [`JobState::can_become`], the
+//! one place that knows which moves are legal; the queue refuses any other.
+//!
+//! Records are stored as JSON in sled. New fields get `#[serde(default)]` so that records
+//! written by an older daemon still load.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub type JobId = u64;
+pub type BatchId = u64;
+
+/// Milliseconds since the Unix epoch; what the queue stores for points in time.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub batch: BatchId,
+    /// Absolute path of the local file.
+    pub source: PathBuf,
+    /// Full Dropbox path the file is written to.
+    pub remote_path: String,
+    /// Size and modification time of the source when the job was accepted (or last restarted),
+    /// so a file that changes under an upload is noticed.
+    #[serde(default)]
+    pub source_size: u64,
+    #[serde(default)]
+    pub source_mtime_ms: Option<u64>,
+    pub created_ms: u64,
+    pub state: JobState,
+    /// Transient failures so far in the current state (drives the backoff).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Bytes of the upload confirmed by Dropbox, for progress and status.
+    #[serde(default)]
+    pub bytes_sent: u64,
+}
+
+/// Why a job failed, for callers that act on the category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The local file: gone, unreadable, not a regular file.
+    Source,
+    /// Dropbox refused it for good: bad name, conflict, no space, too large.
+    Refused,
+    /// What Dropbox stored does not match what was sent.
+    Verification,
+    /// Anything else that retrying will not fix.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Preparing,
+    /// Bytes are going into an upload session; `offset` bytes are confirmed there.
+    Uploading {
+        session_id: Option<String>,
+        offset: u64,
+    },
+    /// The commit was (or is about to be) sent; until its answer is recorded the outcome is
+    /// unknown, and a restart resolves it by looking at the remote file (invariant 2).
+    Committing {
+        content_hash: String,
+        session_id: Option<String>,
+    },
+    /// A transient error; the job returns to `resume` at `retry_at_ms`.
+    Waiting {
+        retry_at_ms: u64,
+        reason: String,
+        resume: Box<JobState>,
+    },
+    Done {
+        content_hash: String,
+        remote_path: String,
+        rev: String,
+    },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+    Cancelled,
+}
+
+impl JobState {
+    /// A short lowercase name, as D-Bus and `dbxportctl` show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Preparing => "preparing",
+            JobState::Uploading { .. } => "uploading",
+            JobState::Committing { .. } => "committing",
+            JobState::Waiting { .. } => "waiting",
+            JobState::Done { .. } => "done",
+            JobState::Failed { .. } => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Done, Failed and Cancelled are final (until a retry, which a later issue adds).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Done { .. } | JobState::Failed { .. } | JobState::Cancelled
+        )
+    }
+
+    /// A human message for the state: the failure reason, or why it is waiting.
+    pub fn message(&self) -> String {
+        match self {
+            JobState::Failed { message, .. } => message.clone(),
+            JobState::Waiting { reason, .. } => reason.clone(),
+            JobState::Done { remote_path, .. } => format!("uploaded to {remote_path}"),
+            _ => String::new(),
+        }
+    }
+
+    /// The legal moves. Anything may fail or be cancelled unless it is already final; work
+    /// moves forward; a waiting job resumes into the state it was parked from; a job can be
+    /// sent back to `Queued` to start over (an expired session, a changed source).
+    pub fn can_become(&self, next: &JobState) -> bool {
+        use JobState::*;
+        if self.is_terminal() {
+            return false;
+        }
+        match (self, next) {
+            (_, Failed { .. } | Cancelled | Queued) => true,
+            (Waiting { resume, .. }, next) => {
+                std::mem::discriminant(resume.as_ref()) == std::mem::discriminant(next)
+            }
+            (_, Waiting { resume, .. }) => {
+                std::mem::discriminant(self) == std::mem::discriminant(resume.as_ref())
+            }
+            (Queued, Preparing) => true,
+            (Preparing, Uploading { .. } | Committing { .. }) => true,
+            (Uploading { .. }, Uploading { .. } | Committing { .. }) => true,
+            // A commit's outcome, once known: done, or (remote check showed nothing) start over.
+            (Committing { .. }, Done { .. } | Committing { .. }) => true,
+            // Before any bytes moved, a job may already be known done (identical remote file).
+            (Queued | Preparing, Done { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A group of jobs handed over in one `Upload` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub id: BatchId,
+    pub remote_folder: String,
+    pub created_ms: u64,
+    pub jobs: Vec<JobId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobState::*;
+    use super::*;
+
+    fn uploading() -> JobState {
+        Uploading {
+            session_id: Some("s".into()),
+            offset: 8,
+        }
+    }
+    fn committing() -> JobState {
+        Committing {
+            content_hash: "h".into(),
+            session_id: None,
+        }
+    }
+    fn done() -> JobState {
+        Done {
+            content_hash: "h".into(),
+            remote_path: "/a".into(),
+            rev: "r".into(),
+        }
+    }
+    fn failed() -> JobState {
+        Failed {
+            kind: FailureKind::Other,
+            message: "m".into(),
+        }
+    }
+    fn waiting(resume: JobState) -> JobState {
+        Waiting {
+            retry_at_ms: 1,
+            reason: "r".into(),
+            resume: Box::new(resume),
+        }
+    }
+
+    #[test]
+    fn the_happy_path_is_legal() {
+        let path = [
+            Queued,
+            Preparing,
+            uploading(),
+            uploading(),
+            committing(),
+            done(),
+        ];
+        for pair in path.windows(2) {
+            assert!(
+                pair[0].can_become(&pair[1]),
+                "{:?} -> {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+
+    #[test]
+    fn final_states_stay_final() {
+        for state in [done(), failed(), Cancelled] {
+            for next in [
+                Queued,
+                Preparing,
+                uploading(),
+                committing(),
+                done(),
+                failed(),
+                Cancelled,
+            ] {
+                assert!(!state.can_become(&next), "{state:?} -> {next:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn waiting_returns_where_it_was() {
+        let w = waiting(uploading());
+        assert!(uploading().can_become(&w));
+        assert!(w.can_become(&uploading()));
+        assert!(!w.can_become(&committing()));
+        assert!(!Preparing.can_become(&waiting(uploading())));
+    }
+
+    #[test]
+    fn no_skipping_ahead() {
+        assert!(!Queued.can_become(&uploading()));
+        assert!(!Queued.can_become(&committing()));
+        assert!(!uploading().can_become(&done()));
+        assert!(!committing().can_become(&uploading()));
+    }
+
+    #[test]
+    fn old_records_still_load() {
+        // A record without the fields added after the first version.
+        let json = r#"{"id":1,"batch":1,"source":"/a.jpg","remote_path":"/P/a.jpg","created_ms":5,"state":{"state":"queued"}}"#;
+        let job: Job = serde_json::from_str(json).unwrap();
+        assert_eq!(job.state, Queued);
+        assert_eq!(job.attempts, 0);
+    }
+}

@@ -1,0 +1,633 @@
+//! The persistent upload queue: jobs and batches in sled, and the in-memory index the engine
+//! schedules from.
+//!
+//! Durability rule: every write is flushed (fsync) before the call that made it returns, so
+//! `Upload` returning means the jobs survive `kill -9` (invariant 1), and a job recorded as
+//! `Committing` is known to be so after a crash (invariant 2). Flushes run on the blocking pool
+//! (`Db::flush`, never `flush_async`, which deadlocks when several run at once: sled#1308).
+//!
+//! Unfinished jobs are also kept in memory (`Index`), so scheduling and status never scan the
+//! database; finished ones live only in sled.
+
+mod job;
+
+pub use job::{Batch, BatchId, FailureKind, Job, JobId, JobState, now_ms};
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, broadcast};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(
+        "cannot open the queue database at {path}: {source}. If another dbxportd is running, stop it first; \
+         otherwise move the directory aside (it holds your queued uploads) and start again"
+    )]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("queue database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("a queue record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("no job or batch with id {0}")]
+    NotFound(u64),
+    #[error("job {id} cannot go from {from} to {to}")]
+    IllegalTransition {
+        id: JobId,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("the queue's background task failed: {0}")]
+    Join(String),
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// What a caller hands over for one file.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub source: PathBuf,
+    pub remote_path: String,
+    pub source_size: u64,
+    pub source_mtime_ms: Option<u64>,
+}
+
+/// Which jobs `list` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter {
+    #[default]
+    All,
+    /// Not yet final.
+    Active,
+    Done,
+    Failed,
+    Batch(BatchId),
+}
+
+/// What the engine should do next.
+#[derive(Debug)]
+pub enum Claim {
+    /// Work on this job; it is reserved until [`Queue::release`].
+    Job(Job),
+    /// Nothing runnable now; the earliest waiting job becomes runnable at this time (ms).
+    Later(u64),
+    /// Nothing to do until something changes.
+    Idle,
+}
+
+/// Sent to subscribers on every state change.
+#[derive(Debug, Clone)]
+pub struct JobEvent {
+    pub job: Job,
+}
+
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    jobs: sled::Tree,
+    batches: sled::Tree,
+    meta: sled::Tree,
+    index: Mutex<Index>,
+    changed: Notify,
+    events: broadcast::Sender<JobEvent>,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Unfinished jobs, in id (arrival) order.
+    active: BTreeMap<JobId, Job>,
+    /// Jobs the engine is working on.
+    claimed: HashSet<JobId>,
+}
+
+const PAUSED_KEY: &[u8] = b"paused";
+
+fn key(id: u64) -> [u8; 8] {
+    // Big-endian so that sled's key order is numeric order.
+    id.to_be_bytes()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("queue records serialize")
+}
+
+impl Queue {
+    /// Opens (or creates) the database and repairs what a crash left half-done. Blocking:
+    /// call it from the blocking pool.
+    pub fn open(path: &Path) -> Result<Queue> {
+        let open_err = |source| QueueError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(32 * 1024 * 1024)
+            .open()
+            .map_err(open_err)?;
+        let jobs = db.open_tree("jobs").map_err(open_err)?;
+        let batches = db.open_tree("batches").map_err(open_err)?;
+        let meta = db.open_tree("meta").map_err(open_err)?;
+        let mut index = Index::default();
+        for entry in jobs.iter() {
+            let (_, value) = entry?;
+            let mut job: Job = decode(&value)?;
+            if job.state.is_terminal() {
+                continue;
+            }
+            // Preparing leaves nothing behind worth keeping: prepare again.
+            if job.state == JobState::Preparing {
+                job.state = JobState::Queued;
+                jobs.insert(key(job.id), encode(&job))?;
+            }
+            index.active.insert(job.id, job);
+        }
+        db.flush()?;
+        let (events, _) = broadcast::channel(4096);
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                db,
+                jobs,
+                batches,
+                meta,
+                index: Mutex::new(index),
+                changed: Notify::new(),
+                events,
+            }),
+        })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| QueueError::Join(e.to_string()))??;
+        Ok(())
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        // A panic while holding this lock leaves plain data behind; carry on with it.
+        self.inner.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, job: &Job) {
+        let _ = self.inner.events.send(JobEvent { job: job.clone() });
+    }
+
+    /// Accepts a batch. Returns once every job is on disk (invariant 1).
+    pub async fn enqueue(
+        &self,
+        remote_folder: &str,
+        new_jobs: Vec<NewJob>,
+    ) -> Result<(BatchId, Vec<Job>)> {
+        let batch_id = self.inner.db.generate_id()?;
+        let created_ms = now_ms();
+        let mut jobs = Vec::with_capacity(new_jobs.len());
+        let mut write = sled::Batch::default();
+        for new in new_jobs {
+            let job = Job {
+                id: self.inner.db.generate_id()?,
+                batch: batch_id,
+                source: new.source,
+                remote_path: new.remote_path,
+                source_size: new.source_size,
+                source_mtime_ms: new.source_mtime_ms,
+                created_ms,
+                state: JobState::Queued,
+                attempts: 0,
+                bytes_sent: 0,
+            };
+            write.insert(&key(job.id), encode(&job));
+            jobs.push(job);
+        }
+        let batch = Batch {
+            id: batch_id,
+            remote_folder: remote_folder.to_string(),
+            created_ms,
+            jobs: jobs.iter().map(|j| j.id).collect(),
+        };
+        // The batch record first: a crash between the two writes leaves an empty batch, never
+        // jobs without one.
+        self.inner.batches.insert(key(batch_id), encode(&batch))?;
+        self.inner.jobs.apply_batch(write)?;
+        self.flush().await?;
+        {
+            let mut index = self.index();
+            for job in &jobs {
+                index.active.insert(job.id, job.clone());
+            }
+        }
+        for job in &jobs {
+            self.publish(job);
+        }
+        self.inner.changed.notify_waiters();
+        Ok((batch_id, jobs))
+    }
+
+    /// Moves a job to `next`, if the state machine allows it, and makes that durable.
+    pub async fn transition(&self, id: JobId, next: JobState) -> Result<Job> {
+        let job = {
+            let mut index = self.index();
+            let Some(job) = index.active.get_mut(&id) else {
+                drop(index);
+                return Err(match self.get(id)? {
+                    Some(job) => QueueError::IllegalTransition {
+                        id,
+                        from: job.state.name(),
+                        to: next.name(),
+                    },
+                    None => QueueError::NotFound(id),
+                });
+            };
+            if !job.state.can_become(&next) {
+                return Err(QueueError::IllegalTransition {
+                    id,
+                    from: job.state.name(),
+                    to: next.name(),
+                });
+            }
+            job.attempts = match (&job.state, &next) {
+                (_, JobState::Waiting { .. }) => job.attempts.saturating_add(1),
+                (
+                    JobState::Uploading { offset: old, .. },
+                    JobState::Uploading { offset: new, .. },
+                ) if new > old => 0,
+                (JobState::Uploading { .. }, JobState::Uploading { .. }) => job.attempts,
+                // Resuming keeps the count, so a run of failures keeps backing off.
+                (JobState::Waiting { .. }, _) => job.attempts,
+                _ => 0,
+            };
+            if let JobState::Uploading { offset, .. } = &next {
+                job.bytes_sent = *offset;
+            }
+            if let JobState::Done { .. } = &next {
+                job.bytes_sent = job.source_size;
+            }
+            job.state = next;
+            let job = job.clone();
+            if job.state.is_terminal() {
+                index.active.remove(&id);
+                index.claimed.remove(&id);
+            }
+            // Written under the lock so that two transitions of one job reach sled in order.
+            self.inner.jobs.insert(key(id), encode(&job))?;
+            job
+        };
+        self.flush().await?;
+        self.publish(&job);
+        self.inner.changed.notify_waiters();
+        Ok(job)
+    }
+
+    /// Records the source's size and mtime again (the file changed; the job starts over).
+    pub async fn restamp(&self, id: JobId, size: u64, mtime_ms: Option<u64>) -> Result<Job> {
+        let job = {
+            let mut index = self.index();
+            let job = index.active.get_mut(&id).ok_or(QueueError::NotFound(id))?;
+            job.source_size = size;
+            job.source_mtime_ms = mtime_ms;
+            let job = job.clone();
+            self.inner.jobs.insert(key(id), encode(&job))?;
+            job
+        };
+        self.flush().await?;
+        Ok(job)
+    }
+
+    /// Progress within a request, for status only (not persisted: the confirmed offset is).
+    pub fn note_progress(&self, id: JobId, bytes_sent: u64) {
+        if let Some(job) = self.index().active.get_mut(&id) {
+            job.bytes_sent = bytes_sent;
+        }
+    }
+
+    /// The next job to work on, in arrival order, skipping claimed and still-waiting jobs.
+    pub fn claim_next(&self, now_ms: u64) -> Claim {
+        let mut index = self.index();
+        let mut earliest: Option<u64> = None;
+        let mut found = None;
+        for (id, job) in &index.active {
+            if index.claimed.contains(id) {
+                continue;
+            }
+            if let JobState::Waiting { retry_at_ms, .. } = job.state {
+                if retry_at_ms > now_ms {
+                    earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
+                    continue;
+                }
+            }
+            found = Some(job.clone());
+            break;
+        }
+        match (found, earliest) {
+            (Some(job), _) => {
+                index.claimed.insert(job.id);
+                Claim::Job(job)
+            }
+            (None, Some(at)) => Claim::Later(at),
+            (None, None) => Claim::Idle,
+        }
+    }
+
+    /// The engine is done with a claimed job (finished, parked or cancelled).
+    pub fn release(&self, id: JobId) {
+        self.index().claimed.remove(&id);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Resolves when the queue changes (a new job, a transition, a release, pause/resume).
+    /// Create the future before checking the condition you wait for, so no wake-up is missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.changed.notified()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<Job>> {
+        if let Some(job) = self.index().active.get(&id) {
+            return Ok(Some(job.clone()));
+        }
+        self.inner
+            .jobs
+            .get(key(id))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn batch(&self, id: BatchId) -> Result<Option<Batch>> {
+        self.inner
+            .batches
+            .get(key(id))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Jobs matching `filter`, oldest first.
+    pub fn list(&self, filter: Filter) -> Result<Vec<Job>> {
+        match filter {
+            Filter::Active => Ok(self.index().active.values().cloned().collect()),
+            Filter::Batch(batch) => {
+                let Some(batch) = self.batch(batch)? else {
+                    return Ok(Vec::new());
+                };
+                batch
+                    .jobs
+                    .iter()
+                    .filter_map(|id| self.get(*id).transpose())
+                    .collect()
+            }
+            Filter::All | Filter::Done | Filter::Failed => {
+                let active: BTreeMap<JobId, Job> = self.index().active.clone();
+                let mut out = Vec::new();
+                for entry in self.inner.jobs.iter() {
+                    let (k, v) = entry?;
+                    let id = u64::from_be_bytes(
+                        k.as_ref()
+                            .try_into()
+                            .map_err(|_| QueueError::Corrupt("bad key".into()))?,
+                    );
+                    let job = match active.get(&id) {
+                        Some(job) => job.clone(),
+                        None => decode(&v)?,
+                    };
+                    let keep = match filter {
+                        Filter::Done => matches!(job.state, JobState::Done { .. }),
+                        Filter::Failed => matches!(job.state, JobState::Failed { .. }),
+                        _ => true,
+                    };
+                    if keep {
+                        out.push(job);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Number of unfinished jobs.
+    pub fn active_len(&self) -> usize {
+        self.index().active.len()
+    }
+
+    /// Cancels a job, or every unfinished job of a batch. Returns the jobs cancelled.
+    pub async fn cancel(&self, id: u64) -> Result<Vec<JobId>> {
+        let targets: Vec<JobId> = if let Some(batch) = self.batch(id)? {
+            let index = self.index();
+            batch
+                .jobs
+                .into_iter()
+                .filter(|j| index.active.contains_key(j))
+                .collect()
+        } else if let Some(job) = self.get(id)? {
+            if job.state.is_terminal() {
+                return Ok(Vec::new());
+            }
+            vec![id]
+        } else {
+            return Err(QueueError::NotFound(id));
+        };
+        for job in &targets {
+            self.transition(*job, JobState::Cancelled).await?;
+        }
+        Ok(targets)
+    }
+
+    pub fn paused(&self) -> bool {
+        matches!(self.inner.meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1])
+    }
+
+    pub async fn set_paused(&self, paused: bool) -> Result<()> {
+        self.inner.meta.insert(PAUSED_KEY, &[paused as u8])?;
+        self.flush().await?;
+        self.inner.changed.notify_waiters();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_job(name: &str) -> NewJob {
+        NewJob {
+            source: PathBuf::from(format!("/photos/{name}")),
+            remote_path: format!("/P/{name}"),
+            source_size: 10,
+            source_mtime_ms: Some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn jobs_survive_reopen_and_preparing_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let (batch, jobs) = {
+            let queue = Queue::open(&path).unwrap();
+            let (batch, jobs) = queue
+                .enqueue("/P", vec![new_job("a.jpg"), new_job("b.jpg")])
+                .await
+                .unwrap();
+            queue
+                .transition(jobs[0].id, JobState::Preparing)
+                .await
+                .unwrap();
+            queue
+                .transition(
+                    jobs[0].id,
+                    JobState::Uploading {
+                        session_id: None,
+                        offset: 0,
+                    },
+                )
+                .await
+                .unwrap();
+            queue
+                .transition(jobs[1].id, JobState::Preparing)
+                .await
+                .unwrap();
+            (batch, jobs)
+        };
+        let queue = Queue::open(&path).unwrap();
+        assert_eq!(queue.active_len(), 2);
+        assert!(matches!(
+            queue.get(jobs[0].id).unwrap().unwrap().state,
+            JobState::Uploading { .. }
+        ));
+        assert_eq!(
+            queue.get(jobs[1].id).unwrap().unwrap().state,
+            JobState::Queued
+        );
+        assert_eq!(queue.list(Filter::Batch(batch)).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn illegal_transitions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        let (_, jobs) = queue.enqueue("/P", vec![new_job("a.jpg")]).await.unwrap();
+        let err = queue
+            .transition(
+                jobs[0].id,
+                JobState::Done {
+                    content_hash: "h".into(),
+                    remote_path: "/x".into(),
+                    rev: "r".into(),
+                },
+            )
+            .await;
+        assert!(err.is_ok(), "queued -> done is allowed (identical remote)");
+        let err = queue
+            .transition(jobs[0].id, JobState::Preparing)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QueueError::IllegalTransition {
+                    from: "done",
+                    to: "preparing",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let (_, more) = queue.enqueue("/P", vec![new_job("b.jpg")]).await.unwrap();
+        let err = queue
+            .transition(
+                more[0].id,
+                JobState::Committing {
+                    content_hash: "h".into(),
+                    session_id: None,
+                },
+            )
+            .await;
+        assert!(
+            matches!(
+                err,
+                Err(QueueError::IllegalTransition { from: "queued", .. })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_skip_claimed_and_waiting_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        let (_, jobs) = queue
+            .enqueue("/P", vec![new_job("a"), new_job("b")])
+            .await
+            .unwrap();
+        let Claim::Job(first) = queue.claim_next(0) else {
+            panic!("expected a job")
+        };
+        assert_eq!(first.id, jobs[0].id);
+        // b is parked until t=1000.
+        queue
+            .transition(jobs[1].id, JobState::Preparing)
+            .await
+            .unwrap();
+        queue
+            .transition(
+                jobs[1].id,
+                JobState::Waiting {
+                    retry_at_ms: 1000,
+                    reason: "x".into(),
+                    resume: Box::new(JobState::Preparing),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(queue.claim_next(500), Claim::Later(1000)));
+        let Claim::Job(second) = queue.claim_next(1000) else {
+            panic!("expected b")
+        };
+        assert_eq!(second.id, jobs[1].id);
+        queue.release(first.id);
+        queue.release(second.id);
+        queue.cancel(first.id).await.unwrap();
+        queue.cancel(second.id).await.unwrap();
+        assert!(matches!(queue.claim_next(5000), Claim::Idle));
+    }
+
+    #[tokio::test]
+    async fn cancel_a_batch_and_paused_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        {
+            let queue = Queue::open(&path).unwrap();
+            let (batch, _) = queue
+                .enqueue("/P", vec![new_job("a"), new_job("b")])
+                .await
+                .unwrap();
+            assert_eq!(queue.cancel(batch).await.unwrap().len(), 2);
+            assert_eq!(queue.active_len(), 0);
+            assert!(matches!(
+                queue.cancel(999_999).await,
+                Err(QueueError::NotFound(_))
+            ));
+            queue.set_paused(true).await.unwrap();
+        }
+        let queue = Queue::open(&path).unwrap();
+        assert!(queue.paused());
+        assert_eq!(
+            queue
+                .list(Filter::All)
+                .unwrap()
+                .iter()
+                .filter(|j| j.state == JobState::Cancelled)
+                .count(),
+            2
+        );
+    }
+}
