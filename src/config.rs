@@ -159,7 +159,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         let up = &self.upload;
         let block = 4 * MIB;
-        if up.chunk_size == 0 || up.chunk_size % block != 0 || up.chunk_size > 148 * MIB {
+        if up.chunk_size == 0 || !up.chunk_size.is_multiple_of(block) || up.chunk_size > 148 * MIB {
             return Err(format!(
                 "upload.chunk_size = {} must be a multiple of 4 MiB (4194304) between 4 MiB and 148 MiB",
                 up.chunk_size

@@ -7,14 +7,27 @@
 //! - [`config`]: `config.toml` and the XDG directories.
 //! - [`queue`]: the persistent (sled) queue of jobs and batches, and a job's state machine.
 //! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses.
+//! - [`prepare`]: turns a source file into the bytes to upload (originals for now).
 //! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification.
 //! - [`credentials`]: where tokens are kept, and the access token's refresh.
 //! - [`service`]: the D-Bus interface on the session bus.
-//! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo.
+//! - [`daemon`]: `dbxportd` assembled from the parts above.
+//! - [`cli`]: the `dbxportctl` commands.
+//! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo, and
+//!   [`sandbox`], which runs bus + emulator + daemon together in one private directory.
 
+pub mod cli;
 pub mod config;
+pub mod credentials;
+pub mod daemon;
 pub mod dropbox;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod engine;
+pub mod logging;
+pub mod prepare;
 pub mod queue;
+#[cfg(feature = "emulator")]
+pub mod sandbox;
 pub mod secret;
+pub mod service;

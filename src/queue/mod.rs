@@ -318,12 +318,11 @@ impl Queue {
             if index.claimed.contains(id) {
                 continue;
             }
-            if let JobState::Waiting { retry_at_ms, .. } = job.state {
-                if retry_at_ms > now_ms {
+            if let JobState::Waiting { retry_at_ms, .. } = job.state
+                && retry_at_ms > now_ms {
                     earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
                     continue;
                 }
-            }
             found = Some(job.clone());
             break;
         }

@@ -1,0 +1,152 @@
+//! `dbxportctl demo`: the whole path on one machine, with nothing to set up but `dbus-daemon`.
+//!
+//! It starts a private session bus (never the user's, so a real dbxportd and its queue are
+//! left alone), the Dropbox emulator on a free loopback port, and the real `dbxportd` with its
+//! own XDG directories; uploads the sample photos with progress bars, exactly as
+//! `dbxportctl upload --wait` does; lists what the emulated Dropbox now holds with sizes and
+//! content hashes; and stops everything it started.
+
+use std::path::PathBuf;
+
+use super::{DemoArgs, Exit, report};
+use crate::config::{Config, MIB};
+use crate::dropbox::{self, ListFolderArg, Metadata};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::secret::Secret;
+
+const REMOTE_FOLDER: &str = "/dbxport-demo";
+
+fn sample_photos() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/photos"))
+}
+
+pub async fn run(args: DemoArgs) -> Exit {
+    match demo(args).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            report(e);
+            Exit::Error
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<Exit, String> {
+    let photos_dir = args.photos.unwrap_or_else(sample_photos);
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
+        .map_err(|e| format!("{}: {e}", photos_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| {
+                let e = e.to_string_lossy().to_lowercase();
+                ["jpg", "jpeg", "png", "webp", "tif", "tiff", "heic"].contains(&e.as_str())
+            })
+        })
+        .collect();
+    photos.sort();
+    if photos.is_empty() {
+        return Err(format!("no photos in {}", photos_dir.display()));
+    }
+    let dbxportd = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("dbxportd");
+    if !dbxportd.exists() {
+        return Err(format!(
+            "{} not found: build both binaries (cargo build --bins)",
+            dbxportd.display()
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("dbxport-demo-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let mut options = SandboxOptions::new(dbxportd);
+    // Small thresholds so that the larger sample photos go through upload sessions.
+    options.config = Config::default();
+    options.config.upload.session_threshold = 2 * MIB;
+    options.config.upload.chunk_size = 4 * MIB;
+    options.config.upload.remote_folder = REMOTE_FOLDER.into();
+    options.drop_root_file_access = false;
+    options.log_filter = "info".into();
+    eprintln!(
+        "Starting a private D-Bus, the Dropbox emulator and dbxportd in {}",
+        dir.path().display()
+    );
+    let mut sandbox = Sandbox::start(dir.path(), options)
+        .await
+        .map_err(|e| e.to_string())?;
+    sandbox.start_daemon().await.map_err(|e| e.to_string())?;
+    let account = sandbox.login().await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "Emulated Dropbox at {} — logged in as {account}",
+        sandbox.emulator.base_url()
+    );
+    eprintln!(
+        "Uploading {} photos from {} to {REMOTE_FOLDER}",
+        photos.len(),
+        photos_dir.display()
+    );
+
+    let conn = sandbox.bus.connect().await.map_err(|e| e.to_string())?;
+    let outcome = super::upload::send(&conn, &photos, Some(REMOTE_FOLDER), true).await;
+    let listing = list_remote(&sandbox).await;
+
+    let log = sandbox.daemon_log();
+    sandbox.shutdown().await;
+    if args.keep {
+        let kept = dir.keep();
+        eprintln!(
+            "Kept {} (emulated Dropbox under dropbox/, daemon log {})",
+            kept.display(),
+            log.display()
+        );
+    }
+    let exit = outcome?;
+    listing?;
+    Ok(exit)
+}
+
+/// Prints the remote folder as the emulated Dropbox reports it, through the same client the
+/// daemon uses.
+async fn list_remote(sandbox: &Sandbox) -> Result<(), String> {
+    let mut config = Config::default();
+    config.dropbox.api_url = sandbox.emulator.base_url();
+    config.dropbox.content_url = sandbox.emulator.base_url();
+    let client = crate::daemon::client_for(&config).map_err(|e| e.to_string())?;
+    let token = Secret::new(sandbox.emulator.access_token());
+    let arg = ListFolderArg {
+        path: REMOTE_FOLDER.into(),
+        ..Default::default()
+    };
+    let mut page = client
+        .list_folder(&token, &arg)
+        .await
+        .map_err(|e| format!("list_folder: {e}"))?;
+    let mut entries = std::mem::take(&mut page.entries);
+    while page.has_more {
+        page = client
+            .list_folder_continue(&token, &page.cursor)
+            .await
+            .map_err(|e| format!("list_folder/continue: {e}"))?;
+        entries.append(&mut page.entries);
+    }
+    println!();
+    println!("Dropbox now holds in {REMOTE_FOLDER}:");
+    println!("{:>12}  {:<64}  NAME", "SIZE", "CONTENT HASH");
+    let mut files: Vec<dropbox::FileMetadata> = entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Metadata::File(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    for file in &files {
+        println!(
+            "{:>12}  {:<64}  {}",
+            file.size,
+            file.content_hash.as_deref().unwrap_or("-"),
+            file.name
+        );
+    }
+    Ok(())
+}

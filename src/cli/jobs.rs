@@ -1,0 +1,214 @@
+//! `dbxportctl jobs`, `status`, `cancel`, `pause` and `resume`: reading and steering the queue.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use zbus::zvariant::{OwnedValue, Value};
+
+use super::{Exit, describe};
+use crate::service::{AccountProxy, UploaderProxy};
+
+/// A job as the daemon describes it (`ListJobs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobView {
+    pub id: u64,
+    pub batch: u64,
+    pub source: String,
+    pub remote_path: String,
+    pub state: String,
+    pub message: String,
+    pub size: u64,
+    pub sent: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
+}
+
+impl JobView {
+    pub fn from_dict(d: &HashMap<String, OwnedValue>) -> JobView {
+        let u = |k: &str| d.get(k).and_then(|v| u64::try_from(&**v).ok()).unwrap_or(0);
+        let s = |k: &str| {
+            d.get(k)
+                .and_then(|v| <&str>::try_from(&**v).ok().map(String::from))
+        };
+        JobView {
+            id: u("id"),
+            batch: u("batch"),
+            source: s("source").unwrap_or_default(),
+            remote_path: s("remote_path").unwrap_or_default(),
+            state: s("state").unwrap_or_default(),
+            message: s("message").unwrap_or_default(),
+            size: u("size"),
+            sent: u("sent"),
+            content_hash: s("content_hash"),
+            retry_at_ms: d.get("retry_at_ms").and_then(|v| u64::try_from(&**v).ok()),
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
+    }
+}
+
+pub async fn fetch(
+    proxy: &UploaderProxy<'_>,
+    filter: &[(&str, Value<'_>)],
+) -> Result<Vec<JobView>, String> {
+    let filter: HashMap<String, OwnedValue> = filter
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.try_to_owned().expect("plain values")))
+        .collect();
+    let jobs = proxy.list_jobs(filter).await.map_err(|e| describe(&e))?;
+    Ok(jobs.iter().map(JobView::from_dict).collect())
+}
+
+/// Bytes in a human unit.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub async fn list(
+    conn: &zbus::Connection,
+    state: &str,
+    batch: Option<u64>,
+    json: bool,
+) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let mut filter = vec![("state", Value::from(state))];
+    if let Some(batch) = batch {
+        filter = vec![("batch", Value::from(batch))];
+    }
+    let jobs = fetch(&proxy, &filter).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&jobs).expect("jobs serialize")
+        );
+        return Ok(Exit::Ok);
+    }
+    if jobs.is_empty() {
+        println!("no jobs");
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:>20} {:>20} {:<10} {:>10}  FILE → DROPBOX",
+        "ID", "BATCH", "STATE", "SIZE"
+    );
+    for job in &jobs {
+        println!(
+            "{:>20} {:>20} {:<10} {:>10}  {} → {}",
+            job.id,
+            job.batch,
+            job.state,
+            human_bytes(job.size),
+            job.source,
+            job.remote_path
+        );
+        if !job.message.is_empty() && job.state != "done" {
+            println!("{:>20}   {}", "", job.message);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[derive(Serialize)]
+struct Status {
+    account_state: String,
+    account: String,
+    account_message: String,
+    credential_store: String,
+    paused: bool,
+    queue_length: u32,
+    states: std::collections::BTreeMap<String, usize>,
+    bytes_remaining: u64,
+}
+
+pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String> {
+    let uploader = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let account = AccountProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let active = fetch(&uploader, &[("state", Value::from("active"))]).await?;
+    let mut states = std::collections::BTreeMap::new();
+    for job in &active {
+        *states.entry(job.state.clone()).or_insert(0) += 1;
+    }
+    let status = Status {
+        account_state: account.state().await.map_err(|e| describe(&e))?,
+        account: account.account_name().await.map_err(|e| describe(&e))?,
+        account_message: account.status_message().await.map_err(|e| describe(&e))?,
+        credential_store: account.credential_store().await.map_err(|e| describe(&e))?,
+        paused: uploader.paused().await.map_err(|e| describe(&e))?,
+        queue_length: uploader.queue_length().await.map_err(|e| describe(&e))?,
+        bytes_remaining: active.iter().map(|j| j.size.saturating_sub(j.sent)).sum(),
+        states,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("status serializes")
+        );
+        return Ok(Exit::Ok);
+    }
+    match status.account_state.as_str() {
+        "logged_in" => println!(
+            "Account:  {} (token in {})",
+            status.account, status.credential_store
+        ),
+        _ => println!("Account:  not logged in — {}", status.account_message),
+    }
+    println!(
+        "Queue:    {} unfinished{}, {} to send",
+        status.queue_length,
+        if status.paused { " (paused)" } else { "" },
+        human_bytes(status.bytes_remaining)
+    );
+    for (state, n) in &status.states {
+        println!("          {n} {state}");
+    }
+    for job in active.iter().filter(|j| j.state == "waiting") {
+        println!("          waiting: {} — {}", job.source, job.message);
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn cancel(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let cancelled = proxy.cancel(id).await.map_err(|e| describe(&e))?;
+    println!("cancelled {} job(s)", cancelled.len());
+    Ok(Exit::Ok)
+}
+
+pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    if pause {
+        proxy.pause().await
+    } else {
+        proxy.resume().await
+    }
+    .map_err(|e| describe(&e))?;
+    println!("{}", if pause { "paused" } else { "resumed" });
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+}

@@ -1,0 +1,239 @@
+//! `dbxportctl`: the command line over the daemon's D-Bus API.
+//!
+//! Each subcommand lives in its own file; this one holds the argument definitions, the exit
+//! codes scripts can rely on, and the connection to the daemon.
+
+#[cfg(feature = "emulator")]
+mod demo;
+#[cfg(feature = "emulator")]
+mod emulator;
+mod jobs;
+mod login;
+mod upload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Ok = 0,
+    /// The request could not be made: daemon unreachable, refused call, bad configuration.
+    Error = 1,
+    /// Wrong command-line usage (clap's own code).
+    Usage = 2,
+    /// Some files were refused or some jobs failed; the rest were handled.
+    JobsFailed = 3,
+    /// Jobs were cancelled while waiting for them.
+    Cancelled = 4,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "dbxportctl",
+    version,
+    about = "Send photos to Dropbox through the dbxport service (dbxportd)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Queue files for upload to a Dropbox folder.
+    Upload(UploadArgs),
+    /// List jobs (all by default).
+    Jobs(JobsArgs),
+    /// Account, queue and transfer summary.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job, or every unfinished job of a batch.
+    Cancel {
+        /// A job id or a batch id (as printed by `upload` and `jobs`).
+        id: u64,
+    },
+    /// Stop starting transfers (persisted across restarts).
+    Pause,
+    /// Start transfers again after `pause`.
+    Resume,
+    /// Link a Dropbox account by handing a token to the daemon.
+    Login(LoginArgs),
+    /// Run the Dropbox API emulator on 127.0.0.1 (for trying dbxport or another client).
+    #[cfg(feature = "emulator")]
+    Emulator(EmulatorArgs),
+    /// Watch real photos go through a private daemon into an emulated Dropbox.
+    #[cfg(feature = "emulator")]
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct UploadArgs {
+    /// Photos to upload (relative paths are taken from the current directory).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Dropbox folder, e.g. /Photos/2024 (default: upload.remote_folder from the config).
+    #[arg(long = "to", value_name = "FOLDER")]
+    pub to: Option<String>,
+    /// Upload the files' bytes untouched (the only mode for now).
+    #[arg(long)]
+    pub original: bool,
+    /// Stay until every file is done, with progress bars; the exit code tells the outcome.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args)]
+pub struct JobsArgs {
+    /// Which jobs: all, active, done or failed.
+    #[arg(long, default_value = "all")]
+    state: String,
+    /// Only the jobs of this batch.
+    #[arg(long)]
+    batch: Option<u64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct LoginArgs {
+    /// Read an access token (e.g. one generated in the Dropbox app console) from stdin.
+    #[arg(long)]
+    access_token_stdin: bool,
+    /// Read an offline refresh token from stdin (needs dropbox.app_key in the daemon's config).
+    #[arg(long)]
+    refresh_token_stdin: bool,
+}
+
+#[cfg(feature = "emulator")]
+#[derive(Args)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Directory holding the emulated Dropbox's files.
+    #[arg(long)]
+    root: PathBuf,
+    /// Accept this access token instead of minting one.
+    #[arg(long)]
+    token: Option<String>,
+    /// Require this app key (client_id) on the OAuth routes.
+    #[arg(long)]
+    app_key: Option<String>,
+}
+
+#[cfg(feature = "emulator")]
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Photos to upload (default: the sample photos shipped in tests/data/photos).
+    #[arg(long)]
+    photos: Option<PathBuf>,
+    /// Keep the demo's directory (emulated Dropbox, daemon log) instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Prints an error the way every subcommand does.
+fn report(error: impl std::fmt::Display) {
+    eprintln!("dbxportctl: {error}");
+}
+
+/// A failure from the daemon or the bus, in the user's terms.
+pub trait Explain {
+    fn explain(&self) -> String;
+}
+
+impl Explain for zbus::Error {
+    fn explain(&self) -> String {
+        match self {
+            zbus::Error::MethodError(name, text, _) => {
+                let text = text.clone().unwrap_or_default();
+                match name.as_str() {
+                    "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+                        "dbxportd is not running: start it with `systemctl --user start dbxport` or run `dbxportd`".into()
+                    }
+                    n if n.starts_with("io.github.dbxport1.Error.") => text,
+                    n => format!("{n}: {text}"),
+                }
+            }
+            zbus::Error::InputOutput(e) => {
+                format!("cannot reach the session bus: {e} (is DBUS_SESSION_BUS_ADDRESS set?)")
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
+impl Explain for crate::service::ServiceError {
+    fn explain(&self) -> String {
+        use crate::service::ServiceError::*;
+        match self {
+            ZBus(e) => e.explain(),
+            InvalidPath(m) | InvalidArgument(m) | NotFound(m) | LoginRefused(m) | Failed(m) => {
+                m.clone()
+            }
+        }
+    }
+}
+
+pub fn describe(error: &impl Explain) -> String {
+    error.explain()
+}
+
+async fn session_bus() -> Result<zbus::Connection, String> {
+    zbus::Connection::session().await.map_err(|e| {
+        format!(
+            "cannot connect to the D-Bus session bus: {} (is DBUS_SESSION_BUS_ADDRESS set?)",
+            describe(&e)
+        )
+    })
+}
+
+/// Runs `dbxportctl` with the given arguments.
+pub async fn run(cli: Cli) -> Exit {
+    let result = match cli.command {
+        #[cfg(feature = "emulator")]
+        Command::Emulator(args) => return emulator::run(args).await,
+        #[cfg(feature = "emulator")]
+        Command::Demo(args) => return demo::run(args).await,
+        command => match session_bus().await {
+            Ok(conn) => dispatch(&conn, command).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(message) => {
+            report(message);
+            Exit::Error
+        }
+    }
+}
+
+async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, String> {
+    match command {
+        Command::Upload(args) => upload::run(conn, args).await,
+        Command::Jobs(args) => jobs::list(conn, &args.state, args.batch, args.json).await,
+        Command::Status { json } => jobs::status(conn, json).await,
+        Command::Cancel { id } => jobs::cancel(conn, id).await,
+        Command::Pause => jobs::pause(conn, true).await,
+        Command::Resume => jobs::pause(conn, false).await,
+        Command::Login(args) => login::run(conn, args.refresh_token_stdin).await,
+        #[cfg(feature = "emulator")]
+        Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
+    }
+}

@@ -1,0 +1,252 @@
+//! `dbxportctl upload`: checks the files, hands them to the daemon, and with `--wait` follows
+//! them to the end with a progress bar per file in flight and one for the batch.
+//!
+//! Files that cannot be uploaded (missing, a directory) are reported one by one and left out,
+//! so the rest still go; the exit code then says some were refused. Waiting follows the
+//! daemon's `JobStateChanged`/`JobProgress` signals, subscribed before `Upload` is called so
+//! nothing is missed; a periodic `ListJobs` re-syncs in case the bus dropped signals.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use zbus::zvariant::{OwnedValue, Value};
+
+use super::jobs::{JobView, fetch};
+use super::{Exit, UploadArgs, describe, report};
+use crate::prepare;
+use crate::service::UploaderProxy;
+
+pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, String> {
+    send(conn, &args.files, args.to.as_deref(), args.wait).await
+}
+
+/// Queues `files` (and follows them when `wait`); shared with `dbxportctl demo`.
+pub async fn send(
+    conn: &zbus::Connection,
+    files: &[PathBuf],
+    to: Option<&str>,
+    wait: bool,
+) -> Result<Exit, String> {
+    let mut paths = Vec::new();
+    let mut refused = 0;
+    for file in files {
+        let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        match prepare::check_source(&absolute) {
+            Ok(_) => paths.push(absolute.to_string_lossy().into_owned()),
+            Err(e) => {
+                report(e);
+                refused += 1;
+            }
+        }
+    }
+    if paths.is_empty() {
+        report("nothing to upload");
+        return Ok(Exit::JobsFailed);
+    }
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let (states, progress) = if wait {
+        (
+            Some(
+                proxy
+                    .receive_job_state_changed()
+                    .await
+                    .map_err(|e| describe(&e))?,
+            ),
+            Some(
+                proxy
+                    .receive_job_progress()
+                    .await
+                    .map_err(|e| describe(&e))?,
+            ),
+        )
+    } else {
+        (None, None)
+    };
+    let options: HashMap<String, OwnedValue> = [(
+        "original".to_string(),
+        Value::from(true).try_to_owned().expect("plain value"),
+    )]
+    .into();
+    let (batch, ids) = proxy
+        .upload(paths, to.unwrap_or("").to_string(), options)
+        .await
+        .map_err(|e| describe(&e))?;
+    eprintln!("queued {} file(s) as batch {batch}", ids.len());
+    let outcome = match (states, progress) {
+        (Some(states), Some(progress)) => follow(&proxy, batch, states, progress).await?,
+        _ => Exit::Ok,
+    };
+    Ok(if refused > 0 && outcome == Exit::Ok {
+        Exit::JobsFailed
+    } else {
+        outcome
+    })
+}
+
+/// What the user sees of one batch while it runs.
+struct View {
+    jobs: HashMap<u64, JobView>,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    bars: HashMap<u64, ProgressBar>,
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.into())
+}
+
+impl View {
+    fn new(jobs: Vec<JobView>) -> View {
+        let multi = MultiProgress::new();
+        let total: u64 = jobs.iter().map(|j| j.size).sum();
+        let overall = multi.add(ProgressBar::new(total));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{msg:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        let mut view = View {
+            jobs: HashMap::new(),
+            multi,
+            overall,
+            bars: HashMap::new(),
+        };
+        for job in jobs {
+            view.update(job);
+        }
+        view
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let count = |s: &str| self.jobs.values().filter(|j| j.state == s).count();
+        (count("done"), count("failed"), count("cancelled"))
+    }
+
+    fn all_final(&self) -> bool {
+        self.jobs.values().all(JobView::is_final)
+    }
+
+    fn refresh_overall(&self) {
+        let sent: u64 = self
+            .jobs
+            .values()
+            .map(|j| if j.state == "done" { j.size } else { j.sent })
+            .sum();
+        self.overall.set_position(sent);
+        let (done, failed, _) = self.counts();
+        self.overall.set_message(format!(
+            "{done}/{} files{}",
+            self.jobs.len(),
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        ));
+    }
+
+    /// A job's new state: print final outcomes as lines, keep bars for the ones in flight.
+    fn update(&mut self, job: JobView) {
+        let was_final = self.jobs.get(&job.id).is_some_and(JobView::is_final);
+        if job.is_final() {
+            if let Some(bar) = self.bars.remove(&job.id) {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
+            }
+            if !was_final {
+                let line = match job.state.as_str() {
+                    "done" => format!("done      {} → {}", job.source, job.remote_path),
+                    "failed" => format!("failed    {}", job.message),
+                    _ => format!("cancelled {}", job.source),
+                };
+                self.multi.suspend(|| println!("{line}"));
+            }
+        } else if matches!(job.state.as_str(), "uploading" | "committing")
+            && !self.bars.contains_key(&job.id)
+        {
+            let bar = self.multi.add(ProgressBar::new(job.size));
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>24} [{bar:30}] {bytes}/{total_bytes}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(file_name(&job.source));
+            bar.set_position(job.sent);
+            self.bars.insert(job.id, bar);
+        }
+        if job.state == "waiting" && self.jobs.get(&job.id).is_none_or(|j| j.state != "waiting") {
+            let line = format!("waiting   {}: {}", file_name(&job.source), job.message);
+            self.multi.suspend(|| eprintln!("{line}"));
+        }
+        self.jobs.insert(job.id, job);
+        self.refresh_overall();
+    }
+
+    fn progress(&mut self, id: u64, sent: u64) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.sent = sent;
+        }
+        if let Some(bar) = self.bars.get(&id) {
+            bar.set_position(sent);
+        }
+        self.refresh_overall();
+    }
+}
+
+async fn follow(
+    proxy: &UploaderProxy<'_>,
+    batch: u64,
+    mut states: crate::service::JobStateChangedStream,
+    mut progress: crate::service::JobProgressStream,
+) -> Result<Exit, String> {
+    let jobs = fetch(proxy, &[("batch", Value::from(batch))]).await?;
+    let mut view = View::new(jobs);
+    let mut resync = tokio::time::interval(Duration::from_secs(2));
+    while !view.all_final() {
+        tokio::select! {
+            signal = states.next() => {
+                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
+                let Ok(args) = signal.args() else { continue };
+                if args.batch != batch {
+                    continue;
+                }
+                if let Some(job) = view.jobs.get(&args.job).cloned() {
+                    view.update(JobView { state: args.state.to_string(), message: args.message.to_string(), ..job });
+                }
+            }
+            signal = progress.next() => {
+                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
+                if let Ok(args) = signal.args() {
+                    view.progress(args.job, args.sent);
+                }
+            }
+            _ = resync.tick() => {
+                for job in fetch(proxy, &[("batch", Value::from(batch))]).await? {
+                    view.update(job);
+                }
+            }
+        }
+    }
+    // Final states with content hashes and messages, from the daemon itself.
+    for job in fetch(proxy, &[("batch", Value::from(batch))]).await? {
+        view.update(job);
+    }
+    view.overall.finish_and_clear();
+    let (done, failed, cancelled) = view.counts();
+    println!("{done} uploaded, {failed} failed, {cancelled} cancelled");
+    Ok(if failed > 0 {
+        Exit::JobsFailed
+    } else if cancelled > 0 {
+        Exit::Cancelled
+    } else {
+        Exit::Ok
+    })
+}

@@ -1,0 +1,136 @@
+//! `dbxportd` as a library function, so tests and the demo start exactly what systemd starts.
+//!
+//! Order matters: the queue opens first (a second daemon fails here, on sled's lock, before it
+//! touches the bus), then the Dropbox session, then the engine, and the D-Bus name is taken
+//! last, once every handler is ready to answer.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Dirs};
+use crate::credentials::{CredentialError, FileStore, Session};
+use crate::dropbox::{Client, ClientOptions, Endpoints};
+use crate::engine::Engine;
+use crate::queue::{Queue, QueueError};
+use crate::service;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create directory {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("dropbox.{key} = {value:?} is not a valid URL: {message}")]
+    Url {
+        key: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error(
+        "cannot serve on the session bus: {0}. Is DBUS_SESSION_BUS_ADDRESS set, and is no other dbxportd running?"
+    )]
+    Bus(zbus::Error),
+}
+
+/// Creates a private directory (0700) and its parents.
+fn private_dir(path: &Path) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| DaemonError::Dir {
+            path: path.into(),
+            source,
+        })
+}
+
+fn parse_url(key: &'static str, value: &str) -> Result<url::Url, DaemonError> {
+    url::Url::parse(value).map_err(|e| DaemonError::Url {
+        key,
+        value: value.into(),
+        message: e.to_string(),
+    })
+}
+
+/// The HTTP client for the configured Dropbox (or Dropbox-compatible) servers.
+pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
+    Client::new(ClientOptions {
+        endpoints: Endpoints {
+            api: parse_url("api_url", &config.dropbox.api_url)?,
+            content: parse_url("content_url", &config.dropbox.content_url)?,
+        },
+        ca_file: config.dropbox.ca_file.clone(),
+        user_agent: format!("dbxport/{}", env!("CARGO_PKG_VERSION")),
+        connect_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(60),
+    })
+    .map_err(|e| DaemonError::Http(e.to_string()))
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    dirs: Dirs,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    private_dir(&dirs.state)?;
+    private_dir(&dirs.cache)?;
+    let db_path = dirs.queue_db();
+    let queue = tokio::task::spawn_blocking(move || Queue::open(&db_path))
+        .await
+        .map_err(|e| DaemonError::Http(e.to_string()))??;
+    let client = client_for(&config)?;
+    let store = Arc::new(FileStore::new(&dirs.state));
+    let session =
+        Arc::new(Session::load(client.clone(), config.dropbox.app_key.clone(), store).await?);
+    let engine = Engine::new(
+        queue.clone(),
+        session.clone(),
+        client,
+        config.upload.clone(),
+    );
+    let conn = service::serve(
+        queue.clone(),
+        session.clone(),
+        config.upload.remote_folder.clone(),
+    )
+    .await
+    .map_err(DaemonError::Bus)?;
+    tracing::info!(
+        queued = queue.active_len(),
+        paused = queue.paused(),
+        api = %config.dropbox.api_url,
+        credentials = %session.store_description(),
+        "dbxportd is serving {} on the session bus",
+        service::BUS_NAME
+    );
+    let signals = tokio::spawn(service::forward_signals(
+        conn.clone(),
+        queue.clone(),
+        engine.clone(),
+        session.clone(),
+        shutdown.clone(),
+    ));
+    engine.run(shutdown.clone()).await;
+    match signals.await {
+        Ok(Err(e)) => tracing::warn!("signal forwarding stopped: {e}"),
+        Err(e) => tracing::warn!("signal forwarding task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+    // Whatever sled has not flushed yet (progress notes) goes to disk before exit.
+    tokio::task::spawn_blocking(move || drop(queue)).await.ok();
+    drop(conn);
+    tracing::info!("dbxportd stopped");
+    Ok(())
+}

@@ -1,0 +1,727 @@
+//! The upload engine: takes jobs from the queue and drives each through its states until it is
+//! Done, Failed, parked as Waiting, or stopped.
+//!
+//! One task per running job, at most `upload.transfers` at once. A job's progress is written to
+//! the queue at every step (session id and confirmed offset included), so a job picked up after
+//! a crash continues from where it was: an upload session from its offset, and a commit whose
+//! answer never came by looking at the remote file first (invariant 2).
+//!
+//! Small files go up in one `files/upload`; larger ones through an upload session in chunks,
+//! each carrying the content hash of its own bytes. A job is Done only when the metadata
+//! Dropbox returns carries the content hash of the bytes sent (invariant 4).
+//!
+//! Errors are sorted in [`Engine::classify`]: transient ones park the job as Waiting (backoff in
+//! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
+//! token logs the account out (jobs wait, they are not failed), anything else fails the job
+//! with a message naming the file.
+
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::UploadConfig;
+use crate::credentials::{Session, SessionError};
+use crate::dropbox::{self, AuthError, Client};
+use crate::prepare::{self, SourceError, Stamp};
+use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, now_ms};
+
+/// Runs one Dropbox request with a fresh access token and evaluates to its result. On
+/// `expired_access_token` it refreshes once (shared with every concurrent caller) and repeats
+/// the request once; a 429 holds back every job for its Retry-After. A macro rather than a
+/// method because an async closure borrowing the token cannot yet promise a `Send` future.
+macro_rules! call {
+    ($engine:expr, |$token:ident| $request:expr) => {{
+        let engine = &$engine;
+        let mut refreshed = false;
+        loop {
+            engine.hold_back().await;
+            let token = engine.session.access_token().await.map_err(session_step)?;
+            let result = {
+                let $token = &token;
+                $request.await
+            };
+            engine.note_rate_limit(&result);
+            if !refreshed
+                && matches!(
+                    result,
+                    Err(dropbox::Error::Auth(AuthError::ExpiredAccessToken))
+                )
+            {
+                refreshed = true;
+                engine.session.token_expired(&token).await;
+                continue;
+            }
+            break result;
+        }
+    }};
+}
+
+/// Progress of one job's bytes, throttled to a few events per second per job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressEvent {
+    pub job: JobId,
+    pub sent: u64,
+    pub total: u64,
+}
+
+/// Least time between two progress events of one job.
+const PROGRESS_INTERVAL_MS: u64 = 200;
+
+/// Why a job stopped moving, decided in one place.
+#[derive(Debug)]
+enum Step {
+    /// Wait and try again from the current state.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The account is logged out; the job keeps its state until a login.
+    LoggedOut,
+    /// Retrying will not help.
+    Failed { kind: FailureKind, message: String },
+    /// The job went back to Queued (a session expired, the source changed); run it again.
+    Requeued,
+    /// Cancelled or shutting down; what is persisted stays as it is.
+    Stopped,
+}
+
+impl From<QueueError> for Step {
+    fn from(e: QueueError) -> Step {
+        match e {
+            // The job was cancelled (or finished) under us.
+            QueueError::IllegalTransition { .. } | QueueError::NotFound(_) => Step::Stopped,
+            e => Step::Transient {
+                reason: format!("the queue could not be updated: {e}"),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+fn source_step(e: SourceError) -> Step {
+    match e {
+        SourceError::Changed(_) => Step::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        },
+        e => Step::Failed {
+            kind: FailureKind::Source,
+            message: e.to_string(),
+        },
+    }
+}
+
+pub struct Engine {
+    queue: Queue,
+    session: Arc<Session>,
+    client: Client,
+    upload: UploadConfig,
+    progress: broadcast::Sender<ProgressEvent>,
+    running: std::sync::Mutex<HashMap<JobId, CancellationToken>>,
+    /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
+    /// the whole account, so a 429's Retry-After holds back every job, not just the one that
+    /// got it.
+    not_before: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Step> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Step::Transient {
+            reason: format!("internal task failed: {e}"),
+            retry_after: None,
+        })
+}
+
+impl Engine {
+    pub fn new(
+        queue: Queue,
+        session: Arc<Session>,
+        client: Client,
+        upload: UploadConfig,
+    ) -> Arc<Engine> {
+        let (progress, _) = broadcast::channel(1024);
+        Arc::new(Engine {
+            queue,
+            session,
+            client,
+            upload,
+            progress,
+            running: Default::default(),
+            not_before: Default::default(),
+        })
+    }
+
+    pub fn subscribe_progress(&self) -> broadcast::Receiver<ProgressEvent> {
+        self.progress.subscribe()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs until `shutdown` is cancelled; then stops every job promptly (an in-flight request
+    /// is abandoned; the persisted state lets the next start resume) and returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(self.upload.transfers));
+        tracker.spawn(self.clone().stop_cancelled_jobs(shutdown.clone()));
+        loop {
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let Some(job) = self.next_job(&shutdown).await else {
+                break;
+            };
+            let token = shutdown.child_token();
+            self.running().insert(job.id, token.clone());
+            let engine = self.clone();
+            tracker.spawn(async move {
+                engine.work(job, token).await;
+                drop(permit);
+            });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Waits for a runnable job: not paused, logged in, and either queued or due.
+    async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
+        let mut status = self.session.status();
+        loop {
+            let changed = self.queue.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            status.borrow_and_update();
+            let due = if self.queue.paused() || !self.session.is_logged_in() {
+                None
+            } else {
+                match self.queue.claim_next(now_ms()) {
+                    Claim::Job(job) => return Some(job),
+                    Claim::Later(at) => Some(at),
+                    Claim::Idle => None,
+                }
+            };
+            let sleep = async {
+                match due {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = changed => {}
+                _ = status.changed() => {}
+                _ = sleep => {}
+                _ = shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Cancelling a job in the queue stops its transfer at once.
+    async fn stop_cancelled_jobs(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.queue.subscribe();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = shutdown.cancelled() => return,
+            };
+            match event {
+                Ok(event) if event.job.state == JobState::Cancelled => {
+                    if let Some(token) = self.running().get(&event.job.id) {
+                        token.cancel();
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some: check every running job.
+                    let ids: Vec<JobId> = self.running().keys().copied().collect();
+                    for id in ids {
+                        if matches!(self.queue.get(id), Ok(Some(job)) if job.state == JobState::Cancelled)
+                            && let Some(token) = self.running().get(&id) {
+                                token.cancel();
+                            }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, job: Job, token: CancellationToken) {
+        let id = job.id;
+        let outcome = tokio::select! {
+            outcome = self.drive(job) => outcome,
+            _ = token.cancelled() => Err(Step::Stopped),
+        };
+        if let Err(step) = outcome
+            && let Err(e) = self.settle(id, step).await {
+                tracing::warn!(job = id, "could not record the job's outcome: {e}");
+            }
+        self.running().remove(&id);
+        self.queue.release(id);
+    }
+
+    /// Records why a job stopped moving.
+    async fn settle(&self, id: JobId, step: Step) -> Result<(), QueueError> {
+        let Some(job) = self.queue.get(id)? else {
+            return Ok(());
+        };
+        if job.state.is_terminal() {
+            return Ok(());
+        }
+        match step {
+            Step::Transient {
+                reason,
+                retry_after,
+            } => {
+                let wait = retry::backoff(job.attempts + 1, retry_after);
+                tracing::info!(job = id, file = %job.source.display(), "waiting {wait:?}: {reason}");
+                let retry_at_ms = now_ms() + wait.as_millis() as u64;
+                self.queue
+                    .transition(
+                        id,
+                        JobState::Waiting {
+                            retry_at_ms,
+                            reason,
+                            resume: Box::new(job.state),
+                        },
+                    )
+                    .await?;
+            }
+            Step::Failed { kind, message } => {
+                tracing::warn!(job = id, "failed: {message}");
+                self.queue
+                    .transition(id, JobState::Failed { kind, message })
+                    .await?;
+            }
+            Step::LoggedOut | Step::Requeued | Step::Stopped => {}
+        }
+        Ok(())
+    }
+
+    async fn to(&self, id: JobId, next: JobState) -> Result<JobState, Step> {
+        Ok(self.queue.transition(id, next).await?.state)
+    }
+
+    /// Moves one job forward until it is Done or something stops it.
+    async fn drive(&self, job: Job) -> Result<(), Step> {
+        let id = job.id;
+        let mut state = job.state.clone();
+        if let JobState::Waiting { resume, .. } = state {
+            state = self.to(id, *resume).await?;
+        }
+        if let JobState::Committing {
+            content_hash,
+            session_id,
+        } = &state
+        {
+            if self
+                .resolve_commit(&job, content_hash, session_id.as_deref())
+                .await?
+            {
+                return Ok(());
+            }
+            return Err(self.requeue(id).await);
+        }
+        if state == JobState::Queued {
+            state = self.to(id, JobState::Preparing).await?;
+        }
+        let source = job.source.clone();
+        let stamp = blocking(move || prepare::open_source(&source).map(|(_, stamp)| stamp))
+            .await?
+            .map_err(source_step)?;
+        if (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms) {
+            // Edited since it was handed over: upload what is there now, from the start.
+            self.queue.restamp(id, stamp.size, stamp.mtime_ms).await?;
+            if matches!(
+                state,
+                JobState::Uploading {
+                    session_id: Some(_),
+                    ..
+                }
+            ) {
+                return Err(self.requeue(id).await);
+            }
+        }
+        if stamp.size <= self.upload.session_threshold
+            && !matches!(state, JobState::Uploading { .. })
+        {
+            self.upload_whole(&job).await
+        } else {
+            self.upload_session(&job, state).await
+        }
+    }
+
+    async fn requeue(&self, id: JobId) -> Step {
+        match self.queue.transition(id, JobState::Queued).await {
+            Ok(_) => Step::Requeued,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// One request: read, commit, verify.
+    async fn upload_whole(&self, job: &Job) -> Result<(), Step> {
+        let source = job.source.clone();
+        let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
+            .await?
+            .map_err(source_step)?;
+        self.to(
+            job.id,
+            JobState::Committing {
+                content_hash: hash.clone(),
+                session_id: None,
+            },
+        )
+        .await?;
+        let arg = dropbox::UploadArg {
+            commit: commit_info(job, &stamp),
+            content_hash: Some(hash.clone()),
+        };
+        let progress = self.progress_for(job.id, 0, stamp.size);
+        let result = call!(self, |token| self.client.upload(
+            token,
+            &arg,
+            bytes.clone(),
+            Some(progress.clone())
+        ));
+        match result {
+            Ok(meta) => self.verified(job, meta, &hash).await,
+            Err(e) => Err(self.classify(job, e).await),
+        }
+    }
+
+    /// An upload session: chunks from the confirmed offset, then the commit.
+    async fn upload_session(&self, job: &Job, state: JobState) -> Result<(), Step> {
+        let id = job.id;
+        let (mut session_id, mut offset) = match &state {
+            JobState::Uploading {
+                session_id: Some(session),
+                offset,
+            } => (Some(session.clone()), *offset),
+            _ => (None, 0),
+        };
+        if !matches!(state, JobState::Uploading { .. }) {
+            self.to(
+                id,
+                JobState::Uploading {
+                    session_id: None,
+                    offset: 0,
+                },
+            )
+            .await?;
+        }
+        let source = job.source.clone();
+        let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
+            .await?
+            .map_err(source_step)?;
+        let size = stamp.size;
+        if offset > size {
+            return Err(self.requeue(id).await);
+        }
+        let chunk = self.upload.chunk_size;
+        while session_id.is_none() || offset < size {
+            let len = chunk.min(size - offset);
+            let close = offset + len == size;
+            let source = job.source.clone();
+            let (body, body_hash) =
+                blocking(move || prepare::read_range(&source, offset, len as usize))
+                    .await?
+                    .map_err(source_step)?;
+            let progress = self.progress_for(id, offset, size);
+            match &session_id {
+                None => {
+                    let arg = dropbox::UploadSessionStartArg {
+                        close,
+                        session_type: None,
+                        content_hash: Some(body_hash),
+                    };
+                    let result = call!(self, |token| self.client.upload_session_start(
+                        token,
+                        &arg,
+                        body.clone(),
+                        Some(progress.clone())
+                    ));
+                    let started = match result {
+                        Ok(started) => started,
+                        Err(e) => return Err(self.classify(job, e).await),
+                    };
+                    session_id = Some(started.session_id);
+                    offset += len;
+                }
+                Some(session) => {
+                    let arg = dropbox::UploadSessionAppendArg {
+                        cursor: dropbox::UploadSessionCursor {
+                            session_id: session.clone(),
+                            offset,
+                        },
+                        close,
+                        content_hash: Some(body_hash),
+                    };
+                    let result = call!(self, |token| self.client.upload_session_append(
+                        token,
+                        &arg,
+                        body.clone(),
+                        Some(progress.clone())
+                    ));
+                    match result {
+                        Ok(()) => offset += len,
+                        Err(dropbox::Error::Route(
+                            dropbox::UploadSessionAppendError::IncorrectOffset { correct_offset },
+                        )) if correct_offset <= size => {
+                            // Dropbox has more or fewer bytes than recorded (a lost answer, a
+                            // crash between append and record): continue from its count.
+                            tracing::info!(
+                                job = id,
+                                "resuming at Dropbox's offset {correct_offset} (had {offset})"
+                            );
+                            offset = correct_offset;
+                        }
+                        Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::Closed))
+                            if close =>
+                        {
+                            // The closing append landed; its answer was lost.
+                            offset = size;
+                        }
+                        Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::NotFound)) => {
+                            tracing::info!(
+                                job = id,
+                                "the upload session expired; sending the file again"
+                            );
+                            return Err(self.requeue(id).await);
+                        }
+                        Err(e) => return Err(self.classify(job, e).await),
+                    }
+                }
+            }
+            self.to(
+                id,
+                JobState::Uploading {
+                    session_id: session_id.clone(),
+                    offset,
+                },
+            )
+            .await?;
+        }
+        let session = session_id.expect("the loop runs until a session exists");
+        self.to(
+            id,
+            JobState::Committing {
+                content_hash: hash.clone(),
+                session_id: Some(session.clone()),
+            },
+        )
+        .await?;
+        self.finish_session(job, &session, &stamp, &hash).await
+    }
+
+    async fn finish_session(
+        &self,
+        job: &Job,
+        session: &str,
+        stamp: &Stamp,
+        hash: &str,
+    ) -> Result<(), Step> {
+        let arg = dropbox::UploadSessionFinishArg {
+            cursor: dropbox::UploadSessionCursor {
+                session_id: session.to_string(),
+                offset: stamp.size,
+            },
+            commit: commit_info(job, stamp),
+            content_hash: None,
+        };
+        let result = call!(self, |token| self.client.upload_session_finish(
+            token,
+            &arg,
+            Bytes::new(),
+            None
+        ));
+        match result {
+            Ok(meta) => self.verified(job, meta, hash).await,
+            Err(dropbox::Error::Route(dropbox::UploadSessionFinishError::LookupFailed(_))) => {
+                // The session is gone or does not hold what we think: send the file again.
+                Err(self.requeue(job.id).await)
+            }
+            Err(e) => Err(self.classify(job, e).await),
+        }
+    }
+
+    /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
+    /// before anything is sent again (invariant 2). Returns true when the job is now Done.
+    async fn resolve_commit(
+        &self,
+        job: &Job,
+        hash: &str,
+        session: Option<&str>,
+    ) -> Result<bool, Step> {
+        let result = call!(self, |token| self
+            .client
+            .get_metadata(token, &job.remote_path));
+        match result {
+            Ok(dropbox::Metadata::File(meta)) if meta.content_hash.as_deref() == Some(hash) => {
+                tracing::info!(
+                    job = job.id,
+                    "an earlier commit landed: {}",
+                    job.remote_path
+                );
+                self.verified(job, meta, hash).await?;
+                return Ok(true);
+            }
+            Ok(_)
+            | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
+                dropbox::LookupError::NotFound,
+            ))) => {}
+            Err(e) => return Err(self.classify(job, e).await),
+        }
+        // Not there: a closed session can simply be committed again.
+        if let Some(session) = session {
+            let source = job.source.clone();
+            let stamp = blocking(move || prepare::check_source(&source))
+                .await?
+                .map_err(source_step)?;
+            if stamp.size == job.source_size {
+                self.finish_session(job, session, &stamp, hash).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Done only if Dropbox holds exactly the bytes sent (invariant 4).
+    async fn verified(
+        &self,
+        job: &Job,
+        meta: dropbox::FileMetadata,
+        hash: &str,
+    ) -> Result<(), Step> {
+        if meta.content_hash.as_deref() != Some(hash) {
+            return Err(Step::Failed {
+                kind: FailureKind::Verification,
+                message: format!(
+                    "{}: Dropbox stored different content at {} than was sent (content hash {} instead of {hash})",
+                    job.source.display(),
+                    job.remote_path,
+                    meta.content_hash.as_deref().unwrap_or("missing"),
+                ),
+            });
+        }
+        let remote_path = meta
+            .path_display
+            .clone()
+            .unwrap_or_else(|| job.remote_path.clone());
+        self.to(
+            job.id,
+            JobState::Done {
+                content_hash: hash.to_string(),
+                remote_path,
+                rev: meta.rev,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn note_rate_limit<T, E>(&self, result: &Result<T, dropbox::Error<E>>) {
+        if let Err(e @ dropbox::Error::RateLimited { .. }) = result
+            && let Some(after) = e.retry_after() {
+                self.defer_all(after);
+            }
+    }
+
+    /// Waits out an account-wide Retry-After.
+    async fn hold_back(&self) {
+        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    fn defer_all(&self, after: Duration) {
+        let until = tokio::time::Instant::now() + after;
+        let mut not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if not_before.is_none_or(|t| t < until) {
+            *not_before = Some(until);
+        }
+    }
+
+    /// Sorts a Dropbox error into what happens to the job.
+    async fn classify<E: dropbox::RouteError>(&self, job: &Job, error: dropbox::Error<E>) -> Step {
+        match error {
+            dropbox::Error::Auth(AuthError::ExpiredAccessToken) => Step::Transient {
+                reason: "the access token expired again".into(),
+                retry_after: None,
+            },
+            dropbox::Error::Auth(why) => {
+                self.session.refused(&why).await;
+                Step::LoggedOut
+            }
+            e if e.is_transient() => Step::Transient {
+                reason: e.to_string(),
+                retry_after: e.retry_after(),
+            },
+            e => Step::Failed {
+                kind: FailureKind::Refused,
+                message: format!("{} → {}: {e}", job.source.display(), job.remote_path),
+            },
+        }
+    }
+
+    /// A progress callback for one request's body, covering bytes `base..` of `total`.
+    fn progress_for(&self, id: JobId, base: u64, total: u64) -> dropbox::Progress {
+        let queue = self.queue.clone();
+        let events = self.progress.clone();
+        let last = AtomicU64::new(0);
+        Arc::new(move |sent: u64| {
+            let now = now_ms();
+            let at = base + sent;
+            if at < total && now.saturating_sub(last.load(Ordering::Relaxed)) < PROGRESS_INTERVAL_MS
+            {
+                return;
+            }
+            last.store(now, Ordering::Relaxed);
+            queue.note_progress(id, at);
+            let _ = events.send(ProgressEvent {
+                job: id,
+                sent: at,
+                total,
+            });
+        })
+    }
+}
+
+fn session_step(e: SessionError) -> Step {
+    if e.is_transient() {
+        Step::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        }
+    } else {
+        Step::LoggedOut
+    }
+}
+
+/// Where and how a job's file is written. `add` without autorename: an identical file already
+/// there counts as success (Dropbox writes nothing), a different one is a conflict that fails
+/// the job rather than creating `name (1).jpg` behind the user's back.
+fn commit_info(job: &Job, stamp: &Stamp) -> dropbox::CommitInfo {
+    dropbox::CommitInfo {
+        path: job.remote_path.clone(),
+        mode: dropbox::WriteMode::Add,
+        autorename: false,
+        client_modified: stamp.mtime_ms.map(|ms| {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }),
+        mute: false,
+        strict_conflict: false,
+    }
+}

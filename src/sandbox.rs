@@ -1,0 +1,333 @@
+//! A complete, private dbxport set-up in one directory: a `dbus-daemon` of its own, the Dropbox
+//! emulator on 127.0.0.1, and the real `dbxportd` binary with its own XDG directories.
+//!
+//! `dbxportctl demo`, the integration tests and the benchmarks all start dbxport through this
+//! module, so what they exercise is exactly what a user runs — only the bus address and the
+//! Dropbox base URLs differ. Nothing here touches the machine's session bus, the user's config,
+//! keyring or home.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::service::{AccountProxy, BUS_NAME};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "cannot start dbus-daemon ({0}); install it (Debian/Ubuntu: apt-get install dbus-daemon)"
+    )]
+    Bus(String),
+    #[error("the Dropbox emulator did not start: {0}")]
+    Emulator(String),
+    #[error("dbxportd did not start: {0}")]
+    Daemon(String),
+    #[error("D-Bus: {0}")]
+    DBus(#[from] zbus::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+    move |source| SandboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A private session bus; killed when dropped.
+pub struct Bus {
+    child: Child,
+    address: String,
+}
+
+impl Bus {
+    /// Starts `dbus-daemon` listening on a socket in `dir`.
+    pub fn start(dir: &Path) -> Result<Bus, SandboxError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let config = dir.join("bus.conf");
+        let services = dir.join("services");
+        std::fs::create_dir_all(&services).map_err(io_err(&services))?;
+        let text = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <servicedir>{}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.join("bus").display(),
+            services.display()
+        );
+        std::fs::write(&config, text).map_err(io_err(&config))?;
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| SandboxError::Bus(e.to_string()))?;
+        // dbus-daemon prints its address once it listens: that line is the readiness signal.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| SandboxError::Bus(e.to_string()))?;
+        let address = line.trim().to_string();
+        if address.is_empty() {
+            let _ = child.kill();
+            return Err(SandboxError::Bus(
+                "it exited without printing an address".into(),
+            ));
+        }
+        Ok(Bus { child, address })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub async fn connect(&self) -> Result<zbus::Connection, SandboxError> {
+        Ok(zbus::connection::Builder::address(self.address.as_str())?
+            .build()
+            .await?)
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Knobs for a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// The `dbxportd` binary to run.
+    pub dbxportd: PathBuf,
+    /// Config written for the daemon; the Dropbox URLs are pointed at the emulator.
+    pub config: Config,
+    /// When running as root, start the daemon without the capabilities that let root read any
+    /// file, so it sees file permissions as a normal user does.
+    pub drop_root_file_access: bool,
+    /// `RUST_LOG` for the daemon.
+    pub log_filter: String,
+}
+
+impl SandboxOptions {
+    pub fn new(dbxportd: PathBuf) -> SandboxOptions {
+        SandboxOptions {
+            dbxportd,
+            config: Config::default(),
+            drop_root_file_access: true,
+            log_filter: "info,dbxport=debug".into(),
+        }
+    }
+}
+
+/// Bus + emulator + daemon, in `root`.
+pub struct Sandbox {
+    pub root: PathBuf,
+    pub bus: Bus,
+    pub emulator: Emulator,
+    options: SandboxOptions,
+    daemon: DaemonProcess,
+}
+
+/// The daemon's process; killed when dropped, so a failing test leaves nothing behind.
+#[derive(Default)]
+struct DaemonProcess(Option<Child>);
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Sandbox {
+    /// Starts the bus and the emulator, writes the daemon's config; the daemon itself starts
+    /// with [`Sandbox::start_daemon`].
+    pub async fn start(root: &Path, options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let bus = Bus::start(&root.join("bus"))?;
+        let emulator = Emulator::start(EmulatorConfig {
+            root: root.join("dropbox"),
+            port: 0,
+            access_token: None,
+            app_key: Some("dbxport-sandbox".into()),
+        })
+        .await
+        .map_err(|e| SandboxError::Emulator(e.to_string()))?;
+        let sandbox = Sandbox {
+            root: root.to_path_buf(),
+            bus,
+            emulator,
+            options,
+            daemon: DaemonProcess::default(),
+        };
+        sandbox.write_config()?;
+        for dir in ["home", "config", "state", "cache", "run"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).map_err(io_err(&path))?;
+        }
+        Ok(sandbox)
+    }
+
+    fn write_config(&self) -> Result<(), SandboxError> {
+        let mut config = self.options.config.clone();
+        config.dropbox.api_url = self.emulator.base_url();
+        config.dropbox.content_url = self.emulator.base_url();
+        config.dropbox.authorize_url = format!("{}/oauth2/authorize", self.emulator.base_url());
+        config.dropbox.app_key = Some("dbxport-sandbox".into());
+        let path = self.root.join("config/dbxport/config.toml");
+        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io_err(&path))?;
+        std::fs::write(&path, config.to_toml()).map_err(io_err(&path))
+    }
+
+    /// The environment every process of this sandbox runs with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let dir = |d: &str| self.root.join(d).display().to_string();
+        vec![
+            ("HOME".into(), dir("home")),
+            ("XDG_CONFIG_HOME".into(), dir("config")),
+            ("XDG_STATE_HOME".into(), dir("state")),
+            ("XDG_CACHE_HOME".into(), dir("cache")),
+            ("XDG_RUNTIME_DIR".into(), dir("run")),
+            (
+                "DBUS_SESSION_BUS_ADDRESS".into(),
+                self.bus.address().to_string(),
+            ),
+        ]
+    }
+
+    /// A command with this sandbox's environment (and no display, so nothing opens a browser).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .envs(self.env())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        command
+    }
+
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("dbxportd.log")
+    }
+
+    /// Starts `dbxportd` and waits until it owns its bus name.
+    pub async fn start_daemon(&mut self) -> Result<(), SandboxError> {
+        if self.daemon.0.is_some() {
+            return Err(SandboxError::Daemon("already running".into()));
+        }
+        let log_path = self.daemon_log();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        let unprivileged = self.options.drop_root_file_access && unsafe { libc::geteuid() } == 0;
+        let mut command = if unprivileged {
+            let mut c = self.command("setpriv");
+            c.args([
+                "--inh-caps=-dac_override,-dac_read_search",
+                "--bounding-set=-dac_override,-dac_read_search",
+                "--",
+            ])
+            .arg(&self.options.dbxportd);
+            c
+        } else {
+            self.command(&self.options.dbxportd)
+        };
+        let child = command
+            .env("RUST_LOG", &self.options.log_filter)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io_err(&log_path))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                SandboxError::Daemon(format!("{}: {e}", self.options.dbxportd.display()))
+            })?;
+        self.daemon.0 = Some(child);
+        self.wait_for_name().await
+    }
+
+    async fn wait_for_name(&mut self) -> Result<(), SandboxError> {
+        let conn = self.bus.connect().await?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let name = zbus::names::BusName::try_from(BUS_NAME).expect("valid name");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if dbus
+                .name_has_owner(name.clone())
+                .await
+                .map_err(zbus::Error::from)?
+            {
+                return Ok(());
+            }
+            if let Some(child) = self.daemon.0.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.daemon.0 = None;
+                    let log = std::fs::read_to_string(self.daemon_log()).unwrap_or_default();
+                    return Err(SandboxError::Daemon(format!(
+                        "it exited ({status}):\n{log}"
+                    )));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(SandboxError::Daemon(
+                    "it did not take its bus name within 30 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Hands the emulator's access token to the daemon (`LoginWithToken`).
+    pub async fn login(&self) -> Result<String, SandboxError> {
+        let conn = self.bus.connect().await?;
+        let account = AccountProxy::new(&conn).await?;
+        Ok(account
+            .login_with_token("access".into(), self.emulator.access_token())
+            .await?)
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.0.as_ref().map(Child::id)
+    }
+
+    /// `kill -9`: the daemon gets no chance to clean up.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the way systemd stops it.
+    pub fn stop_daemon(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.daemon.0.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().ok()
+    }
+
+    /// Stops the daemon and the emulator.
+    pub async fn shutdown(mut self) {
+        self.stop_daemon();
+        let Sandbox { emulator, .. } = self;
+        emulator.shutdown().await;
+    }
+}

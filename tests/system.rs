@@ -1,0 +1,11 @@
+//! Whole-system tests: the real `dbxportd` and `dbxportctl` binaries on a private
+//! `dbus-daemon`, against the in-crate Dropbox emulator on 127.0.0.1, each test in its own
+//! directory with its own XDG dirs. One test binary (one link step), helpers in `helper`.
+
+mod helper;
+
+mod bad_input;
+mod durability;
+mod end_to_end;
+mod faults;
+mod interface;

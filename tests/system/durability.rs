@@ -1,0 +1,143 @@
+//! Invariants 1–3 under `kill -9` and lost answers: nothing accepted is lost, and each job
+//! ends as exactly one remote file.
+
+use std::collections::HashMap;
+
+use dbxport::emulator::Fault;
+use zbus::zvariant::Value;
+
+use crate::helper::*;
+
+fn assert_one_copy_each(w: &World, files: &[std::path::PathBuf], folder: &str) {
+    let stored = w.sandbox.emulator.files();
+    let mut by_path: HashMap<String, usize> = HashMap::new();
+    for f in &stored {
+        *by_path.entry(f.path_lower.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        stored.len(),
+        files.len(),
+        "stored: {:?}",
+        stored.iter().map(|f| &f.path_display).collect::<Vec<_>>()
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_lowercase();
+        let path = format!("{folder}/{name}");
+        let remote = stored
+            .iter()
+            .find(|f| f.path_lower == path)
+            .unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(remote.content_hash, hash(file));
+    }
+    assert!(
+        stored.iter().all(|f| !f.path_display.contains(" (1)")),
+        "a duplicate was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {
+    let mut config = small_config();
+    config.upload.transfers = 2;
+    let mut w = world(config).await;
+    let files = make_photos(&w.photo_dir(), 12);
+    // Slow appends so the daemon is caught with sessions half-sent.
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 1500 },
+        100,
+    );
+    let uploader = w.uploader().await;
+    let (batch, ids) = uploader
+        .upload(paths(&files), "/Kill".into(), dict(&[]))
+        .await
+        .expect("Upload");
+    assert_eq!(ids.len(), 12);
+
+    // Kill it once a session has data in it.
+    wait_for("a session append to reach the emulator", || async {
+        w.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.route == "/2/files/upload_session/append_v2")
+            .then_some(())
+    })
+    .await;
+    w.sandbox.kill_daemon();
+    w.sandbox.emulator.faults().clear();
+
+    w.sandbox.start_daemon().await.expect("restart");
+    let conn = w.sandbox.bus.connect().await.unwrap();
+    let uploader = dbxport::service::UploaderProxy::new(&conn).await.unwrap();
+    // Every accepted job is still there.
+    let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
+    assert_eq!(all.len(), 12, "jobs lost across kill -9");
+    let done = batch_final(&uploader, batch).await;
+    assert!(
+        done.iter().all(|j| j.state == "done"),
+        "{done:#?}\n{}",
+        w.daemon_log()
+    );
+    assert_one_copy_each(&w, &files, "/kill");
+    assert!(w.daemon_log().contains("resuming") || w.daemon_log().contains("dbxportd is serving"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_upload_returns_keeps_the_jobs() {
+    let mut w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 30);
+    // Hold every request so nothing finishes before the kill.
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("*", Fault::Delay { millis: 5000 }, 1000);
+    let uploader = w.uploader().await;
+    let (batch, ids) = uploader
+        .upload(paths(&files), "/Queued".into(), dict(&[]))
+        .await
+        .unwrap();
+    w.sandbox.kill_daemon();
+    w.sandbox.emulator.faults().clear();
+    w.sandbox.start_daemon().await.unwrap();
+    let conn = w.sandbox.bus.connect().await.unwrap();
+    let uploader = dbxport::service::UploaderProxy::new(&conn).await.unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert_eq!(done.len(), ids.len());
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_one_copy_each(&w, &files, "/queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_answer_is_resolved_by_looking_not_by_sending_again() {
+    let w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 14);
+    let faults = w.sandbox.emulator.faults();
+    // The file is written, the connection drops before the answer.
+    faults.inject("/2/files/upload", Fault::LoseAnswer, 2);
+    faults.inject("/2/files/upload_session/finish", Fault::LoseAnswer, 2);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Lost".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_one_copy_each(&w, &files, "/lost");
+    // Each file's bytes were committed once: after a lost answer the daemon asked, it did not resend.
+    let threshold = small_config().upload.session_threshold;
+    let small = files
+        .iter()
+        .filter(|f| std::fs::metadata(f).unwrap().len() <= threshold)
+        .count();
+    let requests = w.sandbox.emulator.requests();
+    let uploads = requests
+        .iter()
+        .filter(|r| r.route == "/2/files/upload")
+        .count();
+    assert_eq!(uploads, small, "single-request uploads were sent again");
+    assert!(
+        requests.iter().any(|r| r.route == "/2/files/get_metadata"),
+        "the outcome was never looked up"
+    );
+}

@@ -1,0 +1,75 @@
+//! Transient faults are not failures (invariant 6): 429s and 5xx on the upload routes are
+//! retried until every job is Done, and never sooner than Retry-After.
+
+use std::time::Duration;
+
+use dbxport::emulator::Fault;
+
+use crate::helper::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_waited_out() {
+    // One transfer at a time, so every request after a 429 is one the daemon chose to send
+    // after seeing it (none was already on the wire).
+    let mut config = small_config();
+    config.upload.transfers = 1;
+    let w = world(config).await;
+    let files = make_photos(&w.photo_dir(), 10);
+    let faults = w.sandbox.emulator.faults();
+    faults.inject(
+        "/2/files/upload",
+        Fault::TooManyRequests { retry_after: 2 },
+        2,
+    );
+    faults.inject(
+        "/2/files/upload_session/finish",
+        Fault::TooManyWriteOperations { retry_after: 1 },
+        1,
+    );
+    faults.inject(
+        "/2/files/upload_session/append_v2",
+        Fault::ServerError { status: 503 },
+        2,
+    );
+    faults.inject(
+        "/2/files/upload_session/start",
+        Fault::ServerError { status: 500 },
+        1,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Flaky".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_eq!(w.sandbox.emulator.files().len(), 10);
+
+    let requests = w.sandbox.emulator.requests();
+    let injected: Vec<_> = requests.iter().filter(|r| r.fault.is_some()).collect();
+    assert_eq!(
+        injected.len(),
+        6,
+        "every injected fault was hit: {injected:?}"
+    );
+    // After a 429, nothing was sent before its Retry-After had passed.
+    for (i, limited) in requests.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        let retry_after = if limited.route == "/2/files/upload" {
+            2
+        } else {
+            1
+        };
+        let earliest = limited.received + Duration::from_secs(retry_after);
+        for later in &requests[i + 1..] {
+            if later.route.starts_with("/2/files/") {
+                assert!(
+                    later.received >= earliest,
+                    "{} came {:?} after a 429 on {} with Retry-After {retry_after}",
+                    later.route,
+                    later.received - limited.received,
+                    limited.route
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Starting a world (bus + emulator + daemon), making photo files, running `dbxportctl`, and
+//! waiting on conditions with a deadline (never a bare sleep).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use dbxport::config::{Config, MIB};
+use dbxport::dropbox::content_hash::content_hash_file;
+use dbxport::sandbox::{Sandbox, SandboxOptions};
+use dbxport::service::UploaderProxy;
+use zbus::zvariant::{OwnedValue, Value};
+
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub sandbox: Sandbox,
+    pub conn: zbus::Connection,
+}
+
+/// A config with small thresholds so that ordinary photos exercise upload sessions.
+pub fn small_config() -> Config {
+    let mut config = Config::default();
+    config.upload.session_threshold = MIB;
+    config.upload.chunk_size = 4 * MIB;
+    config.upload.remote_folder = "/Default".into();
+    config
+}
+
+/// Bus, emulator and a logged-in daemon.
+pub async fn world(config: Config) -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
+    options.config = config;
+    let mut sandbox = Sandbox::start(dir.path(), options)
+        .await
+        .expect("sandbox starts");
+    sandbox.start_daemon().await.expect("dbxportd starts");
+    sandbox
+        .login()
+        .await
+        .expect("login with the emulator's token");
+    let conn = sandbox
+        .bus
+        .connect()
+        .await
+        .expect("connect to the private bus");
+    World { dir, sandbox, conn }
+}
+
+impl World {
+    pub async fn uploader(&self) -> UploaderProxy<'static> {
+        UploaderProxy::new(&self.conn)
+            .await
+            .expect("uploader proxy")
+    }
+
+    /// `dbxportctl ARGS` in this world's environment.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.sandbox
+            .command(env!("CARGO_BIN_EXE_dbxportctl"))
+            .args(args)
+            .output()
+            .expect("dbxportctl runs")
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.sandbox.daemon_log()).unwrap_or_default()
+    }
+
+    /// The photos directory inside this world.
+    pub fn photo_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("photos");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+/// The real sample photos, largest first.
+pub fn sample_photos() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/photos");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e != "md"))
+        .collect();
+    photos.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    photos
+}
+
+/// `n` distinct files in `dir`, copies of the sample photos cycled (each name unique), so some
+/// are above the session threshold and some below.
+pub fn make_photos(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let samples = sample_photos();
+    (0..n)
+        .map(|i| {
+            let sample = &samples[i % samples.len()];
+            let name = format!("p{i:03}-{}", sample.file_name().unwrap().to_string_lossy());
+            let path = dir.join(name);
+            std::fs::copy(sample, &path).unwrap();
+            path
+        })
+        .collect()
+}
+
+pub fn hash(path: &Path) -> String {
+    content_hash_file(path).unwrap()
+}
+
+pub fn dict(pairs: &[(&str, Value<'_>)]) -> std::collections::HashMap<String, OwnedValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
+        .collect()
+}
+
+pub fn paths(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Polls `check` until it returns Some, or panics naming `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A job as ListJobs returns it, reduced to what tests check.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    pub id: u64,
+    pub source: String,
+    pub remote_path: String,
+    pub state: String,
+    pub message: String,
+    pub content_hash: Option<String>,
+}
+
+pub async fn jobs(proxy: &UploaderProxy<'_>, filter: &[(&str, Value<'_>)]) -> Vec<JobInfo> {
+    proxy
+        .list_jobs(dict(filter))
+        .await
+        .expect("ListJobs")
+        .iter()
+        .map(|d| {
+            let s = |k: &str| {
+                d.get(k)
+                    .and_then(|v| <&str>::try_from(&**v).ok())
+                    .map(String::from)
+            };
+            JobInfo {
+                id: d.get("id").and_then(|v| u64::try_from(&**v).ok()).unwrap(),
+                source: s("source").unwrap_or_default(),
+                remote_path: s("remote_path").unwrap_or_default(),
+                state: s("state").unwrap_or_default(),
+                message: s("message").unwrap_or_default(),
+                content_hash: s("content_hash"),
+            }
+        })
+        .collect()
+}
+
+/// Waits until every job of `batch` is final and returns them.
+pub async fn batch_final(proxy: &UploaderProxy<'_>, batch: u64) -> Vec<JobInfo> {
+    wait_for(&format!("batch {batch} to finish"), || async {
+        let jobs = jobs(proxy, &[("batch", Value::from(batch))]).await;
+        jobs.iter()
+            .all(|j| matches!(j.state.as_str(), "done" | "failed" | "cancelled"))
+            .then_some(jobs)
+    })
+    .await
+}
