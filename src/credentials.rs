@@ -230,9 +230,10 @@ impl Session {
     pub async fn access_token(&self) -> Result<Secret, SessionError> {
         let mut state = self.state.lock().await;
         if let Some((token, expiry)) = &state.access
-            && expiry.is_none_or(|at| Instant::now() + REFRESH_MARGIN < at) {
-                return Ok(token.clone());
-            }
+            && expiry.is_none_or(|at| Instant::now() + REFRESH_MARGIN < at)
+        {
+            return Ok(token.clone());
+        }
         let credentials = state
             .credentials
             .clone()

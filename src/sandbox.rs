@@ -26,6 +26,8 @@ pub enum SandboxError {
     Daemon(String),
     #[error("D-Bus: {0}")]
     DBus(#[from] zbus::Error),
+    #[error("login refused: {0}")]
+    Login(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -278,14 +280,14 @@ impl Sandbox {
             {
                 return Ok(());
             }
-            if let Some(child) = self.daemon.0.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.daemon.0 = None;
-                    let log = std::fs::read_to_string(self.daemon_log()).unwrap_or_default();
-                    return Err(SandboxError::Daemon(format!(
-                        "it exited ({status}):\n{log}"
-                    )));
-                }
+            if let Some(child) = self.daemon.0.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.daemon.0 = None;
+                let log = std::fs::read_to_string(self.daemon_log()).unwrap_or_default();
+                return Err(SandboxError::Daemon(format!(
+                    "it exited ({status}):\n{log}"
+                )));
             }
             if Instant::now() > deadline {
                 return Err(SandboxError::Daemon(
@@ -300,9 +302,10 @@ impl Sandbox {
     pub async fn login(&self) -> Result<String, SandboxError> {
         let conn = self.bus.connect().await?;
         let account = AccountProxy::new(&conn).await?;
-        Ok(account
+        account
             .login_with_token("access".into(), self.emulator.access_token())
-            .await?)
+            .await
+            .map_err(|e| SandboxError::Login(crate::cli::describe(&e)))
     }
 
     pub fn daemon_pid(&self) -> Option<u32> {

@@ -1,1 +1,311 @@
-pub mod placeholder {}
+//! A Dropbox API v2 emulator: an HTTP/1.1 server on 127.0.0.1 that answers the routes dbxport
+//! uses with the same JSON shapes, headers, error envelopes and limits as real Dropbox
+//! (`reference/dropbox-api.md`), so the client, the tests and `dbxportctl demo` can run where
+//! Dropbox cannot be reached. Nothing in the daemon knows it talks to an emulator: only the base
+//! URL differs.
+//!
+//! The parts:
+//!
+//! - `server`: the accept loop, one task per connection, graceful shutdown.
+//! - `routes`: dispatch, authentication and Content-Type rules, then one file per route family
+//!   (`upload`, `files`, `sharing`, `users`, `oauth`, and `control` for `/__emulator/*`).
+//! - `store`: files, folders and shared links on disk, with a case-insensitive index and a
+//!   change sequence; `listing` turns that sequence into list_folder cursors.
+//! - `sessions`: upload sessions, kept on disk part by part.
+//! - `auth`: access and refresh tokens, authorization codes.
+//! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays).
+//! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
+//!
+//! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
+//! root keeps its files, sessions and tokens.
+
+mod args;
+mod auth;
+mod body;
+mod faults;
+mod listing;
+mod paths;
+mod routes;
+mod server;
+mod sessions;
+mod store;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{Fault, Faults};
+
+/// How to start an [`Emulator`].
+#[derive(Clone)]
+pub struct EmulatorConfig {
+    /// Directory where files, sessions and the index live (created if missing).
+    pub root: PathBuf,
+    /// Port to bind on 127.0.0.1; 0 picks any free port.
+    pub port: u16,
+    /// Accept this access token (it never expires unless [`Emulator::expire_access_tokens`]);
+    /// `None` mints one.
+    pub access_token: Option<String>,
+    /// If set, `/oauth2/token` and `/oauth2/authorize` require this `client_id`.
+    pub app_key: Option<String>,
+}
+
+// By hand, so a logged config never shows the token (design invariant 7 holds for test
+// tokens too: they end up in the same logs).
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("root", &self.root)
+            .field("port", &self.port)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("app_key", &self.app_key)
+            .finish()
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("emulator: I/O error at {path:?} while {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("emulator: cannot bind 127.0.0.1:{port}: {source}")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("emulator: the index at {path:?} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One request as the emulator saw it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RequestRecord {
+    /// The URL path, e.g. `/2/files/upload`.
+    pub route: String,
+    /// When the request head arrived.
+    #[serde(skip)]
+    pub received: Instant,
+    /// The HTTP status answered; 0 if the connection was dropped (or the answer is not out yet).
+    pub status: u16,
+    /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
+    pub fault: Option<String>,
+}
+
+/// A file currently stored by the emulator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredFile {
+    pub path_display: String,
+    pub path_lower: String,
+    pub size: u64,
+    pub content_hash: String,
+    pub rev: String,
+}
+
+/// A running emulator. Dropping it stops the server too, but only [`Emulator::shutdown`] waits
+/// for the connections to finish and for the token file to be written.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Everything a request handler needs, shared by all connections.
+pub(crate) struct Shared {
+    pub(crate) store: store::Store,
+    pub(crate) sessions: sessions::Sessions,
+    pub(crate) auth: auth::Auth,
+    pub(crate) faults: Faults,
+    pub(crate) log: RequestLog,
+    pub(crate) limits: Limits,
+}
+
+/// Limits that tests may lower so that "too large" paths can be exercised without 150 MiB bodies.
+pub(crate) struct Limits {
+    /// Largest request body for upload-style routes.
+    pub(crate) max_body: std::sync::atomic::AtomicU64,
+}
+
+/// Dropbox's limit for one upload-style request body: 150 MiB.
+pub const MAX_BODY: u64 = 150 * 1024 * 1024;
+
+/// The log behind [`Emulator::requests`]. A std mutex: nothing awaits while holding it.
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    records: Mutex<Vec<RequestRecord>>,
+}
+
+impl RequestLog {
+    /// Records an arrival and returns its index, so the status can be filled in later while
+    /// the log stays in arrival order.
+    pub(crate) fn arrive(&self, route: &str, fault: Option<&Fault>) -> usize {
+        let mut records = lock(&self.records);
+        records.push(RequestRecord {
+            route: route.to_owned(),
+            received: Instant::now(),
+            status: 0,
+            fault: fault.map(|f| f.name().to_owned()),
+        });
+        records.len() - 1
+    }
+
+    pub(crate) fn answered(&self, index: usize, status: u16) {
+        if let Some(record) = lock(&self.records).get_mut(index) {
+            record.status = status;
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<RequestRecord> {
+        lock(&self.records).clone()
+    }
+}
+
+/// Locks a std mutex, shrugging off poisoning: every critical section here leaves the data
+/// consistent before anything that could panic, and one panicked handler must not take the
+/// whole emulator down.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Emulator {
+    /// Opens (or creates) the state under `config.root`, binds 127.0.0.1 and starts serving.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        let root = config.root.clone();
+        tokio::fs::create_dir_all(&root)
+            .await
+            .map_err(|source| EmulatorError::Io {
+                path: root.clone(),
+                action: "creating the root",
+                source,
+            })?;
+        let store = store::Store::open(&root).await?;
+        let sessions = sessions::Sessions::open(&root).await?;
+        let auth = auth::Auth::open(&root, config.app_key.clone()).await?;
+        let access_token = config
+            .access_token
+            .unwrap_or_else(auth::new_long_lived_token);
+        auth.register_long_lived(&access_token);
+        let shared = Arc::new(Shared {
+            store,
+            sessions,
+            auth,
+            faults: Faults::default(),
+            log: RequestLog::default(),
+            limits: Limits {
+                max_body: std::sync::atomic::AtomicU64::new(MAX_BODY),
+            },
+        });
+        shared.auth.set_primary(&access_token);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(server::run(listener, shared.clone(), stop.clone()));
+        tracing::debug!(%addr, root = %root.display(), "emulator listening");
+        Ok(Emulator {
+            shared,
+            addr,
+            stop,
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: serves the api and content routes and `/oauth2/*` alike.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The configured or minted long-lived access token.
+    pub fn access_token(&self) -> String {
+        self.shared.auth.primary()
+    }
+
+    /// A new refresh token, valid for `grant_type=refresh_token`.
+    pub fn mint_refresh_token(&self) -> String {
+        self.shared.auth.mint_refresh_token()
+    }
+
+    /// Every access token issued so far now answers 401 `expired_access_token`.
+    pub fn expire_access_tokens(&self) {
+        self.shared.auth.expire_all();
+    }
+
+    /// The fault injector shared with the server.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.log.all()
+    }
+
+    /// Every file currently stored, ordered by `path_lower`.
+    pub fn files(&self) -> Vec<StoredFile> {
+        self.shared.store.files()
+    }
+
+    /// The space allocation reported by `users/get_space_usage` and enforced on uploads
+    /// (default 2 TiB).
+    pub fn set_space_allocated(&self, bytes: u64) {
+        self.shared.store.set_allocated(bytes);
+    }
+
+    /// Lowers (or raises) the per-request body limit of the upload routes (default 150 MiB), so
+    /// that `payload_too_large` can be exercised cheaply.
+    pub fn set_max_body(&self, bytes: u64) {
+        self.shared
+            .limits
+            .max_body
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops accepting, lets in-flight requests finish (for a bounded time), and writes the
+    /// token file.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.shared.auth.flush().await;
+        tracing::debug!(addr = %self.addr, "emulator stopped");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -248,9 +248,10 @@ impl Engine {
                     let ids: Vec<JobId> = self.running().keys().copied().collect();
                     for id in ids {
                         if matches!(self.queue.get(id), Ok(Some(job)) if job.state == JobState::Cancelled)
-                            && let Some(token) = self.running().get(&id) {
-                                token.cancel();
-                            }
+                            && let Some(token) = self.running().get(&id)
+                        {
+                            token.cancel();
+                        }
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -265,9 +266,10 @@ impl Engine {
             _ = token.cancelled() => Err(Step::Stopped),
         };
         if let Err(step) = outcome
-            && let Err(e) = self.settle(id, step).await {
-                tracing::warn!(job = id, "could not record the job's outcome: {e}");
-            }
+            && let Err(e) = self.settle(id, step).await
+        {
+            tracing::warn!(job = id, "could not record the job's outcome: {e}");
+        }
         self.running().remove(&id);
         self.queue.release(id);
     }
@@ -336,6 +338,13 @@ impl Engine {
         }
         if state == JobState::Queued {
             state = self.to(id, JobState::Preparing).await?;
+        }
+        if let JobState::Uploading {
+            session_id: Some(_),
+            offset,
+        } = &state
+        {
+            tracing::info!(job = id, file = %job.source.display(), "resuming an upload session at offset {offset}");
         }
         let source = job.source.clone();
         let stamp = blocking(move || prepare::open_source(&source).map(|(_, stamp)| stamp))
@@ -633,9 +642,10 @@ impl Engine {
 
     fn note_rate_limit<T, E>(&self, result: &Result<T, dropbox::Error<E>>) {
         if let Err(e @ dropbox::Error::RateLimited { .. }) = result
-            && let Some(after) = e.retry_after() {
-                self.defer_all(after);
-            }
+            && let Some(after) = e.retry_after()
+        {
+            self.defer_all(after);
+        }
     }
 
     /// Waits out an account-wide Retry-After.

@@ -319,10 +319,11 @@ impl Queue {
                 continue;
             }
             if let JobState::Waiting { retry_at_ms, .. } = job.state
-                && retry_at_ms > now_ms {
-                    earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
-                    continue;
-                }
+                && retry_at_ms > now_ms
+            {
+                earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
+                continue;
+            }
             found = Some(job.clone());
             break;
         }

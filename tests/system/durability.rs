@@ -79,8 +79,15 @@ async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {
         "{done:#?}\n{}",
         w.daemon_log()
     );
+    assert_jobs_verified(&w, &done);
     assert_one_copy_each(&w, &files, "/kill");
-    assert!(w.daemon_log().contains("resuming") || w.daemon_log().contains("dbxportd is serving"));
+    // The job caught with a session open went on with that session instead of starting over.
+    assert!(
+        w.daemon_log()
+            .contains("resuming an upload session at offset"),
+        "{}",
+        w.daemon_log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,6 +112,7 @@ async fn kill_9_right_after_upload_returns_keeps_the_jobs() {
     let done = batch_final(&uploader, batch).await;
     assert_eq!(done.len(), ids.len());
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
     assert_one_copy_each(&w, &files, "/queued");
 }
 
@@ -123,6 +131,7 @@ async fn a_lost_commit_answer_is_resolved_by_looking_not_by_sending_again() {
         .unwrap();
     let done = batch_final(&uploader, batch).await;
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
     assert_one_copy_each(&w, &files, "/lost");
     // Each file's bytes were committed once: after a lost answer the daemon asked, it did not resend.
     let threshold = small_config().upload.session_threshold;

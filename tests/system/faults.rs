@@ -43,6 +43,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
         .unwrap();
     let done = batch_final(&uploader, batch).await;
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
     assert_eq!(w.sandbox.emulator.files().len(), 10);
 
     let requests = w.sandbox.emulator.requests();

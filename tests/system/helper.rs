@@ -184,3 +184,32 @@ pub async fn batch_final(proxy: &UploaderProxy<'_>, batch: u64) -> Vec<JobInfo> 
     })
     .await
 }
+
+/// Every job is done, its recorded content hash is the local file's, and the emulator holds
+/// that content at the job's remote path.
+pub fn assert_jobs_verified(w: &World, jobs: &[JobInfo]) {
+    let stored = w.sandbox.emulator.files();
+    for job in jobs {
+        assert_eq!(
+            job.state, "done",
+            "job {} ({}): {}",
+            job.id, job.source, job.message
+        );
+        let local = hash(Path::new(&job.source));
+        assert_eq!(
+            job.content_hash.as_deref(),
+            Some(local.as_str()),
+            "job {}",
+            job.id
+        );
+        let remote = stored
+            .iter()
+            .find(|f| f.path_lower == job.remote_path.to_lowercase())
+            .unwrap_or_else(|| panic!("job {}: nothing at {}", job.id, job.remote_path));
+        assert_eq!(
+            remote.content_hash, local,
+            "job {}: {}",
+            job.id, job.remote_path
+        );
+    }
+}

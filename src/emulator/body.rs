@@ -1,0 +1,190 @@
+//! Reading request bodies without holding them in memory: upload bodies (up to 150 MiB each)
+//! stream into a temporary file under the root while their content hash is computed, both on
+//! the blocking pool so the runtime threads only shuttle frames. A body over the limit stops
+//! being stored at the limit, as Dropbox's `payload_too_large` requires.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use rand::Rng;
+
+use crate::dropbox::content_hash::ContentHasher;
+
+/// After a body passes its limit, at most this much more is read and discarded, so a client
+/// still sending gets the error instead of a reset; beyond that the connection is cut.
+const DRAIN_CAP: u64 = 1024 * 1024 * 1024;
+
+/// Frames in flight between the connection and the writer; bounds memory per upload.
+const CHANNEL_FRAMES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("the request body is larger than the limit")]
+    TooLarge,
+    /// The client went away mid-body; there is nobody to answer.
+    #[error("the client disconnected mid-body")]
+    Gone,
+    #[error("emulator I/O error while storing the body: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A file under the root's `tmp/` that is removed when dropped, unless it was moved away.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    /// A fresh, not yet created path in `dir`.
+    pub(crate) fn new_in(dir: &Path) -> TempFile {
+        let name: u128 = rand::rng().random();
+        TempFile {
+            path: dir.join(format!("{name:032x}.tmp")),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the file to `to`; on failure it is still removed on drop.
+    pub(crate) async fn persist(mut self, to: &Path) -> std::io::Result<()> {
+        tokio::fs::rename(&self.path, to).await?;
+        // Nothing is left at the old path for the drop to remove.
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let path = std::mem::take(&mut self.path);
+        if path.as_os_str().is_empty() {
+            return;
+        }
+        // Unlinking a big file can take a moment; keep it off the runtime threads when possible.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = tokio::fs::remove_file(path).await;
+                });
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// A body stored on disk, with its size and content hash.
+#[derive(Debug)]
+pub(crate) struct Spooled {
+    pub(crate) file: TempFile,
+    pub(crate) size: u64,
+    pub(crate) hash: String,
+}
+
+/// Streams `body` into a new file in `dir`, hashing it; at most `limit` bytes.
+pub(crate) async fn spool(
+    mut body: Incoming,
+    dir: &Path,
+    limit: u64,
+) -> Result<Spooled, BodyError> {
+    let file = TempFile::new_in(dir);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_FRAMES);
+    let path = file.path().to_owned();
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        let mut hasher = ContentHasher::new();
+        let mut size = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+            size += chunk.len() as u64;
+        }
+        out.flush()?;
+        Ok((size, hasher.finish()))
+    });
+    let mut received = 0u64;
+    let mut outcome = Ok(());
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            outcome = Err(BodyError::Gone);
+            break;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we need
+        };
+        received += data.len() as u64;
+        if received > limit {
+            outcome = Err(BodyError::TooLarge);
+            break;
+        }
+        if tx.send(data).await.is_err() {
+            break; // the writer failed; its error is reported below
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|join| BodyError::Io(std::io::Error::other(join)))?;
+    match outcome {
+        Err(BodyError::TooLarge) => {
+            drain(body, DRAIN_CAP).await;
+            Err(BodyError::TooLarge)
+        }
+        Err(other) => Err(other),
+        Ok(()) => {
+            let (size, hash) = written?;
+            Ok(Spooled { file, size, hash })
+        }
+    }
+}
+
+/// Reads a small body (an RPC argument) into memory, at most `limit` bytes.
+pub(crate) async fn read_small(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Gone)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and discards up to `cap` bytes, so the client finishes sending before the answer.
+pub(crate) async fn drain(mut body: Incoming, cap: u64) {
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > cap {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads some of the body (at least one frame or half of the announced length) and stops:
+/// the ResetMidBody fault then drops the connection with the rest unread.
+pub(crate) async fn read_part(mut body: Incoming, announced: Option<u64>) {
+    let target = announced.map_or(1, |len| (len / 2).max(1));
+    let mut seen = 0u64;
+    while seen < target {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    seen += data.len() as u64;
+                }
+            }
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Request dispatch: faults first (they decide whether a request is processed at all), then
+//! the route table, then what every API route shares: POST only, the bearer token, the
+//! Content-Type rules of its style, and its argument from the `Dropbox-API-Arg` header or the
+//! JSON body. The handlers themselves live in one file per route family.
+
+mod control;
+mod files;
+mod oauth;
+mod sharing;
+mod upload;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response};
+use serde_json::Value;
+
+use super::args::{self, FieldError, Fields, Source};
+use super::body::{self, BodyError};
+use super::faults::Fault;
+use super::wire::{self, ApiError, Body, Reply};
+use super::{Shared, auth};
+
+/// The connection is to be dropped without an answer. Returned to hyper as the service's
+/// error, which makes it close the connection without writing anything.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped on purpose")]
+pub(crate) struct Dropped;
+
+/// How a handler can end other than with a result.
+pub(crate) enum Failure {
+    Api(ApiError),
+    /// The client vanished, or a fault wants the connection cut.
+    Dropped,
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::Api(error)
+    }
+}
+
+/// Largest JSON argument body accepted (finish_batch_v2 with 1000 entries is far below this).
+const MAX_RPC_BODY: usize = 16 * 1024 * 1024;
+
+/// How a route takes its argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// Raw body; argument in `Dropbox-API-Arg`.
+    Upload,
+    /// JSON argument in the body.
+    Rpc,
+    /// Void argument: no body, or `null`.
+    Void,
+}
+
+const ROUTES: &[(&str, Style)] = &[
+    ("/2/files/upload", Style::Upload),
+    ("/2/files/upload_session/start", Style::Upload),
+    ("/2/files/upload_session/append_v2", Style::Upload),
+    ("/2/files/upload_session/finish", Style::Upload),
+    ("/2/files/upload_session/finish_batch_v2", Style::Rpc),
+    ("/2/files/list_folder", Style::Rpc),
+    ("/2/files/list_folder/continue", Style::Rpc),
+    ("/2/files/create_folder_v2", Style::Rpc),
+    ("/2/files/get_metadata", Style::Rpc),
+    ("/2/files/delete_v2", Style::Rpc),
+    ("/2/sharing/create_shared_link_with_settings", Style::Rpc),
+    ("/2/sharing/list_shared_links", Style::Rpc),
+    ("/2/users/get_current_account", Style::Void),
+    ("/2/users/get_space_usage", Style::Void),
+    ("/2/auth/token/revoke", Style::Void),
+];
+
+/// One API call, after the checks every route shares.
+pub(crate) struct Call<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The route as Dropbox names it in 400 texts, e.g. `files/upload`.
+    pub(crate) route: &'static str,
+    pub(crate) token: String,
+    pub(crate) arg: Value,
+    pub(crate) source: Source,
+    /// The raw body of upload-style routes.
+    pub(crate) body: Option<Incoming>,
+}
+
+impl<'a> Call<'a> {
+    /// The argument as an object to read fields from.
+    pub(crate) fn fields(&self) -> Result<Fields<'_>, ApiError> {
+        Fields::of(&self.arg).map_err(|e| self.bad(e))
+    }
+
+    /// The 400 for a field problem.
+    pub(crate) fn bad(&self, error: FieldError) -> ApiError {
+        error.into_api(self.route, self.source)
+    }
+
+    /// Streams the upload body to disk within the body limit. `payload_too_large` is the
+    /// same void member in every upload route's error union.
+    pub(crate) async fn spool(&mut self) -> Result<body::Spooled, Failure> {
+        let Some(incoming) = self.body.take() else {
+            return Err(ApiError::Internal("the body was already read".into()).into());
+        };
+        let limit = self
+            .shared
+            .limits
+            .max_body
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match body::spool(incoming, self.shared.store.tmp_dir(), limit).await {
+            Ok(spooled) => Ok(spooled),
+            Err(BodyError::TooLarge) => Err(ApiError::tag("payload_too_large").into()),
+            Err(BodyError::Gone) => Err(Failure::Dropped),
+            Err(BodyError::Io(e)) => Err(ApiError::io("storing the request body", e).into()),
+        }
+    }
+}
+
+/// The service function: every request on every connection comes through here.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let route = request.uri().path().to_owned();
+    let fault = if route.starts_with("/__emulator/") {
+        None
+    } else {
+        shared.faults.take(&route)
+    };
+    let index = shared.log.arrive(&route, fault.as_ref());
+    tracing::debug!(
+        route,
+        fault = fault.as_ref().map(Fault::name),
+        "emulator: request"
+    );
+    let outcome = match fault {
+        None => serve(&shared, request).await,
+        Some(fault) => faulted(&shared, request, fault).await,
+    };
+    match outcome {
+        Ok(mut response) => {
+            if let Ok(id) = HeaderValue::from_str(&wire::request_id()) {
+                response.headers_mut().insert(wire::REQUEST_ID, id);
+            }
+            let status = response.status().as_u16();
+            shared.log.answered(index, status);
+            tracing::debug!(route, status, "emulator: answered");
+            Ok(response)
+        }
+        Err(Dropped) => {
+            tracing::debug!(route, "emulator: dropped the connection");
+            Err(Dropped)
+        }
+    }
+}
+
+/// Applies an armed fault. Faults that answer instead of the route first read the body, so the
+/// client is not cut off mid-send (the answer then reaches it reliably).
+async fn faulted(
+    shared: &Shared,
+    request: Request<Incoming>,
+    fault: Fault,
+) -> Result<Response<Body>, Dropped> {
+    match fault {
+        Fault::ServerError { status } => {
+            let variant = shared.faults.next_server_error();
+            refuse(request, ApiError::ServerError { status, variant }).await
+        }
+        Fault::TooManyRequests { retry_after } => {
+            refuse(request, ApiError::TooManyRequests(retry_after)).await
+        }
+        Fault::TooManyWriteOperations { retry_after } => {
+            refuse(request, ApiError::TooManyWriteOperations(retry_after)).await
+        }
+        Fault::ExpireToken => {
+            if let Some(token) = bearer(request.headers()) {
+                shared.auth.expire(token);
+                shared.auth.flush().await;
+            }
+            refuse(request, ApiError::Auth("expired_access_token")).await
+        }
+        Fault::ResetMidBody => {
+            let announced = request
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            if announced != Some(0) {
+                body::read_part(request.into_body(), announced).await;
+            }
+            Err(Dropped)
+        }
+        Fault::LoseAnswer => {
+            let _ = serve(shared, request).await;
+            Err(Dropped)
+        }
+        Fault::Delay { millis } => {
+            let response = serve(shared, request).await;
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            response
+        }
+    }
+}
+
+/// Answers `error` instead of processing the request, once its body has been read.
+async fn refuse(request: Request<Incoming>, error: ApiError) -> Result<Response<Body>, Dropped> {
+    body::drain(request.into_body(), 2 * super::MAX_BODY).await;
+    Ok(wire::error_response(error))
+}
+
+/// Routes a request to its handler.
+async fn serve(shared: &Shared, request: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let path = request.uri().path().to_owned();
+    let result = match path.as_str() {
+        p if p.starts_with("/__emulator/") => control::handle(shared, request).await,
+        "/oauth2/token" | "/1/oauth2/token" => return Ok(oauth::token(shared, request).await),
+        "/oauth2/authorize" | "/1/oauth2/authorize" => {
+            return Ok(oauth::authorize(shared, request));
+        }
+        _ => match ROUTES.iter().find(|(p, _)| *p == path) {
+            Some((p, style)) => api(shared, request, p, *style).await,
+            None => Err(ApiError::UnknownRoute(path.trim_start_matches('/').to_owned()).into()),
+        },
+    };
+    match result {
+        Ok(reply) => Ok(wire::reply(reply)),
+        Err(Failure::Api(error)) => Ok(wire::error_response(error)),
+        Err(Failure::Dropped) => Err(Dropped),
+    }
+}
+
+/// The checks every API route shares, then its handler.
+async fn api(
+    shared: &Shared,
+    request: Request<Incoming>,
+    path: &'static str,
+    style: Style,
+) -> Result<Reply, Failure> {
+    let route = path.trim_start_matches("/2/");
+    if request.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed.into());
+    }
+    let token = authenticate(shared, request.headers(), route)?;
+    let (parts, incoming) = request.into_parts();
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let (arg, source, body) = match style {
+        Style::Upload => {
+            check_upload_content_type(route, content_type.as_deref())?;
+            let arg = upload_arg(route, &parts)?;
+            (arg, Source::Header, Some(incoming))
+        }
+        Style::Rpc => {
+            check_rpc_content_type(route, content_type.as_deref())?;
+            let bytes = read_rpc_body(route, incoming).await?;
+            (
+                args::decode(route, Source::Body, &bytes)?,
+                Source::Body,
+                None,
+            )
+        }
+        Style::Void => {
+            let bytes = read_rpc_body(route, incoming).await?;
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                check_rpc_content_type(route, content_type.as_deref())?;
+                let arg = args::decode(route, Source::Body, &bytes)?;
+                if !arg.is_null() {
+                    return Err(
+                        args::bad_request(route, "request body: expected null, got value").into(),
+                    );
+                }
+            }
+            (Value::Null, Source::Body, None)
+        }
+    };
+    let call = Call {
+        shared,
+        route,
+        token,
+        arg,
+        source,
+        body,
+    };
+    match route {
+        "files/upload" => upload::upload(call).await,
+        "files/upload_session/start" => upload::start(call).await,
+        "files/upload_session/append_v2" => upload::append(call).await,
+        "files/upload_session/finish" => upload::finish(call).await,
+        "files/upload_session/finish_batch_v2" => upload::finish_batch(call).await,
+        "files/list_folder" => files::list_folder(call),
+        "files/list_folder/continue" => files::list_folder_continue(call),
+        "files/create_folder_v2" => files::create_folder(call).await,
+        "files/get_metadata" => files::get_metadata(call),
+        "files/delete_v2" => files::delete(call).await,
+        "sharing/create_shared_link_with_settings" => sharing::create_shared_link(call).await,
+        "sharing/list_shared_links" => sharing::list_shared_links(call),
+        "users/get_current_account" => users::get_current_account(call),
+        "users/get_space_usage" => users::get_space_usage(call),
+        "auth/token/revoke" => users::revoke(call).await,
+        other => Err(ApiError::UnknownRoute(other.to_owned()).into()),
+    }
+}
+
+/// The bearer token of a request, if its Authorization header has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Missing or malformed credentials are 400 texts; unknown, revoked and expired tokens 401s.
+fn authenticate(shared: &Shared, headers: &HeaderMap, route: &str) -> Result<String, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(args::bad_request(
+            route,
+            "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".",
+        ));
+    };
+    let Some(token) = bearer(headers) else {
+        return Err(args::bad_request(
+            route,
+            format_args!(
+                "Invalid authorization value in HTTP header \"Authorization\": \"{}\".  Expecting \"Bearer <oauth2-access-token>\".",
+                String::from_utf8_lossy(value.as_bytes())
+            ),
+        ));
+    };
+    if !auth::well_formed(token) {
+        return Err(args::bad_request(
+            route,
+            "The given OAuth 2 access token is malformed.",
+        ));
+    }
+    match shared.auth.check(token) {
+        auth::TokenState::Valid => Ok(token.to_owned()),
+        auth::TokenState::Expired => Err(ApiError::Auth("expired_access_token")),
+        auth::TokenState::Invalid => Err(ApiError::Auth("invalid_access_token")),
+    }
+}
+
+/// `(media type, params)` of a Content-Type, lowercased and trimmed.
+fn media_type(value: &str) -> (String, Vec<String>) {
+    let mut pieces = value.split(';').map(|p| p.trim().to_ascii_lowercase());
+    let media = pieces.next().unwrap_or_default();
+    (media, pieces.filter(|p| !p.is_empty()).collect())
+}
+
+fn is_cors_hack(media: &str, params: &[String]) -> bool {
+    media == "text/plain"
+        && params
+            .iter()
+            .any(|p| p.replace(' ', "") == "charset=dropbox-cors-hack")
+}
+
+fn check_upload_content_type(route: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let (media, params) = media_type(value.unwrap_or(""));
+    if media == "application/octet-stream" || is_cors_hack(&media, &params) {
+        return Ok(());
+    }
+    Err(args::bad_request(
+        route,
+        format_args!(
+            "Bad HTTP \"Content-Type\" header: \"{}\".  Expecting one of \"application/octet-stream\", \"text/plain; charset=dropbox-cors-hack\".",
+            value.unwrap_or("")
+        ),
+    ))
+}
+
+fn check_rpc_content_type(route: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let (media, params) = media_type(value.unwrap_or(""));
+    let json_ok =
+        media == "application/json" && params.iter().all(|p| p.replace(' ', "") == "charset=utf-8");
+    if json_ok || is_cors_hack(&media, &params) {
+        return Ok(());
+    }
+    Err(args::bad_request(
+        route,
+        format_args!(
+            "Bad HTTP \"Content-Type\" header: \"{}\".  Expecting one of \"application/json\", \"text/plain; charset=dropbox-cors-hack\".",
+            value.unwrap_or("")
+        ),
+    ))
+}
+
+/// The upload argument: the `Dropbox-API-Arg` header, else the `arg` URL parameter.
+fn upload_arg(route: &str, parts: &hyper::http::request::Parts) -> Result<Value, ApiError> {
+    if let Some(header) = parts.headers.get("dropbox-api-arg") {
+        return args::decode(route, Source::Header, header.as_bytes());
+    }
+    let from_query = parts.uri.query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "arg")
+            .map(|(_, value)| value.into_owned())
+    });
+    match from_query {
+        Some(arg) => args::decode(route, Source::Header, arg.as_bytes()),
+        None => Err(args::bad_request(
+            route,
+            "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\".",
+        )),
+    }
+}
+
+async fn read_rpc_body(route: &str, incoming: Incoming) -> Result<bytes::Bytes, Failure> {
+    match body::read_small(incoming, MAX_RPC_BODY).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::Gone) => Err(Failure::Dropped),
+        Err(BodyError::TooLarge) => Err(args::bad_request(route, "request body: too large").into()),
+        Err(BodyError::Io(e)) => Err(ApiError::io("reading the request body", e).into()),
+    }
+}
