@@ -73,12 +73,16 @@ impl Bus {
             services.display()
         );
         std::fs::write(&config, text).map_err(io_err(&config))?;
+        // Its complaints (e.g. it cannot raise the fd limit in a container) go to a log, not
+        // into the demo's or a test's output.
+        let log_path = dir.join("dbus-daemon.log");
+        let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .map_err(|e| SandboxError::Bus(e.to_string()))?;
         // dbus-daemon prints its address once it listens: that line is the readiness signal.

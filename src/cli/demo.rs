@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use super::{DemoArgs, Exit, report};
 use crate::config::{Config, MIB};
+use crate::dropbox::content_hash::content_hash_file;
 use crate::dropbox::{self, ListFolderArg, Metadata};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::Secret;
@@ -88,7 +89,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
 
     let conn = sandbox.bus.connect().await.map_err(|e| e.to_string())?;
     let outcome = super::upload::send(&conn, &photos, Some(REMOTE_FOLDER), true).await;
-    let listing = list_remote(&sandbox).await;
+    let listing = list_remote(&sandbox, &photos).await;
 
     let log = sandbox.daemon_log();
     sandbox.shutdown().await;
@@ -107,7 +108,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
 
 /// Prints the remote folder as the emulated Dropbox reports it, through the same client the
 /// daemon uses.
-async fn list_remote(sandbox: &Sandbox) -> Result<(), String> {
+async fn list_remote(sandbox: &Sandbox, photos: &[PathBuf]) -> Result<(), String> {
     let mut config = Config::default();
     config.dropbox.api_url = sandbox.emulator.base_url();
     config.dropbox.content_url = sandbox.emulator.base_url();
@@ -129,9 +130,28 @@ async fn list_remote(sandbox: &Sandbox) -> Result<(), String> {
             .map_err(|e| format!("list_folder/continue: {e}"))?;
         entries.append(&mut page.entries);
     }
+    // The local files hashed the same way, off the async runtime: what "verified" means.
+    let paths = photos.to_vec();
+    let local_hashes: std::collections::HashMap<String, String> =
+        tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.file_name()?.to_string_lossy().into_owned(),
+                        content_hash_file(p).ok()?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     println!();
     println!("Dropbox now holds in {REMOTE_FOLDER}:");
-    println!("{:>12}  {:<64}  NAME", "SIZE", "CONTENT HASH");
+    println!(
+        "{:>12}  {:<64}  {:<8}  NAME",
+        "SIZE", "CONTENT HASH", "LOCAL"
+    );
     let mut files: Vec<dropbox::FileMetadata> = entries
         .into_iter()
         .filter_map(|e| match e {
@@ -141,10 +161,17 @@ async fn list_remote(sandbox: &Sandbox) -> Result<(), String> {
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
     for file in &files {
+        let local = local_hashes.get(&file.name);
+        let check = match (&local, &file.content_hash) {
+            (Some(l), Some(r)) if *l == r => "same",
+            (Some(_), _) => "DIFFERS",
+            (None, _) => "-",
+        };
         println!(
-            "{:>12}  {:<64}  {}",
+            "{:>12}  {:<64}  {:<8}  {}",
             file.size,
             file.content_hash.as_deref().unwrap_or("-"),
+            check,
             file.name
         );
     }
