@@ -4,6 +4,7 @@
 
 mod helper;
 
+mod account;
 mod bad_input;
 mod durability;
 mod end_to_end;

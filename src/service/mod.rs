@@ -1,0 +1,225 @@
+//! The D-Bus face of the daemon: `io.github.dbxport1` on the session bus, one object at
+//! `/io/github/dbxport1` carrying the `Uploader` and `Account` interfaces.
+//!
+//! Methods stay thin: check the arguments, hand the work to the queue or the session, return.
+//! Long work happens in the engine and comes back as signals: `JobStateChanged` on every state
+//! change and `JobProgress` (throttled by the engine) for bytes. Byte progress is deliberately
+//! not a property: properties are for slow-changing state (`QueueLength`, `Paused`, the
+//! account's `State`).
+//!
+//! The `#[interface]` blocks also generate the client proxies (`UploaderProxy`,
+//! `AccountProxy`) that `dbxportctl` and the tests use, so both sides share one definition.
+//! `dbus/io.github.dbxport1.xml` is the published form; a test compares it with what the
+//! running daemon introspects.
+
+mod account;
+mod uploader;
+
+pub use account::{Account, AccountProxy};
+pub use uploader::{
+    JobProgress, JobProgressStream, JobStateChanged, JobStateChangedStream, Uploader, UploaderProxy,
+};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::credentials::Session;
+use crate::engine::Engine;
+use crate::queue::{Job, JobState, Queue, QueueError};
+
+pub const BUS_NAME: &str = "io.github.dbxport1";
+pub const OBJECT_PATH: &str = "/io/github/dbxport1";
+
+/// At most this many bad paths are listed in one error; the count says how many more.
+pub(crate) const MAX_LISTED_ERRORS: usize = 20;
+
+/// Errors callers see, as named D-Bus errors (`io.github.dbxport1.Error.InvalidPath`, …).
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "io.github.dbxport1.Error")]
+pub enum ServiceError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// One or more paths cannot be uploaded; the message names each and why.
+    InvalidPath(String),
+    /// An option or argument is unknown, of the wrong type, or out of range.
+    InvalidArgument(String),
+    /// No job or batch with that id.
+    NotFound(String),
+    /// Dropbox refused the login.
+    LoginRefused(String),
+    /// Something failed inside the daemon; the message says what.
+    Failed(String),
+}
+
+impl From<QueueError> for ServiceError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::NotFound(id) => {
+                ServiceError::NotFound(format!("no job or batch with id {id}"))
+            }
+            e => ServiceError::Failed(e.to_string()),
+        }
+    }
+}
+
+fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
+    v.into()
+        .try_to_owned()
+        .expect("plain values carry no file descriptors")
+}
+
+/// A job as a D-Bus dictionary (`a{sv}`), so fields can be added without breaking callers.
+pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
+    let mut d = HashMap::new();
+    d.insert("id".into(), value(job.id));
+    d.insert("batch".into(), value(job.batch));
+    d.insert(
+        "source".into(),
+        value(job.source.to_string_lossy().into_owned()),
+    );
+    d.insert("remote_path".into(), value(job.remote_path.clone()));
+    d.insert("state".into(), value(job.state.name()));
+    d.insert("message".into(), value(job.state.message()));
+    d.insert("size".into(), value(job.source_size));
+    d.insert("sent".into(), value(job.bytes_sent));
+    d.insert("attempts".into(), value(job.attempts));
+    match &job.state {
+        JobState::Done {
+            content_hash, rev, ..
+        } => {
+            d.insert("content_hash".into(), value(content_hash.clone()));
+            d.insert("rev".into(), value(rev.clone()));
+        }
+        JobState::Waiting { retry_at_ms, .. } => {
+            d.insert("retry_at_ms".into(), value(*retry_at_ms));
+        }
+        JobState::Failed { kind, .. } => {
+            let kind = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            d.insert("failure".into(), value(kind));
+        }
+        _ => {}
+    }
+    d
+}
+
+/// Checks a Dropbox folder path given by a caller; `""` means the configured default.
+pub(crate) fn checked_folder(requested: &str, default: &str) -> Result<String, ServiceError> {
+    let folder = if requested.is_empty() {
+        default
+    } else {
+        requested
+    };
+    if folder == "/" {
+        return Ok(String::new());
+    }
+    if !folder.starts_with('/') || folder.ends_with('/') || folder.ends_with(char::is_whitespace) {
+        return Err(ServiceError::InvalidArgument(format!(
+            "remote folder {folder:?}: must start with '/' and not end with '/' or a space (e.g. /Photos/2024)"
+        )));
+    }
+    Ok(folder.to_string())
+}
+
+/// Connects to the session bus, serves both interfaces and takes the well-known name (after
+/// the handlers are in place, so a D-Bus-activated first call is not lost).
+pub async fn serve(
+    queue: Queue,
+    session: Arc<Session>,
+    default_folder: String,
+) -> Result<zbus::Connection, zbus::Error> {
+    zbus::connection::Builder::session()?
+        .serve_at(
+            OBJECT_PATH,
+            Uploader {
+                queue,
+                default_folder,
+            },
+        )?
+        .serve_at(OBJECT_PATH, Account { session })?
+        .name(BUS_NAME)?
+        .build()
+        .await
+}
+
+/// Forwards queue, engine and account changes to D-Bus signals until `shutdown`.
+pub async fn forward_signals(
+    conn: zbus::Connection,
+    queue: Queue,
+    engine: Arc<Engine>,
+    session: Arc<Session>,
+    shutdown: CancellationToken,
+) -> zbus::Result<()> {
+    let server = conn.object_server();
+    let uploader = server.interface::<_, Uploader>(OBJECT_PATH).await?;
+    let account = server.interface::<_, Account>(OBJECT_PATH).await?;
+    let mut events = queue.subscribe();
+    let mut progress = engine.subscribe_progress();
+    let mut status = session.status();
+    let mut last_len = queue.active_len();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let job = &event.job;
+                    Uploader::job_state_changed(uploader.signal_emitter(), job.id, job.batch, job.state.name(), &job.state.message()).await?;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("{n} job state signals were dropped: the bus is slower than the queue");
+                }
+                Err(_) => return Ok(()),
+            },
+            p = progress.recv() => match p {
+                Ok(p) => Uploader::job_progress(uploader.signal_emitter(), p.job, p.sent, p.total).await?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Ok(()),
+            },
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let iface = account.get().await;
+                let emitter = account.signal_emitter();
+                iface.state_changed(emitter).await?;
+                iface.account_name_changed(emitter).await?;
+                iface.status_message_changed(emitter).await?;
+            }
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+        let len = queue.active_len();
+        if len != last_len {
+            last_len = len;
+            uploader
+                .get()
+                .await
+                .queue_length_changed(uploader.signal_emitter())
+                .await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_folders_are_checked() {
+        assert_eq!(checked_folder("", "/Photos").unwrap(), "/Photos");
+        assert_eq!(checked_folder("/", "/Photos").unwrap(), "");
+        assert_eq!(checked_folder("/A/B", "/Photos").unwrap(), "/A/B");
+        for bad in ["A", "/A/", "/A "] {
+            assert!(
+                matches!(
+                    checked_folder(bad, "/P"),
+                    Err(ServiceError::InvalidArgument(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+}

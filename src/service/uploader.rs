@@ -1,0 +1,209 @@
+//! `io.github.dbxport1.Uploader`: queueing files, following and steering jobs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::OwnedValue;
+
+use super::{MAX_LISTED_ERRORS, ServiceError, checked_folder, job_to_dict};
+use crate::prepare;
+use crate::queue::{Filter, NewJob, Queue};
+
+pub struct Uploader {
+    pub(super) queue: Queue,
+    pub(super) default_folder: String,
+}
+
+#[interface(
+    name = "io.github.dbxport1.Uploader",
+    proxy(
+        default_service = "io.github.dbxport1",
+        default_path = "/io/github/dbxport1",
+        gen_blocking = false
+    )
+)]
+impl Uploader {
+    /// Queues files for upload into `remote_folder` (`""`: the configured default). Returns
+    /// once the jobs are on disk. Options (`a{sv}`): `original` (b, true: upload the bytes as
+    /// they are; the only mode for now). Every path must be absolute and name an existing
+    /// file; otherwise nothing is queued and the error names each bad path.
+    async fn upload(
+        &self,
+        paths: Vec<String>,
+        remote_folder: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        for (key, v) in &options {
+            match key.as_str() {
+                "original" => match bool::try_from(&**v) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(ServiceError::InvalidArgument(
+                            "option original=false: resizing is not available yet; only originals are uploaded".into(),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(ServiceError::InvalidArgument(format!(
+                            "option original must be a boolean, not {}",
+                            v.value_signature()
+                        )));
+                    }
+                },
+                other => {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "unknown option {other:?}"
+                    )));
+                }
+            }
+        }
+        if paths.is_empty() {
+            return Err(ServiceError::InvalidArgument("no files given".into()));
+        }
+        let folder = checked_folder(&remote_folder, &self.default_folder)?;
+        // Stat every path off the runtime: 10,000 stats are fast but still blocking calls.
+        let checked = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .map(|p| {
+                    let path = PathBuf::from(&p);
+                    prepare::check_source(&path).map(|stamp| (path, stamp))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let (good, bad): (Vec<_>, Vec<_>) = checked.into_iter().partition(Result::is_ok);
+        if !bad.is_empty() {
+            let count = bad.len();
+            let mut lines: Vec<String> = bad
+                .into_iter()
+                .filter_map(Result::err)
+                .take(MAX_LISTED_ERRORS)
+                .map(|e| e.to_string())
+                .collect();
+            if count > MAX_LISTED_ERRORS {
+                lines.push(format!("… and {} more", count - MAX_LISTED_ERRORS));
+            }
+            return Err(ServiceError::InvalidPath(lines.join("\n")));
+        }
+        let jobs = good
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|(path, stamp)| {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                NewJob {
+                    remote_path: format!("{folder}/{name}"),
+                    source: path,
+                    source_size: stamp.size,
+                    source_mtime_ms: stamp.mtime_ms,
+                }
+            })
+            .collect();
+        let (batch, jobs) = self
+            .queue
+            .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)
+            .await?;
+        Ok((batch, jobs.iter().map(|j| j.id).collect()))
+    }
+
+    /// Cancels a job, or every unfinished job of a batch. Returns the ids cancelled.
+    async fn cancel(&self, id: u64) -> Result<Vec<u64>, ServiceError> {
+        Ok(self.queue.cancel(id).await?)
+    }
+
+    /// Jobs as dictionaries. Filter keys: `state` (s: `all`, `active`, `done`, `failed`) and
+    /// `batch` (t).
+    async fn list_jobs(
+        &self,
+        filter: HashMap<String, OwnedValue>,
+    ) -> Result<Vec<HashMap<String, OwnedValue>>, ServiceError> {
+        let mut which = Filter::All;
+        for (key, v) in &filter {
+            match key.as_str() {
+                "state" => {
+                    let s = <&str>::try_from(&**v).map_err(|_| {
+                        ServiceError::InvalidArgument("filter state must be a string".into())
+                    })?;
+                    which = match s {
+                        "all" => Filter::All,
+                        "active" => Filter::Active,
+                        "done" => Filter::Done,
+                        "failed" => Filter::Failed,
+                        other => {
+                            return Err(ServiceError::InvalidArgument(format!(
+                                "filter state {other:?}: expected all, active, done or failed"
+                            )));
+                        }
+                    }
+                }
+                "batch" => {
+                    let id = u64::try_from(&**v).map_err(|_| {
+                        ServiceError::InvalidArgument("filter batch must be a uint64".into())
+                    })?;
+                    which = Filter::Batch(id);
+                }
+                other => {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "unknown filter {other:?}"
+                    )));
+                }
+            }
+        }
+        let jobs = self.queue.list(which)?;
+        Ok(jobs.iter().map(job_to_dict).collect())
+    }
+
+    /// Stops starting new transfers (running ones finish their current step). Persisted.
+    async fn pause(
+        &self,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), ServiceError> {
+        self.queue.set_paused(true).await?;
+        self.paused_changed(&emitter).await?;
+        Ok(())
+    }
+
+    async fn resume(
+        &self,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), ServiceError> {
+        self.queue.set_paused(false).await?;
+        self.paused_changed(&emitter).await?;
+        Ok(())
+    }
+
+    /// Unfinished jobs.
+    #[zbus(property)]
+    async fn queue_length(&self) -> u32 {
+        self.queue.active_len() as u32
+    }
+
+    #[zbus(property)]
+    async fn paused(&self) -> bool {
+        self.queue.paused()
+    }
+
+    /// A job moved to `state` (see ListJobs); `message` says why for failed and waiting jobs.
+    #[zbus(signal)]
+    pub async fn job_state_changed(
+        emitter: &SignalEmitter<'_>,
+        job: u64,
+        batch: u64,
+        state: &str,
+        message: &str,
+    ) -> zbus::Result<()>;
+
+    /// Bytes of a job confirmed sent, out of `total`; a few per second per job at most.
+    #[zbus(signal)]
+    pub async fn job_progress(
+        emitter: &SignalEmitter<'_>,
+        job: u64,
+        sent: u64,
+        total: u64,
+    ) -> zbus::Result<()>;
+}
