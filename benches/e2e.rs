@@ -192,7 +192,7 @@ async fn main() {
         .tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
         .unwrap();
     let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
-    options.config = Config::default();
+    options.config.upload = Config::default().upload;
     options.drop_root_file_access = false;
     options.log_filter = "warn".into();
     let mut sandbox = Sandbox::start(dir.path(), options).await.unwrap();

@@ -69,6 +69,36 @@ impl Dirs {
 pub struct Config {
     pub dropbox: DropboxConfig,
     pub upload: UploadConfig,
+    pub credentials: CredentialsConfig,
+}
+
+/// Where the Dropbox login rests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStoreKind {
+    /// The Secret Service (GNOME Keyring, KWallet, KeePassXC…) on the session bus.
+    Keyring,
+    /// A 0600 file in the state directory: for machines without a keyring.
+    File,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialsConfig {
+    pub store: CredentialStoreKind,
+    /// With `store = "keyring"`: when no Secret Service answers (or it is locked), keep the
+    /// login in the 0600 file instead of waiting for one. Off by default: never a silent
+    /// plaintext fallback.
+    pub file_fallback: bool,
+}
+
+impl Default for CredentialsConfig {
+    fn default() -> Self {
+        Self {
+            store: CredentialStoreKind::Keyring,
+            file_fallback: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -219,11 +249,15 @@ mod tests {
             ca_file = "/tmp/ca.pem"
             [upload]
             chunk_size = 16777216
+            [credentials]
+            store = "file"
         "#;
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
         assert_eq!(config.dropbox.app_key.as_deref(), Some("abc"));
         assert_eq!(config.upload.chunk_size, 16 * MIB);
         assert_eq!(config.upload.transfers, 4);
+        assert_eq!(config.credentials.store, CredentialStoreKind::File);
+        assert!(!config.credentials.file_fallback);
         // Round trip through to_toml.
         assert_eq!(
             Config::parse(&config.to_toml(), Path::new("x")).unwrap(),

@@ -6,13 +6,13 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::CredentialStoreKind;
 use crate::config::{Config, Dirs};
-use crate::credentials::{CredentialError, FileStore, Session};
+use crate::credentials::{CredentialError, Session, StorePolicy};
 use crate::dropbox::{Client, ClientOptions, Endpoints};
 use crate::engine::Engine;
 use crate::queue::{Queue, QueueError};
@@ -91,9 +91,18 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::Http(e.to_string()))??;
     let client = client_for(&config)?;
-    let store = Arc::new(FileStore::new(&dirs.state));
-    let session =
-        Arc::new(Session::load(client.clone(), config.dropbox.app_key.clone(), store).await?);
+    let policy = StorePolicy {
+        keyring: config.credentials.store == CredentialStoreKind::Keyring,
+        file_fallback: config.credentials.file_fallback,
+        state_dir: dirs.state.clone(),
+    };
+    let session = Session::open(client.clone(), &config.dropbox, policy).await?;
+    tokio::spawn(session.clone().watch_store(shutdown.clone()));
+    if session.is_logged_in() {
+        // Email and quota for the Account properties, without delaying start-up.
+        let session = session.clone();
+        tokio::spawn(async move { session.refresh_info().await });
+    }
     let engine = Engine::new(
         queue.clone(),
         session.clone(),
@@ -111,7 +120,7 @@ pub async fn run(
         queued = queue.active_len(),
         paused = queue.paused(),
         api = %config.dropbox.api_url,
-        credentials = %session.store_description(),
+        credentials = %session.store_status().borrow().clone(),
         "dbxportd is serving {} on the session bus",
         service::BUS_NAME
     );

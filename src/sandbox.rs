@@ -26,6 +26,8 @@ pub enum SandboxError {
     Daemon(String),
     #[error("D-Bus: {0}")]
     DBus(#[from] zbus::Error),
+    #[error("cannot start the Secret Service ({0}); install gnome-keyring")]
+    Keyring(String),
     #[error("login refused: {0}")]
     Login(String),
     #[error("{path}: {source}")]
@@ -134,9 +136,13 @@ pub struct SandboxOptions {
 
 impl SandboxOptions {
     pub fn new(dbxportd: PathBuf) -> SandboxOptions {
+        let mut config = Config::default();
+        // Most sandboxes have no Secret Service; those that test the keyring start one and
+        // ask for it.
+        config.credentials.store = crate::config::CredentialStoreKind::File;
         SandboxOptions {
             dbxportd,
-            config: Config::default(),
+            config,
             drop_root_file_access: true,
             log_filter: "info,dbxport=debug".into(),
         }
@@ -150,6 +156,7 @@ pub struct Sandbox {
     pub emulator: Emulator,
     options: SandboxOptions,
     daemon: DaemonProcess,
+    keyring: DaemonProcess,
 }
 
 /// The daemon's process; killed when dropped, so a failing test leaves nothing behind.
@@ -184,6 +191,7 @@ impl Sandbox {
             emulator,
             options,
             daemon: DaemonProcess::default(),
+            keyring: DaemonProcess::default(),
         };
         sandbox.write_config()?;
         for dir in ["home", "config", "state", "cache", "run"] {
@@ -272,34 +280,76 @@ impl Sandbox {
     }
 
     async fn wait_for_name(&mut self) -> Result<(), SandboxError> {
+        self.wait_for_owner(BUS_NAME, |s| &mut s.daemon).await
+    }
+
+    /// Polls (with a deadline) until `name` has an owner on the bus, failing early with the
+    /// process's log if the process that should take it exits.
+    async fn wait_for_owner(
+        &mut self,
+        name: &str,
+        process: fn(&mut Sandbox) -> &mut DaemonProcess,
+    ) -> Result<(), SandboxError> {
         let conn = self.bus.connect().await?;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-        let name = zbus::names::BusName::try_from(BUS_NAME).expect("valid name");
+        let bus_name =
+            zbus::names::BusName::try_from(name.to_string()).map_err(zbus::Error::from)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if dbus
-                .name_has_owner(name.clone())
+                .name_has_owner(bus_name.clone())
                 .await
                 .map_err(zbus::Error::from)?
             {
                 return Ok(());
             }
-            if let Some(child) = self.daemon.0.as_mut()
+            let daemon_log = self.daemon_log();
+            if let Some(child) = process(self).0.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                self.daemon.0 = None;
-                let log = std::fs::read_to_string(self.daemon_log()).unwrap_or_default();
+                process(self).0 = None;
+                let log = std::fs::read_to_string(daemon_log).unwrap_or_default();
                 return Err(SandboxError::Daemon(format!(
-                    "it exited ({status}):\n{log}"
+                    "the process for {name} exited ({status}):\n{log}"
                 )));
             }
             if Instant::now() > deadline {
-                return Err(SandboxError::Daemon(
-                    "it did not take its bus name within 30 s".into(),
-                ));
+                return Err(SandboxError::Daemon(format!(
+                    "nobody took {name} within 30 s"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Starts gnome-keyring's Secret Service on this sandbox's bus, with an unlocked login
+    /// keyring in this sandbox's home, and waits until it owns `org.freedesktop.secrets`.
+    pub async fn start_keyring(&mut self) -> Result<(), SandboxError> {
+        use std::io::Write;
+        let log_path = self.root.join("gnome-keyring.log");
+        let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
+        let mut child = self
+            .command("gnome-keyring-daemon")
+            .args(["--foreground", "--components=secrets", "--unlock"])
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().map_err(io_err(&log_path))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| SandboxError::Keyring(format!("gnome-keyring-daemon: {e}")))?;
+        // The login keyring's password, on stdin without a newline; then EOF.
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(b"sandbox-keyring-password")
+            .map_err(io_err(&log_path))?;
+        drop(stdin);
+        self.keyring.0 = Some(child);
+        self.wait_for_owner("org.freedesktop.secrets", |s| &mut s.keyring)
+            .await
+    }
+
+    /// Stops the Secret Service (as when the user's session ends).
+    pub fn stop_keyring(&mut self) {
+        self.keyring = DaemonProcess::default();
     }
 
     /// Hands the emulator's access token to the daemon (`LoginWithToken`).

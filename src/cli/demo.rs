@@ -62,7 +62,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
         .map_err(|e| e.to_string())?;
     let mut options = SandboxOptions::new(dbxportd);
     // Small thresholds so that the larger sample photos go through upload sessions.
-    options.config = Config::default();
+    options.config.upload = Config::default().upload;
     options.config.upload.session_threshold = 2 * MIB;
     options.config.upload.chunk_size = 4 * MIB;
     options.config.upload.remote_folder = REMOTE_FOLDER.into();

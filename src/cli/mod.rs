@@ -69,8 +69,16 @@ enum Command {
     Pause,
     /// Start transfers again after `pause`.
     Resume,
-    /// Link a Dropbox account by handing a token to the daemon.
+    /// Link a Dropbox account: in the browser (default), by pasting a code, or with a token.
     Login(LoginArgs),
+    /// Revoke the login at Dropbox and forget it.
+    Logout,
+    /// The linked account: name, email, space used.
+    Account {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the Dropbox API emulator on 127.0.0.1 (for trying dbxport or another client).
     #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
@@ -109,8 +117,12 @@ pub struct JobsArgs {
 }
 
 #[derive(Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct LoginArgs {
+    /// Show the login page's address and read the code Dropbox shows from stdin, instead of
+    /// opening a browser on this machine (for SSH sessions and headless machines).
+    #[arg(long)]
+    no_browser: bool,
     /// Read an access token (e.g. one generated in the Dropbox app console) from stdin.
     #[arg(long)]
     access_token_stdin: bool,
@@ -232,7 +244,9 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Cancel { id } => jobs::cancel(conn, id).await,
         Command::Pause => jobs::pause(conn, true).await,
         Command::Resume => jobs::pause(conn, false).await,
-        Command::Login(args) => login::run(conn, args.refresh_token_stdin).await,
+        Command::Login(args) => login::run(conn, &args).await,
+        Command::Logout => login::logout(conn).await,
+        Command::Account { json } => login::account(conn, json).await,
         #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }

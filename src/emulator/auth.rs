@@ -124,6 +124,8 @@ pub(crate) struct Auth {
     dirty: AtomicBool,
     /// Serializes writes of `auth.json`, so the newest snapshot is written last.
     writing: tokio::sync::Mutex<()>,
+    /// Lifetime of newly minted access tokens, in seconds (tests shorten it).
+    lifetime_secs: std::sync::atomic::AtomicU64,
 }
 
 impl Auth {
@@ -153,6 +155,7 @@ impl Auth {
             primary: Mutex::new(String::new()),
             dirty: AtomicBool::new(false),
             writing: tokio::sync::Mutex::new(()),
+            lifetime_secs: std::sync::atomic::AtomicU64::new(ACCESS_TOKEN_LIFETIME.as_secs()),
         })
     }
 
@@ -220,6 +223,25 @@ impl Auth {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
+    /// Lifetime of access tokens minted from now on.
+    pub(crate) fn set_lifetime(&self, lifetime: Duration) {
+        self.lifetime_secs
+            .store(lifetime.as_secs().max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetime_secs.load(Ordering::Relaxed))
+    }
+
+    /// Revokes every refresh token and every access token minted from one, as when the user
+    /// removes the app's access in the Dropbox web UI.
+    pub(crate) fn revoke_refresh_tokens(&self) {
+        let mut tokens = lock(&self.tokens);
+        tokens.refresh.clear();
+        tokens.access.retain(|_, t| t.refresh.is_none());
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn mint_refresh_token(&self) -> String {
         self.new_refresh_token(ALL_SCOPES.to_owned(), None)
     }
@@ -235,7 +257,7 @@ impl Auth {
 
     fn new_access_token(&self, refresh: Option<String>) -> String {
         let token = format!("sl.u.{}", random_token(96));
-        let expires_at = now_secs() + ACCESS_TOKEN_LIFETIME.as_secs();
+        let expires_at = now_secs() + self.lifetime().as_secs();
         lock(&self.tokens).access.insert(
             token.clone(),
             AccessToken {

@@ -262,6 +262,18 @@ impl Emulator {
         self.shared.auth.expire_all();
     }
 
+    /// Access tokens minted from now on live this long (default 4 h, like Dropbox's), so tests
+    /// can make them expire in seconds.
+    pub fn set_access_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.shared.auth.set_lifetime(lifetime);
+    }
+
+    /// Revokes every refresh token and the access tokens minted from them, as removing the
+    /// app's access in the Dropbox web UI does.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.auth.revoke_refresh_tokens();
+    }
+
     /// The fault injector shared with the server.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults

@@ -350,6 +350,21 @@ impl Engine {
         let stamp = blocking(move || prepare::open_source(&source).map(|(_, stamp)| stamp))
             .await?
             .map_err(source_step)?;
+        // Known not to fit: fail now rather than after sending it all. (The quota read at login
+        // and after batches may be stale; Dropbox's own insufficient_space catches the rest.)
+        let free = self.session.info().borrow().free_bytes();
+        if let Some(free) = free
+            && stamp.size > free
+        {
+            return Err(Step::Failed {
+                kind: FailureKind::Refused,
+                message: format!(
+                    "{}: Dropbox is full: the file needs {} bytes and the account has {free} bytes free",
+                    job.source.display(),
+                    stamp.size
+                ),
+            });
+        }
         if (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms) {
             // Edited since it was handed over: upload what is there now, from the start.
             self.queue.restamp(id, stamp.size, stamp.mtime_ms).await?;

@@ -161,6 +161,9 @@ pub async fn forward_signals(
     let mut events = queue.subscribe();
     let mut progress = engine.subscribe_progress();
     let mut status = session.status();
+    let mut info = session.info();
+    let mut store_status = session.store_status();
+    let mut logins = session.logins();
     let mut last_len = queue.active_len();
     loop {
         tokio::select! {
@@ -185,14 +188,41 @@ pub async fn forward_signals(
                 }
                 let iface = account.get().await;
                 let emitter = account.signal_emitter();
+                iface.logged_in_changed(emitter).await?;
                 iface.state_changed(emitter).await?;
                 iface.account_name_changed(emitter).await?;
                 iface.status_message_changed(emitter).await?;
+            }
+            changed = info.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let iface = account.get().await;
+                let emitter = account.signal_emitter();
+                iface.email_changed(emitter).await?;
+                iface.used_bytes_changed(emitter).await?;
+                iface.allocated_bytes_changed(emitter).await?;
+            }
+            changed = store_status.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                account.get().await.credential_store_changed(account.signal_emitter()).await?;
+            }
+            login = logins.recv() => {
+                if let Ok(login) = login {
+                    Account::login_finished(account.signal_emitter(), login.ok, &login.account, &login.error).await?;
+                }
             }
             _ = shutdown.cancelled() => return Ok(()),
         }
         let len = queue.active_len();
         if len != last_len {
+            if len == 0 {
+                // The queue ran empty: a batch ended and the quota moved.
+                let session = session.clone();
+                tokio::spawn(async move { session.refresh_info().await });
+            }
             last_len = len;
             uploader
                 .get()

@@ -23,6 +23,8 @@ pub struct World {
 /// A config with small thresholds so that ordinary photos exercise upload sessions.
 pub fn small_config() -> Config {
     let mut config = Config::default();
+    // The keyring has its own tests; the rest keep the login in the sandbox's 0600 file.
+    config.credentials.store = dbxport::config::CredentialStoreKind::File;
     config.upload.session_threshold = MIB;
     config.upload.chunk_size = 4 * MIB;
     config.upload.remote_folder = "/Default".into();
@@ -31,17 +33,38 @@ pub fn small_config() -> Config {
 
 /// Bus, emulator and a logged-in daemon.
 pub async fn world(config: Config) -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
-    options.config = config;
-    let mut sandbox = Sandbox::start(dir.path(), options)
-        .await
-        .expect("sandbox starts");
-    sandbox.start_daemon().await.expect("dbxportd starts");
-    sandbox
+    let w = world_with(config, Setup::default()).await;
+    w.sandbox
         .login()
         .await
         .expect("login with the emulator's token");
+    w
+}
+
+/// How a world starts, beyond its config.
+#[derive(Default)]
+pub struct Setup {
+    /// Start gnome-keyring's Secret Service on the bus before the daemon.
+    pub keyring: bool,
+    /// `RUST_LOG` for the daemon.
+    pub log_filter: Option<String>,
+}
+
+/// Bus, emulator and a daemon that has not logged in.
+pub async fn world_with(config: Config, setup: Setup) -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
+    options.config = config;
+    if let Some(filter) = setup.log_filter {
+        options.log_filter = filter;
+    }
+    let mut sandbox = Sandbox::start(dir.path(), options)
+        .await
+        .expect("sandbox starts");
+    if setup.keyring {
+        sandbox.start_keyring().await.expect("gnome-keyring starts");
+    }
+    sandbox.start_daemon().await.expect("dbxportd starts");
     let conn = sandbox
         .bus
         .connect()
@@ -50,7 +73,32 @@ pub async fn world(config: Config) -> World {
     World { dir, sandbox, conn }
 }
 
+/// A loopback port nobody listens on right now (for the OAuth redirect listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl World {
+    pub async fn account(&self) -> dbxport::service::AccountProxy<'static> {
+        dbxport::service::AccountProxy::new(&self.conn)
+            .await
+            .expect("account proxy")
+    }
+
+    /// A fresh connection after the daemon restarted.
+    pub async fn reconnect(&mut self) {
+        self.conn = self
+            .sandbox
+            .bus
+            .connect()
+            .await
+            .expect("connect to the private bus");
+    }
+
     pub async fn uploader(&self) -> UploaderProxy<'static> {
         UploaderProxy::new(&self.conn)
             .await

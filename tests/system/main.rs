@@ -10,3 +10,4 @@ mod durability;
 mod end_to_end;
 mod faults;
 mod interface;
+mod login;

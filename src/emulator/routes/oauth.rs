@@ -132,10 +132,7 @@ fn token_response(shared: &Shared, issued: Issued) -> Response<Body> {
     let mut body = Map::new();
     body.insert("access_token".into(), issued.access_token.into());
     body.insert("token_type".into(), "bearer".into());
-    body.insert(
-        "expires_in".into(),
-        auth::ACCESS_TOKEN_LIFETIME.as_secs().into(),
-    );
+    body.insert("expires_in".into(), shared.auth.lifetime().as_secs().into());
     if let Some(refresh) = issued.refresh_token {
         body.insert("refresh_token".into(), refresh.into());
     }
