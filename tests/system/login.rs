@@ -186,7 +186,10 @@ async fn the_pasted_code_flow_and_logout() {
         .await
         .expect("FinishLogin");
     assert!(!name.is_empty());
-    assert!(account.logged_in().await.unwrap());
+    wait_for("LoggedIn to turn true", || async {
+        account.logged_in().await.unwrap().then_some(())
+    })
+    .await;
     // The code is single use.
     assert!(account.finish_login(code).await.is_err());
 
