@@ -80,9 +80,15 @@ async fn browser_login_links_the_account_and_uploads_work() {
     let args = signal.args().unwrap();
     assert!(args.ok, "{}", args.error);
     assert!(!args.account.is_empty());
-    assert!(account.logged_in().await.unwrap());
+    wait_for("LoggedIn to turn true", || async {
+        account.logged_in().await.unwrap().then_some(())
+    })
+    .await;
+    wait_for("the email to be read", || async {
+        account.email().await.unwrap().contains('@').then_some(())
+    })
+    .await;
     assert_eq!(account.account_name().await.unwrap(), args.account);
-    assert!(account.email().await.unwrap().contains('@'));
     wait_for("the quota to be read", || async {
         (account.allocated_bytes().await.unwrap() > 0).then_some(())
     })
