@@ -245,8 +245,10 @@ impl Session {
             match blocking(move || open_store(&policy)).await {
                 Ok((store, credentials)) => {
                     tracing::info!("the keyring is available: {}", store.describe());
-                    self.store_status.send_replace(store.describe());
+                    // The store first, then the status: whoever sees the new status can use it.
+                    let description = store.describe();
                     *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
+                    self.store_status.send_replace(description);
                     let mut state = self.state.lock().await;
                     if state.credentials.is_none() {
                         if let Some(c) = credentials {

@@ -10,4 +10,5 @@ mod durability;
 mod end_to_end;
 mod faults;
 mod interface;
+mod keyring;
 mod login;
