@@ -137,3 +137,217 @@ async fn cancel_stops_a_running_batch_at_once() {
     let done = batch_final(&uploader, batch).await;
     assert_jobs_verified(&w, &done);
 }
+
+/// Logs the daemon in with a fresh refresh token from the emulator.
+async fn login_with_refresh(w: &World) -> String {
+    let refresh = w.sandbox.emulator.mint_refresh_token();
+    w.account()
+        .await
+        .login_with_token("refresh".into(), refresh.clone())
+        .await
+        .expect("login");
+    refresh
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_expiring_every_few_seconds_never_reach_the_user() {
+    let w = world_with(small_config(), Setup::default()).await;
+    w.sandbox
+        .emulator
+        .set_access_token_lifetime(std::time::Duration::from_secs(3));
+    login_with_refresh(&w).await;
+    let files = make_photos(&w.photo_dir(), 50);
+    // Slow enough that the batch spans several token lifetimes.
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("*", Fault::Delay { millis: 250 }, 200);
+    let started = std::time::Instant::now();
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Short".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    let elapsed = started.elapsed();
+    assert_jobs_verified(&w, &done);
+    assert!(
+        elapsed.as_secs() >= 6,
+        "the batch ({elapsed:?}) must outlive two tokens to prove anything"
+    );
+    // Refreshed about once per lifetime (ahead of expiry), not once per request or per job.
+    let refreshes = w
+        .sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.route == "/oauth2/token")
+        .count();
+    let lifetimes = elapsed.as_secs_f64() / 3.0;
+    assert!(refreshes >= 2, "{refreshes} refreshes in {elapsed:?}");
+    assert!(
+        (refreshes as f64) <= 2.0 * lifetimes + 3.0,
+        "{refreshes} refreshes for {lifetimes:.1} lifetimes"
+    );
+    // No job ever waited because of the token.
+    assert!(!w.daemon_log().contains("access token expired again"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
+    let w = world_with(small_config(), Setup::default()).await;
+    login_with_refresh(&w).await;
+    let account = w.account().await;
+    let files = make_photos(&w.photo_dir(), 8);
+    // Hold the first requests so the revocation lands mid-batch.
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("*", Fault::Delay { millis: 500 }, 4);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Revoked".into(), dict(&[]))
+        .await
+        .unwrap();
+    wait_for("a transfer to start", || async {
+        w.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.route.starts_with("/2/files/upload"))
+            .then_some(())
+    })
+    .await;
+    w.sandbox.emulator.revoke_refresh_tokens();
+    wait_for("the account to be logged out", || async {
+        (!account.logged_in().await.unwrap()).then_some(())
+    })
+    .await;
+    let out = w.ctl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["account_state"], "logged_out");
+    assert!(
+        status["account_message"]
+            .as_str()
+            .unwrap()
+            .contains("log in again"),
+        "{status}"
+    );
+    // Nothing failed: the jobs that did not finish are waiting for a login.
+    let all = jobs(&uploader, &[("batch", zbus::zvariant::Value::from(batch))]).await;
+    assert!(all.iter().all(|j| j.state != "failed"), "{all:#?}");
+    assert!(
+        all.iter().any(|j| j.state != "done"),
+        "everything finished before the revocation: proves nothing"
+    );
+
+    login_with_refresh(&w).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while jobs(&uploader, &[("batch", zbus::zvariant::Value::from(batch))]).await.iter().any(|j| j.state != "done") {
+        if std::time::Instant::now() > deadline {
+            let log = w.daemon_log();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("TRACE") && !l.contains("DEBUG zbus")).collect();
+            panic!("DEBUG LOG:\n{}", tail[tail.len().saturating_sub(60)..].join("\n"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let done = batch_final(&uploader, batch).await;
+    assert_jobs_verified(&w, &done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_in_trace_logs_or_on_the_bus() {
+    let mut config = small_config();
+    config.dropbox.redirect_port = free_port();
+    let w = world_with(
+        config,
+        Setup {
+            log_filter: Some("trace".into()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    // Everything on the bus, as an eavesdropper would see it.
+    let monitor_log = w.dir.path().join("bus-monitor.log");
+    let mut monitor = std::process::Command::new("dbus-monitor")
+        .args(["--address", w.sandbox.bus.address()])
+        .stdout(std::fs::File::create(&monitor_log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-monitor runs (dbus-bin)");
+    let account = w.account().await;
+    let mut finished = account.receive_login_finished().await.unwrap();
+    // A browser login (no token crosses the bus), a refresh, an upload, a logout.
+    w.sandbox
+        .emulator
+        .set_access_token_lifetime(std::time::Duration::from_secs(2));
+    let url = account.begin_login(Default::default()).await.unwrap();
+    let browser = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(
+        browser
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        futures_util::StreamExt::next(&mut finished)
+            .await
+            .unwrap()
+            .args()
+            .unwrap()
+            .ok
+    );
+    let files = make_photos(&w.photo_dir(), 6);
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("*", Fault::Delay { millis: 400 }, 20);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Secret".into(), dict(&[]))
+        .await
+        .unwrap();
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    assert!(
+        w.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.route == "/oauth2/token")
+            .count()
+            >= 2
+    );
+    // Every token the emulator issued (it keeps them in its auth.json), before the logout
+    // revokes them.
+    let auth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.dir.path().join("dropbox/auth.json")).unwrap())
+            .unwrap();
+    account.logout().await.unwrap();
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let mut tokens: Vec<String> = Vec::new();
+    for kind in ["access", "refresh"] {
+        if let Some(map) = auth[kind].as_object() {
+            tokens.extend(map.keys().cloned());
+        }
+    }
+    tokens.push(w.sandbox.emulator.access_token());
+    assert!(tokens.len() >= 3, "{} tokens", tokens.len());
+    let log = w.daemon_log();
+    let bus = std::fs::read_to_string(&monitor_log).unwrap();
+    assert!(
+        log.contains("TRACE"),
+        "the daemon did not log at trace level"
+    );
+    assert!(bus.contains("LoginFinished"), "the monitor saw nothing");
+    for token in &tokens {
+        assert!(
+            !log.contains(token.as_str()),
+            "a token is in the daemon's log"
+        );
+        assert!(!bus.contains(token.as_str()), "a token crossed the bus");
+    }
+}

@@ -224,13 +224,21 @@ pub async fn jobs(proxy: &UploaderProxy<'_>, filter: &[(&str, Value<'_>)]) -> Ve
 
 /// Waits until every job of `batch` is final and returns them.
 pub async fn batch_final(proxy: &UploaderProxy<'_>, batch: u64) -> Vec<JobInfo> {
-    wait_for(&format!("batch {batch} to finish"), || async {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
         let jobs = jobs(proxy, &[("batch", Value::from(batch))]).await;
-        jobs.iter()
+        if jobs
+            .iter()
             .all(|j| matches!(j.state.as_str(), "done" | "failed" | "cancelled"))
-            .then_some(jobs)
-    })
-    .await
+        {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for batch {batch} to finish: {jobs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every job is done, its recorded content hash is the local file's, and the emulator holds
