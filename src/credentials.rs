@@ -275,6 +275,40 @@ impl Session {
         }
     }
 
+    /// Runs one Dropbox request with a usable access token and returns its result. On
+    /// `expired_access_token` the token is dropped, refreshed once (shared with every concurrent
+    /// caller, see [`Session::token_expired`]) and the request sent once more; a second expiry
+    /// is the caller's to handle. The outer error means no token could be had at all.
+    ///
+    /// The token is handed over by value, so the request's future owns it: a closure taking
+    /// `&Secret` (an async closure) cannot yet promise a `Send` future, and the engine's
+    /// futures must be `Send`. Callers write `|token| async { let token = token; … }`.
+    pub async fn with_token<T, E, F, Fut>(
+        &self,
+        mut request: F,
+    ) -> Result<Result<T, dropbox::Error<E>>, SessionError>
+    where
+        F: FnMut(Secret) -> Fut,
+        Fut: Future<Output = Result<T, dropbox::Error<E>>>,
+    {
+        let mut refreshed = false;
+        loop {
+            let token = self.access_token().await?;
+            let result = request(token.clone()).await;
+            if !refreshed
+                && matches!(
+                    result,
+                    Err(dropbox::Error::Auth(AuthError::ExpiredAccessToken))
+                )
+            {
+                refreshed = true;
+                self.token_expired(&token).await;
+                continue;
+            }
+            return Ok(result);
+        }
+    }
+
     /// Dropbox said `expired_access_token` for `stale`: drop it so the next
     /// [`Session::access_token`] refreshes (unless a concurrent caller already did).
     pub async fn token_expired(&self, stale: &Secret) {
