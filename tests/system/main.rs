@@ -9,4 +9,5 @@ mod bad_input;
 mod durability;
 mod end_to_end;
 mod faults;
+mod folders;
 mod interface;
