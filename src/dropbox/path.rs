@@ -13,7 +13,9 @@
 /// Longest name Dropbox accepts, in characters (rclone's limit, from Dropbox's help centre).
 pub const MAX_NAME_CHARS: usize = 255;
 
-/// Names Dropbox refuses to store (`disallowed_name`), compared case-insensitively.
+/// Names Dropbox refuses to store (`disallowed_name`), compared case-insensitively. The
+/// emulator keeps its own copy on purpose: it stands for the server, so a mistake here must
+/// not be repeated there unnoticed (`agrees_with_the_emulator` compares the two).
 const DISALLOWED: [&str; 6] = [
     "desktop.ini",
     "thumbs.db",

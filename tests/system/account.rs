@@ -38,15 +38,11 @@ async fn an_expired_token_is_refreshed_once_and_the_uploads_go_on() {
     assert!(stdout.contains("Logged in to Dropbox as"), "{stdout}");
     assert!(!stdout.contains(&refresh), "the token was echoed");
 
-    let token_requests = |w: &World| {
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .filter(|r| r.route == "/oauth2/token")
-            .count()
-    };
-    assert_eq!(token_requests(&w), 1, "login minted one access token");
+    assert_eq!(
+        w.requests_to("/oauth2/token"),
+        1,
+        "login minted one access token"
+    );
 
     // Every access token issued so far expires: the running uploads all see 401.
     let files = make_photos(&w.photo_dir(), 12);
@@ -73,15 +69,11 @@ async fn an_expired_token_is_refreshed_once_and_the_uploads_go_on() {
     let done = batch_final(&uploader, batch).await;
     assert_jobs_verified(&w, &done);
     assert!(
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.status == 401),
+        w.saw_status(401),
         "the expiry was never seen, so this test proved nothing"
     );
     assert_eq!(
-        token_requests(&w),
+        w.requests_to("/oauth2/token"),
         2,
         "one refresh shared by every job that saw the expiry"
     );

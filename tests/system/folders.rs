@@ -17,16 +17,6 @@ impl World {
     async fn folders(&self) -> FoldersProxy<'static> {
         FoldersProxy::new(&self.conn).await.expect("folders proxy")
     }
-
-    /// How many requests the emulator has seen for `route`.
-    fn requests_to(&self, route: &str) -> usize {
-        self.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .filter(|r| r.route == route)
-            .count()
-    }
 }
 
 /// A Dropbox client of the test's own, standing for the Dropbox web UI or another device.
@@ -241,11 +231,7 @@ async fn an_expired_token_is_refreshed_and_the_listing_goes_on() {
     assert_eq!(names(&folders, "").await, ["Kept"]);
     assert_eq!(w.requests_to("/oauth2/token"), refreshes + 1);
     assert!(
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.status == 401),
+        w.saw_status(401),
         "the expiry was never seen, so this test proved nothing"
     );
 }
