@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Dropbox's largest `list_folder` page (`limit`), and the default page size.
+pub const MAX_LIST_PAGE_SIZE: u32 = 2000;
+
 /// One MiB; chunk sizes are written in bytes but checked against 4 MiB multiples.
 pub const MIB: u64 = 1024 * 1024;
 
@@ -116,6 +119,9 @@ pub struct DropboxConfig {
     pub redirect_port: u16,
     /// An extra CA certificate (PEM) to trust, for test servers.
     pub ca_file: Option<PathBuf>,
+    /// Entries asked for per `list_folder` page (Dropbox takes 1..=2000 and treats it as a
+    /// hint). Smaller pages mean more requests; tests lower it to exercise paging.
+    pub list_page_size: u32,
 }
 
 impl Default for DropboxConfig {
@@ -127,6 +133,7 @@ impl Default for DropboxConfig {
             authorize_url: "https://www.dropbox.com/oauth2/authorize".into(),
             redirect_port: 53682,
             ca_file: None,
+            list_page_size: MAX_LIST_PAGE_SIZE,
         }
     }
 }
@@ -210,6 +217,12 @@ impl Config {
                 up.remote_folder
             ));
         }
+        if !(1..=MAX_LIST_PAGE_SIZE).contains(&self.dropbox.list_page_size) {
+            return Err(format!(
+                "dropbox.list_page_size = {} must be between 1 and {MAX_LIST_PAGE_SIZE}",
+                self.dropbox.list_page_size
+            ));
+        }
         for (key, value) in [
             ("dropbox.api_url", &self.dropbox.api_url),
             ("dropbox.content_url", &self.dropbox.content_url),
@@ -247,6 +260,7 @@ mod tests {
             authorize_url = "http://127.0.0.1:9/oauth2/authorize"
             redirect_port = 1234
             ca_file = "/tmp/ca.pem"
+            list_page_size = 100
             [upload]
             chunk_size = 16777216
             [credentials]
@@ -258,6 +272,7 @@ mod tests {
         assert_eq!(config.upload.transfers, 4);
         assert_eq!(config.credentials.store, CredentialStoreKind::File);
         assert!(!config.credentials.file_fallback);
+        assert_eq!(config.dropbox.list_page_size, 100);
         // Round trip through to_toml.
         assert_eq!(
             Config::parse(&config.to_toml(), Path::new("x")).unwrap(),
@@ -277,5 +292,14 @@ mod tests {
         let err =
             Config::parse("[upload]\nchunk_size = 5000000\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("multiple of 4 MiB"), "{err}");
+        for bad in ["0", "2001"] {
+            let err = Config::parse(
+                &format!("[dropbox]\nlist_page_size = {bad}\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("list_page_size"), "{err}");
+        }
+        assert_eq!(Config::default().dropbox.list_page_size, 2000);
     }
 }

@@ -106,13 +106,15 @@ pub async fn run(
     let engine = Engine::new(
         queue.clone(),
         session.clone(),
-        client,
+        client.clone(),
         config.upload.clone(),
     );
     let conn = service::serve(
         queue.clone(),
         session.clone(),
+        client,
         config.upload.remote_folder.clone(),
+        config.dropbox.list_page_size,
     )
     .await
     .map_err(DaemonError::Bus)?;

@@ -7,6 +7,7 @@
 mod demo;
 #[cfg(feature = "emulator")]
 mod emulator;
+mod folders;
 mod jobs;
 mod login;
 mod upload;
@@ -78,6 +79,19 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// List the folders in a Dropbox folder (asks Dropbox each time).
+    Folders {
+        /// The Dropbox folder to look in, e.g. /Photos (default: the top of the Dropbox).
+        path: Option<String>,
+        /// Machine-readable output: name, path, path_lower and id of each folder.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a Dropbox folder (and missing parents); an existing one is fine.
+    Mkdir {
+        /// The folder to create, e.g. /Photos/2024.
+        path: String,
     },
     /// Run the Dropbox API emulator on 127.0.0.1 (for trying dbxport or another client).
     #[cfg(feature = "emulator")]
@@ -195,9 +209,8 @@ impl Explain for crate::service::ServiceError {
         use crate::service::ServiceError::*;
         match self {
             ZBus(e) => e.explain(),
-            InvalidPath(m) | InvalidArgument(m) | NotFound(m) | LoginRefused(m) | Failed(m) => {
-                m.clone()
-            }
+            InvalidPath(m) | InvalidArgument(m) | NotFound(m) | LoginRefused(m)
+            | NotLoggedIn(m) | Failed(m) => m.clone(),
         }
     }
 }
@@ -247,6 +260,8 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Login(args) => login::run(conn, &args).await,
         Command::Logout => login::logout(conn).await,
         Command::Account { json } => login::account(conn, json).await,
+        Command::Folders { path, json } => folders::list(conn, path.as_deref(), json).await,
+        Command::Mkdir { path } => folders::mkdir(conn, &path).await,
         #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }

@@ -366,10 +366,55 @@ impl Session {
         }
     }
 
-    /// Dropbox refused the token for good (`invalid_access_token`): the account is logged out
-    /// until someone logs in again. Queued jobs wait; they are not failed.
-    pub async fn refused(&self, why: &AuthError) {
+    /// Runs one Dropbox request with a usable access token and returns its result. On
+    /// `expired_access_token` the token is dropped, refreshed once (shared with every concurrent
+    /// caller, see [`Session::token_expired`]) and the request sent once more; a second expiry
+    /// is the caller's to handle. Any other refusal of the token logs the account out — unless
+    /// a newer login replaced that token meanwhile. The outer error means no token could be had.
+    ///
+    /// The token is handed over by value, so the request's future owns it: a closure taking
+    /// `&Secret` (an async closure) cannot yet promise a `Send` future, and the engine's
+    /// futures must be `Send`. Callers write `|token| async { let token = token; … }`.
+    pub async fn with_token<T, E, F, Fut>(
+        &self,
+        mut request: F,
+    ) -> Result<Result<T, dropbox::Error<E>>, SessionError>
+    where
+        F: FnMut(Secret) -> Fut,
+        Fut: std::future::Future<Output = Result<T, dropbox::Error<E>>>,
+    {
+        let mut refreshed = false;
+        loop {
+            let token = self.access_token().await?;
+            let result = request(token.clone()).await;
+            match &result {
+                Err(dropbox::Error::Auth(AuthError::ExpiredAccessToken)) if !refreshed => {
+                    refreshed = true;
+                    self.token_expired(&token).await;
+                    continue;
+                }
+                Err(dropbox::Error::Auth(why)) if !matches!(why, AuthError::ExpiredAccessToken) => {
+                    self.refused(&token, why).await;
+                }
+                _ => {}
+            }
+            return Ok(result);
+        }
+    }
+
+    /// Dropbox refused `stale` for good (`invalid_access_token`, revoked): the account is
+    /// logged out until someone logs in again, and queued jobs wait (they are not failed). A
+    /// request that was already on its way with an older token does not log out a newer login.
+    pub async fn refused(&self, stale: &Secret, why: &AuthError) {
         let mut state = self.state.lock().await;
+        let current = match (&state.access, &state.credentials) {
+            (Some((token, _)), _) => token == stale,
+            (None, Some(c)) => c.kind == TokenKind::Refresh || c.token == *stale,
+            (None, None) => false,
+        };
+        if !current {
+            return;
+        }
         state.access = None;
         let reason = format!("Dropbox refused the stored login ({why}); log in again");
         tracing::warn!("{reason}");

@@ -12,6 +12,7 @@ pub mod arg;
 pub mod content_hash;
 mod error;
 mod oauth;
+pub mod path;
 mod types;
 
 use std::fmt;

@@ -24,7 +24,7 @@ mod auth;
 mod body;
 mod faults;
 mod listing;
-mod paths;
+pub(crate) mod paths;
 mod routes;
 mod server;
 mod sessions;

@@ -33,34 +33,26 @@ use crate::dropbox::{self, AuthError, Client};
 use crate::prepare::{self, SourceError, Stamp};
 use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, now_ms};
 
-/// Runs one Dropbox request with a fresh access token and evaluates to its result. On
-/// `expired_access_token` it refreshes once (shared with every concurrent caller) and repeats
-/// the request once; a 429 holds back every job for its Retry-After. A macro rather than a
-/// method because an async closure borrowing the token cannot yet promise a `Send` future.
+/// Runs one Dropbox request through [`Session::with_token`] (a fresh token; on
+/// `expired_access_token` one shared refresh and one more try) and evaluates to its result. A
+/// 429 holds back every job for its Retry-After; a session that cannot give a token ends the
+/// step. A macro so that call sites can borrow their arguments as they would in a plain call.
 macro_rules! call {
     ($engine:expr, |$token:ident| $request:expr) => {{
         let engine = &$engine;
-        let mut refreshed = false;
-        loop {
-            engine.hold_back().await;
-            let token = engine.session.access_token().await.map_err(session_step)?;
-            let result = {
+        engine
+            .session
+            .with_token(|token: crate::secret::Secret| async {
+                // A move, so the future owns the token; everything else is borrowed.
+                let token = token;
                 let $token = &token;
-                $request.await
-            };
-            engine.note_rate_limit(&result);
-            if !refreshed
-                && matches!(
-                    result,
-                    Err(dropbox::Error::Auth(AuthError::ExpiredAccessToken))
-                )
-            {
-                refreshed = true;
-                engine.session.token_expired(&token).await;
-                continue;
-            }
-            break result;
-        }
+                engine.hold_back().await;
+                let result = $request.await;
+                engine.note_rate_limit(&result);
+                result
+            })
+            .await
+            .map_err(session_step)?
     }};
 }
 
@@ -686,10 +678,8 @@ impl Engine {
                 reason: "the access token expired again".into(),
                 retry_after: None,
             },
-            dropbox::Error::Auth(why) => {
-                self.session.refused(&why).await;
-                Step::LoggedOut
-            }
+            // `Session::with_token` has logged the account out if the token was the current one.
+            dropbox::Error::Auth(_) => Step::LoggedOut,
             e if e.is_transient() => Step::Transient {
                 reason: e.to_string(),
                 retry_after: e.retry_after(),

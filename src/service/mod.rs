@@ -1,5 +1,5 @@
 //! The D-Bus face of the daemon: `io.github.dbxport1` on the session bus, one object at
-//! `/io/github/dbxport1` carrying the `Uploader` and `Account` interfaces.
+//! `/io/github/dbxport1` carrying the `Uploader`, `Account` and `Folders` interfaces.
 //!
 //! Methods stay thin: check the arguments, hand the work to the queue or the session, return.
 //! Long work happens in the engine and comes back as signals: `JobStateChanged` on every state
@@ -8,14 +8,16 @@
 //! account's `State`).
 //!
 //! The `#[interface]` blocks also generate the client proxies (`UploaderProxy`,
-//! `AccountProxy`) that `dbxportctl` and the tests use, so both sides share one definition.
+//! `AccountProxy`, `FoldersProxy`) that `dbxportctl` and the tests use, so both sides share one definition.
 //! `dbus/io.github.dbxport1.xml` is the published form; a test compares it with what the
 //! running daemon introspects.
 
 mod account;
+mod folders;
 mod uploader;
 
 pub use account::{Account, AccountProxy};
+pub use folders::{Folders, FoldersProxy};
 pub use uploader::{
     JobProgress, JobProgressStream, JobStateChanged, JobStateChangedStream, Uploader, UploaderProxy,
 };
@@ -27,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use zbus::zvariant::{OwnedValue, Value};
 
 use crate::credentials::Session;
+use crate::dropbox::Client;
+use crate::dropbox::path::validate_folder;
 use crate::engine::Engine;
 use crate::queue::{Job, JobState, Queue, QueueError};
 
@@ -46,10 +50,12 @@ pub enum ServiceError {
     InvalidPath(String),
     /// An option or argument is unknown, of the wrong type, or out of range.
     InvalidArgument(String),
-    /// No job or batch with that id.
+    /// No job or batch with that id, or no such folder in Dropbox.
     NotFound(String),
     /// Dropbox refused the login.
     LoginRefused(String),
+    /// The request needs Dropbox, and no account is linked or Dropbox no longer accepts it.
+    NotLoggedIn(String),
     /// Something failed inside the daemon; the message says what.
     Failed(String),
 }
@@ -115,23 +121,17 @@ pub(crate) fn checked_folder(requested: &str, default: &str) -> Result<String, S
     } else {
         requested
     };
-    if folder == "/" {
-        return Ok(String::new());
-    }
-    if !folder.starts_with('/') || folder.ends_with('/') || folder.ends_with(char::is_whitespace) {
-        return Err(ServiceError::InvalidArgument(format!(
-            "remote folder {folder:?}: must start with '/' and not end with '/' or a space (e.g. /Photos/2024)"
-        )));
-    }
-    Ok(folder.to_string())
+    validate_folder(folder).map_err(|e| ServiceError::InvalidArgument(format!("remote folder {e}")))
 }
 
-/// Connects to the session bus, serves both interfaces and takes the well-known name (after
+/// Connects to the session bus, serves the interfaces and takes the well-known name (after
 /// the handlers are in place, so a D-Bus-activated first call is not lost).
 pub async fn serve(
     queue: Queue,
     session: Arc<Session>,
+    client: Client,
     default_folder: String,
+    list_page_size: u32,
 ) -> Result<zbus::Connection, zbus::Error> {
     zbus::connection::Builder::session()?
         .serve_at(
@@ -141,7 +141,20 @@ pub async fn serve(
                 default_folder,
             },
         )?
-        .serve_at(OBJECT_PATH, Account { session })?
+        .serve_at(
+            OBJECT_PATH,
+            Account {
+                session: session.clone(),
+            },
+        )?
+        .serve_at(
+            OBJECT_PATH,
+            Folders {
+                session,
+                client,
+                page_size: list_page_size,
+            },
+        )?
         .name(BUS_NAME)?
         .build()
         .await
@@ -242,7 +255,7 @@ mod tests {
         assert_eq!(checked_folder("", "/Photos").unwrap(), "/Photos");
         assert_eq!(checked_folder("/", "/Photos").unwrap(), "");
         assert_eq!(checked_folder("/A/B", "/Photos").unwrap(), "/A/B");
-        for bad in ["A", "/A/", "/A "] {
+        for bad in ["A", "/A/", "/A ", "/a/../b", "/x/Thumbs.db"] {
             assert!(
                 matches!(
                     checked_folder(bad, "/P"),

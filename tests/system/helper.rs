@@ -114,6 +114,25 @@ impl World {
             .expect("dbxportctl runs")
     }
 
+    /// How many requests the emulator has seen for `route` (e.g. `/oauth2/token`).
+    pub fn requests_to(&self, route: &str) -> usize {
+        self.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.route == route)
+            .count()
+    }
+
+    /// Whether the emulator has answered any request with `status`.
+    pub fn saw_status(&self, status: u16) -> bool {
+        self.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.status == status)
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.sandbox.daemon_log()).unwrap_or_default()
     }

@@ -184,7 +184,7 @@ async fn the_pasted_code_flow_and_logout() {
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no code on the page: {text}"))
         .to_string();
     let name = account

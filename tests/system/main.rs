@@ -9,6 +9,7 @@ mod bad_input;
 mod durability;
 mod end_to_end;
 mod faults;
+mod folders;
 mod interface;
 mod keyring;
 mod login;
