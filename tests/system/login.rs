@@ -179,12 +179,11 @@ async fn the_pasted_code_flow_and_logout() {
     // The emulator shows the code the way Dropbox does: on a page, for the user to copy.
     let code = text
         .split_whitespace()
-        .filter(|w| {
+        .rfind(|w| {
             w.len() >= 20
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
-        .next_back()
         .unwrap_or_else(|| panic!("no code on the page: {text}"))
         .to_string();
     let name = account
