@@ -20,6 +20,30 @@ pub struct World {
     pub conn: zbus::Connection,
 }
 
+/// Invariant 7, for every test: no token the emulator ever issued (nor the sandbox's own
+/// access token) appears in the daemon's log.
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let log = self.daemon_log();
+        let mut tokens = vec![self.sandbox.emulator.access_token()];
+        if let Ok(bytes) = std::fs::read(self.dir.path().join("dropbox/auth.json"))
+            && let Ok(auth) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            for kind in ["access", "refresh"] {
+                if let Some(map) = auth[kind].as_object() {
+                    tokens.extend(map.keys().cloned());
+                }
+            }
+        }
+        for token in tokens.iter().filter(|t| t.len() >= 16) {
+            assert!(!log.contains(token.as_str()), "a token appears in the daemon's log");
+        }
+    }
+}
+
 /// A config with small thresholds so that ordinary photos exercise upload sessions.
 pub fn small_config() -> Config {
     let mut config = Config::default();
@@ -55,9 +79,9 @@ pub async fn world_with(config: Config, setup: Setup) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
     options.config = config;
-    if let Some(filter) = setup.log_filter {
-        options.log_filter = filter;
-    }
+    // Every daemon in the suite logs at trace level, and every log is checked for tokens when
+    // its world ends (see `Drop for World`).
+    options.log_filter = setup.log_filter.unwrap_or_else(|| "trace".into());
     let mut sandbox = Sandbox::start(dir.path(), options)
         .await
         .expect("sandbox starts");
