@@ -334,3 +334,59 @@ async fn no_token_in_trace_logs_or_on_the_bus() {
         assert!(!bus.contains(token.as_str()), "a token crossed the bus");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
+    let w = world_with(small_config(), Setup::default()).await;
+    // A nearly full account: 3 MB free.
+    w.sandbox.emulator.set_space_allocated(3_000_000);
+    w.sandbox.login().await.unwrap();
+    let account = w.account().await;
+    wait_for("the quota to be read", || async {
+        (account.allocated_bytes().await.unwrap() == 3_000_000).then_some(())
+    })
+    .await;
+    let samples = sample_photos();
+    let big = samples
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 4_000_000)
+        .unwrap();
+    let small = samples
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() < 100_000)
+        .unwrap();
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(&[big.clone(), small.clone()]),
+            "/Full".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    let failed: Vec<_> = done.iter().filter(|j| j.state == "failed").collect();
+    assert_eq!(failed.len(), 1, "{done:#?}");
+    assert!(
+        failed[0].message.contains("Dropbox is full"),
+        "{}",
+        failed[0].message
+    );
+    assert!(
+        failed[0].message.contains(&*big.to_string_lossy()),
+        "the message names the file"
+    );
+    assert!(
+        done.iter().any(|j| j.state == "done"),
+        "the small photo still went up"
+    );
+    // Nothing of the big photo was sent.
+    let sessions = w
+        .sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.route.contains("upload_session"))
+        .count();
+    assert_eq!(sessions, 0);
+}

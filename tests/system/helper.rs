@@ -39,7 +39,10 @@ impl Drop for World {
             }
         }
         for token in tokens.iter().filter(|t| t.len() >= 16) {
-            assert!(!log.contains(token.as_str()), "a token appears in the daemon's log");
+            assert!(
+                !log.contains(token.as_str()),
+                "a token appears in the daemon's log"
+            );
         }
     }
 }
