@@ -73,6 +73,26 @@ pub struct Config {
     pub dropbox: DropboxConfig,
     pub upload: UploadConfig,
     pub credentials: CredentialsConfig,
+    pub export: ExportConfig,
+}
+
+/// Default export options; each `Upload` call may override them for its batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// `skip-identical`, `rename` or `overwrite`.
+    pub conflict: crate::export::Conflict,
+    /// End each batch with a shared link to its folder.
+    pub share_link: bool,
+}
+
+impl ExportConfig {
+    pub fn options(&self) -> crate::export::ExportOptions {
+        crate::export::ExportOptions {
+            conflict: self.conflict,
+            share_link: self.share_link,
+        }
+    }
 }
 
 /// Where the Dropbox login rests.

@@ -109,15 +109,9 @@ pub async fn run(
         client.clone(),
         config.upload.clone(),
     );
-    let conn = service::serve(
-        queue.clone(),
-        session.clone(),
-        client,
-        config.upload.remote_folder.clone(),
-        config.dropbox.list_page_size,
-    )
-    .await
-    .map_err(DaemonError::Bus)?;
+    let conn = service::serve(queue.clone(), session.clone(), client, &config)
+        .await
+        .map_err(DaemonError::Bus)?;
     tracing::info!(
         queued = queue.active_len(),
         paused = queue.paused(),

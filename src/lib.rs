@@ -24,6 +24,7 @@ pub mod dropbox;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod engine;
+pub mod export;
 pub mod logging;
 pub mod prepare;
 pub mod queue;

@@ -88,7 +88,14 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
     );
 
     let conn = sandbox.bus.connect().await.map_err(|e| e.to_string())?;
-    let outcome = super::upload::send(&conn, &photos, Some(REMOTE_FOLDER), true).await;
+    let outcome = super::upload::send(
+        &conn,
+        &photos,
+        Some(REMOTE_FOLDER),
+        Default::default(),
+        true,
+    )
+    .await;
     let listing = list_remote(&sandbox, &photos).await;
 
     let log = sandbox.daemon_log();

@@ -23,6 +23,8 @@ pub struct JobView {
     pub content_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at_ms: Option<u64>,
+    /// Done without sending: the same content was already in Dropbox.
+    pub skipped: bool,
 }
 
 impl JobView {
@@ -43,6 +45,10 @@ impl JobView {
             sent: u("sent"),
             content_hash: s("content_hash"),
             retry_at_ms: d.get("retry_at_ms").and_then(|v| u64::try_from(&**v).ok()),
+            skipped: d
+                .get("skipped")
+                .and_then(|v| bool::try_from(&**v).ok())
+                .unwrap_or(false),
         }
     }
 

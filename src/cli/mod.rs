@@ -112,6 +112,14 @@ pub struct UploadArgs {
     /// Upload the files' bytes untouched (the only mode for now).
     #[arg(long)]
     pub original: bool,
+    /// When the name is taken in Dropbox: skip-identical (same content counts as done,
+    /// different content is kept beside it under a new name), rename (always keep both) or
+    /// overwrite. Default: export.conflict from the daemon's config.
+    #[arg(long, value_parser = ["skip-identical", "rename", "overwrite"])]
+    pub conflict: Option<String>,
+    /// When the batch ends, create (or reuse) a shared link to the folder and print it.
+    #[arg(long)]
+    pub share_link: bool,
     /// Stay until every file is done, with progress bars; the exit code tells the outcome.
     #[arg(long)]
     pub wait: bool,

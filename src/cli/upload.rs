@@ -20,7 +20,21 @@ use crate::prepare;
 use crate::service::UploaderProxy;
 
 pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, String> {
-    send(conn, &args.files, args.to.as_deref(), args.wait).await
+    // Only what the user said goes over: the rest are the daemon's configured defaults.
+    let mut options: HashMap<String, OwnedValue> = HashMap::new();
+    let mut put = |key: &str, value: Value<'_>| {
+        options.insert(key.to_string(), value.try_to_owned().expect("plain value"));
+    };
+    if args.original {
+        put("original", Value::from(true));
+    }
+    if let Some(conflict) = &args.conflict {
+        put("conflict", Value::from(conflict.as_str()));
+    }
+    if args.share_link {
+        put("share_link", Value::from(true));
+    }
+    send(conn, &args.files, args.to.as_deref(), options, args.wait).await
 }
 
 /// Queues `files` (and follows them when `wait`); shared with `dbxportctl demo`.
@@ -28,6 +42,7 @@ pub async fn send(
     conn: &zbus::Connection,
     files: &[PathBuf],
     to: Option<&str>,
+    options: HashMap<String, OwnedValue>,
     wait: bool,
 ) -> Result<Exit, String> {
     let mut paths = Vec::new();
@@ -65,11 +80,6 @@ pub async fn send(
     } else {
         (None, None)
     };
-    let options: HashMap<String, OwnedValue> = [(
-        "original".to_string(),
-        Value::from(true).try_to_owned().expect("plain value"),
-    )]
-    .into();
     let (batch, ids) = proxy
         .upload(paths, to.unwrap_or("").to_string(), options)
         .await
@@ -125,9 +135,20 @@ impl View {
         view
     }
 
-    fn counts(&self) -> (usize, usize, usize) {
+    /// (uploaded, already there, failed, cancelled)
+    fn counts(&self) -> (usize, usize, usize, usize) {
         let count = |s: &str| self.jobs.values().filter(|j| j.state == s).count();
-        (count("done"), count("failed"), count("cancelled"))
+        let skipped = self
+            .jobs
+            .values()
+            .filter(|j| j.state == "done" && j.skipped)
+            .count();
+        (
+            count("done") - skipped,
+            skipped,
+            count("failed"),
+            count("cancelled"),
+        )
     }
 
     fn all_final(&self) -> bool {
@@ -141,7 +162,8 @@ impl View {
             .map(|j| if j.state == "done" { j.size } else { j.sent })
             .sum();
         self.overall.set_position(sent);
-        let (done, failed, _) = self.counts();
+        let (done, skipped, failed, _) = self.counts();
+        let done = done + skipped;
         self.overall.set_message(format!(
             "{done}/{} files{}",
             self.jobs.len(),
@@ -163,7 +185,7 @@ impl View {
             }
             if !was_final {
                 let line = match job.state.as_str() {
-                    "done" => format!("done      {} → {}", job.source, job.remote_path),
+                    "done" => format!("done      {}: {}", job.source, job.message),
                     "failed" => format!("failed    {}", job.message),
                     _ => format!("cancelled {}", job.source),
                 };
@@ -240,8 +262,8 @@ async fn follow(
         view.update(job);
     }
     view.overall.finish_and_clear();
-    let (done, failed, cancelled) = view.counts();
-    println!("{done} uploaded, {failed} failed, {cancelled} cancelled");
+    let (done, skipped, failed, cancelled) = view.counts();
+    println!("{done} uploaded, {skipped} already there, {failed} failed, {cancelled} cancelled");
     Ok(if failed > 0 {
         Exit::JobsFailed
     } else if cancelled > 0 {

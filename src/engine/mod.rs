@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::UploadConfig;
 use crate::credentials::{Session, SessionError};
 use crate::dropbox::{self, AuthError, Client};
+use crate::export::Conflict;
 use crate::prepare::{self, SourceError, Stamp};
 use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, now_ms};
 
@@ -392,6 +393,9 @@ impl Engine {
         let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
             .await?
             .map_err(source_step)?;
+        if self.already_there(job, &hash).await? {
+            return Ok(());
+        }
         self.to(
             job.id,
             JobState::Committing {
@@ -412,7 +416,7 @@ impl Engine {
             Some(progress.clone())
         ));
         match result {
-            Ok(meta) => self.verified(job, meta, &hash).await,
+            Ok(meta) => self.verified(job, meta, &hash, false).await,
             Err(e) => Err(self.classify(job, e).await),
         }
     }
@@ -427,7 +431,14 @@ impl Engine {
             } => (Some(session.clone()), *offset),
             _ => (None, 0),
         };
+        let source = job.source.clone();
+        let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
+            .await?
+            .map_err(source_step)?;
         if !matches!(state, JobState::Uploading { .. }) {
+            if self.already_there(job, &hash).await? {
+                return Ok(());
+            }
             self.to(
                 id,
                 JobState::Uploading {
@@ -437,10 +448,6 @@ impl Engine {
             )
             .await?;
         }
-        let source = job.source.clone();
-        let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
-            .await?
-            .map_err(source_step)?;
         let size = stamp.size;
         if offset > size {
             return Err(self.requeue(id).await);
@@ -563,7 +570,7 @@ impl Engine {
             None
         ));
         match result {
-            Ok(meta) => self.verified(job, meta, hash).await,
+            Ok(meta) => self.verified(job, meta, hash, false).await,
             Err(dropbox::Error::Route(dropbox::UploadSessionFinishError::LookupFailed(_))) => {
                 // The session is gone or does not hold what we think: send the file again.
                 Err(self.requeue(job.id).await)
@@ -590,7 +597,7 @@ impl Engine {
                     "an earlier commit landed: {}",
                     job.remote_path
                 );
-                self.verified(job, meta, hash).await?;
+                self.verified(job, meta, hash, false).await?;
                 return Ok(true);
             }
             Ok(_)
@@ -598,6 +605,19 @@ impl Engine {
                 dropbox::LookupError::NotFound,
             ))) => {}
             Err(e) => return Err(self.classify(job, e).await),
+        }
+        // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
+        // name asked for ("photo (1).jpg"): that copy is this job's file.
+        if job.options.conflict.renames()
+            && let Some(meta) = self.find_renamed_copy(job, hash).await?
+        {
+            tracing::info!(
+                job = job.id,
+                "an earlier commit landed under another name: {:?}",
+                meta.path_display
+            );
+            self.verified(job, meta, hash, false).await?;
+            return Ok(true);
         }
         // Not there: a closed session can simply be committed again.
         if let Some(session) = session {
@@ -613,12 +633,88 @@ impl Engine {
         Ok(false)
     }
 
+    /// With `skip-identical`, a file of the same name and content already in Dropbox makes the
+    /// job Done without sending anything. Returns true when that is so.
+    async fn already_there(&self, job: &Job, hash: &str) -> Result<bool, Step> {
+        if job.options.conflict != Conflict::SkipIdentical {
+            return Ok(false);
+        }
+        let result = call!(self, |token| self
+            .client
+            .get_metadata(token, &job.remote_path));
+        match result {
+            Ok(dropbox::Metadata::File(meta)) if meta.content_hash.as_deref() == Some(hash) => {
+                tracing::info!(
+                    job = job.id,
+                    "already in Dropbox with the same content: {}",
+                    job.remote_path
+                );
+                self.verified(job, meta, hash, true).await?;
+                Ok(true)
+            }
+            Ok(_)
+            | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
+                dropbox::LookupError::NotFound,
+            ))) => Ok(false),
+            Err(e) => Err(self.classify(job, e).await),
+        }
+    }
+
+    /// A file beside the job's target, named as Dropbox names renamed copies
+    /// (`name (N).ext`, `name (conflicted copy…).ext`), holding exactly this content.
+    async fn find_renamed_copy(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Option<dropbox::FileMetadata>, Step> {
+        let (parent, name) = job
+            .remote_path
+            .rsplit_once('/')
+            .unwrap_or(("", &job.remote_path));
+        let stem = name
+            .rsplit_once('.')
+            .map_or(name, |(stem, _)| stem)
+            .to_lowercase();
+        let arg = dropbox::ListFolderArg {
+            path: parent.to_string(),
+            ..Default::default()
+        };
+        let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
+            Ok(page) => page,
+            Err(dropbox::Error::Route(_)) => return Ok(None),
+            Err(e) => return Err(self.classify(job, e).await),
+        };
+        loop {
+            for entry in std::mem::take(&mut page.entries) {
+                if let dropbox::Metadata::File(meta) = entry
+                    && meta.content_hash.as_deref() == Some(hash)
+                    && meta.name.to_lowercase().starts_with(&format!("{stem} ("))
+                {
+                    return Ok(Some(meta));
+                }
+            }
+            if !page.has_more {
+                return Ok(None);
+            }
+            let cursor = page.cursor.clone();
+            page = match call!(self, |token| self
+                .client
+                .list_folder_continue(token, &cursor))
+            {
+                Ok(page) => page,
+                Err(dropbox::Error::Route(_)) => return Ok(None),
+                Err(e) => return Err(self.classify(job, e).await),
+            };
+        }
+    }
+
     /// Done only if Dropbox holds exactly the bytes sent (invariant 4).
     async fn verified(
         &self,
         job: &Job,
         meta: dropbox::FileMetadata,
         hash: &str,
+        skipped: bool,
     ) -> Result<(), Step> {
         if meta.content_hash.as_deref() != Some(hash) {
             return Err(Step::Failed {
@@ -641,6 +737,7 @@ impl Engine {
                 content_hash: hash.to_string(),
                 remote_path,
                 rev: meta.rev,
+                skipped,
             },
         )
         .await?;
@@ -725,18 +822,24 @@ fn session_step(e: SessionError) -> Step {
     }
 }
 
-/// Where and how a job's file is written. `add` without autorename: an identical file already
-/// there counts as success (Dropbox writes nothing), a different one is a conflict that fails
-/// the job rather than creating `name (1).jpg` behind the user's back.
+/// Where and how a job's file is written, per its conflict policy. The identical-content rule
+/// of Dropbox (an `add` or `overwrite` of the same bytes writes nothing and answers with the
+/// existing file) keeps a retried commit from making a copy; `rename` asks for a new name even
+/// then (`strict_conflict`).
 fn commit_info(job: &Job, stamp: &Stamp) -> dropbox::CommitInfo {
+    let (mode, autorename, strict_conflict) = match job.options.conflict {
+        Conflict::SkipIdentical => (dropbox::WriteMode::Add, true, false),
+        Conflict::Rename => (dropbox::WriteMode::Add, true, true),
+        Conflict::Overwrite => (dropbox::WriteMode::Overwrite, false, false),
+    };
     dropbox::CommitInfo {
         path: job.remote_path.clone(),
-        mode: dropbox::WriteMode::Add,
-        autorename: false,
+        mode,
+        autorename,
         client_modified: stamp.mtime_ms.map(|ms| {
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
         }),
         mute: false,
-        strict_conflict: false,
+        strict_conflict,
     }
 }

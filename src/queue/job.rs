@@ -46,6 +46,9 @@ pub struct Job {
     /// Bytes of the upload confirmed by Dropbox, for progress and status.
     #[serde(default)]
     pub bytes_sent: u64,
+    /// The batch's export options.
+    #[serde(default)]
+    pub options: crate::export::ExportOptions,
 }
 
 /// Why a job failed, for callers that act on the category.
@@ -84,10 +87,14 @@ pub enum JobState {
         reason: String,
         resume: Box<JobState>,
     },
+    /// `remote_path` is where the file is (Dropbox may have given it another name);
+    /// `skipped`: the same content was already there, so nothing was sent.
     Done {
         content_hash: String,
         remote_path: String,
         rev: String,
+        #[serde(default)]
+        skipped: bool,
     },
     Failed {
         kind: FailureKind,
@@ -124,6 +131,13 @@ impl JobState {
         match self {
             JobState::Failed { message, .. } => message.clone(),
             JobState::Waiting { reason, .. } => reason.clone(),
+            JobState::Done {
+                remote_path,
+                skipped: true,
+                ..
+            } => {
+                format!("already in Dropbox at {remote_path}: nothing sent")
+            }
             JobState::Done { remote_path, .. } => format!("uploaded to {remote_path}"),
             _ => String::new(),
         }
@@ -188,6 +202,7 @@ mod tests {
             content_hash: "h".into(),
             remote_path: "/a".into(),
             rev: "r".into(),
+            skipped: false,
         }
     }
     fn failed() -> JobState {

@@ -51,6 +51,7 @@ pub struct NewJob {
     pub remote_path: String,
     pub source_size: u64,
     pub source_mtime_ms: Option<u64>,
+    pub options: crate::export::ExportOptions,
 }
 
 /// Which jobs `list` returns.
@@ -204,6 +205,7 @@ impl Queue {
                 state: JobState::Queued,
                 attempts: 0,
                 bytes_sent: 0,
+                options: new.options,
             };
             write.insert(&key(job.id), encode(&job));
             jobs.push(job);
@@ -464,6 +466,7 @@ mod tests {
             remote_path: format!("/P/{name}"),
             source_size: 10,
             source_mtime_ms: Some(1),
+            options: Default::default(),
         }
     }
 
@@ -522,6 +525,7 @@ mod tests {
                     content_hash: "h".into(),
                     remote_path: "/x".into(),
                     rev: "r".into(),
+                    skipped: false,
                 },
             )
             .await;

@@ -94,10 +94,16 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     d.insert("attempts".into(), value(job.attempts));
     match &job.state {
         JobState::Done {
-            content_hash, rev, ..
+            content_hash,
+            rev,
+            skipped,
+            remote_path,
         } => {
             d.insert("content_hash".into(), value(content_hash.clone()));
             d.insert("rev".into(), value(rev.clone()));
+            d.insert("skipped".into(), value(*skipped));
+            // Where the file is, if Dropbox gave it another name than asked.
+            d.insert("stored_path".into(), value(remote_path.clone()));
         }
         JobState::Waiting { retry_at_ms, .. } => {
             d.insert("retry_at_ms".into(), value(*retry_at_ms));
@@ -130,15 +136,17 @@ pub async fn serve(
     queue: Queue,
     session: Arc<Session>,
     client: Client,
-    default_folder: String,
-    list_page_size: u32,
+    config: &crate::config::Config,
 ) -> Result<zbus::Connection, zbus::Error> {
+    let default_folder = config.upload.remote_folder.clone();
+    let list_page_size = config.dropbox.list_page_size;
     zbus::connection::Builder::session()?
         .serve_at(
             OBJECT_PATH,
             Uploader {
                 queue,
                 default_folder,
+                defaults: config.export.options(),
             },
         )?
         .serve_at(

@@ -14,6 +14,8 @@ use crate::queue::{Filter, NewJob, Queue};
 pub struct Uploader {
     pub(super) queue: Queue,
     pub(super) default_folder: String,
+    /// Export options for batches that do not say otherwise (config `[export]`).
+    pub(super) defaults: crate::export::ExportOptions,
 }
 
 #[interface(
@@ -26,38 +28,22 @@ pub struct Uploader {
 )]
 impl Uploader {
     /// Queues files for upload into `remote_folder` (`""`: the configured default). Returns
-    /// once the jobs are on disk. Options (`a{sv}`): `original` (b, true: upload the bytes as
-    /// they are; the only mode for now). Every path must be absolute and name an existing
-    /// file; otherwise nothing is queued and the error names each bad path.
+    /// once the jobs are on disk. Options (`a{sv}`, each overriding the config's `[export]`
+    /// for this batch): `original` (b, true: the bytes as they are — the only mode for now),
+    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`), `share_link` (b). Every path
+    /// must be absolute and name an existing file; otherwise nothing is queued and the error
+    /// names each bad path.
     async fn upload(
         &self,
         paths: Vec<String>,
         remote_folder: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
-        for (key, v) in &options {
-            match key.as_str() {
-                "original" => match bool::try_from(&**v) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(ServiceError::InvalidArgument(
-                            "option original=false: resizing is not available yet; only originals are uploaded".into(),
-                        ));
-                    }
-                    Err(_) => {
-                        return Err(ServiceError::InvalidArgument(format!(
-                            "option original must be a boolean, not {}",
-                            v.value_signature()
-                        )));
-                    }
-                },
-                other => {
-                    return Err(ServiceError::InvalidArgument(format!(
-                        "unknown option {other:?}"
-                    )));
-                }
-            }
-        }
+        let export = self
+            .defaults
+            .clone()
+            .with_overrides(&options)
+            .map_err(ServiceError::InvalidArgument)?;
         if paths.is_empty() {
             return Err(ServiceError::InvalidArgument("no files given".into()));
         }
@@ -101,6 +87,7 @@ impl Uploader {
                     source: path,
                     source_size: stamp.size,
                     source_mtime_ms: stamp.mtime_ms,
+                    options: export.clone(),
                 }
             })
             .collect();

@@ -115,7 +115,10 @@ async fn ctl_reports_each_bad_file_and_uploads_the_rest() {
         "{stdout}\n{}",
         w.daemon_log()
     );
-    assert!(stdout.contains("3 uploaded, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("3 uploaded, 0 already there, 1 failed"),
+        "{stdout}"
+    );
 
     let stored = w.sandbox.emulator.files();
     assert_eq!(stored.len(), 3);

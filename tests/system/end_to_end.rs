@@ -50,7 +50,10 @@ async fn twenty_photos_go_up_verified_with_progress() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("20 uploaded, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("20 uploaded, 0 already there, 0 failed"),
+        "{stdout}"
+    );
 
     // The emulator holds each file once, with the local content hash.
     let stored: HashMap<String, _> = w

@@ -1,0 +1,195 @@
+//! The conflict policies, against files already in Dropbox: skip-identical (the default),
+//! rename and overwrite — and that a lost commit under a renaming policy still ends as one
+//! file, found under the name Dropbox gave it.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use dbxport::dropbox::{self, CommitInfo, UploadArg, WriteMode};
+use dbxport::emulator::Fault;
+use dbxport::secret::Secret;
+use zbus::zvariant::Value;
+
+use crate::helper::*;
+
+/// Puts `data` at `path` in the emulated Dropbox, behind the daemon's back.
+async fn seed(w: &World, path: &str, data: &[u8]) {
+    let mut config = dbxport::config::Config::default();
+    config.dropbox.api_url = w.sandbox.emulator.base_url();
+    config.dropbox.content_url = w.sandbox.emulator.base_url();
+    let client = dbxport::daemon::client_for(&config).unwrap();
+    let arg = UploadArg {
+        commit: CommitInfo {
+            path: path.into(),
+            mode: WriteMode::Overwrite,
+            autorename: false,
+            client_modified: None,
+            mute: false,
+            strict_conflict: false,
+        },
+        content_hash: None,
+    };
+    client
+        .upload(
+            &Secret::new(w.sandbox.emulator.access_token()),
+            &arg,
+            Bytes::copy_from_slice(data),
+            None,
+        )
+        .await
+        .expect("seed upload");
+}
+
+fn stored(w: &World) -> HashMap<String, String> {
+    w.sandbox
+        .emulator
+        .files()
+        .into_iter()
+        .map(|f| (f.path_display, f.content_hash))
+        .collect()
+}
+
+fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_identical_rename_and_overwrite() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    let (a, b, c) = (
+        b"AAAA-photo-a".to_vec(),
+        b"BBBB-photo-b".to_vec(),
+        b"CCCC-edited-b".to_vec(),
+    );
+    seed(&w, "/C/a.jpg", &a).await;
+    seed(&w, "/C/b.jpg", &b).await;
+    let uploader = w.uploader().await;
+
+    // skip-identical (the default): a.jpg is already there with the same bytes — done, nothing
+    // sent; b.jpg differs — kept beside the old one, which is not touched.
+    let local_a = write(&dir, "a.jpg", &a);
+    let sub = dir.join("edited");
+    std::fs::create_dir(&sub).unwrap();
+    let local_b = write(&sub, "b.jpg", &c);
+    let before = w.sandbox.emulator.requests().len();
+    let (batch, _) = uploader
+        .upload(
+            paths(&[local_a.clone(), local_b.clone()]),
+            "/C".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    let uploads_for_a = w.sandbox.emulator.requests()[before..]
+        .iter()
+        .filter(|r| r.route == "/2/files/upload")
+        .count();
+    assert_eq!(uploads_for_a, 1, "only b.jpg's bytes were sent");
+    let a_job = done.iter().find(|j| j.source.ends_with("/a.jpg")).unwrap();
+    assert!(
+        a_job.message.contains("already in Dropbox"),
+        "{}",
+        a_job.message
+    );
+    let files = stored(&w);
+    assert_eq!(
+        files["/C/b.jpg"],
+        dropbox::content_hash::content_hash(&b),
+        "the old b.jpg was kept"
+    );
+    assert_eq!(
+        files["/C/b (1).jpg"],
+        dropbox::content_hash::content_hash(&c),
+        "the new one beside it"
+    );
+    assert_eq!(files.len(), 3);
+
+    // rename: even identical content gets a new name.
+    let (batch, _) = uploader
+        .upload(
+            paths(&[local_a.clone()]),
+            "/C".into(),
+            dict(&[("conflict", Value::from("rename"))]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        batch_final(&uploader, batch)
+            .await
+            .iter()
+            .all(|j| j.state == "done")
+    );
+    assert_eq!(
+        stored(&w)["/C/a (1).jpg"],
+        dropbox::content_hash::content_hash(&a)
+    );
+
+    // overwrite: b.jpg now holds the edited bytes.
+    let (batch, _) = uploader
+        .upload(
+            paths(&[local_b.clone()]),
+            "/C".into(),
+            dict(&[("conflict", Value::from("overwrite"))]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        batch_final(&uploader, batch)
+            .await
+            .iter()
+            .all(|j| j.state == "done")
+    );
+    assert_eq!(
+        stored(&w)["/C/b.jpg"],
+        dropbox::content_hash::content_hash(&c)
+    );
+
+    // The CLI takes the same policies.
+    let out = w.ctl(&[
+        "upload",
+        "--to",
+        "/C",
+        "--conflict",
+        "rename",
+        "--wait",
+        &local_b.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stored(&w).contains_key("/C/b (2).jpg"),
+        "{:?}",
+        stored(&w).keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_under_rename_ends_as_one_renamed_file() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    seed(&w, "/R/p.jpg", b"the old picture").await;
+    let local = write(&dir, "p.jpg", b"a different picture");
+    // The commit lands as "p (1).jpg", and its answer is lost.
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("/2/files/upload", Fault::LoseAnswer, 1);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&[local]), "/R".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    let files = stored(&w);
+    assert_eq!(files.len(), 2, "no second copy: {:?}", files.keys());
+    assert!(files.contains_key("/R/p (1).jpg"));
+}
