@@ -103,7 +103,7 @@ async fn cancel_stops_a_running_batch_at_once() {
             .emulator
             .requests()
             .iter()
-            .any(|r| r.route.starts_with("/2/files/upload"))
+            .any(|r| r.route.starts_with("/2/files/"))
             .then_some(())
     })
     .await;
