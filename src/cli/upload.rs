@@ -62,32 +62,19 @@ pub async fn send(
         return Ok(Exit::JobsFailed);
     }
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
-    let (states, progress) = if wait {
-        (
-            Some(
-                proxy
-                    .receive_job_state_changed()
-                    .await
-                    .map_err(|e| describe(&e))?,
-            ),
-            Some(
-                proxy
-                    .receive_job_progress()
-                    .await
-                    .map_err(|e| describe(&e))?,
-            ),
-        )
+    let streams = if wait {
+        Some(Streams::subscribe(&proxy).await?)
     } else {
-        (None, None)
+        None
     };
     let (batch, ids) = proxy
         .upload(paths, to.unwrap_or("").to_string(), options)
         .await
         .map_err(|e| describe(&e))?;
     eprintln!("queued {} file(s) as batch {batch}", ids.len());
-    let outcome = match (states, progress) {
-        (Some(states), Some(progress)) => follow(&proxy, batch, states, progress).await?,
-        _ => Exit::Ok,
+    let outcome = match streams {
+        Some(streams) => follow(&proxy, batch, streams).await?,
+        None => Exit::Ok,
     };
     Ok(if refused > 0 && outcome == Exit::Ok {
         Exit::JobsFailed
@@ -223,16 +210,54 @@ impl View {
     }
 }
 
-async fn follow(
-    proxy: &UploaderProxy<'_>,
-    batch: u64,
-    mut states: crate::service::JobStateChangedStream,
-    mut progress: crate::service::JobProgressStream,
-) -> Result<Exit, String> {
+/// The streams `--wait` follows, subscribed before `Upload` is called.
+pub struct Streams {
+    states: crate::service::JobStateChangedStream,
+    progress: crate::service::JobProgressStream,
+    finished: crate::service::BatchFinishedStream,
+}
+
+impl Streams {
+    pub async fn subscribe(proxy: &UploaderProxy<'_>) -> Result<Streams, String> {
+        Ok(Streams {
+            states: proxy
+                .receive_job_state_changed()
+                .await
+                .map_err(|e| describe(&e))?,
+            progress: proxy
+                .receive_job_progress()
+                .await
+                .map_err(|e| describe(&e))?,
+            finished: proxy
+                .receive_batch_finished()
+                .await
+                .map_err(|e| describe(&e))?,
+        })
+    }
+}
+
+/// How long to wait for `BatchFinished` once every job is final (it follows at once, unless a
+/// shared link is being made).
+const SUMMARY_WAIT: Duration = Duration::from_secs(90);
+
+async fn follow(proxy: &UploaderProxy<'_>, batch: u64, streams: Streams) -> Result<Exit, String> {
+    let Streams {
+        mut states,
+        mut progress,
+        mut finished,
+    } = streams;
     let jobs = fetch(proxy, &[("batch", Value::from(batch))]).await?;
     let mut view = View::new(jobs);
     let mut resync = tokio::time::interval(Duration::from_secs(2));
-    while !view.all_final() {
+    let mut summary: Option<HashMap<String, OwnedValue>> = None;
+    let mut all_final_since: Option<tokio::time::Instant> = None;
+    while summary.is_none() {
+        if view.all_final() {
+            let since = *all_final_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() > SUMMARY_WAIT {
+                break;
+            }
+        }
         tokio::select! {
             signal = states.next() => {
                 let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
@@ -250,6 +275,14 @@ async fn follow(
                     view.progress(args.job, args.sent);
                 }
             }
+            signal = finished.next() => {
+                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
+                if let Ok(args) = signal.args()
+                    && args.batch == batch
+                {
+                    summary = Some(args.summary.clone());
+                }
+            }
             _ = resync.tick() => {
                 for job in fetch(proxy, &[("batch", Value::from(batch))]).await? {
                     view.update(job);
@@ -264,6 +297,18 @@ async fn follow(
     view.overall.finish_and_clear();
     let (done, skipped, failed, cancelled) = view.counts();
     println!("{done} uploaded, {skipped} already there, {failed} failed, {cancelled} cancelled");
+    let text = |key: &str| {
+        summary
+            .as_ref()
+            .and_then(|s| s.get(key))
+            .and_then(|v| <&str>::try_from(&**v).ok().map(String::from))
+    };
+    if let Some(link) = text("link") {
+        println!("Shared link: {link}");
+    }
+    if let Some(error) = text("link_error") {
+        eprintln!("dbxportctl: {error}");
+    }
     Ok(if failed > 0 {
         Exit::JobsFailed
     } else if cancelled > 0 {

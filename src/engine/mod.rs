@@ -15,7 +15,10 @@
 //! token logs the account out (jobs wait, they are not failed), anything else fails the job
 //! with a message naming the file.
 
+mod batches;
 pub mod retry;
+
+pub use batches::BatchFinished;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,6 +126,8 @@ pub struct Engine {
     /// the whole account, so a 429's Retry-After holds back every job, not just the one that
     /// got it.
     not_before: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Batches as they end (see `batches`).
+    batches: broadcast::Sender<BatchFinished>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Step> {
@@ -150,6 +155,7 @@ impl Engine {
             progress,
             running: Default::default(),
             not_before: Default::default(),
+            batches: broadcast::channel(256).0,
         })
     }
 
@@ -167,6 +173,7 @@ impl Engine {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.upload.transfers));
         tracker.spawn(self.clone().stop_cancelled_jobs(shutdown.clone()));
+        tracker.spawn(self.clone().finish_batches(shutdown.clone()));
         loop {
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),

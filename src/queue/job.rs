@@ -178,6 +178,26 @@ pub struct Batch {
     pub remote_folder: String,
     pub created_ms: u64,
     pub jobs: Vec<JobId>,
+    /// Written once every job is final (and the shared link, if asked for, was made).
+    #[serde(default)]
+    pub summary: Option<BatchSummary>,
+}
+
+/// How a batch ended: what `BatchFinished` reports and `dbxportctl` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    pub done: u32,
+    /// Done without sending: the same content was already there.
+    pub skipped: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    /// The failed jobs' messages (each names its file).
+    pub failures: Vec<String>,
+    /// The shared link to the batch's folder, when one was asked for.
+    pub link: Option<String>,
+    /// Why no link could be made, when one was asked for.
+    pub link_error: Option<String>,
+    pub finished_ms: u64,
 }
 
 #[cfg(test)]

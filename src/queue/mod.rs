@@ -11,9 +11,9 @@
 
 mod job;
 
-pub use job::{Batch, BatchId, FailureKind, Job, JobId, JobState, now_ms};
+pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, now_ms};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -96,6 +96,8 @@ struct Inner {
     index: Mutex<Index>,
     changed: Notify,
     events: broadcast::Sender<JobEvent>,
+    /// A batch whose last unfinished job just became final.
+    batches_done: broadcast::Sender<BatchId>,
 }
 
 #[derive(Default)]
@@ -104,6 +106,8 @@ struct Index {
     active: BTreeMap<JobId, Job>,
     /// Jobs the engine is working on.
     claimed: HashSet<JobId>,
+    /// Unfinished jobs per batch: a batch is over when its count reaches zero.
+    unfinished: HashMap<BatchId, usize>,
 }
 
 const PAUSED_KEY: &[u8] = b"paused";
@@ -149,10 +153,12 @@ impl Queue {
                 job.state = JobState::Queued;
                 jobs.insert(key(job.id), encode(&job))?;
             }
+            *index.unfinished.entry(job.batch).or_default() += 1;
             index.active.insert(job.id, job);
         }
         db.flush()?;
         let (events, _) = broadcast::channel(4096);
+        let (batches_done, _) = broadcast::channel(256);
         Ok(Queue {
             inner: Arc::new(Inner {
                 db,
@@ -162,6 +168,7 @@ impl Queue {
                 index: Mutex::new(index),
                 changed: Notify::new(),
                 events,
+                batches_done,
             }),
         })
     }
@@ -215,6 +222,7 @@ impl Queue {
             remote_folder: remote_folder.to_string(),
             created_ms,
             jobs: jobs.iter().map(|j| j.id).collect(),
+            summary: None,
         };
         // The batch record first: a crash between the two writes leaves an empty batch, never
         // jobs without one.
@@ -224,6 +232,7 @@ impl Queue {
         {
             let mut index = self.index();
             for job in &jobs {
+                *index.unfinished.entry(job.batch).or_default() += 1;
                 index.active.insert(job.id, job.clone());
             }
         }
@@ -236,6 +245,7 @@ impl Queue {
 
     /// Moves a job to `next`, if the state machine allows it, and makes that durable.
     pub async fn transition(&self, id: JobId, next: JobState) -> Result<Job> {
+        let mut batch_done = None;
         let job = {
             let mut index = self.index();
             let Some(job) = index.active.get_mut(&id) else {
@@ -277,6 +287,13 @@ impl Queue {
             let job = job.clone();
             if job.state.is_terminal() {
                 index.active.remove(&id);
+                if let Some(left) = index.unfinished.get_mut(&job.batch) {
+                    *left -= 1;
+                    if *left == 0 {
+                        index.unfinished.remove(&job.batch);
+                        batch_done = Some(job.batch);
+                    }
+                }
                 index.claimed.remove(&id);
             }
             // Written under the lock so that two transitions of one job reach sled in order.
@@ -285,8 +302,40 @@ impl Queue {
         };
         self.flush().await?;
         self.publish(&job);
+        if let Some(batch) = batch_done {
+            let _ = self.inner.batches_done.send(batch);
+        }
         self.inner.changed.notify_waiters();
         Ok(job)
+    }
+
+    /// Batches whose last unfinished job just became final.
+    pub fn subscribe_batches(&self) -> broadcast::Receiver<BatchId> {
+        self.inner.batches_done.subscribe()
+    }
+
+    /// Batches without a summary whose jobs are all final: those a crash (or a stop) caught
+    /// between their last job and their summary.
+    pub fn unsummarized_batches(&self) -> Result<Vec<BatchId>> {
+        let unfinished: HashSet<BatchId> = self.index().unfinished.keys().copied().collect();
+        let mut out = Vec::new();
+        for entry in self.inner.batches.iter() {
+            let (_, value) = entry?;
+            let batch: Batch = decode(&value)?;
+            if batch.summary.is_none() && !unfinished.contains(&batch.id) {
+                out.push(batch.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records how a batch ended.
+    pub async fn set_summary(&self, id: BatchId, summary: BatchSummary) -> Result<Batch> {
+        let mut batch = self.batch(id)?.ok_or(QueueError::NotFound(id))?;
+        batch.summary = Some(summary);
+        self.inner.batches.insert(key(id), encode(&batch))?;
+        self.flush().await?;
+        Ok(batch)
     }
 
     /// Records the source's size and mtime again (the file changed; the job starts over).

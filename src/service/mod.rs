@@ -19,7 +19,8 @@ mod uploader;
 pub use account::{Account, AccountProxy};
 pub use folders::{Folders, FoldersProxy};
 pub use uploader::{
-    JobProgress, JobProgressStream, JobStateChanged, JobStateChangedStream, Uploader, UploaderProxy,
+    BatchFinished, BatchFinishedStream, JobProgress, JobProgressStream, JobStateChanged,
+    JobStateChangedStream, Uploader, UploaderProxy,
 };
 
 use std::collections::HashMap;
@@ -120,6 +121,23 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     d
 }
 
+/// A batch's summary as a D-Bus dictionary (`a{sv}`).
+pub fn summary_to_dict(summary: &crate::queue::BatchSummary) -> HashMap<String, OwnedValue> {
+    let mut d = HashMap::new();
+    d.insert("done".into(), value(summary.done));
+    d.insert("skipped".into(), value(summary.skipped));
+    d.insert("failed".into(), value(summary.failed));
+    d.insert("cancelled".into(), value(summary.cancelled));
+    d.insert("failures".into(), value(summary.failures.clone()));
+    if let Some(link) = &summary.link {
+        d.insert("link".into(), value(link.clone()));
+    }
+    if let Some(error) = &summary.link_error {
+        d.insert("link_error".into(), value(error.clone()));
+    }
+    d
+}
+
 /// Checks a Dropbox folder path given by a caller; `""` means the configured default.
 pub(crate) fn checked_folder(requested: &str, default: &str) -> Result<String, ServiceError> {
     let folder = if requested.is_empty() {
@@ -181,6 +199,7 @@ pub async fn forward_signals(
     let account = server.interface::<_, Account>(OBJECT_PATH).await?;
     let mut events = queue.subscribe();
     let mut progress = engine.subscribe_progress();
+    let mut batches = engine.subscribe_batches();
     let mut status = session.status();
     let mut info = session.info();
     let mut store_status = session.store_status();
@@ -229,6 +248,11 @@ pub async fn forward_signals(
                     return Ok(());
                 }
                 account.get().await.credential_store_changed(account.signal_emitter()).await?;
+            }
+            finished = batches.recv() => {
+                if let Ok(finished) = finished {
+                    Uploader::batch_finished(uploader.signal_emitter(), finished.batch, summary_to_dict(&finished.summary)).await?;
+                }
             }
             login = logins.recv() => {
                 if let Ok(login) = login {

@@ -185,6 +185,16 @@ impl Uploader {
         message: &str,
     ) -> zbus::Result<()>;
 
+    /// A batch ended: every job is final. `summary` (`a{sv}`): `done`, `skipped`, `failed`,
+    /// `cancelled` (u), `failures` (as: each failed job's reason, naming its file), and when
+    /// the batch asked for one, `link` (s, the folder's shared link) or `link_error` (s).
+    #[zbus(signal)]
+    pub async fn batch_finished(
+        emitter: &SignalEmitter<'_>,
+        batch: u64,
+        summary: HashMap<String, OwnedValue>,
+    ) -> zbus::Result<()>;
+
     /// Bytes of a job confirmed sent, out of `total`; a few per second per job at most.
     #[zbus(signal)]
     pub async fn job_progress(

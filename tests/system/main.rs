@@ -6,6 +6,7 @@ mod helper;
 
 mod account;
 mod bad_input;
+mod batches;
 mod conflicts;
 mod durability;
 mod end_to_end;

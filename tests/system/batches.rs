@@ -1,0 +1,100 @@
+//! The end of a batch: `BatchFinished` with counts and failure reasons, and the shared link
+//! to the folder when the batch asked for one — made once, then reused.
+
+use std::os::unix::fs::PermissionsExt;
+
+use futures_util::StreamExt;
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::helper::*;
+
+fn get_u32(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> u32 {
+    d.get(key)
+        .and_then(|v| u32::try_from(&**v).ok())
+        .unwrap_or_else(|| panic!("{key} missing: {d:?}"))
+}
+
+fn get_str(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> Option<String> {
+    d.get(key)
+        .and_then(|v| <&str>::try_from(&**v).ok())
+        .map(String::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    let files = make_photos(&dir, 3);
+    let locked = dir.join("locked.jpg");
+    std::fs::copy(&files[0], &locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let uploader = w.uploader().await;
+    let mut finished = uploader.receive_batch_finished().await.unwrap();
+
+    let all = [files.clone(), vec![locked.clone()]].concat();
+    let (batch, _) = uploader
+        .upload(
+            paths(&all),
+            "/Shared".into(),
+            dict(&[("share_link", Value::from(true))]),
+        )
+        .await
+        .unwrap();
+    let signal = finished.next().await.unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!(args.batch, batch);
+    let summary = args.summary.clone();
+    assert_eq!(get_u32(&summary, "done"), 3);
+    assert_eq!(get_u32(&summary, "failed"), 1);
+    assert_eq!(get_u32(&summary, "skipped"), 0);
+    let failures = summary
+        .get("failures")
+        .map(|v| Vec::<String>::try_from(v.try_clone().unwrap()).unwrap())
+        .unwrap();
+    assert!(failures[0].contains("locked.jpg"), "{failures:?}");
+    let link = get_str(&summary, "link").unwrap_or_else(|| panic!("no link: {summary:?}"));
+    assert!(link.starts_with("https://"), "{link}");
+
+    // The CLI prints the link; asking again for the same folder reuses the link.
+    let out = w.ctl(&[
+        "upload",
+        "--to",
+        "/Shared",
+        "--share-link",
+        "--wait",
+        &files[0].to_string_lossy(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("Shared link: {link}")), "{stdout}");
+    assert!(stdout.contains("0 uploaded, 1 already there"), "{stdout}");
+
+    // Without share_link, no link is made.
+    let (plain, _) = uploader
+        .upload(paths(&files[1..2]), "/Plain".into(), dict(&[]))
+        .await
+        .unwrap();
+    loop {
+        let signal = finished.next().await.unwrap();
+        let args = signal.args().unwrap();
+        if args.batch == plain {
+            assert!(get_str(&args.summary, "link").is_none());
+            break;
+        }
+    }
+    let links = w
+        .sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.route.starts_with("/2/sharing/"))
+        .count();
+    assert!(
+        links >= 2,
+        "the second batch asked Dropbox again (and got the same link)"
+    );
+}
