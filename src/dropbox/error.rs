@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use super::types::Union;
+use super::types::{SharedLinkMetadata, Union};
 
 /// A route's error union, as decoded from a 409 body.
 pub trait RouteError: DeserializeOwned + fmt::Display + fmt::Debug + Send + Sync + 'static {
@@ -575,6 +575,118 @@ impl RouteError for DeleteError {
     }
 }
 
+/// Why Dropbox refused a shared link's settings (closed in the spec; `Other` as for
+/// [`CreateFolderError`]).
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SharedLinkSettingsError {
+    #[error(
+        "Dropbox refuses these shared link settings as invalid; check the audience and access asked for"
+    )]
+    InvalidSettings,
+    /// rclone's answer: ask again without the setting (e.g. the expiry).
+    #[error(
+        "this Dropbox account may not use these shared link settings: expiry, passwords, links that are not public and links without downloads need a paid plan or the team's permission"
+    )]
+    NotAuthorized,
+    #[error("Dropbox refuses these shared link settings")]
+    #[serde(other)]
+    Other,
+}
+
+/// `sharing/create_shared_link_with_settings` (closed in the spec; `Other` as for
+/// [`CreateFolderError`]).
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum CreateSharedLinkWithSettingsError {
+    #[error("{0}")]
+    Path(LookupError),
+    #[error(
+        "Dropbox makes shared links only for accounts with a verified email address; verify it on dropbox.com, then try again"
+    )]
+    EmailNotVerified,
+    /// The existing link, when Dropbox sends it. It leaves it out when settings were given
+    /// (they might not match the existing link); `sharing/list_shared_links` with
+    /// `direct_only` then finds it. Boxed: a link is large next to the other members.
+    #[error("a shared link to this item already exists in Dropbox")]
+    SharedLinkAlreadyExists(Option<Box<SharedLinkMetadata>>),
+    #[error("{0}")]
+    SettingsError(SharedLinkSettingsError),
+    #[error(
+        "Dropbox does not allow a shared link to this item: the content may be restricted, or the account's shared links banned"
+    )]
+    AccessDenied,
+    #[error("Dropbox has banned this account from creating shared links")]
+    BannedMember,
+    #[error("this Dropbox account has too many shared folders to share another item")]
+    TooManySharedFolders,
+    #[error("Dropbox cannot create a shared link to this item")]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for CreateSharedLinkWithSettingsError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use CreateSharedLinkWithSettingsError as C;
+        let u = Union::deserialize(deserializer)?;
+        Ok(match u.tag() {
+            "path" => C::Path(u.nested()?),
+            "email_not_verified" => C::EmailNotVerified,
+            "shared_link_already_exists" => C::SharedLinkAlreadyExists(
+                u.nested_opt::<AlreadyExistsMetadata, D::Error>()?
+                    .and_then(|m| m.0)
+                    .map(Box::new),
+            ),
+            "settings_error" => C::SettingsError(u.nested()?),
+            "access_denied" => C::AccessDenied,
+            "banned_member" => C::BannedMember,
+            "too_many_shared_folders" => C::TooManySharedFolders,
+            _ => C::Other,
+        })
+    }
+}
+
+/// `SharedLinkAlreadyExistsMetadata`, an open union whose one known member, `metadata`, holds the
+/// existing link (nested with its own `.tag`, since SharedLinkMetadata has subtypes). A link that
+/// does not decode is dropped rather than failing the whole error: it is only a shortcut, and
+/// without it the caller looks the link up instead.
+struct AlreadyExistsMetadata(Option<SharedLinkMetadata>);
+
+impl<'de> Deserialize<'de> for AlreadyExistsMetadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let u = Union::deserialize(deserializer)?;
+        Ok(AlreadyExistsMetadata(match u.tag() {
+            "metadata" => u.nested::<SharedLinkMetadata, D::Error>().ok(),
+            _ => None,
+        }))
+    }
+}
+
+impl RouteError for CreateSharedLinkWithSettingsError {}
+
+/// `sharing/list_shared_links`.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ListSharedLinksError {
+    #[error("{0}")]
+    Path(LookupError),
+    /// The cursor is no longer valid: list again without it.
+    #[error("the shared link listing expired; it must start over")]
+    Reset,
+    #[error("Dropbox cannot list the shared links")]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ListSharedLinksError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let u = Union::deserialize(deserializer)?;
+        Ok(match u.tag() {
+            "path" => ListSharedLinksError::Path(u.nested()?),
+            "reset" => ListSharedLinksError::Reset,
+            _ => ListSharedLinksError::Other,
+        })
+    }
+}
+
+impl RouteError for ListSharedLinksError {}
+
 /// The error type of routes that have none (Void). It has no values: a 409 on such a route
 /// cannot be decoded and becomes [`Error::Decode`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -970,6 +1082,114 @@ mod tests {
             r#"{"error": {".tag": "path_write", "path_write": {".tag": "no_write_permission"}}}"#,
         );
         assert_eq!(e, DeleteError::PathWrite(WriteError::NoWritePermission));
+    }
+
+    /// §3.14's example, byte for byte.
+    const ALREADY_EXISTS: &str = r#"{"error_summary": "shared_link_already_exists/metadata/..",
+ "error": {".tag": "shared_link_already_exists",
+           "shared_link_already_exists": {".tag": "metadata",
+              "metadata": {".tag": "file", "url": "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0",
+                           "id": "id:a4ayc_80_OEAAAAAAAAAXw", "name": "a.jpg", "path_lower": "/photos/a.jpg",
+                           "link_permissions": {"resolved_visibility": {".tag": "public"}, "can_revoke": true, "visibility_policies": [],
+                                                "can_set_expiry": false, "can_remove_expiry": false, "allow_download": true,
+                                                "can_allow_download": true, "can_disallow_download": false,
+                                                "allow_comments": true, "team_restricts_comments": false},
+                           "client_modified": "2024-05-01T12:00:00Z", "server_modified": "2024-05-01T12:00:05Z",
+                           "rev": "015f1a2b3c4d5e600000001a2b3c4d0", "size": 7212}}}}"#;
+
+    #[test]
+    fn shared_link_already_exists_nests_the_link() {
+        use CreateSharedLinkWithSettingsError as C;
+        let e: C = route(ALREADY_EXISTS);
+        let C::SharedLinkAlreadyExists(Some(link)) = &e else {
+            panic!("{e:?}")
+        };
+        let SharedLinkMetadata::File(file) = link.as_ref() else {
+            panic!("{link:?}")
+        };
+        assert_eq!(
+            link.url(),
+            "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0"
+        );
+        assert_eq!(link.path_lower(), Some("/photos/a.jpg"));
+        assert_eq!(file.rev, "015f1a2b3c4d5e600000001a2b3c4d0");
+        assert_eq!(
+            e.to_string(),
+            "a shared link to this item already exists in Dropbox"
+        );
+        assert!(!Error::Route(e).is_transient());
+
+        // §3.14's body without metadata.
+        let e: C = route(
+            r#"{"error_summary": "shared_link_already_exists/..", "error": {".tag": "shared_link_already_exists"}}"#,
+        );
+        assert_eq!(e, C::SharedLinkAlreadyExists(None));
+        // A null value, a member added later, or a link that does not decode: no link, but
+        // still the same error, so that callers look the link up.
+        for value in [
+            "null",
+            r#"{".tag": "other"}"#,
+            r#"{".tag": "metadata", "metadata": {".tag": "file", "name": "no url"}}"#,
+        ] {
+            let e: C = route(&format!(
+                r#"{{"error": {{".tag": "shared_link_already_exists", "shared_link_already_exists": {value}}}}}"#
+            ));
+            assert_eq!(e, C::SharedLinkAlreadyExists(None), "{value}");
+        }
+        // A flattened link (the mistake many mocks make) is not taken for the link either.
+        let flattened = r#"{"error": {".tag": "shared_link_already_exists", "url": "https://x", "name": "a.jpg"}}"#;
+        assert_eq!(route::<C>(flattened), C::SharedLinkAlreadyExists(None));
+    }
+
+    #[test]
+    fn create_shared_link_other_errors() {
+        use CreateSharedLinkWithSettingsError as C;
+        let e: C = route(
+            r#"{"error_summary": "settings_error/not_authorized/..", "error": {".tag": "settings_error", "settings_error": {".tag": "not_authorized"}}}"#,
+        );
+        assert_eq!(e, C::SettingsError(SharedLinkSettingsError::NotAuthorized));
+        assert!(e.to_string().contains("paid plan"), "{e}");
+        let e: C = route(
+            r#"{"error": {".tag": "settings_error", "settings_error": {".tag": "invalid_settings"}}}"#,
+        );
+        assert_eq!(
+            e,
+            C::SettingsError(SharedLinkSettingsError::InvalidSettings)
+        );
+        let e: C = route(
+            r#"{"error": {".tag": "settings_error", "settings_error": {".tag": "brand_new"}}}"#,
+        );
+        assert_eq!(e, C::SettingsError(SharedLinkSettingsError::Other));
+        let e: C = route(
+            r#"{"error_summary": "path/not_found/..", "error": {".tag": "path", "path": {".tag": "not_found"}}}"#,
+        );
+        assert_eq!(e, C::Path(LookupError::NotFound));
+        assert_eq!(e.to_string(), "nothing exists at this path in Dropbox");
+        for (tag, expected) in [
+            ("email_not_verified", C::EmailNotVerified),
+            ("access_denied", C::AccessDenied),
+            ("banned_member", C::BannedMember),
+            ("too_many_shared_folders", C::TooManySharedFolders),
+            ("quantum_link", C::Other),
+        ] {
+            let e: C = route(&format!(r#"{{"error": {{".tag": "{tag}"}}}}"#));
+            assert_eq!(e, expected, "{tag}");
+            assert!(!e.is_transient());
+        }
+        assert!(C::EmailNotVerified.to_string().contains("verify"));
+    }
+
+    #[test]
+    fn list_shared_links_errors() {
+        let e: ListSharedLinksError = route(
+            r#"{"error_summary": "path/not_found/.", "error": {".tag": "path", "path": {".tag": "not_found"}}}"#,
+        );
+        assert_eq!(e, ListSharedLinksError::Path(LookupError::NotFound));
+        let e: ListSharedLinksError =
+            route(r#"{"error_summary": "reset/..", "error": {".tag": "reset"}}"#);
+        assert_eq!(e, ListSharedLinksError::Reset);
+        let e: ListSharedLinksError = route(r#"{"error": {".tag": "brand_new"}}"#);
+        assert_eq!(e, ListSharedLinksError::Other);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A typed async client for the Dropbox API v2 routes dbxport uses: uploads and upload
-//! sessions, the batch commit, listing, metadata, folders, delete, the account, and the OAuth
-//! token endpoint.
+//! sessions, the batch commit, listing, metadata, folders, delete, the account, shared links,
+//! and the OAuth token endpoint.
 //!
 //! One [`Client`] per daemon: it holds the connection pools and the base URLs (the real hosts or
 //! the emulator on 127.0.0.1). Every call is a single HTTP request and is never retried here;
@@ -31,18 +31,21 @@ use url::Url;
 
 pub use arg::header_safe_json;
 pub use error::{
-    AuthError, CreateFolderError, DeleteError, Error, GetMetadataError, ListFolderContinueError,
-    ListFolderError, LookupError, RateLimitReason, RouteError, UploadError,
-    UploadSessionAppendError, UploadSessionFinishError, UploadSessionLookupError,
-    UploadSessionStartError, UploadWriteFailed, VoidError, WriteConflictError, WriteError,
+    AuthError, CreateFolderError, CreateSharedLinkWithSettingsError, DeleteError, Error,
+    GetMetadataError, ListFolderContinueError, ListFolderError, ListSharedLinksError, LookupError,
+    RateLimitReason, RouteError, SharedLinkSettingsError, UploadError, UploadSessionAppendError,
+    UploadSessionFinishError, UploadSessionLookupError, UploadSessionStartError, UploadWriteFailed,
+    VoidError, WriteConflictError, WriteError,
 };
 pub use oauth::{OAuthError, TokenResponse};
 pub use types::{
-    AccountType, CommitInfo, DeletedMetadata, FileMetadata, FinishBatchEntry, FolderMetadata,
-    FullAccount, ListFolderArg, ListFolderResult, MemberSpaceLimitType, Metadata, Name,
-    SessionType, SpaceAllocation, SpaceUsage, UploadArg, UploadSessionAppendArg,
-    UploadSessionCursor, UploadSessionFinishArg, UploadSessionStartArg, UploadSessionStartResult,
-    WriteMode, timestamp,
+    AccountType, CommitInfo, DeletedMetadata, FileLinkMetadata, FileMetadata, FinishBatchEntry,
+    FolderMetadata, FullAccount, LinkAudience, LinkPermissions, ListFolderArg, ListFolderResult,
+    ListSharedLinksArg, ListSharedLinksResult, MemberSpaceLimitType, Metadata, Name,
+    RequestedLinkAccessLevel, RequestedVisibility, ResolvedVisibility, SessionType, SharedLinkInfo,
+    SharedLinkMetadata, SharedLinkSettings, SpaceAllocation, SpaceUsage, UploadArg,
+    UploadSessionAppendArg, UploadSessionCursor, UploadSessionFinishArg, UploadSessionStartArg,
+    UploadSessionStartResult, WriteMode, timestamp,
 };
 
 use crate::secret::Secret;
@@ -389,6 +392,82 @@ impl Client {
         self.rpc(token, "2/users/get_space_usage", &()).await
     }
 
+    /// `sharing/create_shared_link_with_settings`: a new link to the file or folder at `path`.
+    /// Without settings Dropbox makes its default link (public, unless a team policy says
+    /// otherwise). An item has one link per settings: asking again is
+    /// `Route(SharedLinkAlreadyExists(..))`; see [`Client::shared_link_for`].
+    pub async fn create_shared_link(
+        &self,
+        token: &Secret,
+        path: &str,
+        settings: Option<&SharedLinkSettings>,
+    ) -> Result<SharedLinkMetadata, Error<CreateSharedLinkWithSettingsError>> {
+        #[derive(Serialize)]
+        struct Arg<'a> {
+            path: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            settings: Option<&'a SharedLinkSettings>,
+        }
+        self.rpc(
+            token,
+            "2/sharing/create_shared_link_with_settings",
+            &Arg { path, settings },
+        )
+        .await
+    }
+
+    /// `sharing/list_shared_links`: the links to an item (and its parent folders unless
+    /// `direct_only`), or every link of the account page by page when no path is given.
+    pub async fn list_shared_links(
+        &self,
+        token: &Secret,
+        arg: &ListSharedLinksArg,
+    ) -> Result<ListSharedLinksResult, Error<ListSharedLinksError>> {
+        self.rpc(token, "2/sharing/list_shared_links", arg).await
+    }
+
+    /// A link to share the item at `path`: a new public viewer link, or the item's existing
+    /// link (as it is, whatever its visibility: check its `link_permissions` if that matters).
+    ///
+    /// Because settings are sent, Dropbox usually leaves the existing link out of
+    /// `shared_link_already_exists`; it is then looked up with `list_shared_links`
+    /// (`direct_only`), as rclone does. If no listed link is to this very item, the
+    /// `SharedLinkAlreadyExists(None)` error is returned. Two calls at most, neither retried.
+    pub async fn shared_link_for(
+        &self,
+        token: &Secret,
+        path: &str,
+    ) -> Result<SharedLinkMetadata, Error<CreateSharedLinkWithSettingsError>> {
+        use CreateSharedLinkWithSettingsError as Create;
+        let settings = SharedLinkSettings::public_viewer();
+        match self.create_shared_link(token, path, Some(&settings)).await {
+            Err(Error::Route(Create::SharedLinkAlreadyExists(None))) => {}
+            Err(Error::Route(Create::SharedLinkAlreadyExists(Some(existing)))) => {
+                return Ok(*existing);
+            }
+            other => return other,
+        }
+        let arg = ListSharedLinksArg {
+            path: Some(path.to_owned()),
+            cursor: None,
+            direct_only: Some(true),
+        };
+        let listed = self.list_shared_links(token, &arg).await.map_err(|e| {
+            e.map_route(|e| match e {
+                // The item went away between the two calls.
+                ListSharedLinksError::Path(lookup) => Create::Path(lookup),
+                ListSharedLinksError::Reset | ListSharedLinksError::Other => {
+                    Create::SharedLinkAlreadyExists(None)
+                }
+            })
+        })?;
+        listed
+            .links
+            .into_iter()
+            .find(|link| links_to(link, path))
+            .ok_or(Error::Route(Create::SharedLinkAlreadyExists(None)))
+    }
+
     /// `auth/token/revoke`: revokes this access token, and the refresh token it came from.
     pub async fn revoke(&self, token: &Secret) -> Result<(), Error<VoidError>> {
         self.rpc_with(token, "2/auth/token/revoke", &(), parse_void)
@@ -555,6 +634,17 @@ impl Client {
             .await
             .map_err(|_| stalled_message(limit))?
     }
+}
+
+/// Whether `link`, listed for `path` with `direct_only`, is to that very item. `direct_only`
+/// should make every listed link one, but a parent folder's link taken for a photo's would
+/// share the whole folder, so a `/` path is checked against `path_lower`. `id:`, `rev:` and
+/// `ns:` references carry no path to compare; there `direct_only` is trusted.
+fn links_to(link: &SharedLinkMetadata, path: &str) -> bool {
+    if !path.starts_with('/') {
+        return true;
+    }
+    link.path_lower() == Some(path.to_lowercase().as_str())
 }
 
 #[derive(Serialize)]

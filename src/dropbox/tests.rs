@@ -1,5 +1,6 @@
-//! The client on the wire: each test starts a one-shot HTTP server on 127.0.0.1 that records
-//! the raw request and answers with canned bytes, then checks both the request and the result.
+//! The client on the wire: each test starts a small HTTP server on 127.0.0.1 that records the
+//! raw requests and answers with canned bytes, then checks both the requests and the result.
+//! `emulator` runs the shared-link calls against the in-crate emulator instead.
 
 use std::sync::Mutex;
 
@@ -116,6 +117,29 @@ async fn serve_once(then: Then) -> (Url, JoinHandle<Seen>) {
                 std::future::pending::<()>().await;
             }
             Then::Stall => std::future::pending::<()>().await,
+        }
+        seen
+    });
+    (url, task)
+}
+
+/// Serves one connection per reply, in order (each reply closes its connection), then stops
+/// listening: a request beyond the replies fails to connect.
+async fn serve_replies(replies: Vec<Vec<u8>>) -> (Url, JoinHandle<Vec<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for reply in replies {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (mut request, rest) = read_head(&mut stream).await;
+            let length: usize = request
+                .header("content-length")
+                .map_or(0, |v| v.trim().parse().unwrap());
+            request.body = read_body(&mut stream, rest, length, None).await;
+            stream.write_all(&reply).await.unwrap();
+            stream.shutdown().await.ok();
+            seen.push(request);
         }
         seen
     });
@@ -948,6 +972,271 @@ async fn a_token_that_is_no_header_value_is_refused_before_sending() {
     assert!(!shown(&e).contains("sl.bad"));
 }
 
+/// §3.14's `shared_link_already_exists` example, with the link.
+const ALREADY_EXISTS: &str = r#"{"error_summary": "shared_link_already_exists/metadata/..",
+ "error": {".tag": "shared_link_already_exists",
+           "shared_link_already_exists": {".tag": "metadata",
+              "metadata": {".tag": "file", "url": "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0",
+                           "id": "id:a4ayc_80_OEAAAAAAAAAXw", "name": "a.jpg", "path_lower": "/photos/a.jpg",
+                           "link_permissions": {"resolved_visibility": {".tag": "public"}, "can_revoke": true, "visibility_policies": [],
+                                                "can_set_expiry": false, "can_remove_expiry": false, "allow_download": true,
+                                                "can_allow_download": true, "can_disallow_download": false,
+                                                "allow_comments": true, "team_restricts_comments": false},
+                           "client_modified": "2024-05-01T12:00:00Z", "server_modified": "2024-05-01T12:00:05Z",
+                           "rev": "015f1a2b3c4d5e600000001a2b3c4d0", "size": 7212}}}}"#;
+
+const ALREADY_EXISTS_BARE: &str = r#"{"error_summary": "shared_link_already_exists/..", "error": {".tag": "shared_link_already_exists"}}"#;
+
+fn conflict(body: &str) -> Vec<u8> {
+    response(
+        "409 Conflict",
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+fn ok_json(body: &str) -> Vec<u8> {
+    response("200 OK", &[("Content-Type", "application/json")], body)
+}
+
+/// A link as `list_shared_links` would list it.
+fn listed_link(tag: &str, name: &str, path_lower: &str) -> String {
+    let file_fields = if tag == "file" {
+        r#", "client_modified": "2024-05-01T12:00:00Z", "server_modified": "2024-05-01T12:00:05Z", "rev": "0123456789", "size": 1"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{".tag": "{tag}", "url": "https://www.dropbox.com/scl/x/{name}?dl=0", "name": "{name}", "path_lower": "{path_lower}", "link_permissions": {{"can_revoke": true}}{file_fields}}}"#
+    )
+}
+
+#[tokio::test]
+async fn create_shared_link_request_and_result() {
+    let link = r#"{".tag": "folder", "url": "https://www.dropbox.com/scl/fo/abc/Photos?rlkey=xyz&dl=0", "id": "id:f",
+                   "name": "Photos", "path_lower": "/photos", "link_permissions": {"resolved_visibility": {".tag": "public"}}}"#;
+    let (api, server) = serve_once(json_ok(link)).await;
+    let settings = SharedLinkSettings {
+        allow_download: Some(true),
+        ..SharedLinkSettings::public_viewer()
+    };
+    let created = client(api, dead_url().await)
+        .create_shared_link(&token(), "/Photos", Some(&settings))
+        .await
+        .unwrap();
+    assert!(matches!(&created, SharedLinkMetadata::Folder(f) if f.id.as_deref() == Some("id:f")));
+    assert_eq!(
+        created.url(),
+        "https://www.dropbox.com/scl/fo/abc/Photos?rlkey=xyz&dl=0"
+    );
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen.request_line,
+        "POST /2/sharing/create_shared_link_with_settings HTTP/1.1"
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    // §3.14's example argument.
+    assert_eq!(
+        seen.json_body(),
+        json!({"path": "/Photos", "settings": {"audience": {".tag": "public"}, "access": {".tag": "viewer"}, "allow_download": true}})
+    );
+
+    // Without settings, none are sent: Dropbox's default link.
+    let (api, server) = serve_once(Then::Reply(conflict(ALREADY_EXISTS))).await;
+    let e = client(api, dead_url().await)
+        .create_shared_link(&token(), "/Photos/a.jpg", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Route(CreateSharedLinkWithSettingsError::SharedLinkAlreadyExists(Some(link)))
+            if link.path_lower() == Some("/photos/a.jpg")),
+        "{e:?}"
+    );
+    assert_eq!(
+        server.await.unwrap().json_body(),
+        json!({"path": "/Photos/a.jpg"})
+    );
+}
+
+#[tokio::test]
+async fn list_shared_links_request_and_result() {
+    let body = format!(
+        r#"{{"links": [{}], "has_more": false}}"#,
+        listed_link("file", "a.jpg", "/photos/a.jpg")
+    );
+    let (api, server) = serve_once(json_ok(&body)).await;
+    let arg = ListSharedLinksArg {
+        path: Some("/Photos/a.jpg".into()),
+        cursor: None,
+        direct_only: Some(true),
+    };
+    let listed = client(api, dead_url().await)
+        .list_shared_links(&token(), &arg)
+        .await
+        .unwrap();
+    assert_eq!(listed.links.len(), 1);
+    assert_eq!(listed.links[0].name(), "a.jpg");
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen.request_line,
+        "POST /2/sharing/list_shared_links HTTP/1.1"
+    );
+    assert_eq!(
+        seen.json_body(),
+        json!({"path": "/Photos/a.jpg", "direct_only": true})
+    );
+
+    let (api, _server) = serve_once(Then::Reply(conflict(
+        r#"{"error_summary": "reset/.", "error": {".tag": "reset"}}"#,
+    )))
+    .await;
+    let e = client(api, dead_url().await)
+        .list_shared_links(
+            &token(),
+            &ListSharedLinksArg {
+                cursor: Some("old".into()),
+                ..ListSharedLinksArg::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Route(ListSharedLinksError::Reset)),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn shared_link_for_takes_the_link_from_the_error() {
+    // One reply only: a second request (a listing) could not connect and would fail the call.
+    let (api, server) = serve_replies(vec![conflict(ALREADY_EXISTS)]).await;
+    let link = client(api, dead_url().await)
+        .shared_link_for(&token(), "/Photos/a.jpg")
+        .await
+        .unwrap();
+    assert_eq!(
+        link.url(),
+        "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0"
+    );
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].request_line,
+        "POST /2/sharing/create_shared_link_with_settings HTTP/1.1"
+    );
+    assert_eq!(
+        seen[0].json_body(),
+        json!({"path": "/Photos/a.jpg", "settings": {"audience": {".tag": "public"}, "access": {".tag": "viewer"}}})
+    );
+}
+
+#[tokio::test]
+async fn shared_link_for_lists_when_the_error_has_no_link() {
+    // The parent folder's link comes first: it must not be taken for the file's.
+    let listing = format!(
+        r#"{{"links": [{}, {}], "has_more": false}}"#,
+        listed_link("folder", "Photos", "/photos"),
+        listed_link("file", "A.jpg", "/photos/a.jpg")
+    );
+    let (api, server) = serve_replies(vec![conflict(ALREADY_EXISTS_BARE), ok_json(&listing)]).await;
+    let link = client(api, dead_url().await)
+        .shared_link_for(&token(), "/Photos/A.jpg")
+        .await
+        .unwrap();
+    assert_eq!(link.url(), "https://www.dropbox.com/scl/x/A.jpg?dl=0");
+    assert!(matches!(link, SharedLinkMetadata::File(_)));
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen[1].request_line,
+        "POST /2/sharing/list_shared_links HTTP/1.1"
+    );
+    assert_eq!(
+        seen[1].json_body(),
+        json!({"path": "/Photos/A.jpg", "direct_only": true})
+    );
+
+    // Only other items' links: the original error.
+    let listing = format!(
+        r#"{{"links": [{}], "has_more": false}}"#,
+        listed_link("folder", "Photos", "/photos")
+    );
+    let (api, _server) =
+        serve_replies(vec![conflict(ALREADY_EXISTS_BARE), ok_json(&listing)]).await;
+    let e = client(api, dead_url().await)
+        .shared_link_for(&token(), "/Photos/A.jpg")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(CreateSharedLinkWithSettingsError::SharedLinkAlreadyExists(
+                None
+            ))
+        ),
+        "{e:?}"
+    );
+
+    // The item went away in between: that is what is reported.
+    let (api, _server) = serve_replies(vec![
+        conflict(ALREADY_EXISTS_BARE),
+        conflict(r#"{"error_summary": "path/not_found/", "error": {".tag": "path", "path": {".tag": "not_found"}}}"#),
+    ])
+    .await;
+    let e = client(api, dead_url().await)
+        .shared_link_for(&token(), "/Photos/A.jpg")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(CreateSharedLinkWithSettingsError::Path(
+                LookupError::NotFound
+            ))
+        ),
+        "{e:?}"
+    );
+
+    // A transient failure of the listing stays transient.
+    let (api, _server) = serve_replies(vec![
+        conflict(ALREADY_EXISTS_BARE),
+        response("503 Service Unavailable", &[], ""),
+    ])
+    .await;
+    let e = client(api, dead_url().await)
+        .shared_link_for(&token(), "/Photos/A.jpg")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Server { status: 503 }), "{e:?}");
+    assert!(e.is_transient());
+}
+
+#[tokio::test]
+async fn shared_link_for_returns_other_errors_without_listing() {
+    let (api, server) = serve_replies(vec![conflict(
+        r#"{"error_summary": "settings_error/not_authorized/", "error": {".tag": "settings_error", "settings_error": {".tag": "not_authorized"}}}"#,
+    )])
+    .await;
+    let e = client(api, dead_url().await)
+        .shared_link_for(&token(), "/a.jpg")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(CreateSharedLinkWithSettingsError::SettingsError(
+                SharedLinkSettingsError::NotAuthorized
+            ))
+        ),
+        "{e:?}"
+    );
+    assert!(!shown(&e).contains(TOKEN));
+    assert_eq!(server.await.unwrap().len(), 1);
+}
+
 #[test]
 fn route_urls_keep_a_base_path() {
     let base = Url::parse("http://127.0.0.1:8080").unwrap();
@@ -1000,3 +1289,6 @@ fn ca_file_errors_name_the_file() {
         BuildError::Endpoint { which: "api", .. }
     ));
 }
+
+#[cfg(feature = "emulator")]
+mod emulator;

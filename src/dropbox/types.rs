@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::error::UploadSessionFinishError;
+use crate::secret::Secret;
 
 /// A Dropbox timestamp (`2024-05-01T12:00:00Z`): UTC, whole seconds. Dropbox rejects fractions
 /// and offsets, so `client_modified` must be written this way.
@@ -377,6 +378,202 @@ pub struct SpaceUsage {
     pub allocation: SpaceAllocation,
 }
 
+/// Who may open a shared link, as requested (`requested_visibility`, a closed union the spec
+/// keeps for older clients; [`SharedLinkSettings::audience`] replaces it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum RequestedVisibility {
+    Public,
+    TeamOnly,
+    Password,
+}
+
+/// Who can open a link once team and shared-folder policies are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum ResolvedVisibility {
+    Public,
+    TeamOnly,
+    Password,
+    TeamAndPassword,
+    SharedFolderOnly,
+    NoOne,
+    OnlyYou,
+    #[serde(other)]
+    Other,
+}
+
+/// Who a link is for. `Other` decodes members Dropbox adds (and the deprecated `password`,
+/// `members`); it is not meant to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum LinkAudience {
+    Public,
+    Team,
+    NoOne,
+    #[serde(other)]
+    Other,
+}
+
+/// What a link lets its holder do. `Other` is a decode catch-all, not meant to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum RequestedLinkAccessLevel {
+    Viewer,
+    Editor,
+    /// The most the account's policy allows.
+    Max,
+    /// The account's default.
+    Default,
+    #[serde(other)]
+    Other,
+}
+
+/// `settings` of `sharing/create_shared_link_with_settings`. Only what is set is sent, since
+/// Dropbox treats an absent field as "the default" and a basic account is refused
+/// (`settings_error/not_authorized`) for anything but a public, viewer, downloadable link
+/// without expiry or password.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLinkSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_visibility: Option<RequestedVisibility>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<LinkAudience>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<RequestedLinkAccessLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_download: Option<bool>,
+    /// When the link stops working; see [`timestamp`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_password: Option<bool>,
+    /// A [`Secret`] so that a logged settings value does not show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_password: Option<Secret>,
+}
+
+impl SharedLinkSettings {
+    /// A link anyone may open and only view: what every account may create.
+    pub fn public_viewer() -> SharedLinkSettings {
+        SharedLinkSettings {
+            audience: Some(LinkAudience::Public),
+            access: Some(RequestedLinkAccessLevel::Viewer),
+            ..SharedLinkSettings::default()
+        }
+    }
+}
+
+/// What a link allows, reduced to what dbxport looks at. The spec has many more (required)
+/// fields; none is needed here, so none is required and the rest are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkPermissions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_visibility: Option<ResolvedVisibility>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_audience: Option<LinkAudience>,
+    #[serde(default)]
+    pub can_revoke: bool,
+    #[serde(default)]
+    pub allow_download: bool,
+}
+
+/// The fields every shared link has, whatever it points to (the spec's `SharedLinkMetadata`
+/// struct, which is also exactly its `folder` subtype).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLinkInfo {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The linked item's last path component.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Only when the item is in this user's Dropbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_lower: Option<String>,
+    #[serde(default)]
+    pub link_permissions: LinkPermissions,
+}
+
+/// A link to a file: the common fields plus the file's revision as it was linked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLinkMetadata {
+    #[serde(flatten)]
+    pub link: SharedLinkInfo,
+    pub client_modified: String,
+    pub server_modified: String,
+    pub rev: String,
+    pub size: u64,
+}
+
+/// A shared link, as `create_shared_link_with_settings` and `list_shared_links` return it: the
+/// declared type has subtypes, so it always carries `.tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedLinkMetadata {
+    File(FileLinkMetadata),
+    Folder(SharedLinkInfo),
+    /// A kind of link Dropbox added later. The spec's subtypes are open, and such a link is
+    /// still a link: its common fields are kept.
+    Other(SharedLinkInfo),
+}
+
+impl SharedLinkMetadata {
+    /// The fields common to every kind of link.
+    pub fn info(&self) -> &SharedLinkInfo {
+        match self {
+            SharedLinkMetadata::File(m) => &m.link,
+            SharedLinkMetadata::Folder(m) | SharedLinkMetadata::Other(m) => m,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.info().url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    pub fn path_lower(&self) -> Option<&str> {
+        self.info().path_lower.as_deref()
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedLinkMetadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let union = Union::deserialize(deserializer)?;
+        Ok(match union.tag() {
+            "file" => SharedLinkMetadata::File(union.flattened()?),
+            "folder" => SharedLinkMetadata::Folder(union.flattened()?),
+            _ => SharedLinkMetadata::Other(union.flattened()?),
+        })
+    }
+}
+
+/// `sharing/list_shared_links`. `Default` lists every link of the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListSharedLinksArg {
+    /// Links to this item, and to the folders above it unless `direct_only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// From a previous result's `cursor`, for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Only links to `path` itself, not to its parent folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_only: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListSharedLinksResult {
+    pub links: Vec<SharedLinkMetadata>,
+    pub has_more: bool,
+    /// Only when no `path` was given.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// A Stone union as it arrives, before it is matched to a Rust enum: the tag, and the other
 /// fields of its object. Member values are taken from it by shape: [`Union::nested`] for a
 /// value under the key named after the tag, [`Union::flattened`] for a struct member whose
@@ -703,6 +900,158 @@ mod tests {
         )
         .unwrap();
         assert_eq!(future.allocation, SpaceAllocation::Other);
+    }
+
+    /// The link inside §3.14's `shared_link_already_exists` example, byte for byte.
+    const FILE_LINK: &str = r#"{".tag": "file", "url": "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0",
+                           "id": "id:a4ayc_80_OEAAAAAAAAAXw", "name": "a.jpg", "path_lower": "/photos/a.jpg",
+                           "link_permissions": {"resolved_visibility": {".tag": "public"}, "can_revoke": true, "visibility_policies": [],
+                                                "can_set_expiry": false, "can_remove_expiry": false, "allow_download": true,
+                                                "can_allow_download": true, "can_disallow_download": false,
+                                                "allow_comments": true, "team_restricts_comments": false},
+                           "client_modified": "2024-05-01T12:00:00Z", "server_modified": "2024-05-01T12:00:05Z",
+                           "rev": "015f1a2b3c4d5e600000001a2b3c4d0", "size": 7212}"#;
+
+    #[test]
+    fn shared_link_metadata_from_reference() {
+        let link: SharedLinkMetadata = serde_json::from_str(FILE_LINK).unwrap();
+        let SharedLinkMetadata::File(file) = &link else {
+            panic!("{link:?}")
+        };
+        assert_eq!(
+            link.url(),
+            "https://www.dropbox.com/scl/fi/abc/a.jpg?rlkey=xyz&dl=0"
+        );
+        assert_eq!(link.name(), "a.jpg");
+        assert_eq!(link.path_lower(), Some("/photos/a.jpg"));
+        assert_eq!(file.link.id.as_deref(), Some("id:a4ayc_80_OEAAAAAAAAAXw"));
+        assert_eq!(file.link.expires, None);
+        assert_eq!(
+            file.link.link_permissions,
+            LinkPermissions {
+                resolved_visibility: Some(ResolvedVisibility::Public),
+                effective_audience: None,
+                can_revoke: true,
+                allow_download: true,
+            }
+        );
+        assert_eq!(file.client_modified, "2024-05-01T12:00:00Z");
+        assert_eq!(file.server_modified, "2024-05-01T12:00:05Z");
+        assert_eq!(file.rev, "015f1a2b3c4d5e600000001a2b3c4d0");
+        assert_eq!(file.size, 7212);
+    }
+
+    #[test]
+    fn shared_link_kinds() {
+        let folder: SharedLinkMetadata = serde_json::from_str(
+            r#"{".tag": "folder", "url": "https://www.dropbox.com/scl/fo/x/Album?rlkey=k&dl=0", "name": "Album",
+                "path_lower": "/album", "expires": "2030-01-01T00:00:00Z",
+                "link_permissions": {"resolved_visibility": {".tag": "team_and_password"}, "effective_audience": {".tag": "team"},
+                                     "can_revoke": false, "allow_download": false, "link_access_level": {".tag": "viewer"}}}"#,
+        )
+        .unwrap();
+        let SharedLinkMetadata::Folder(info) = &folder else {
+            panic!("{folder:?}")
+        };
+        assert_eq!(info.name, "Album");
+        assert_eq!(info.id, None);
+        assert_eq!(info.expires.as_deref(), Some("2030-01-01T00:00:00Z"));
+        assert_eq!(
+            info.link_permissions.resolved_visibility,
+            Some(ResolvedVisibility::TeamAndPassword)
+        );
+        assert_eq!(
+            info.link_permissions.effective_audience,
+            Some(LinkAudience::Team)
+        );
+        // A kind of link added later keeps its common fields; visibilities too.
+        let other: SharedLinkMetadata = serde_json::from_str(
+            r#"{".tag": "paper", "url": "https://example.com/p", "name": "p",
+                "link_permissions": {"resolved_visibility": {".tag": "galactic"}}, "pages": 3}"#,
+        )
+        .unwrap();
+        let SharedLinkMetadata::Other(info) = &other else {
+            panic!("{other:?}")
+        };
+        assert_eq!(other.url(), "https://example.com/p");
+        assert_eq!(other.path_lower(), None);
+        assert_eq!(
+            info.link_permissions.resolved_visibility,
+            Some(ResolvedVisibility::Other)
+        );
+        // The declared type has subtypes: `.tag` is required, as is a file link's revision.
+        let untagged = FILE_LINK.replacen(r#"".tag": "file", "#, "", 1);
+        assert!(serde_json::from_str::<SharedLinkMetadata>(&untagged).is_err());
+        let no_rev = FILE_LINK.replacen(r#""rev": "015f1a2b3c4d5e600000001a2b3c4d0", "#, "", 1);
+        assert!(serde_json::from_str::<SharedLinkMetadata>(&no_rev).is_err());
+    }
+
+    #[test]
+    fn shared_link_settings_send_only_what_is_set() {
+        assert_eq!(
+            serde_json::to_value(SharedLinkSettings::default()).unwrap(),
+            json!({})
+        );
+        // §3.14's example settings.
+        let settings = SharedLinkSettings {
+            allow_download: Some(true),
+            ..SharedLinkSettings::public_viewer()
+        };
+        assert_eq!(
+            serde_json::to_value(&settings).unwrap(),
+            json!({"audience": {".tag": "public"}, "access": {".tag": "viewer"}, "allow_download": true})
+        );
+        let all = SharedLinkSettings {
+            requested_visibility: Some(RequestedVisibility::TeamOnly),
+            audience: Some(LinkAudience::NoOne),
+            access: Some(RequestedLinkAccessLevel::Max),
+            allow_download: Some(false),
+            expires: Some("2030-01-01T00:00:00Z".into()),
+            require_password: Some(true),
+            link_password: Some(Secret::new("hunter2")),
+        };
+        assert_eq!(
+            serde_json::to_value(&all).unwrap(),
+            json!({"requested_visibility": {".tag": "team_only"}, "audience": {".tag": "no_one"},
+                   "access": {".tag": "max"}, "allow_download": false, "expires": "2030-01-01T00:00:00Z",
+                   "require_password": true, "link_password": "hunter2"})
+        );
+        assert!(!format!("{all:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn list_shared_links_shapes() {
+        let arg = ListSharedLinksArg {
+            path: Some("/Photos/a.jpg".into()),
+            direct_only: Some(true),
+            ..ListSharedLinksArg::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&arg).unwrap(),
+            json!({"path": "/Photos/a.jpg", "direct_only": true})
+        );
+        assert_eq!(
+            serde_json::to_value(ListSharedLinksArg::default()).unwrap(),
+            json!({})
+        );
+        let body = format!(
+            r#"{{"links": [{FILE_LINK}, {{".tag": "folder", "url": "https://www.dropbox.com/scl/fo/x/Photos?rlkey=k&dl=0", "name": "Photos", "path_lower": "/photos", "link_permissions": {{}}}}],
+                "has_more": true, "cursor": "ZtkX9_EHj3x7PMkVuFIhwKYXEpwpLwyxp9vMKomUhllil9q7eWiAu"}}"#
+        );
+        let result: ListSharedLinksResult = serde_json::from_str(&body).unwrap();
+        assert_eq!(result.links.len(), 2);
+        assert!(matches!(&result.links[0], SharedLinkMetadata::File(f) if f.size == 7212));
+        assert!(matches!(&result.links[1], SharedLinkMetadata::Folder(f) if f.name == "Photos"));
+        assert!(result.has_more);
+        assert_eq!(
+            result.cursor.as_deref(),
+            Some("ZtkX9_EHj3x7PMkVuFIhwKYXEpwpLwyxp9vMKomUhllil9q7eWiAu")
+        );
+        // With a path there is no cursor.
+        let result: ListSharedLinksResult =
+            serde_json::from_str(r#"{"links": [], "has_more": false}"#).unwrap();
+        assert_eq!(result.cursor, None);
+        assert!(result.links.is_empty() && !result.has_more);
     }
 
     #[test]

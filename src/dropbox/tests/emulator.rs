@@ -1,0 +1,232 @@
+//! Shared links against the in-crate emulator: the client's types must decode what a faithful
+//! server sends, and `shared_link_for` must reuse a link rather than make a second one.
+
+use super::*;
+use crate::emulator::{Emulator, EmulatorConfig};
+
+const CREATE: &str = "/2/sharing/create_shared_link_with_settings";
+const LIST: &str = "/2/sharing/list_shared_links";
+
+/// A started emulator (kept alive by the returned guard) and a client pointed at it.
+async fn emulator() -> (Emulator, tempfile::TempDir, Client, Secret) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(EmulatorConfig {
+        root: dir.path().join("root"),
+        port: 0,
+        access_token: None,
+        app_key: None,
+    })
+    .await
+    .expect("start the emulator");
+    let base = Url::parse(&emu.base_url()).unwrap();
+    let client = client(base.clone(), base);
+    let token = Secret::new(emu.access_token());
+    (emu, dir, client, token)
+}
+
+async fn upload(client: &Client, token: &Secret, path: &str, data: &'static [u8]) -> FileMetadata {
+    let arg = UploadArg {
+        commit: CommitInfo::new(path),
+        content_hash: None,
+    };
+    client
+        .upload(token, &arg, Bytes::from_static(data), None)
+        .await
+        .expect("upload")
+}
+
+/// The routes of the requests after the first `skip`, in order.
+fn routes_since(emu: &Emulator, skip: usize) -> Vec<(String, u16)> {
+    emu.requests()
+        .into_iter()
+        .skip(skip)
+        .map(|r| (r.route, r.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn shared_link_for_creates_once_then_reuses() {
+    let (emu, _dir, client, token) = emulator().await;
+    upload(&client, &token, "/Album/a.jpg", b"photo").await;
+
+    let created = client.shared_link_for(&token, "/Album").await.unwrap();
+    assert!(
+        matches!(&created, SharedLinkMetadata::Folder(info) if info.name == "Album"),
+        "{created:?}"
+    );
+    assert!(created.url().starts_with("https://"), "{}", created.url());
+    assert_eq!(created.path_lower(), Some("/album"));
+    assert_eq!(
+        created.info().link_permissions.resolved_visibility,
+        Some(ResolvedVisibility::Public)
+    );
+
+    // Again, spelled in another case: the same link, found by listing, since Dropbox leaves
+    // the existing link out of the error when settings were sent.
+    let before = emu.requests().len();
+    let again = client.shared_link_for(&token, "/ALBUM").await.unwrap();
+    assert_eq!(again.url(), created.url());
+    assert_eq!(
+        routes_since(&emu, before),
+        vec![(CREATE.to_owned(), 409), (LIST.to_owned(), 200)]
+    );
+
+    // Still one link in the whole account.
+    let all = client
+        .list_shared_links(&token, &ListSharedLinksArg::default())
+        .await
+        .unwrap();
+    assert_eq!(all.links.len(), 1, "{all:?}");
+    assert!(all.cursor.is_some());
+
+    let direct = client
+        .list_shared_links(
+            &token,
+            &ListSharedLinksArg {
+                path: Some("/Album".into()),
+                cursor: None,
+                direct_only: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(direct.links.len(), 1);
+    assert_eq!(direct.links[0].url(), created.url());
+    assert!(!direct.has_more);
+}
+
+#[tokio::test]
+async fn a_folder_link_is_not_reused_for_a_file_in_it() {
+    let (_emu, _dir, client, token) = emulator().await;
+    let uploaded = upload(&client, &token, "/Album/a.jpg", b"photo").await;
+    let folder = client.shared_link_for(&token, "/Album").await.unwrap();
+
+    let file = client
+        .shared_link_for(&token, "/Album/a.jpg")
+        .await
+        .unwrap();
+    assert_ne!(file.url(), folder.url());
+    let SharedLinkMetadata::File(linked) = &file else {
+        panic!("{file:?}")
+    };
+    assert_eq!(linked.rev, uploaded.rev);
+    assert_eq!(linked.size, 5);
+    assert_eq!(file.name(), "a.jpg");
+
+    // Without direct_only, the folder's link is listed for the file too; shared_link_for's
+    // listing asks for direct links only, and gets the file's.
+    let with_parents = client
+        .list_shared_links(
+            &token,
+            &ListSharedLinksArg {
+                path: Some("/Album/a.jpg".into()),
+                ..ListSharedLinksArg::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_parents.links.len(), 2);
+    let again = client
+        .shared_link_for(&token, "/Album/a.jpg")
+        .await
+        .unwrap();
+    assert_eq!(again.url(), file.url());
+}
+
+#[tokio::test]
+async fn without_settings_the_error_carries_the_link() {
+    let (_emu, _dir, client, token) = emulator().await;
+    upload(&client, &token, "/a.jpg", b"a").await;
+    let created = client
+        .create_shared_link(&token, "/a.jpg", None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(created, SharedLinkMetadata::File(_)),
+        "{created:?}"
+    );
+    let e = client
+        .create_shared_link(&token, "/a.jpg", None)
+        .await
+        .unwrap_err();
+    match e {
+        Error::Route(CreateSharedLinkWithSettingsError::SharedLinkAlreadyExists(Some(link))) => {
+            assert_eq!(*link, created);
+        }
+        other => panic!("{other:?}"),
+    }
+    // shared_link_for finds the same link (a link without settings is public here).
+    let reused = client.shared_link_for(&token, "/a.jpg").await.unwrap();
+    assert_eq!(reused.url(), created.url());
+}
+
+#[tokio::test]
+async fn refusals_decode() {
+    let (_emu, _dir, client, token) = emulator().await;
+    upload(&client, &token, "/a.jpg", b"a").await;
+
+    let e = client
+        .shared_link_for(&token, "/missing.jpg")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(CreateSharedLinkWithSettingsError::Path(
+                LookupError::NotFound
+            ))
+        ),
+        "{e:?}"
+    );
+    let e = client
+        .list_shared_links(
+            &token,
+            &ListSharedLinksArg {
+                path: Some("/missing.jpg".into()),
+                ..ListSharedLinksArg::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(ListSharedLinksError::Path(LookupError::NotFound))
+        ),
+        "{e:?}"
+    );
+
+    // The emulated account is a basic one: no expiry.
+    let settings = SharedLinkSettings {
+        expires: Some("2030-01-01T00:00:00Z".into()),
+        ..SharedLinkSettings::public_viewer()
+    };
+    let e = client
+        .create_shared_link(&token, "/a.jpg", Some(&settings))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(CreateSharedLinkWithSettingsError::SettingsError(
+                SharedLinkSettingsError::NotAuthorized
+            ))
+        ),
+        "{e:?}"
+    );
+
+    let e = client
+        .list_shared_links(
+            &token,
+            &ListSharedLinksArg {
+                cursor: Some("bogus".into()),
+                ..ListSharedLinksArg::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Route(ListSharedLinksError::Reset)),
+        "{e:?}"
+    );
+}
