@@ -112,7 +112,7 @@ async fn skip_identical_rename_and_overwrite() {
     // rename: even identical content gets a new name.
     let (batch, _) = uploader
         .upload(
-            paths(&[local_a.clone()]),
+            paths(std::slice::from_ref(&local_a)),
             "/C".into(),
             dict(&[("conflict", Value::from("rename"))]),
         )
@@ -132,7 +132,7 @@ async fn skip_identical_rename_and_overwrite() {
     // overwrite: b.jpg now holds the edited bytes.
     let (batch, _) = uploader
         .upload(
-            paths(&[local_b.clone()]),
+            paths(std::slice::from_ref(&local_b)),
             "/C".into(),
             dict(&[("conflict", Value::from("overwrite"))]),
         )
