@@ -165,7 +165,15 @@ fn curl_photos(sandbox: &Sandbox, files: &[PathBuf], folder: &str, dir: &Path) -
     drop(cfg);
     let started = Instant::now();
     let status = std::process::Command::new("curl")
-        .args(["-s", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "4", "-K"])
+        .args([
+            "-s",
+            "--no-progress-meter",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+            "4",
+            "-K",
+        ])
         .arg(&config)
         .status()
         .unwrap();
