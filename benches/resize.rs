@@ -22,14 +22,19 @@ use std::time::{Duration, Instant};
 
 use dbxport::prepare::{Mode, PrepareOptions, prepare};
 
-const MAX: u32 = 1600;
+static MAX: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+    std::env::var("BENCH_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1600)
+});
 const QUALITY: u8 = 85;
 const CONVERT: &str = "/usr/bin/convert";
 
 fn options() -> PrepareOptions {
     PrepareOptions {
         mode: Mode::Resize {
-            max_dimension: MAX,
+            max_dimension: *MAX,
             jpeg_quality: QUALITY,
         },
         strip_location: false,
@@ -85,7 +90,7 @@ impl Tool {
                 let mut c = Command::new("vipsthumbnail");
                 c.args(inputs)
                     .arg("-s")
-                    .arg(format!("{MAX}x{MAX}"))
+                    .arg(format!("{0}x{0}", *MAX))
                     .arg("-o")
                     .arg(format!("{}/%s.jpg[Q={QUALITY}]", out.display()));
                 Some(c)
@@ -95,7 +100,7 @@ impl Tool {
                 let stem = inputs[0].file_stem().unwrap().to_string_lossy().to_string();
                 c.arg(inputs[0])
                     .args(["-auto-orient", "-resize"])
-                    .arg(format!("{MAX}x{MAX}"))
+                    .arg(format!("{0}x{0}", *MAX))
                     .args(["-quality", &QUALITY.to_string()])
                     .arg(out.join(format!("{stem}.jpg")));
                 Some(c)
@@ -233,8 +238,9 @@ fn driver() {
     }
 
     println!(
-        "\nResize to {MAX} px at quality {QUALITY}; {runs} runs; medians. \
-         Time and peak RSS per photo, one process per photo:\n"
+        "\nResize to {} px at quality {QUALITY}; {runs} runs; medians. \
+         Time and peak RSS per photo, one process per photo:\n",
+        *MAX
     );
     let mut header = "| photo | pixels | dbxport in process |".to_string();
     for tool in &tools {

@@ -78,8 +78,74 @@ pub fn jpeg_metadata(data: &[u8], jpeg: &Jpeg) -> Metadata {
     }
 }
 
-/// Decodes a JPEG to RGB (or grey for one-component files; CMYK/YCCK become RGB).
-pub fn decode_jpeg(data: &[u8], jpeg: &Jpeg) -> Result<Pixels, DecodeError> {
+/// Decodes a JPEG to RGB (or grey for one-component files; CMYK/YCCK become RGB), at a
+/// reduced scale when the resize to `target` (the stored size) leaves room for it.
+pub fn decode_jpeg(data: &[u8], jpeg: &Jpeg, target: (u32, u32)) -> Result<Pixels, DecodeError> {
+    match decode_jpeg_scaled(data, jpeg, target) {
+        Some(pixels) => Ok(pixels),
+        None => decode_jpeg_full(data, jpeg),
+    }
+}
+
+/// The DCT scaling denominator (2, 4 or 8) for a resize from `size` to `target`: the largest
+/// that keeps the decoded image at least twice the target on both axes, so that the Lanczos
+/// resize after it still has a 2x reduction to do. Measured (BENCHMARKS.md): scaling down to
+/// just the target (1/2 for a 4000 px photo going to 1600) costs 0.0002–0.0008 SSIM against an
+/// exact Lanczos resize, enough to fall behind vipsthumbnail; with the 2x margin the scores
+/// equal the full decode's.
+pub fn dct_scale(size: (u32, u32), target: (u32, u32)) -> Option<u32> {
+    [8, 4, 2]
+        .into_iter()
+        .find(|s| size.0.div_ceil(*s) >= 2 * target.0 && size.1.div_ceil(*s) >= 2 * target.1)
+}
+
+/// DCT scaling: the inverse DCT of each 8x8 block is computed at 4x4, 2x2 or 1x1, so a
+/// 1/2, 1/4 or 1/8 image comes out of the decoder without the full-size pixels ever
+/// existing. That skips most of the IDCT, colour conversion and upsampling work and most of
+/// the memory, and the resize then reads a fraction of the pixels. zune-jpeg has no such mode;
+/// jpeg-decoder (image's previous JPEG decoder) has, and decodes colour components on their own
+/// threads. Only plain YCbCr/grey 8-bit files go this way (CMYK, Adobe-transformed and 12-bit
+/// files take the full path), and any failure, even a panic, falls back to the full, strict
+/// decode, which then reports the error.
+fn decode_jpeg_scaled(data: &[u8], jpeg: &Jpeg, target: (u32, u32)) -> Option<Pixels> {
+    let frame = jpeg.frame;
+    let plain = matches!(frame.components, 1 | 3)
+        && frame.precision == 8
+        && !jpeg.layout.segments.iter().any(|s| s.marker == 0xEE);
+    let scale = dct_scale((frame.width, frame.height), target).filter(|_| plain)?;
+    check_size(
+        frame.width as u64,
+        frame.height as u64,
+        frame.components as u64,
+    )
+    .ok()?;
+    let wanted = (frame.width.div_ceil(scale), frame.height.div_ceil(scale));
+    let decoded = std::panic::catch_unwind(|| {
+        let mut decoder = jpeg_decoder::Decoder::new(data);
+        decoder.set_max_decoding_buffer_size(MAX_DECODED_BYTES as usize);
+        let (w, h) = decoder
+            .scale(u16::try_from(wanted.0).ok()?, u16::try_from(wanted.1).ok()?)
+            .ok()?;
+        if (w as u32, h as u32) != wanted {
+            return None;
+        }
+        let pixels = decoder.decode().ok()?;
+        let channels = match decoder.info()?.pixel_format {
+            jpeg_decoder::PixelFormat::L8 => 1u8,
+            jpeg_decoder::PixelFormat::RGB24 => 3,
+            _ => return None,
+        };
+        (pixels.len() == w as usize * h as usize * channels as usize).then_some(Pixels {
+            data: pixels,
+            width: w as u32,
+            height: h as u32,
+            channels,
+        })
+    });
+    decoded.ok().flatten()
+}
+
+fn decode_jpeg_full(data: &[u8], jpeg: &Jpeg) -> Result<Pixels, DecodeError> {
     let grey = jpeg.frame.components == 1;
     let channels: u8 = if grey { 1 } else { 3 };
     check_size(

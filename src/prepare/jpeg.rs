@@ -21,6 +21,8 @@ pub struct Segment {
 /// The frame header (SOFn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
+    /// Bits per sample (8 for nearly every photo; 12 exists).
+    pub precision: u8,
     pub width: u32,
     pub height: u32,
     pub components: u8,
@@ -136,6 +138,7 @@ fn walk(data: &[u8]) -> (Vec<Segment>, Option<Frame>, Result<usize, String>) {
                 return (segments, frame, Err("a damaged frame header".into()));
             }
             frame = Some(Frame {
+                precision: p[0],
                 height: u16::from_be_bytes([p[1], p[2]]) as u32,
                 width: u16::from_be_bytes([p[3], p[4]]) as u32,
                 components: p[5],

@@ -113,32 +113,35 @@ pub fn prepare(
     };
 
     let data = read_all(file, &stamp, source)?;
-    let (pixels, meta) = match format {
+    let (pixels, meta, target) = match format {
         Format::Jpeg => {
             let parsed = jpeg::parse(&data).map_err(|reason| job.corrupt(reason))?;
             let meta = decode::jpeg_metadata(&data, &parsed);
             let (w, h) = (parsed.frame.width, parsed.frame.height);
             decode::check_size(w as u64, h as u64, 1).map_err(|e| job.decode_error(e))?;
-            let (dw, dh) = if resize::swaps_axes(meta.orientation) {
-                (h, w)
-            } else {
-                (w, h)
-            };
-            if resize::fit(dw, dh, max_dimension).is_none() {
+            let Some(target) = resize::fit(w, h, max_dimension) else {
                 // Within the limit and already a JPEG: nothing to do to the pixels.
                 return if options.strip_location {
                     job.strip_original(format, data)
                 } else {
                     Ok(job.original())
                 };
-            }
-            let pixels = decode::decode_jpeg(&data, &parsed).map_err(|e| job.decode_error(e))?;
-            (pixels, meta)
+            };
+            let pixels =
+                decode::decode_jpeg(&data, &parsed, target).map_err(|e| job.decode_error(e))?;
+            (pixels, meta, target)
         }
-        _ => decode::decode_other(&data, format).map_err(|e| job.decode_error(e))?,
+        _ => {
+            let (pixels, meta) =
+                decode::decode_other(&data, format).map_err(|e| job.decode_error(e))?;
+            // Converted even when small: the remote name already says `.jpg`.
+            let target = resize::fit(pixels.width, pixels.height, max_dimension)
+                .unwrap_or((pixels.width, pixels.height));
+            (pixels, meta, target)
+        }
     };
     drop(data);
-    let output = job.resize_and_encode(pixels, meta, max_dimension, quality)?;
+    let output = job.resize_and_encode(pixels, meta, target, quality)?;
     job.write(&output)
 }
 
@@ -221,21 +224,15 @@ impl Job<'_> {
         }
     }
 
+    /// `target` is the stored (not yet upright) size to resample to.
     fn resize_and_encode(
         &mut self,
         pixels: Pixels,
         meta: Metadata,
-        max_dimension: u32,
+        target: (u32, u32),
         quality: u8,
     ) -> Result<Vec<u8>, SourceError> {
-        let swap = resize::swaps_axes(meta.orientation);
-        let (dw, dh) = if swap {
-            (pixels.height, pixels.width)
-        } else {
-            (pixels.width, pixels.height)
-        };
-        let (tw, th) = resize::fit(dw, dh, max_dimension).unwrap_or((dw, dh));
-        let (sw, sh) = if swap { (th, tw) } else { (tw, th) };
+        let (sw, sh) = target;
         let failed = |reason: String| SourceError::Unsupported {
             path: self.source.into(),
             reason,

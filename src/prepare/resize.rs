@@ -27,11 +27,6 @@ pub fn fit(width: u32, height: u32, max: u32) -> Option<(u32, u32)> {
     })
 }
 
-/// True if orientation `o` swaps width and height (the 90° family, 5–8).
-pub fn swaps_axes(o: u16) -> bool {
-    (5..=8).contains(&o)
-}
-
 /// Resamples to exactly `width` x `height`.
 pub fn resample(src: Pixels, width: u32, height: u32) -> Result<Pixels, String> {
     if (src.width, src.height) == (width, height) {

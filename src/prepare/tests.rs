@@ -136,28 +136,33 @@ fn landscape_and_portrait_are_fit_on_the_long_edge() {
 
 #[test]
 fn every_orientation_comes_out_upright_without_a_tag() {
-    let reference = run("orientation/canon-sx530-crop-o1.jpg", &resize(256, false));
-    let reference_px = decoded(&reference.bytes);
-    assert_eq!(reference_px.dimensions(), (256, 192));
-    for o in 1..=8 {
-        let name = format!("orientation/canon-sx530-crop-o{o}.jpg");
-        let source_exif = exif_of(&std::fs::read(photo(&name)).unwrap()).unwrap();
-        assert_eq!(uint(&source_exif, exif::Tag::Orientation), Some(o));
-        let out = run(&name, &resize(256, false));
-        assert_eq!(size_of(&out.bytes), (256, 192), "o{o}");
-        let e = exif_of(&out.bytes).expect("EXIF carried over");
-        let tag = uint(&e, exif::Tag::Orientation);
-        assert!(tag.is_none() || tag == Some(1), "o{o}: Orientation {tag:?}");
-        // The source's EXIF said 4608x3456 (stale since a crop): now the output's size.
-        assert_eq!(uint(&e, exif::Tag::PixelXDimension), Some(256), "o{o}");
-        assert_eq!(uint(&e, exif::Tag::PixelYDimension), Some(192), "o{o}");
-        let diff = mean_diff(&decoded(&out.bytes), &reference_px);
-        assert!(diff < 2.0, "o{o}: mean difference {diff:.2} from o1");
+    // 256: a full decode; 100: decoded at 1/2 (DCT scaling) first.
+    for (max, short) in [(256, 192), (100, 75)] {
+        let reference = run("orientation/canon-sx530-crop-o1.jpg", &resize(max, false));
+        let reference_px = decoded(&reference.bytes);
+        assert_eq!(reference_px.dimensions(), (max, short));
+        for o in 1..=8 {
+            let name = format!("orientation/canon-sx530-crop-o{o}.jpg");
+            let source_exif = exif_of(&std::fs::read(photo(&name)).unwrap()).unwrap();
+            assert_eq!(uint(&source_exif, exif::Tag::Orientation), Some(o));
+            let out = run(&name, &resize(max, false));
+            assert_eq!(size_of(&out.bytes), (max, short), "o{o}");
+            let e = exif_of(&out.bytes).expect("EXIF carried over");
+            let tag = uint(&e, exif::Tag::Orientation);
+            assert!(tag.is_none() || tag == Some(1), "o{o}: Orientation {tag:?}");
+            // The source's EXIF said 4608x3456 (stale since a crop): now the output's size.
+            assert_eq!(uint(&e, exif::Tag::PixelXDimension), Some(max), "o{o}");
+            assert_eq!(uint(&e, exif::Tag::PixelYDimension), Some(short), "o{o}");
+            let diff = mean_diff(&decoded(&out.bytes), &reference_px);
+            assert!(
+                diff < 2.0,
+                "o{o} at {max}: mean difference {diff:.2} from o1"
+            );
+        }
+        // A mirrored picture differs a lot: the comparison means something.
+        let flipped = image::imageops::flip_horizontal(&reference_px);
+        assert!(mean_diff(&reference_px, &flipped) > 10.0);
     }
-    // A mirrored or rotated picture differs a lot: the comparison means something.
-    let o1 = decoded(&reference.bytes);
-    let flipped = image::imageops::flip_horizontal(&o1);
-    assert!(mean_diff(&o1, &flipped) > 10.0);
 }
 
 #[test]
@@ -589,4 +594,28 @@ fn a_missing_source_is_named() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("IMG_9.jpg: no such file"), "{err}");
+}
+
+#[test]
+fn reduced_scale_decoding_keeps_twice_the_target_and_matches_the_full_decode() {
+    assert_eq!(decode::dct_scale((4000, 3000), (1600, 1200)), None);
+    assert_eq!(decode::dct_scale((8160, 6120), (1600, 1200)), Some(2));
+    assert_eq!(decode::dct_scale((6028, 3391), (700, 394)), Some(4));
+    assert_eq!(decode::dct_scale((4000, 3000), (200, 150)), Some(8));
+    assert_eq!(decode::dct_scale((4000, 3000), (250, 187)), Some(8));
+    assert_eq!(decode::dct_scale((4000, 3000), (251, 187)), Some(4));
+
+    let data = std::fs::read(photo("orientation/canon-sx530-crop-o1.jpg")).unwrap();
+    let parsed = jpeg::parse(&data).unwrap();
+    // 512x384 → 100x75: decoded at 1/2 (256x192), twice the target or more.
+    let scaled = decode::decode_jpeg(&data, &parsed, (100, 75)).unwrap();
+    assert_eq!((scaled.width, scaled.height), (256, 192));
+    // → 200x150: no room for a reduction.
+    let full = decode::decode_jpeg(&data, &parsed, (200, 150)).unwrap();
+    assert_eq!((full.width, full.height), (512, 384));
+    let a = resize::resample(scaled, 100, 75).unwrap();
+    let b = resize::resample(full, 100, 75).unwrap();
+    let as_image = |p: Pixels| image::RgbImage::from_raw(p.width, p.height, p.data).unwrap();
+    let diff = mean_diff(&as_image(a), &as_image(b));
+    assert!(diff < 1.0, "mean difference {diff:.2}");
 }
