@@ -6,8 +6,9 @@
 //!   -quality 85 OUT` and this binary in its worker mode (`--prepare OUT IN…`, which calls
 //!   `dbxport::prepare::prepare`); median over the runs, rounds interleaved so the VM's drift
 //!   hits every tool alike;
-//! - whole process, all photos in one process (vipsthumbnail and dbxport take several files):
-//!   median wall time, divided by the number of photos for the per-photo time;
+//! - whole process, all photos in one process (vipsthumbnail and dbxport take several files;
+//!   vips runs its own thread pool, dbxport prepares one photo per core at a time, as the
+//!   daemon does): median wall time, divided by the number of photos for the per-photo time;
 //! - in process: `prepare` alone, without process start-up;
 //! - quality: SSIM (luma, 8x8 windows) of each output against a reference made by decoding the
 //!   source fully, turning it upright and resizing it with `image`'s exact f32 Lanczos3 to the
@@ -50,15 +51,29 @@ fn main() {
     driver();
 }
 
-/// Worker mode: prepare each file into the output directory, as the daemon would.
+/// Worker mode: prepare each file into the output directory, as the daemon does: on as many
+/// threads as there are cores (the daemon bounds its blocking-pool image work the same way).
 fn worker(args: &[String]) {
     let out = Path::new(&args[0]);
-    for (i, file) in args[1..].iter().enumerate() {
-        if let Err(e) = prepare(Path::new(file), &options(), out, i as u64 + 1) {
-            eprintln!("{e}");
-            std::process::exit(1);
+    let files = &args[1..];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    if let Err(e) = prepare(Path::new(file), &options(), out, i as u64 + 1) {
+                        eprintln!("{e}");
+                        std::process::exit(1);
+                    }
+                }
+            });
         }
-    }
+    });
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
