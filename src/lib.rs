@@ -7,7 +7,8 @@
 //! - [`config`]: `config.toml` and the XDG directories.
 //! - [`queue`]: the persistent (sled) queue of jobs and batches, and a job's state machine.
 //! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses.
-//! - [`prepare`]: turns a source file into the bytes to upload (originals for now).
+//! - [`prepare`]: turns a source file into what is uploaded: the original, or a resized JPEG
+//!   that keeps its metadata; optionally without its location.
 //! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification.
 //! - [`credentials`]: where tokens are kept, and the access token's refresh.
 //! - [`service`]: the D-Bus interface on the session bus.

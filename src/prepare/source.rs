@@ -1,6 +1,5 @@
-//! Turns a source file into what is uploaded. For now that is the original, bytes untouched:
-//! read whole for small files, hashed and then read chunk by chunk for large ones. Resizing
-//! comes later and will write prepared files under the cache directory.
+//! Reading source files: the checks made when a path is handed over, and the reads that upload
+//! the bytes (whole for small files, hashed and then chunk by chunk for large ones).
 //!
 //! Everything here touches the disk and runs on the blocking pool. Sources are opened with
 //! `O_NONBLOCK` and checked with `fstat` on the open descriptor, so a FIFO or device handed in
@@ -31,10 +30,25 @@ pub enum SourceError {
     Io { path: PathBuf, source: io::Error },
     #[error("{0}: the file changed while it was being read; it will be read again")]
     Changed(PathBuf),
+    #[error(
+        "{path}: cannot read this photo: {reason}. The file is truncated or damaged: copy it \
+         again from the camera or phone, or send it as the original"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: image too large to resize ({detail}); send it as the original")]
+    TooLarge { path: PathBuf, detail: String },
+    #[error("{path}: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{path}: cannot write the prepared copy into {dir}: {source}")]
+    Cache {
+        path: PathBuf,
+        dir: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl SourceError {
-    fn from_io(path: &Path, e: io::Error) -> SourceError {
+    pub(crate) fn from_io(path: &Path, e: io::Error) -> SourceError {
         match e.kind() {
             io::ErrorKind::NotFound => SourceError::NotFound(path.into()),
             io::ErrorKind::PermissionDenied => SourceError::PermissionDenied(path.into()),
@@ -53,7 +67,7 @@ pub struct Stamp {
     pub mtime_ms: Option<u64>,
 }
 
-fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
     let mtime_ms = meta
         .modified()
         .ok()

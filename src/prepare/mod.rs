@@ -1,0 +1,328 @@
+//! Turns a source file into what is uploaded: the original, bytes untouched, or a resized JPEG
+//! that keeps the photo's metadata; with `strip_location`, either one without its GPS tags.
+//!
+//! Everything here is blocking (disk and CPU) and runs on the blocking pool, never on the
+//! async runtime. A prepared file is written under the cache directory as
+//! `<job_id>-<remote name>` (through a `.part` file and a rename, so a crash never leaves a
+//! half-written file under the final name) and removed by [`discard`] when its job ends.
+//!
+//! What `prepare` decides, in order:
+//! - `original` without `strip_location`: the source itself, not even opened for reading.
+//! - HEIC, RAW, video and unknown files are never decoded: the original goes up (with a
+//!   warning if a resize was asked for).
+//! - `strip_location` on an original (or on a JPEG that needs no resizing): the file is
+//!   rewritten with its GPS tags removed and every other byte as it was (a JPEG's scan data, a
+//!   PNG's IDAT); unchanged if it had no location; an error if the format cannot be edited
+//!   (HEIC, video), because uploading a location the user asked to remove is worse than not
+//!   uploading.
+//! - `resize` on a JPEG within the limit: sent as it is (its Orientation tag intact, which
+//!   every viewer honours); beyond the limit, decoded, resized, turned upright and re-encoded.
+//! - `resize` on a PNG, WebP or TIFF: always converted to JPEG (even when small), because the
+//!   remote name was already fixed as `.jpg` when the job was queued ([`remote_name`]).
+//!
+//! Files: `source` (reading sources), `options`, `formats` (sniffing, remote names), `jpeg` (the
+//! container walk that catches truncation), `decode`, `resize`, `encode`, `metadata` (EXIF/XMP
+//! edits in place), `containers` (originals without their location; PNG/TIFF metadata).
+
+mod containers;
+mod decode;
+mod encode;
+mod formats;
+mod jpeg;
+mod metadata;
+mod options;
+mod resize;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub use formats::remote_name;
+pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
+pub use source::{
+    SourceError, Stamp, check_source, hash_whole, open_source, read_range, read_whole,
+};
+
+use decode::{DecodeError, Metadata, Pixels};
+use formats::Format;
+
+/// Sources larger than this are not read into memory for re-encoding or editing.
+const MAX_SOURCE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The file to upload for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The source itself, or a file under the cache directory.
+    pub path: PathBuf,
+    /// Of `path`.
+    pub stamp: Stamp,
+    /// True if `path` is a prepared file, to delete (with [`discard`]) when the job ends.
+    pub temporary: bool,
+    /// Things the user should know, each naming the file, e.g.
+    /// "IMG_1.HEIC: HEIC cannot be resized here; uploading the original".
+    pub warnings: Vec<String>,
+}
+
+/// Prepares `source` for upload. Blocking: run it on the blocking pool.
+pub fn prepare(
+    source: &Path,
+    options: &PrepareOptions,
+    cache_dir: &Path,
+    job_id: u64,
+) -> Result<Prepared, SourceError> {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mut file, stamp) = open_source(source)?;
+    let mut head = [0u8; 32];
+    let n = read_head(&mut file, &mut head).map_err(|e| SourceError::from_io(source, e))?;
+    let format = formats::sniff(&head[..n], &name);
+    let mut job = Job {
+        source,
+        name: &name,
+        options,
+        cache_dir,
+        job_id,
+        stamp,
+        warnings: Vec::new(),
+    };
+
+    let resize = match options.mode {
+        Mode::Resize {
+            max_dimension,
+            jpeg_quality,
+        } if format.convertible() => Some((max_dimension, jpeg_quality)),
+        Mode::Resize { .. } => {
+            job.warn(format!(
+                "{} files cannot be resized here; uploading the original",
+                format.label()
+            ));
+            None
+        }
+        Mode::Original => None,
+    };
+    let Some((max_dimension, quality)) = resize else {
+        if !options.strip_location {
+            return Ok(job.original());
+        }
+        let data = read_all(file, &stamp, source)?;
+        return job.strip_original(format, data);
+    };
+
+    let data = read_all(file, &stamp, source)?;
+    let (pixels, meta, target) = match format {
+        Format::Jpeg => {
+            let parsed = jpeg::parse(&data).map_err(|reason| job.corrupt(reason))?;
+            let meta = decode::jpeg_metadata(&data, &parsed);
+            let (w, h) = (parsed.frame.width, parsed.frame.height);
+            decode::check_size(w as u64, h as u64, 1).map_err(|e| job.decode_error(e))?;
+            let Some(target) = resize::fit(w, h, max_dimension) else {
+                // Within the limit and already a JPEG: nothing to do to the pixels.
+                return if options.strip_location {
+                    job.strip_original(format, data)
+                } else {
+                    Ok(job.original())
+                };
+            };
+            let pixels =
+                decode::decode_jpeg(&data, &parsed, target).map_err(|e| job.decode_error(e))?;
+            (pixels, meta, target)
+        }
+        _ => {
+            let (pixels, meta) =
+                decode::decode_other(&data, format).map_err(|e| job.decode_error(e))?;
+            // Converted even when small: the remote name already says `.jpg`.
+            let target = resize::fit(pixels.width, pixels.height, max_dimension)
+                .unwrap_or((pixels.width, pixels.height));
+            (pixels, meta, target)
+        }
+    };
+    drop(data);
+    let output = job.resize_and_encode(pixels, meta, target, quality)?;
+    job.write(&output)
+}
+
+/// Removes a job's prepared file(s), if any. Idempotent; errors are ignored, as the cache
+/// directory is the daemon's own and a leftover file is harmless.
+pub fn discard(cache_dir: &Path, job_id: u64) {
+    let prefix = format!("{job_id}-");
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+struct Job<'a> {
+    source: &'a Path,
+    name: &'a str,
+    options: &'a PrepareOptions,
+    cache_dir: &'a Path,
+    job_id: u64,
+    stamp: Stamp,
+    warnings: Vec<String>,
+}
+
+impl Job<'_> {
+    fn warn(&mut self, what: String) {
+        self.warnings.push(format!("{}: {what}", self.name));
+    }
+
+    fn original(self) -> Prepared {
+        Prepared {
+            path: self.source.to_path_buf(),
+            stamp: self.stamp,
+            temporary: false,
+            warnings: self.warnings,
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> SourceError {
+        SourceError::Corrupt {
+            path: self.source.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn decode_error(&self, e: DecodeError) -> SourceError {
+        match e {
+            DecodeError::Corrupt(reason) => self.corrupt(reason),
+            DecodeError::TooLarge { width, height } => SourceError::TooLarge {
+                path: self.source.into(),
+                detail: format!(
+                    "{}the limit is {MAX_DIMENSION} pixels a side and {} MiB decoded",
+                    if width > 0 {
+                        format!("{width}x{height} pixels; ")
+                    } else {
+                        String::new()
+                    },
+                    decode::MAX_DECODED_BYTES >> 20
+                ),
+            },
+        }
+    }
+
+    fn strip_original(mut self, format: Format, data: Vec<u8>) -> Result<Prepared, SourceError> {
+        let stripped = containers::strip_location(format, data).map_err(|reason| {
+            SourceError::Unsupported {
+                path: self.source.into(),
+                reason,
+            }
+        })?;
+        for w in stripped.warnings {
+            self.warn(w);
+        }
+        match stripped.data {
+            Some(data) => self.write(&data),
+            None => Ok(self.original()),
+        }
+    }
+
+    /// `target` is the stored (not yet upright) size to resample to.
+    fn resize_and_encode(
+        &mut self,
+        pixels: Pixels,
+        meta: Metadata,
+        target: (u32, u32),
+        quality: u8,
+    ) -> Result<Vec<u8>, SourceError> {
+        let (sw, sh) = target;
+        let failed = |reason: String| SourceError::Unsupported {
+            path: self.source.into(),
+            reason,
+        };
+        let resized = resize::resample(pixels, sw, sh).map_err(failed)?;
+        let upright = resize::orient(resized, meta.orientation).map_err(failed)?;
+        let mut warnings = Vec::new();
+        let out = encode::encode(
+            &upright,
+            quality,
+            &meta,
+            self.options.strip_location,
+            &mut warnings,
+        )
+        .map_err(failed)?;
+        for w in warnings {
+            self.warn(w);
+        }
+        Ok(out)
+    }
+
+    /// Writes the prepared bytes as `<cache>/<job>-<remote name>`, through a `.part` file.
+    fn write(self, bytes: &[u8]) -> Result<Prepared, SourceError> {
+        let cache_error = |source| SourceError::Cache {
+            path: self.source.into(),
+            dir: self.cache_dir.into(),
+            source,
+        };
+        std::fs::create_dir_all(self.cache_dir).map_err(cache_error)?;
+        let mut remote = remote_name(self.name, self.options);
+        // NAME_MAX is 255 bytes; the job id prefix and `.part` must fit too.
+        if remote.len() > 200 || remote.is_empty() {
+            remote = "prepared".into();
+        }
+        let path = self.cache_dir.join(format!("{}-{remote}", self.job_id));
+        let part = self
+            .cache_dir
+            .join(format!("{}-{remote}.part", self.job_id));
+        let written = (|| {
+            let mut f = std::fs::File::create(&part)?;
+            f.write_all(bytes)?;
+            std::fs::rename(&part, &path)?;
+            f.metadata()
+        })();
+        let meta = written.map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            cache_error(e)
+        })?;
+        Ok(Prepared {
+            path,
+            stamp: source::stamp_of(&meta),
+            temporary: true,
+            warnings: self.warnings,
+        })
+    }
+}
+
+fn read_head(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The rest of the file after `read_head`, as the whole file; checks that it still has the
+/// size it had when opened.
+fn read_all(mut file: std::fs::File, stamp: &Stamp, path: &Path) -> Result<Vec<u8>, SourceError> {
+    use std::io::Seek;
+    if stamp.size > MAX_SOURCE_BYTES {
+        return Err(SourceError::TooLarge {
+            path: path.into(),
+            detail: format!(
+                "{} MiB; the limit is {} MiB",
+                stamp.size >> 20,
+                MAX_SOURCE_BYTES >> 20
+            ),
+        });
+    }
+    let mut data = Vec::with_capacity(stamp.size as usize);
+    file.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut data))
+        .map_err(|e| SourceError::from_io(path, e))?;
+    if data.len() as u64 != stamp.size {
+        return Err(SourceError::Changed(path.into()));
+    }
+    Ok(data)
+}
