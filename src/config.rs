@@ -77,18 +77,59 @@ pub struct Config {
 }
 
 /// Default export options; each `Upload` call may override them for its batch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {
+    /// `original` (bytes untouched) or `resize`.
+    pub mode: ExportMode,
+    /// Long edge in pixels, when resizing (never upscaled).
+    pub max_dimension: u32,
+    /// JPEG quality 1–100, when resizing.
+    pub jpeg_quality: u8,
+    /// Remove GPS tags from what is uploaded (originals too, without re-encoding).
+    pub strip_location: bool,
     /// `skip-identical`, `rename` or `overwrite`.
     pub conflict: crate::export::Conflict,
     /// End each batch with a shared link to its folder.
     pub share_link: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportMode {
+    #[default]
+    Original,
+    Resize,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            mode: ExportMode::Original,
+            max_dimension: crate::export::DEFAULT_MAX_DIMENSION,
+            jpeg_quality: crate::export::DEFAULT_JPEG_QUALITY,
+            strip_location: false,
+            conflict: Default::default(),
+            share_link: false,
+        }
+    }
+}
+
 impl ExportConfig {
     pub fn options(&self) -> crate::export::ExportOptions {
+        use crate::prepare::{Mode, PrepareOptions};
+        let mode = match self.mode {
+            ExportMode::Original => Mode::Original,
+            ExportMode::Resize => Mode::Resize {
+                max_dimension: self.max_dimension,
+                jpeg_quality: self.jpeg_quality,
+            },
+        };
         crate::export::ExportOptions {
+            prepare: PrepareOptions {
+                mode,
+                strip_location: self.strip_location,
+            },
             conflict: self.conflict,
             share_link: self.share_link,
         }
@@ -225,6 +266,14 @@ impl Config {
         if up.session_threshold > 148 * MIB {
             return Err("upload.session_threshold must be at most 148 MiB (Dropbox takes at most 150 MiB per request)".into());
         }
+        let resize = crate::prepare::PrepareOptions {
+            mode: crate::prepare::Mode::Resize {
+                max_dimension: self.export.max_dimension,
+                jpeg_quality: self.export.jpeg_quality,
+            },
+            strip_location: false,
+        };
+        resize.validate().map_err(|e| format!("export.{e}"))?;
         if up.transfers == 0 || up.transfers > 64 {
             return Err(format!(
                 "upload.transfers = {} must be between 1 and 64",

@@ -86,6 +86,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     private_dir(&dirs.state)?;
     private_dir(&dirs.cache)?;
+    private_dir(&dirs.prepared())?;
     let db_path = dirs.queue_db();
     let queue = tokio::task::spawn_blocking(move || Queue::open(&db_path))
         .await
@@ -108,6 +109,7 @@ pub async fn run(
         session.clone(),
         client.clone(),
         config.upload.clone(),
+        dirs.prepared(),
     );
     let conn = service::serve(queue.clone(), session.clone(), client, &config)
         .await

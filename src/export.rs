@@ -10,6 +10,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use zbus::zvariant::OwnedValue;
 
+use crate::prepare::{Mode, PrepareOptions};
+
+/// Resize settings used when a batch asks for `resize` without saying how.
+pub const DEFAULT_MAX_DIMENSION: u32 = 1600;
+pub const DEFAULT_JPEG_QUALITY: u8 = 85;
+
 /// What to do when the target name is taken in Dropbox.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -54,6 +60,9 @@ impl Conflict {
 /// A batch's options, stored with each of its jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportOptions {
+    /// Original or resized, and whether the location goes.
+    #[serde(default)]
+    pub prepare: PrepareOptions,
     #[serde(default)]
     pub conflict: Conflict,
     /// Create (or reuse) a shared link to the folder when the batch ends.
@@ -68,20 +77,48 @@ impl ExportOptions {
         mut self,
         options: &HashMap<String, OwnedValue>,
     ) -> Result<ExportOptions, String> {
+        let flag = |key: &str, value: &OwnedValue| {
+            bool::try_from(&**value).map_err(|_| {
+                format!(
+                    "option {key} must be a boolean, not {}",
+                    value.value_signature()
+                )
+            })
+        };
+        let number = |key: &str, value: &OwnedValue| {
+            u32::try_from(&**value)
+                .or_else(|_| u8::try_from(&**value).map(u32::from))
+                .or_else(|_| u64::try_from(&**value).map(|v| v.min(u64::from(u32::MAX)) as u32))
+                .or_else(|_| i32::try_from(&**value).map(|v| v.max(0) as u32))
+                .map_err(|_| {
+                    format!(
+                        "option {key} must be a number, not {}",
+                        value.value_signature()
+                    )
+                })
+        };
+        let (mut max_dimension, mut quality) = match self.prepare.mode {
+            Mode::Resize {
+                max_dimension,
+                jpeg_quality,
+            } => (max_dimension, jpeg_quality),
+            Mode::Original => (DEFAULT_MAX_DIMENSION, DEFAULT_JPEG_QUALITY),
+        };
+        let mut resize = matches!(self.prepare.mode, Mode::Resize { .. });
         for (key, value) in options {
             match key.as_str() {
-                "original" => match bool::try_from(&**value) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err("option original=false: resizing is not available yet; only originals are uploaded".into());
-                    }
-                    Err(_) => {
-                        return Err(format!(
-                            "option original must be a boolean, not {}",
-                            value.value_signature()
-                        ));
-                    }
-                },
+                "original" => resize = !flag(key, value)?,
+                "resize" => resize = flag(key, value)?,
+                "max_dimension" => {
+                    max_dimension = number(key, value)?;
+                    resize = true;
+                }
+                "jpeg_quality" => {
+                    quality = u8::try_from(number(key, value)?)
+                        .map_err(|_| "jpeg_quality must be between 1 and 100".to_string())?;
+                    resize = true;
+                }
+                "strip_location" => self.prepare.strip_location = flag(key, value)?,
                 "conflict" => {
                     let text = <&str>::try_from(&**value).map_err(|_| {
                         format!(
@@ -91,17 +128,28 @@ impl ExportOptions {
                     })?;
                     self.conflict = Conflict::parse(text)?;
                 }
-                "share_link" => {
-                    self.share_link = bool::try_from(&**value).map_err(|_| {
-                        format!(
-                            "option share_link must be a boolean, not {}",
-                            value.value_signature()
-                        )
-                    })?;
-                }
+                "share_link" => self.share_link = flag(key, value)?,
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
+        if options
+            .get("original")
+            .is_some_and(|v| bool::try_from(&**v) == Ok(true))
+            && (options.contains_key("max_dimension") || options.contains_key("jpeg_quality"))
+        {
+            return Err(
+                "option original=true cannot be combined with max_dimension or jpeg_quality".into(),
+            );
+        }
+        self.prepare.mode = if resize {
+            Mode::Resize {
+                max_dimension,
+                jpeg_quality: quality,
+            }
+        } else {
+            Mode::Original
+        };
+        self.prepare.validate()?;
         Ok(self)
     }
 }

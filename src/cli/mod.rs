@@ -109,9 +109,19 @@ pub struct UploadArgs {
     /// Dropbox folder, e.g. /Photos/2024 (default: upload.remote_folder from the config).
     #[arg(long = "to", value_name = "FOLDER")]
     pub to: Option<String>,
-    /// Upload the files' bytes untouched (the only mode for now).
-    #[arg(long)]
+    /// Upload the files' bytes untouched.
+    #[arg(long, conflicts_with_all = ["resize", "quality"])]
     pub original: bool,
+    /// Resize so the long edge is at most PX pixels (never upscaled; aspect ratio kept;
+    /// EXIF orientation applied; metadata kept; PNG/WebP/TIFF become .jpg).
+    #[arg(long, value_name = "PX")]
+    pub resize: Option<u32>,
+    /// JPEG quality 1-100 for resized photos.
+    #[arg(long, value_name = "Q", requires = "resize")]
+    pub quality: Option<u8>,
+    /// Remove the GPS location from what is uploaded (originals too, pixels untouched).
+    #[arg(long)]
+    pub strip_location: bool,
     /// When the name is taken in Dropbox: skip-identical (same content counts as done,
     /// different content is kept beside it under a new name), rename (always keep both) or
     /// overwrite. Default: export.conflict from the daemon's config.

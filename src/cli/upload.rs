@@ -28,6 +28,15 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
     if args.original {
         put("original", Value::from(true));
     }
+    if let Some(px) = args.resize {
+        put("max_dimension", Value::from(px));
+    }
+    if let Some(quality) = args.quality {
+        put("jpeg_quality", Value::from(u32::from(quality)));
+    }
+    if args.strip_location {
+        put("strip_location", Value::from(true));
+    }
     if let Some(conflict) = &args.conflict {
         put("conflict", Value::from(conflict.as_str()));
     }

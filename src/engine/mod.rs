@@ -21,6 +21,7 @@ pub mod retry;
 pub use batches::BatchFinished;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -121,6 +122,8 @@ pub struct Engine {
     client: Client,
     upload: UploadConfig,
     progress: broadcast::Sender<ProgressEvent>,
+    /// Where prepared (resized, location-free) files wait for their upload.
+    prepared_dir: PathBuf,
     running: std::sync::Mutex<HashMap<JobId, CancellationToken>>,
     /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
     /// the whole account, so a 429's Retry-After holds back every job, not just the one that
@@ -145,6 +148,7 @@ impl Engine {
         session: Arc<Session>,
         client: Client,
         upload: UploadConfig,
+        prepared_dir: PathBuf,
     ) -> Arc<Engine> {
         let (progress, _) = broadcast::channel(1024);
         Arc::new(Engine {
@@ -153,6 +157,7 @@ impl Engine {
             client,
             upload,
             progress,
+            prepared_dir,
             running: Default::default(),
             not_before: Default::default(),
             batches: broadcast::channel(256).0,
@@ -238,8 +243,14 @@ impl Engine {
             };
             match event {
                 Ok(event) if event.job.state == JobState::Cancelled => {
-                    if let Some(token) = self.running().get(&event.job.id) {
-                        token.cancel();
+                    let running = self.running().get(&event.job.id).cloned();
+                    match running {
+                        // The job's own task discards its file as it stops.
+                        Some(token) => token.cancel(),
+                        None if event.job.options.prepare != prepare::PrepareOptions::default() => {
+                            self.discard_prepared(event.job.id).await;
+                        }
+                        None => {}
                     }
                 }
                 Ok(_) => {}
@@ -271,7 +282,16 @@ impl Engine {
             tracing::warn!(job = id, "could not record the job's outcome: {e}");
         }
         self.running().remove(&id);
+        if matches!(self.queue.get(id), Ok(Some(job)) if job.state.is_terminal()) {
+            self.discard_prepared(id).await;
+        }
         self.queue.release(id);
+    }
+
+    /// A job's prepared file goes when the job ends (done, failed or cancelled).
+    async fn discard_prepared(&self, id: JobId) {
+        let dir = self.prepared_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || prepare::discard(&dir, id)).await;
     }
 
     /// Records why a job stopped moving.
@@ -347,44 +367,70 @@ impl Engine {
             tracing::info!(job = id, file = %job.source.display(), "resuming an upload session at offset {offset}");
         }
         let source = job.source.clone();
-        let stamp = blocking(move || prepare::open_source(&source).map(|(_, stamp)| stamp))
+        let stamp = blocking(move || prepare::check_source(&source))
             .await?
             .map_err(source_step)?;
+        let resuming = matches!(
+            state,
+            JobState::Uploading {
+                session_id: Some(_),
+                ..
+            }
+        );
+        if (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms) {
+            // Edited since it was handed over: upload what is there now, from the start.
+            self.queue.restamp(id, stamp.size, stamp.mtime_ms).await?;
+            if resuming {
+                return Err(self.requeue(id).await);
+            }
+        }
+        let Some(prepared) = self.prepared(&job, resuming).await? else {
+            // The prepared bytes a session was started with are gone: start over.
+            return Err(self.requeue(id).await);
+        };
         // Known not to fit: fail now rather than after sending it all. (The quota read at login
         // and after batches may be stale; Dropbox's own insufficient_space catches the rest.)
         let free = self.session.info().borrow().free_bytes();
         if let Some(free) = free
-            && stamp.size > free
+            && prepared.stamp.size > free
         {
             return Err(Step::Failed {
                 kind: FailureKind::Refused,
                 message: format!(
                     "{}: Dropbox is full: the file needs {} bytes and the account has {free} bytes free",
                     job.source.display(),
-                    stamp.size
+                    prepared.stamp.size
                 ),
             });
         }
-        if (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms) {
-            // Edited since it was handed over: upload what is there now, from the start.
-            self.queue.restamp(id, stamp.size, stamp.mtime_ms).await?;
-            if matches!(
-                state,
-                JobState::Uploading {
-                    session_id: Some(_),
-                    ..
-                }
-            ) {
-                return Err(self.requeue(id).await);
-            }
-        }
-        if stamp.size <= self.upload.session_threshold
+        if prepared.stamp.size <= self.upload.session_threshold
             && !matches!(state, JobState::Uploading { .. })
         {
-            self.upload_whole(&job).await
+            self.upload_whole(&job, &prepared.path).await
         } else {
-            self.upload_session(&job, state).await
+            self.upload_session(&job, state, &prepared.path).await
         }
+    }
+
+    /// The file a job uploads: the source, or the file `prepare` made for it (resized, or
+    /// without its location). A session being resumed must go on with the very bytes it
+    /// started with, so then the prepared file already in the cache is used, never made
+    /// again; None if it is gone.
+    async fn prepared(&self, job: &Job, resuming: bool) -> Result<Option<prepare::Prepared>, Step> {
+        let options = job.options.prepare.clone();
+        let needs_file = options != prepare::PrepareOptions::default();
+        if resuming && needs_file {
+            let (dir, id) = (self.prepared_dir.clone(), job.id);
+            return blocking(move || cached_prepared(&dir, id)).await;
+        }
+        let (source, dir, id) = (job.source.clone(), self.prepared_dir.clone(), job.id);
+        let prepared = blocking(move || prepare::prepare(&source, &options, &dir, id))
+            .await?
+            .map_err(source_step)?;
+        for warning in &prepared.warnings {
+            tracing::warn!(job = job.id, "{warning}");
+        }
+        Ok(Some(prepared))
     }
 
     async fn requeue(&self, id: JobId) -> Step {
@@ -395,8 +441,8 @@ impl Engine {
     }
 
     /// One request: read, commit, verify.
-    async fn upload_whole(&self, job: &Job) -> Result<(), Step> {
-        let source = job.source.clone();
+    async fn upload_whole(&self, job: &Job, path: &Path) -> Result<(), Step> {
+        let source = path.to_path_buf();
         let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
             .await?
             .map_err(source_step)?;
@@ -412,7 +458,7 @@ impl Engine {
         )
         .await?;
         let arg = dropbox::UploadArg {
-            commit: commit_info(job, &stamp),
+            commit: commit_info(job),
             content_hash: Some(hash.clone()),
         };
         let progress = self.progress_for(job.id, 0, stamp.size);
@@ -429,7 +475,7 @@ impl Engine {
     }
 
     /// An upload session: chunks from the confirmed offset, then the commit.
-    async fn upload_session(&self, job: &Job, state: JobState) -> Result<(), Step> {
+    async fn upload_session(&self, job: &Job, state: JobState, path: &Path) -> Result<(), Step> {
         let id = job.id;
         let (mut session_id, mut offset) = match &state {
             JobState::Uploading {
@@ -438,7 +484,7 @@ impl Engine {
             } => (Some(session.clone()), *offset),
             _ => (None, 0),
         };
-        let source = job.source.clone();
+        let source = path.to_path_buf();
         let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
             .await?
             .map_err(source_step)?;
@@ -463,7 +509,7 @@ impl Engine {
         while session_id.is_none() || offset < size {
             let len = chunk.min(size - offset);
             let close = offset + len == size;
-            let source = job.source.clone();
+            let source = path.to_path_buf();
             let (body, body_hash) =
                 blocking(move || prepare::read_range(&source, offset, len as usize))
                     .await?
@@ -567,7 +613,7 @@ impl Engine {
                 session_id: session.to_string(),
                 offset: stamp.size,
             },
-            commit: commit_info(job, stamp),
+            commit: commit_info(job),
             content_hash: None,
         };
         let result = call!(self, |token| self.client.upload_session_finish(
@@ -627,15 +673,12 @@ impl Engine {
             return Ok(true);
         }
         // Not there: a closed session can simply be committed again.
-        if let Some(session) = session {
-            let source = job.source.clone();
-            let stamp = blocking(move || prepare::check_source(&source))
-                .await?
-                .map_err(source_step)?;
-            if stamp.size == job.source_size {
-                self.finish_session(job, session, &stamp, hash).await?;
-                return Ok(true);
-            }
+        if let Some(session) = session
+            && let Some(prepared) = self.prepared(job, true).await?
+        {
+            self.finish_session(job, session, &prepared.stamp, hash)
+                .await?;
+            return Ok(true);
         }
         Ok(false)
     }
@@ -818,6 +861,23 @@ impl Engine {
     }
 }
 
+/// The prepared file a job left in the cache (`<job id>-<name>`, not a `.part`), if any.
+fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared> {
+    let prefix = format!("{id}-");
+    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.starts_with(&prefix) && !name.ends_with(".part")
+    })?;
+    let path = entry.path();
+    let stamp = prepare::check_source(&path).ok()?;
+    Some(prepare::Prepared {
+        path,
+        stamp,
+        temporary: true,
+        warnings: Vec::new(),
+    })
+}
+
 fn session_step(e: SessionError) -> Step {
     if e.is_transient() {
         Step::Transient {
@@ -833,7 +893,7 @@ fn session_step(e: SessionError) -> Step {
 /// of Dropbox (an `add` or `overwrite` of the same bytes writes nothing and answers with the
 /// existing file) keeps a retried commit from making a copy; `rename` asks for a new name even
 /// then (`strict_conflict`).
-fn commit_info(job: &Job, stamp: &Stamp) -> dropbox::CommitInfo {
+fn commit_info(job: &Job) -> dropbox::CommitInfo {
     let (mode, autorename, strict_conflict) = match job.options.conflict {
         Conflict::SkipIdentical => (dropbox::WriteMode::Add, true, false),
         Conflict::Rename => (dropbox::WriteMode::Add, true, true),
@@ -843,7 +903,7 @@ fn commit_info(job: &Job, stamp: &Stamp) -> dropbox::CommitInfo {
         path: job.remote_path.clone(),
         mode,
         autorename,
-        client_modified: stamp.mtime_ms.map(|ms| {
+        client_modified: job.source_mtime_ms.map(|ms| {
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
         }),
         mute: false,

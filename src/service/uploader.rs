@@ -82,6 +82,9 @@ impl Uploader {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                // A resized PNG goes up as `name.jpg`: the name is fixed now, so a restart,
+                // a conflict check and the user all see the same one.
+                let name = prepare::remote_name(&name, &export.prepare);
                 NewJob {
                     remote_path: format!("{folder}/{name}"),
                     source: path,

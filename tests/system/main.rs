@@ -15,3 +15,4 @@ mod folders;
 mod interface;
 mod keyring;
 mod login;
+mod prepare;
