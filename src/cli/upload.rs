@@ -312,6 +312,14 @@ async fn follow(proxy: &UploaderProxy<'_>, batch: u64, streams: Streams) -> Resu
             .and_then(|s| s.get(key))
             .and_then(|v| <&str>::try_from(&**v).ok().map(String::from))
     };
+    let warnings = summary
+        .as_ref()
+        .and_then(|s| s.get("warnings"))
+        .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
+        .unwrap_or_default();
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     if let Some(link) = text("link") {
         println!("Shared link: {link}");
     }

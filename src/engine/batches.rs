@@ -76,6 +76,7 @@ impl Engine {
             ..Default::default()
         };
         for job in &jobs {
+            summary.warnings.extend(job.warnings.iter().cloned());
             match &job.state {
                 JobState::Done { skipped: true, .. } => summary.skipped += 1,
                 JobState::Done { .. } => summary.done += 1,

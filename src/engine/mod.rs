@@ -430,6 +430,11 @@ impl Engine {
         for warning in &prepared.warnings {
             tracing::warn!(job = job.id, "{warning}");
         }
+        if !prepared.warnings.is_empty() && prepared.warnings != job.warnings {
+            self.queue
+                .note_warnings(job.id, prepared.warnings.clone())
+                .await?;
+        }
         Ok(Some(prepared))
     }
 

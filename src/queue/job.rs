@@ -49,6 +49,10 @@ pub struct Job {
     /// The batch's export options.
     #[serde(default)]
     pub options: crate::export::ExportOptions,
+    /// What the user should know about this file although it went up, e.g. that a HEIC
+    /// could not be resized and went up as the original.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Why a job failed, for callers that act on the category.
@@ -193,6 +197,9 @@ pub struct BatchSummary {
     pub cancelled: u32,
     /// The failed jobs' messages (each names its file).
     pub failures: Vec<String>,
+    /// The jobs' warnings (each names its file).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The shared link to the batch's folder, when one was asked for.
     pub link: Option<String>,
     /// Why no link could be made, when one was asked for.

@@ -213,6 +213,7 @@ impl Queue {
                 attempts: 0,
                 bytes_sent: 0,
                 options: new.options,
+                warnings: Vec::new(),
             };
             write.insert(&key(job.id), encode(&job));
             jobs.push(job);
@@ -351,6 +352,17 @@ impl Queue {
         };
         self.flush().await?;
         Ok(job)
+    }
+
+    /// Records warnings for a job (kept with it, reported when its batch ends).
+    pub async fn note_warnings(&self, id: JobId, warnings: Vec<String>) -> Result<()> {
+        {
+            let mut index = self.index();
+            let job = index.active.get_mut(&id).ok_or(QueueError::NotFound(id))?;
+            job.warnings = warnings;
+            self.inner.jobs.insert(key(id), encode(&*job))?;
+        }
+        self.flush().await
     }
 
     /// Progress within a request, for status only (not persisted: the confirmed offset is).

@@ -93,6 +93,7 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     d.insert("size".into(), value(job.source_size));
     d.insert("sent".into(), value(job.bytes_sent));
     d.insert("attempts".into(), value(job.attempts));
+    d.insert("warnings".into(), value(job.warnings.clone()));
     match &job.state {
         JobState::Done {
             content_hash,
@@ -129,6 +130,7 @@ pub fn summary_to_dict(summary: &crate::queue::BatchSummary) -> HashMap<String, 
     d.insert("failed".into(), value(summary.failed));
     d.insert("cancelled".into(), value(summary.cancelled));
     d.insert("failures".into(), value(summary.failures.clone()));
+    d.insert("warnings".into(), value(summary.warnings.clone()));
     if let Some(link) = &summary.link {
         d.insert("link".into(), value(link.clone()));
     }

@@ -189,7 +189,8 @@ impl Uploader {
     ) -> zbus::Result<()>;
 
     /// A batch ended: every job is final. `summary` (`a{sv}`): `done`, `skipped`, `failed`,
-    /// `cancelled` (u), `failures` (as: each failed job's reason, naming its file), and when
+    /// `cancelled` (u), `failures` (as: each failed job's reason, naming its file), `warnings`
+    /// (as: e.g. a HEIC that could not be resized went up as the original), and when
     /// the batch asked for one, `link` (s, the folder's shared link) or `link_error` (s).
     #[zbus(signal)]
     pub async fn batch_finished(

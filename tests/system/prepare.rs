@@ -23,6 +23,7 @@ async fn resized_batches_arrive_resized_and_a_truncated_photo_fails_alone() {
         "formats/flower-crop.png",
         "broken/IMG_20200124_231153-truncated-in-scan.jpg",
         "flower.jpg",
+        "formats/pug-head.heic",
     ] {
         let to = dir.join(Path::new(relative).file_name().unwrap());
         std::fs::copy(data(relative), &to).unwrap();
@@ -49,9 +50,25 @@ async fn resized_batches_arrive_resized_and_a_truncated_photo_fails_alone() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("3 uploaded, 0 already there, 1 failed"),
+        stdout.contains("4 uploaded, 0 already there, 1 failed"),
         "{stdout}"
     );
+    // HEIC cannot be resized here: it went up as it is, and the user is told.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("pug-head.heic")),
+        "{stderr}"
+    );
+    let heic = w
+        .sandbox
+        .emulator
+        .files()
+        .into_iter()
+        .find(|f| f.path_display == "/Resized/pug-head.heic")
+        .unwrap();
+    assert_eq!(heic.content_hash, hash(&files[4]));
     let failed_line = stdout.lines().find(|l| l.starts_with("failed")).unwrap();
     assert!(
         failed_line.contains("truncated-in-scan.jpg"),
