@@ -211,7 +211,7 @@ impl Engine {
                 None
             } else {
                 match self.queue.claim_next(now_ms()) {
-                    Claim::Job(job) => return Some(job),
+                    Claim::Job(job) => return Some(*job),
                     Claim::Later(at) => Some(at),
                     Claim::Idle => None,
                 }

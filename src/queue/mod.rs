@@ -70,7 +70,7 @@ pub enum Filter {
 #[derive(Debug)]
 pub enum Claim {
     /// Work on this job; it is reserved until [`Queue::release`].
-    Job(Job),
+    Job(Box<Job>),
     /// Nothing runnable now; the earliest waiting job becomes runnable at this time (ms).
     Later(u64),
     /// Nothing to do until something changes.
@@ -393,7 +393,7 @@ impl Queue {
         match (found, earliest) {
             (Some(job), _) => {
                 index.claimed.insert(job.id);
-                Claim::Job(job)
+                Claim::Job(Box::new(job))
             }
             (None, Some(at)) => Claim::Later(at),
             (None, None) => Claim::Idle,
