@@ -92,6 +92,9 @@ pub struct ExportConfig {
     pub conflict: crate::export::Conflict,
     /// End each batch with a shared link to its folder.
     pub share_link: bool,
+    /// Use the options of the last `Upload` that chose any as the defaults (as the export
+    /// dialog remembers its settings), instead of the values above.
+    pub remember_last_choice: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,6 +114,7 @@ impl Default for ExportConfig {
             strip_location: false,
             conflict: Default::default(),
             share_link: false,
+            remember_last_choice: false,
         }
     }
 }

@@ -111,6 +111,7 @@ struct Index {
 }
 
 const PAUSED_KEY: &[u8] = b"paused";
+const LAST_OPTIONS_KEY: &[u8] = b"last_export_options";
 
 fn key(id: u64) -> [u8; 8] {
     // Big-endian so that sled's key order is numeric order.
@@ -503,6 +504,20 @@ impl Queue {
             self.transition(*job, JobState::Cancelled).await?;
         }
         Ok(targets)
+    }
+
+    /// The export options of the last batch that chose any (see `export.remember_last_choice`).
+    pub fn last_export_options(&self) -> Option<crate::export::ExportOptions> {
+        let bytes = self.inner.meta.get(LAST_OPTIONS_KEY).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub async fn set_last_export_options(
+        &self,
+        options: &crate::export::ExportOptions,
+    ) -> Result<()> {
+        self.inner.meta.insert(LAST_OPTIONS_KEY, encode(options))?;
+        self.flush().await
     }
 
     pub fn paused(&self) -> bool {

@@ -167,6 +167,7 @@ pub async fn serve(
                 queue,
                 default_folder,
                 defaults: config.export.options(),
+                remember_last_choice: config.export.remember_last_choice,
             },
         )?
         .serve_at(

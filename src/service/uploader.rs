@@ -16,6 +16,8 @@ pub struct Uploader {
     pub(super) default_folder: String,
     /// Export options for batches that do not say otherwise (config `[export]`).
     pub(super) defaults: crate::export::ExportOptions,
+    /// Whether a batch's explicit options become the next batches' defaults.
+    pub(super) remember_last_choice: bool,
 }
 
 #[interface(
@@ -39,9 +41,14 @@ impl Uploader {
         remote_folder: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
-        let export = self
-            .defaults
-            .clone()
+        let defaults = match self.remember_last_choice {
+            true => self
+                .queue
+                .last_export_options()
+                .unwrap_or_else(|| self.defaults.clone()),
+            false => self.defaults.clone(),
+        };
+        let export = defaults
             .with_overrides(&options)
             .map_err(ServiceError::InvalidArgument)?;
         if paths.is_empty() {
@@ -94,6 +101,9 @@ impl Uploader {
                 }
             })
             .collect();
+        if self.remember_last_choice && !options.is_empty() {
+            self.queue.set_last_export_options(&export).await?;
+        }
         let (batch, jobs) = self
             .queue
             .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)

@@ -111,3 +111,40 @@ async fn resized_batches_arrive_resized_and_a_truncated_photo_fails_alone() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_choice_is_remembered_only_when_configured() {
+    for remember in [true, false] {
+        let mut config = small_config();
+        config.export.remember_last_choice = remember;
+        let w = world(config).await;
+        let dir = w.photo_dir();
+        let first = dir.join("first.jpg");
+        let second = dir.join("second.jpg");
+        std::fs::copy(data("IMG_20200608_111614.jpg"), &first).unwrap();
+        std::fs::copy(data("IMG_20200608_111614.jpg"), &second).unwrap();
+        let uploader = w.uploader().await;
+        let (batch, _) = uploader
+            .upload(
+                paths(&[first]),
+                "/M".into(),
+                dict(&[("max_dimension", zbus::zvariant::Value::from(400u32))]),
+            )
+            .await
+            .unwrap();
+        batch_final(&uploader, batch).await;
+        // No options: the config's defaults (original), or the last choice (400 px).
+        let (batch, _) = uploader
+            .upload(paths(std::slice::from_ref(&second)), "/M".into(), dict(&[]))
+            .await
+            .unwrap();
+        batch_final(&uploader, batch).await;
+        let stored = w.sandbox.emulator.files();
+        let second_remote = stored
+            .iter()
+            .find(|f| f.path_display == "/M/second.jpg")
+            .unwrap();
+        let resized = second_remote.content_hash != hash(&second);
+        assert_eq!(resized, remember, "remember_last_choice = {remember}");
+    }
+}
