@@ -645,24 +645,14 @@ impl Engine {
         hash: &str,
         session: Option<&str>,
     ) -> Result<bool, Step> {
-        let result = call!(self, |token| self
-            .client
-            .get_metadata(token, &job.remote_path));
-        match result {
-            Ok(dropbox::Metadata::File(meta)) if meta.content_hash.as_deref() == Some(hash) => {
-                tracing::info!(
-                    job = job.id,
-                    "an earlier commit landed: {}",
-                    job.remote_path
-                );
-                self.verified(job, meta, hash, false).await?;
-                return Ok(true);
-            }
-            Ok(_)
-            | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
-                dropbox::LookupError::NotFound,
-            ))) => {}
-            Err(e) => return Err(self.classify(job, e).await),
+        if let Some(meta) = self.remote_with_hash(job, hash).await? {
+            tracing::info!(
+                job = job.id,
+                "an earlier commit landed: {}",
+                job.remote_path
+            );
+            self.verified(job, meta, hash, false).await?;
+            return Ok(true);
         }
         // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
         // name asked for ("photo (1).jpg"): that copy is this job's file.
@@ -694,23 +684,35 @@ impl Engine {
         if job.options.conflict != Conflict::SkipIdentical {
             return Ok(false);
         }
+        let Some(meta) = self.remote_with_hash(job, hash).await? else {
+            return Ok(false);
+        };
+        tracing::info!(
+            job = job.id,
+            "already in Dropbox with the same content: {}",
+            job.remote_path
+        );
+        self.verified(job, meta, hash, true).await?;
+        Ok(true)
+    }
+
+    /// The file at the job's remote path, if it holds exactly the content with `hash`.
+    async fn remote_with_hash(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Option<dropbox::FileMetadata>, Step> {
         let result = call!(self, |token| self
             .client
             .get_metadata(token, &job.remote_path));
         match result {
             Ok(dropbox::Metadata::File(meta)) if meta.content_hash.as_deref() == Some(hash) => {
-                tracing::info!(
-                    job = job.id,
-                    "already in Dropbox with the same content: {}",
-                    job.remote_path
-                );
-                self.verified(job, meta, hash, true).await?;
-                Ok(true)
+                Ok(Some(meta))
             }
             Ok(_)
             | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
                 dropbox::LookupError::NotFound,
-            ))) => Ok(false),
+            ))) => Ok(None),
             Err(e) => Err(self.classify(job, e).await),
         }
     }
