@@ -20,20 +20,16 @@ pub struct Stripped {
     pub warnings: Vec<String>,
 }
 
-/// Removes GPS tags from an original without re-encoding it. The error is the reason it cannot
-/// be done (the caller names the file).
-pub fn strip_location(format: Format, mut data: Vec<u8>) -> Result<Stripped, String> {
+fn is_tiff(head: &[u8]) -> bool {
+    head.starts_with(b"II*\0") || head.starts_with(b"MM\0*")
+}
+
+/// Whether `strip_location` can edit this format (`head`: the file's first bytes). The error
+/// is the reason, for the user.
+pub fn check_strippable(format: Format, head: &[u8]) -> Result<(), String> {
     match format {
-        Format::Jpeg => strip_jpeg(data),
-        Format::Png => strip_png(&data),
-        Format::WebP => strip_webp(data),
-        Format::Tiff | Format::Raw if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") => {
-            let changed = strip_tiff(&mut data)?;
-            Ok(Stripped {
-                data: changed.then_some(data),
-                warnings: Vec::new(),
-            })
-        }
+        Format::Jpeg | Format::Png | Format::WebP => Ok(()),
+        Format::Tiff | Format::Raw if is_tiff(head) => Ok(()),
         other => Err(format!(
             "cannot remove the location from {} file here; send it without strip_location, \
              or remove the location with another tool first",
@@ -42,6 +38,24 @@ pub fn strip_location(format: Format, mut data: Vec<u8>) -> Result<Stripped, Str
                 f => format!("a {}", f.label()),
             }
         )),
+    }
+}
+
+/// Removes GPS tags from an original without re-encoding it. The error is the reason it cannot
+/// be done (the caller names the file).
+pub fn strip_location(format: Format, mut data: Vec<u8>) -> Result<Stripped, String> {
+    check_strippable(format, &data)?;
+    match format {
+        Format::Jpeg => strip_jpeg(data),
+        Format::Png => strip_png(&data),
+        Format::WebP => strip_webp(data),
+        _ => {
+            let changed = strip_tiff(&mut data)?;
+            Ok(Stripped {
+                data: changed.then_some(data),
+                warnings: Vec::new(),
+            })
+        }
     }
 }
 

@@ -90,9 +90,9 @@ pub fn decode_jpeg(data: &[u8], jpeg: &Jpeg, target: (u32, u32)) -> Result<Pixel
 /// The DCT scaling denominator (2, 4 or 8) for a resize from `size` to `target`: the largest
 /// that keeps the decoded image at least twice the target on both axes, so that the Lanczos
 /// resize after it still has a 2x reduction to do. Measured (BENCHMARKS.md): scaling down to
-/// just the target (1/2 for a 4000 px photo going to 1600) costs 0.0002–0.0008 SSIM against an
-/// exact Lanczos resize, enough to fall behind vipsthumbnail; with the 2x margin the scores
-/// equal the full decode's.
+/// just the target (1/2 for a 4000 px photo going to 1600) costs 0.0002–0.0006 SSIM at 1600 px
+/// and up to 0.0023 at 700 px against an exact Lanczos resize, enough to fall behind
+/// vipsthumbnail; with the 2x margin the scores stay within 0.0002 of a full decode's.
 pub fn dct_scale(size: (u32, u32), target: (u32, u32)) -> Option<u32> {
     [8, 4, 2]
         .into_iter()

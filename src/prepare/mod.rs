@@ -96,10 +96,15 @@ pub fn prepare(
             jpeg_quality,
         } if format.convertible() => Some((max_dimension, jpeg_quality)),
         Mode::Resize { .. } => {
-            job.warn(format!(
-                "{} files cannot be resized here; uploading the original",
-                format.label()
-            ));
+            job.warn(match format {
+                Format::Other => {
+                    "not a photo format dbxport can resize; uploading the original".into()
+                }
+                f => format!(
+                    "{} files cannot be resized here; uploading the original",
+                    f.label()
+                ),
+            });
             None
         }
         Mode::Original => None,
@@ -108,6 +113,13 @@ pub fn prepare(
         if !options.strip_location {
             return Ok(job.original());
         }
+        // Refuse before reading a whole video into memory.
+        containers::check_strippable(format, &head[..n]).map_err(|reason| {
+            SourceError::Unsupported {
+                path: source.into(),
+                reason,
+            }
+        })?;
         let data = read_all(file, &stamp, source)?;
         return job.strip_original(format, data);
     };

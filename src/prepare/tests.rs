@@ -619,3 +619,37 @@ fn reduced_scale_decoding_keeps_twice_the_target_and_matches_the_full_decode() {
     let diff = mean_diff(&as_image(a), &as_image(b));
     assert!(diff < 1.0, "mean difference {diff:.2}");
 }
+
+#[test]
+fn iptc_is_carried_over() {
+    let source = std::fs::read(photo("formats/iptc.jpg")).unwrap();
+    let source_iptc = jpeg::parse(&source)
+        .unwrap()
+        .layout
+        .iptc_segment(&source)
+        .unwrap()
+        .to_vec();
+    let out = run("formats/iptc.jpg", &resize(320, false));
+    assert_eq!(size_of(&out.bytes), (320, 240));
+    let layout = jpeg::parse(&out.bytes).unwrap().layout;
+    assert_eq!(layout.iptc_segment(&out.bytes), Some(&source_iptc[..]));
+}
+
+#[test]
+fn a_tiff_is_converted_to_jpg() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiff = dir.path().join("scan.tif");
+    image::open(photo("formats/flower-crop.png"))
+        .unwrap()
+        .save_with_format(&tiff, image::ImageFormat::Tiff)
+        .unwrap();
+    let options = resize(200, false);
+    assert_eq!(remote_name("scan.tif", &options), "scan.jpg");
+    let prepared = prepare(&tiff, &options, dir.path(), 3).unwrap();
+    assert_eq!(prepared.path.file_name().unwrap(), "3-scan.jpg");
+    let bytes = std::fs::read(&prepared.path).unwrap();
+    assert_eq!(size_of(&bytes), (200, 133));
+    // A TIFF without GPS needs no rewrite as an original.
+    let prepared = prepare(&tiff, &original(true), dir.path(), 4).unwrap();
+    assert_eq!(prepared.path, tiff);
+}
