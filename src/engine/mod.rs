@@ -124,6 +124,8 @@ pub struct Engine {
     progress: broadcast::Sender<ProgressEvent>,
     /// Where prepared (resized, location-free) files wait for their upload.
     prepared_dir: PathBuf,
+    /// Photos being prepared at once, at most one per core.
+    prepare_slots: Semaphore,
     running: std::sync::Mutex<HashMap<JobId, CancellationToken>>,
     /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
     /// the whole account, so a 429's Retry-After holds back every job, not just the one that
@@ -158,6 +160,9 @@ impl Engine {
             upload,
             progress,
             prepared_dir,
+            prepare_slots: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             running: Default::default(),
             not_before: Default::default(),
             batches: broadcast::channel(256).0,
@@ -424,6 +429,12 @@ impl Engine {
             return blocking(move || cached_prepared(&dir, id)).await;
         }
         let (source, dir, id) = (job.source.clone(), self.prepared_dir.clone(), job.id);
+        // Decoding a 50 MP photo takes 150 MB and all of a core: no more at once than cores.
+        let _slot = self
+            .prepare_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let prepared = blocking(move || prepare::prepare(&source, &options, &dir, id))
             .await?
             .map_err(source_step)?;
