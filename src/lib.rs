@@ -9,9 +9,12 @@
 //! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses.
 //! - [`prepare`]: turns a source file into what is uploaded: the original, or a resized JPEG
 //!   that keeps its metadata; optionally without its location.
-//! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification.
-//! - [`credentials`]: where tokens are kept, and the access token's refresh.
-//! - [`service`]: the D-Bus interface on the session bus.
+//! - [`export`]: the export options (preparation, conflict policy, shared link) as data.
+//! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification,
+//!   and summarizes batches as they end.
+//! - [`credentials`]: the Dropbox login — browser login with PKCE, where the refresh token
+//!   rests (keyring or file), and the access token's refresh.
+//! - [`service`]: the D-Bus interfaces on the session bus (Uploader, Account, Folders).
 //! - [`daemon`]: `dbxportd` assembled from the parts above.
 //! - [`cli`]: the `dbxportctl` commands.
 //! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo, and
