@@ -153,7 +153,7 @@ async fn tokens_expiring_every_few_seconds_never_reach_the_user() {
     w.sandbox
         .emulator
         .faults()
-        .inject("*", Fault::Delay { millis: 250 }, 200);
+        .inject("*", Fault::Delay { millis: 400 }, 1000);
     let started = std::time::Instant::now();
     let uploader = w.uploader().await;
     let (batch, _) = uploader
@@ -191,11 +191,13 @@ async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
     login_with_refresh(&w).await;
     let account = w.account().await;
     let files = make_photos(&w.photo_dir(), 8);
-    // Hold the first requests so the revocation lands mid-batch.
+    // Every request takes a while, and every job needs at least two (the skip-identical
+    // look-up, then the upload): the revocation, made as the first request arrives, lands
+    // before any job can finish.
     w.sandbox
         .emulator
         .faults()
-        .inject("*", Fault::Delay { millis: 500 }, 4);
+        .inject("*", Fault::Delay { millis: 300 }, 1000);
     let uploader = w.uploader().await;
     let (batch, _) = uploader
         .upload(paths(&files), "/Revoked".into(), dict(&[]))
@@ -206,7 +208,7 @@ async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
             .emulator
             .requests()
             .iter()
-            .any(|r| r.route.starts_with("/2/files/upload"))
+            .any(|r| r.route.starts_with("/2/files/"))
             .then_some(())
     })
     .await;
@@ -233,6 +235,7 @@ async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
         "everything finished before the revocation: proves nothing"
     );
 
+    w.sandbox.emulator.faults().clear();
     login_with_refresh(&w).await;
     let done = batch_final(&uploader, batch).await;
     assert_jobs_verified(&w, &done);
