@@ -195,6 +195,13 @@ pub async fn cancel(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
     Ok(Exit::Ok)
 }
 
+pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let retried = proxy.retry(id).await.map_err(|e| describe(&e))?;
+    println!("queued {} failed job(s) again", retried.len());
+    Ok(Exit::Ok)
+}
+
 pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     if pause {

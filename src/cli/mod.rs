@@ -66,6 +66,11 @@ enum Command {
         /// A job id or a batch id (as printed by `upload` and `jobs`).
         id: u64,
     },
+    /// Queue failed jobs again: a job, or every failed job of a batch.
+    Retry {
+        /// A job id or a batch id.
+        id: u64,
+    },
     /// Stop starting transfers (persisted across restarts).
     Pause,
     /// Start transfers again after `pause`.
@@ -273,6 +278,7 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Jobs(args) => jobs::list(conn, &args.state, args.batch, args.json).await,
         Command::Status { json } => jobs::status(conn, json).await,
         Command::Cancel { id } => jobs::cancel(conn, id).await,
+        Command::Retry { id } => jobs::retry(conn, id).await,
         Command::Pause => jobs::pause(conn, true).await,
         Command::Resume => jobs::pause(conn, false).await,
         Command::Login(args) => login::run(conn, &args).await,

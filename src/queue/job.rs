@@ -153,7 +153,8 @@ impl JobState {
     pub fn can_become(&self, next: &JobState) -> bool {
         use JobState::*;
         if self.is_terminal() {
-            return false;
+            // Only a failed job comes back, and only to the start (Retry).
+            return matches!((self, next), (Failed { .. }, Queued));
         }
         match (self, next) {
             (_, Failed { .. } | Cancelled | Queued) => true,
@@ -278,7 +279,8 @@ mod tests {
                 failed(),
                 Cancelled,
             ] {
-                assert!(!state.can_become(&next), "{state:?} -> {next:?}");
+                let retry = matches!((&state, &next), (Failed { .. }, Queued));
+                assert_eq!(state.can_become(&next), retry, "{state:?} -> {next:?}");
             }
         }
     }

@@ -483,6 +483,47 @@ impl Queue {
         self.index().active.len()
     }
 
+    /// Queues failed jobs again: one job, or every failed job of a batch. Their batch is
+    /// summarized again when they end. Returns the jobs queued.
+    pub async fn retry(&self, id: u64) -> Result<Vec<JobId>> {
+        let candidates: Vec<JobId> = match self.batch(id)? {
+            Some(batch) => batch.jobs,
+            None if self.get(id)?.is_some() => vec![id],
+            None => return Err(QueueError::NotFound(id)),
+        };
+        let mut retried = Vec::new();
+        let mut batches = HashSet::new();
+        for job_id in candidates {
+            let Some(mut job) = self.get(job_id)? else {
+                continue;
+            };
+            if !matches!(job.state, JobState::Failed { .. }) {
+                continue;
+            }
+            job.state = JobState::Queued;
+            job.attempts = 0;
+            job.bytes_sent = 0;
+            {
+                let mut index = self.index();
+                *index.unfinished.entry(job.batch).or_default() += 1;
+                index.active.insert(job.id, job.clone());
+                self.inner.jobs.insert(key(job.id), encode(&job))?;
+            }
+            batches.insert(job.batch);
+            retried.push(job.id);
+            self.publish(&job);
+        }
+        for batch in batches {
+            if let Some(mut record) = self.batch(batch)? {
+                record.summary = None;
+                self.inner.batches.insert(key(batch), encode(&record))?;
+            }
+        }
+        self.flush().await?;
+        self.inner.changed.notify_waiters();
+        Ok(retried)
+    }
+
     /// Cancels a job, or every unfinished job of a batch. Returns the jobs cancelled.
     pub async fn cancel(&self, id: u64) -> Result<Vec<JobId>> {
         let targets: Vec<JobId> = if let Some(batch) = self.batch(id)? {

@@ -111,6 +111,12 @@ impl Uploader {
         Ok((batch, jobs.iter().map(|j| j.id).collect()))
     }
 
+    /// Queues failed jobs again: a job, or every failed job of a batch (e.g. after freeing
+    /// space in Dropbox or fixing a file's permissions). Returns the ids queued.
+    async fn retry(&self, id: u64) -> Result<Vec<u64>, ServiceError> {
+        Ok(self.queue.retry(id).await?)
+    }
+
     /// Cancels a job, or every unfinished job of a batch. Returns the ids cancelled.
     async fn cancel(&self, id: u64) -> Result<Vec<u64>, ServiceError> {
         Ok(self.queue.cancel(id).await?)

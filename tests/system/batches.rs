@@ -98,3 +98,37 @@ async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
         "the second batch asked Dropbox again (and got the same link)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_can_be_retried_once_the_cause_is_fixed() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    let files = make_photos(&dir, 2);
+    std::fs::set_permissions(&files[1], std::fs::Permissions::from_mode(0o000)).unwrap();
+    let uploader = w.uploader().await;
+    let mut finished = uploader.receive_batch_finished().await.unwrap();
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Retry".into(), dict(&[]))
+        .await
+        .unwrap();
+    let first = finished.next().await.unwrap();
+    assert_eq!(get_u32(&first.args().unwrap().summary, "failed"), 1);
+
+    // The user fixes the file and asks again, for the whole batch.
+    std::fs::set_permissions(&files[1], std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = w.ctl(&["retry", &batch.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued 1 failed job(s) again"));
+    let second = finished.next().await.unwrap();
+    let args = second.args().unwrap();
+    assert_eq!(args.batch, batch);
+    assert_eq!(get_u32(&args.summary, "failed"), 0);
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    // Nothing left to retry.
+    let out = w.ctl(&["retry", &batch.to_string()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued 0 failed job(s) again"));
+}
