@@ -216,6 +216,9 @@ pub struct UploadConfig {
     pub chunk_size: u64,
     /// Uploads running at once.
     pub transfers: usize,
+    /// Upload bandwidth in bytes per second across all transfers; 0 = no limit. The D-Bus
+    /// property `BandwidthLimit` (and `dbxportctl limit`) overrides it until changed again.
+    pub bandwidth_limit: u64,
 }
 
 impl Default for UploadConfig {
@@ -225,6 +228,7 @@ impl Default for UploadConfig {
             session_threshold: 16 * MIB,
             chunk_size: 8 * MIB,
             transfers: 4,
+            bandwidth_limit: 0,
         }
     }
 }

@@ -104,6 +104,12 @@ pub async fn run(
         let session = session.clone();
         tokio::spawn(async move { session.refresh_info().await });
     }
+    // A limit set over D-Bus outlives restarts; otherwise the config's.
+    client.set_bandwidth_limit(
+        queue
+            .bandwidth_limit()
+            .unwrap_or(config.upload.bandwidth_limit),
+    );
     let engine = Engine::new(
         queue.clone(),
         session.clone(),

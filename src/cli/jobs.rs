@@ -202,6 +202,53 @@ pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
     Ok(Exit::Ok)
 }
 
+/// `2M`, `500K`, `1.5MiB`, `1000000`, `off` → bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(0);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate: try 2M, 500K or off"))?;
+    let unit = unit.trim().trim_end_matches("/s").trim_end_matches('B');
+    let factor = match unit {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G, KiB, MiB)")),
+    };
+    let rate = (number * factor).round();
+    if !(1.0..1e15).contains(&rate) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(rate as u64)
+}
+
+pub async fn limit(conn: &zbus::Connection, rate: Option<&str>) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    if let Some(rate) = rate {
+        let rate = parse_rate(rate)?;
+        proxy
+            .set_bandwidth_limit(rate)
+            .await
+            .map_err(|e| describe(&zbus::Error::from(e)))?;
+    }
+    match proxy.bandwidth_limit().await.map_err(|e| describe(&e))? {
+        0 => println!("no bandwidth limit"),
+        rate => println!("bandwidth limit: {}/s ({rate} bytes/s)", human_bytes(rate)),
+    }
+    Ok(Exit::Ok)
+}
+
 pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     if pause {
@@ -217,6 +264,18 @@ pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("off").unwrap(), 0);
+        assert_eq!(parse_rate("2M").unwrap(), 2_000_000);
+        assert_eq!(parse_rate("500K").unwrap(), 500_000);
+        assert_eq!(parse_rate("1.5MiB").unwrap(), 1_572_864);
+        assert_eq!(parse_rate("1000").unwrap(), 1000);
+        assert_eq!(parse_rate("2 MB/s").unwrap(), 2_000_000);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3X").is_err());
+    }
 
     #[test]
     fn bytes_read_well() {

@@ -71,6 +71,12 @@ enum Command {
         /// A job id or a batch id.
         id: u64,
     },
+    /// Show or set the upload bandwidth limit, e.g. `limit 2M` (bytes/s; K, M, G = 1000s,
+    /// KiB, MiB = 1024s) or `limit off`. Applies at once, to transfers under way too.
+    Limit {
+        /// The new limit; without it, the current one is shown.
+        rate: Option<String>,
+    },
     /// Stop starting transfers (persisted across restarts).
     Pause,
     /// Start transfers again after `pause`.
@@ -279,6 +285,7 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Status { json } => jobs::status(conn, json).await,
         Command::Cancel { id } => jobs::cancel(conn, id).await,
         Command::Retry { id } => jobs::retry(conn, id).await,
+        Command::Limit { rate } => jobs::limit(conn, rate.as_deref()).await,
         Command::Pause => jobs::pause(conn, true).await,
         Command::Resume => jobs::pause(conn, false).await,
         Command::Login(args) => login::run(conn, &args).await,

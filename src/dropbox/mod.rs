@@ -11,6 +11,7 @@
 pub mod arg;
 pub mod content_hash;
 mod error;
+pub mod limit;
 mod oauth;
 pub mod path;
 mod types;
@@ -138,6 +139,8 @@ struct Inner {
     content: reqwest::Client,
     endpoints: Endpoints,
     read_timeout: Duration,
+    /// Upload bandwidth limit, shared by every transfer.
+    limit: Arc<limit::RateLimit>,
 }
 
 impl fmt::Debug for Client {
@@ -192,11 +195,22 @@ impl Client {
                 content,
                 endpoints: options.endpoints,
                 read_timeout: options.read_timeout,
+                limit: Arc::default(),
             }),
         })
     }
 
     /// The base URLs in use.
+    /// Limits upload bandwidth to `bytes_per_sec` across every transfer (0: no limit). Takes
+    /// effect for the next slice of bodies already on their way.
+    pub fn set_bandwidth_limit(&self, bytes_per_sec: u64) {
+        self.inner.limit.set(bytes_per_sec);
+    }
+
+    pub fn bandwidth_limit(&self) -> u64 {
+        self.inner.limit.get()
+    }
+
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints
     }
@@ -625,7 +639,12 @@ impl Client {
     ) -> Result<Reply, String> {
         let limit = self.inner.read_timeout;
         let activity = Arc::new(Activity::new());
-        let request = request.body(upload_body(body, progress, activity.clone()));
+        let request = request.body(upload_body(
+            body,
+            progress,
+            activity.clone(),
+            self.inner.limit.clone(),
+        ));
         let response = tokio::select! {
             response = request.send() => response.map_err(transport)?,
             () = activity.stalled(limit) => return Err(stalled_message(limit)),
@@ -833,20 +852,43 @@ impl Activity {
 
 /// The upload body as a stream of slices of at most [`SLICE`] bytes. A slice counts as sent
 /// when the connection takes it; the caller sets `Content-Length`, so the body is not chunked.
-fn upload_body(body: Bytes, progress: Option<Progress>, activity: Arc<Activity>) -> reqwest::Body {
+/// Under a bandwidth limit a slice waits its turn first; waiting counts as activity, so the
+/// progress watchdog does not take throttling for a stall.
+fn upload_body(
+    body: Bytes,
+    progress: Option<Progress>,
+    activity: Arc<Activity>,
+    limit: Arc<limit::RateLimit>,
+) -> reqwest::Body {
     if body.is_empty() {
         return reqwest::Body::from(body);
     }
     let total = body.len();
-    let mut sent = 0u64;
-    let slices = futures_util::stream::iter((0..total).step_by(SLICE)).map(move |start| {
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let slices = futures_util::stream::iter((0..total).step_by(SLICE)).then(move |start| {
         let slice = body.slice(start..(start + SLICE).min(total));
-        sent += slice.len() as u64;
-        activity.touch();
-        if let Some(progress) = &progress {
-            progress(sent);
+        let (activity, progress, limit, sent) = (
+            activity.clone(),
+            progress.clone(),
+            limit.clone(),
+            sent.clone(),
+        );
+        async move {
+            if let Some(at) = limit.reserve(slice.len() as u64) {
+                while tokio::time::Instant::now() < at {
+                    activity.touch();
+                    let step = at.min(tokio::time::Instant::now() + Duration::from_secs(1));
+                    tokio::time::sleep_until(step).await;
+                }
+            }
+            let sent = sent.fetch_add(slice.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                + slice.len() as u64;
+            activity.touch();
+            if let Some(progress) = &progress {
+                progress(sent);
+            }
+            Ok::<Bytes, std::io::Error>(slice)
         }
-        Ok::<Bytes, std::io::Error>(slice)
     });
     reqwest::Body::wrap_stream(slices)
 }

@@ -112,6 +112,7 @@ struct Index {
 
 const PAUSED_KEY: &[u8] = b"paused";
 const LAST_OPTIONS_KEY: &[u8] = b"last_export_options";
+const BANDWIDTH_KEY: &[u8] = b"bandwidth_limit";
 
 fn key(id: u64) -> [u8; 8] {
     // Big-endian so that sled's key order is numeric order.
@@ -558,6 +559,19 @@ impl Queue {
         options: &crate::export::ExportOptions,
     ) -> Result<()> {
         self.inner.meta.insert(LAST_OPTIONS_KEY, encode(options))?;
+        self.flush().await
+    }
+
+    /// The bandwidth limit set over D-Bus, if one was (it outlives restarts).
+    pub fn bandwidth_limit(&self) -> Option<u64> {
+        let bytes = self.inner.meta.get(BANDWIDTH_KEY).ok()??;
+        Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
+    }
+
+    pub async fn set_bandwidth_limit(&self, bytes_per_sec: u64) -> Result<()> {
+        self.inner
+            .meta
+            .insert(BANDWIDTH_KEY, &bytes_per_sec.to_be_bytes())?;
         self.flush().await
     }
 

@@ -168,6 +168,7 @@ pub async fn serve(
                 default_folder,
                 defaults: config.export.options(),
                 remember_last_choice: config.export.remember_last_choice,
+                client: client.clone(),
             },
         )?
         .serve_at(

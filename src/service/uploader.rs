@@ -18,6 +18,8 @@ pub struct Uploader {
     pub(super) defaults: crate::export::ExportOptions,
     /// Whether a batch's explicit options become the next batches' defaults.
     pub(super) remember_last_choice: bool,
+    /// For the bandwidth limit, which lives in the client's transfers.
+    pub(super) client: crate::dropbox::Client,
 }
 
 #[interface(
@@ -192,6 +194,24 @@ impl Uploader {
     #[zbus(property)]
     async fn paused(&self) -> bool {
         self.queue.paused()
+    }
+
+    /// Upload bandwidth in bytes per second across all transfers; 0 = no limit. Settable;
+    /// takes effect at once (for transfers under way too) and outlives restarts.
+    #[zbus(property)]
+    async fn bandwidth_limit(&self) -> u64 {
+        self.client.bandwidth_limit()
+    }
+
+    #[zbus(property)]
+    async fn set_bandwidth_limit(&mut self, bytes_per_sec: u64) -> Result<(), zbus::fdo::Error> {
+        self.queue
+            .set_bandwidth_limit(bytes_per_sec)
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
+        self.client.set_bandwidth_limit(bytes_per_sec);
+        tracing::info!("bandwidth limit: {bytes_per_sec} bytes/s (0 = none)");
+        Ok(())
     }
 
     /// A job moved to `state` (see ListJobs); `message` says why for failed and waiting jobs.

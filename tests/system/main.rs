@@ -14,5 +14,6 @@ mod faults;
 mod folders;
 mod interface;
 mod keyring;
+mod limits;
 mod login;
 mod prepare;

@@ -1,0 +1,48 @@
+//! The bandwidth limit: set with `dbxportctl limit`, obeyed by transfers, kept across restarts.
+
+use std::time::{Duration, Instant};
+
+use crate::helper::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_keep_to_the_bandwidth_limit() {
+    let mut w = world(small_config()).await;
+    let out = w.ctl(&["limit", "1M"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1000000 bytes/s"));
+    let big = sample_photos().into_iter().next().unwrap();
+    let size = std::fs::metadata(&big).unwrap().len();
+    assert!(size > 4_000_000);
+    let uploader = w.uploader().await;
+    let started = Instant::now();
+    let (batch, _) = uploader
+        .upload(paths(&[big]), "/Slow".into(), dict(&[]))
+        .await
+        .unwrap();
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    // At 1 MB/s, 4.8 MB cannot take less than about 4.8 s (one slice may go at once).
+    let floor = Duration::from_secs_f64((size - 256 * 1024) as f64 / 1_000_000.0);
+    assert!(
+        started.elapsed() >= floor,
+        "{:?} for {size} bytes at 1 MB/s",
+        started.elapsed()
+    );
+
+    // The limit outlives a restart; `off` lifts it.
+    w.sandbox.stop_daemon();
+    w.sandbox.start_daemon().await.unwrap();
+    w.reconnect().await;
+    assert_eq!(
+        w.uploader().await.bandwidth_limit().await.unwrap(),
+        1_000_000
+    );
+    let out = w.ctl(&["limit", "off"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no bandwidth limit"));
+    let out = w.ctl(&["limit", "fast"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a rate"));
+}
