@@ -117,9 +117,15 @@ pub async fn run(
         config.upload.clone(),
         dirs.prepared(),
     );
-    let conn = service::serve(queue.clone(), session.clone(), client, &config)
-        .await
-        .map_err(DaemonError::Bus)?;
+    let conn = service::serve(
+        queue.clone(),
+        session.clone(),
+        client,
+        engine.clone(),
+        &config,
+    )
+    .await
+    .map_err(DaemonError::Bus)?;
     tracing::info!(
         queued = queue.active_len(),
         paused = queue.paused(),

@@ -139,6 +139,11 @@ struct Status {
     queue_length: u32,
     states: std::collections::BTreeMap<String, usize>,
     bytes_remaining: u64,
+    /// Bytes per second over the last few seconds.
+    throughput: u64,
+    /// Seconds left at that rate, when something is moving.
+    eta_seconds: Option<u64>,
+    bandwidth_limit: u64,
 }
 
 pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String> {
@@ -158,6 +163,14 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         queue_length: uploader.queue_length().await.map_err(|e| describe(&e))?,
         bytes_remaining: active.iter().map(|j| j.size.saturating_sub(j.sent)).sum(),
         states,
+        throughput: uploader.throughput().await.map_err(|e| describe(&e))?,
+        eta_seconds: None,
+        bandwidth_limit: uploader.bandwidth_limit().await.map_err(|e| describe(&e))?,
+    };
+    let status = Status {
+        eta_seconds: (status.throughput > 0)
+            .then(|| status.bytes_remaining.div_ceil(status.throughput)),
+        ..status
     };
     if json {
         println!(
@@ -179,6 +192,21 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         if status.paused { " (paused)" } else { "" },
         human_bytes(status.bytes_remaining)
     );
+    if status.throughput > 0 {
+        let eta = status.eta_seconds.unwrap_or(0);
+        println!(
+            "Sending:  {}/s, about {} left",
+            human_bytes(status.throughput),
+            if eta >= 120 {
+                format!("{} min", eta.div_ceil(60))
+            } else {
+                format!("{eta} s")
+            }
+        );
+    }
+    if status.bandwidth_limit > 0 {
+        println!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
+    }
     for (state, n) in &status.states {
         println!("          {n} {state}");
     }

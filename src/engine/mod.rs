@@ -16,6 +16,7 @@
 //! with a message naming the file.
 
 mod batches;
+mod meter;
 pub mod retry;
 
 pub use batches::BatchFinished;
@@ -133,6 +134,8 @@ pub struct Engine {
     not_before: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches as they end (see `batches`).
     batches: broadcast::Sender<BatchFinished>,
+    /// Bytes sent recently, for the rate and ETA `status` shows.
+    meter: Arc<meter::Meter>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Step> {
@@ -166,7 +169,13 @@ impl Engine {
             running: Default::default(),
             not_before: Default::default(),
             batches: broadcast::channel(256).0,
+            meter: Default::default(),
         })
+    }
+
+    /// Upload throughput over the last few seconds, in bytes per second.
+    pub fn throughput(&self) -> u64 {
+        self.meter.rate()
     }
 
     pub fn subscribe_progress(&self) -> broadcast::Receiver<ProgressEvent> {
@@ -861,7 +870,10 @@ impl Engine {
         let queue = self.queue.clone();
         let events = self.progress.clone();
         let last = AtomicU64::new(0);
+        let meter = self.meter.clone();
+        let counted = AtomicU64::new(0);
         Arc::new(move |sent: u64| {
+            meter.add(sent.saturating_sub(counted.swap(sent, Ordering::Relaxed)));
             let now = now_ms();
             let at = base + sent;
             if at < total && now.saturating_sub(last.load(Ordering::Relaxed)) < PROGRESS_INTERVAL_MS

@@ -156,6 +156,7 @@ pub async fn serve(
     queue: Queue,
     session: Arc<Session>,
     client: Client,
+    engine: Arc<Engine>,
     config: &crate::config::Config,
 ) -> Result<zbus::Connection, zbus::Error> {
     let default_folder = config.upload.remote_folder.clone();
@@ -169,6 +170,7 @@ pub async fn serve(
                 defaults: config.export.options(),
                 remember_last_choice: config.export.remember_last_choice,
                 client: client.clone(),
+                engine,
             },
         )?
         .serve_at(

@@ -20,6 +20,8 @@ pub struct Uploader {
     pub(super) remember_last_choice: bool,
     /// For the bandwidth limit, which lives in the client's transfers.
     pub(super) client: crate::dropbox::Client,
+    /// For the throughput.
+    pub(super) engine: std::sync::Arc<crate::engine::Engine>,
 }
 
 #[interface(
@@ -194,6 +196,13 @@ impl Uploader {
     #[zbus(property)]
     async fn paused(&self) -> bool {
         self.queue.paused()
+    }
+
+    /// Bytes per second sent over the last few seconds (read it when needed: it changes all
+    /// the time, so it emits no change signal).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn throughput(&self) -> u64 {
+        self.engine.throughput()
     }
 
     /// Upload bandwidth in bytes per second across all transfers; 0 = no limit. Settable;

@@ -23,6 +23,19 @@ async fn uploads_keep_to_the_bandwidth_limit() {
         .upload(paths(&[big]), "/Slow".into(), dict(&[]))
         .await
         .unwrap();
+    // While it runs, status shows the rate (at most the limit) and a time left.
+    let status = wait_for("a throughput in status", || async {
+        let out = w.ctl(&["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (status["throughput"].as_u64().unwrap() > 0).then_some(status)
+    })
+    .await;
+    assert!(
+        status["throughput"].as_u64().unwrap() <= 1_300_000,
+        "{status}"
+    );
+    assert!(status["eta_seconds"].as_u64().is_some(), "{status}");
+    assert_eq!(status["bandwidth_limit"], 1_000_000);
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
     // At 1 MB/s, 4.8 MB cannot take less than about 4.8 s (one slice may go at once).
     let floor = Duration::from_secs_f64((size - 256 * 1024) as f64 / 1_000_000.0);
