@@ -268,7 +268,7 @@ pub async fn limit(conn: &zbus::Connection, rate: Option<&str>) -> Result<Exit, 
         proxy
             .set_bandwidth_limit(rate)
             .await
-            .map_err(|e| describe(&zbus::Error::from(e)))?;
+            .map_err(|e| describe(&e))?;
     }
     match proxy.bandwidth_limit().await.map_err(|e| describe(&e))? {
         0 => println!("no bandwidth limit"),

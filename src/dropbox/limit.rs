@@ -31,11 +31,14 @@ impl RateLimit {
 
     /// When `n` bytes may be sent: now, or later under the limit.
     pub fn reserve(&self, n: u64) -> Option<Instant> {
+        self.reserve_at(Instant::now(), n)
+    }
+
+    fn reserve_at(&self, now: Instant, n: u64) -> Option<Instant> {
         let rate = self.get();
         if rate == 0 {
             return None;
         }
-        let now = Instant::now();
         let mut next = self.next_free.lock().unwrap_or_else(|e| e.into_inner());
         let start = next.map_or(now, |t| t.max(now));
         *next = Some(start + Duration::from_secs_f64(n as f64 / rate as f64));
@@ -47,20 +50,36 @@ impl RateLimit {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn slices_are_spaced_to_the_rate_and_shared() {
+    #[test]
+    fn slices_are_spaced_to_the_rate_and_shared() {
         let limit = RateLimit::default();
-        assert!(limit.reserve(1_000_000).is_none(), "no limit: no wait");
-        limit.set(1_000);
         let t0 = Instant::now();
-        assert!(limit.reserve(500).is_none(), "the first slice goes at once");
+        assert!(
+            limit.reserve_at(t0, 1_000_000).is_none(),
+            "no limit: no wait"
+        );
+        limit.set(1_000);
+        assert!(
+            limit.reserve_at(t0, 500).is_none(),
+            "the first slice goes at once"
+        );
         // The next 500 bytes (from any transfer) wait half a second, the next a second.
-        assert_eq!(limit.reserve(500).unwrap() - t0, Duration::from_millis(500));
         assert_eq!(
-            limit.reserve(500).unwrap() - t0,
+            limit.reserve_at(t0, 500).unwrap() - t0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            limit.reserve_at(t0, 500).unwrap() - t0,
             Duration::from_millis(1000)
         );
+        // Idle time earns no burst: after a pause, the schedule restarts from now.
+        let later = t0 + Duration::from_secs(10);
+        assert!(limit.reserve_at(later, 500).is_none());
+        assert_eq!(
+            limit.reserve_at(later, 500).unwrap() - later,
+            Duration::from_millis(500)
+        );
         limit.set(0);
-        assert!(limit.reserve(500).is_none());
+        assert!(limit.reserve_at(later, 500).is_none());
     }
 }
