@@ -56,15 +56,7 @@ async fn an_expired_token_is_refreshed_once_and_the_uploads_go_on() {
         .upload(paths(&files), "/Refresh".into(), dict(&[]))
         .await
         .unwrap();
-    wait_for("an upload request", || async {
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.route.starts_with("/2/files/upload"))
-            .then_some(())
-    })
-    .await;
+    w.wait_for_request("/2/files/upload").await;
     w.sandbox.emulator.expire_access_tokens();
     let done = batch_final(&uploader, batch).await;
     assert_jobs_verified(&w, &done);
@@ -98,15 +90,7 @@ async fn cancel_stops_a_running_batch_at_once() {
         .upload(paths(&files), "/Cancel".into(), dict(&[]))
         .await
         .unwrap();
-    wait_for("a transfer to start", || async {
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.route.starts_with("/2/files/"))
-            .then_some(())
-    })
-    .await;
+    w.wait_for_request("/2/files/").await;
     let started = std::time::Instant::now();
     let out = w.ctl(&["cancel", &batch.to_string()]);
     assert!(
@@ -203,15 +187,7 @@ async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
         .upload(paths(&files), "/Revoked".into(), dict(&[]))
         .await
         .unwrap();
-    wait_for("a transfer to start", || async {
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.route.starts_with("/2/files/"))
-            .then_some(())
-    })
-    .await;
+    w.wait_for_request("/2/files/").await;
     w.sandbox.emulator.revoke_refresh_tokens();
     wait_for("the account to be logged out", || async {
         (!account.logged_in().await.unwrap()).then_some(())

@@ -49,6 +49,21 @@ fn stored(w: &World) -> HashMap<String, String> {
         .collect()
 }
 
+/// Uploads one file into /C under `conflict` and expects it done.
+async fn upload_all_done(
+    uploader: &dbxport::service::UploaderProxy<'_>,
+    file: &std::path::Path,
+    conflict: &str,
+) {
+    let options = dict(&[("conflict", Value::from(conflict))]);
+    let (batch, _) = uploader
+        .upload(paths(&[file.to_path_buf()]), "/C".into(), options)
+        .await
+        .unwrap();
+    let done = batch_final(uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+}
+
 fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, data).unwrap();
@@ -110,40 +125,14 @@ async fn skip_identical_rename_and_overwrite() {
     assert_eq!(files.len(), 3);
 
     // rename: even identical content gets a new name.
-    let (batch, _) = uploader
-        .upload(
-            paths(std::slice::from_ref(&local_a)),
-            "/C".into(),
-            dict(&[("conflict", Value::from("rename"))]),
-        )
-        .await
-        .unwrap();
-    assert!(
-        batch_final(&uploader, batch)
-            .await
-            .iter()
-            .all(|j| j.state == "done")
-    );
+    upload_all_done(&uploader, &local_a, "rename").await;
     assert_eq!(
         stored(&w)["/C/a (1).jpg"],
         dropbox::content_hash::content_hash(&a)
     );
 
     // overwrite: b.jpg now holds the edited bytes.
-    let (batch, _) = uploader
-        .upload(
-            paths(std::slice::from_ref(&local_b)),
-            "/C".into(),
-            dict(&[("conflict", Value::from("overwrite"))]),
-        )
-        .await
-        .unwrap();
-    assert!(
-        batch_final(&uploader, batch)
-            .await
-            .iter()
-            .all(|j| j.state == "done")
-    );
+    upload_all_done(&uploader, &local_b, "overwrite").await;
     assert_eq!(
         stored(&w)["/C/b.jpg"],
         dropbox::content_hash::content_hash(&c)

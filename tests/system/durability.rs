@@ -55,15 +55,8 @@ async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {
     assert_eq!(ids.len(), 12);
 
     // Kill it once a session has data in it.
-    wait_for("a session append to reach the emulator", || async {
-        w.sandbox
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.route == "/2/files/upload_session/append_v2")
-            .then_some(())
-    })
-    .await;
+    w.wait_for_request("/2/files/upload_session/append_v2")
+        .await;
     w.sandbox.kill_daemon();
     w.sandbox.emulator.faults().clear();
 

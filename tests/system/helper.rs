@@ -315,3 +315,18 @@ pub fn assert_jobs_verified(w: &World, jobs: &[JobInfo]) {
         );
     }
 }
+
+impl World {
+    /// Waits until the emulator has received a request whose route starts with `prefix`.
+    pub async fn wait_for_request(&self, prefix: &str) {
+        wait_for(&format!("a request to {prefix}"), || async {
+            self.sandbox
+                .emulator
+                .requests()
+                .iter()
+                .any(|r| r.route.starts_with(prefix))
+                .then_some(())
+        })
+        .await
+    }
+}
