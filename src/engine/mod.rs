@@ -6,9 +6,15 @@
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
 //! answer never came by looking at the remote file first (invariant 2).
 //!
-//! Small files go up in one `files/upload`; larger ones through an upload session in chunks,
-//! each carrying the content hash of its own bytes. A job is Done only when the metadata
-//! Dropbox returns carries the content hash of the bytes sent (invariant 4).
+//! Files go up through upload sessions in chunks, each carrying the content hash of its own
+//! bytes; small files are then committed together in batches (`commit`), large ones on their
+//! own. With `upload.batch_commit` off, small files go up in one `files/upload` each. A job is
+//! Done only when the metadata Dropbox returns carries the content hash of the bytes sent
+//! (invariant 4).
+//!
+//! Two limits keep both the CPU and the network busy without holding much memory: at most
+//! `upload.transfers` jobs send data at once (each holding at most one chunk in memory), and up
+//! to one more job per core is claimed ahead of them to prepare (resize) its photo meanwhile.
 //!
 //! Errors are sorted in [`Engine::classify`]: transient ones park the job as Waiting (backoff in
 //! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
@@ -28,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,7 +42,7 @@ use crate::config::UploadConfig;
 use crate::credentials::{Session, SessionError};
 use crate::dropbox::{self, AuthError, Client};
 use crate::export::Conflict;
-use crate::prepare::{self, SourceError, Stamp};
+use crate::prepare::{self, SourceError};
 use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, now_ms};
 
 /// Runs one Dropbox request through [`Session::with_token`] (a fresh token; on
@@ -62,6 +68,8 @@ macro_rules! call {
     }};
 }
 
+mod commit;
+
 /// Progress of one job's bytes, throttled to a few events per second per job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressEvent {
@@ -74,7 +82,7 @@ pub struct ProgressEvent {
 const PROGRESS_INTERVAL_MS: u64 = 200;
 
 /// Why a job stopped moving, decided in one place.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Step {
     /// Wait and try again from the current state.
     Transient {
@@ -127,7 +135,15 @@ pub struct Engine {
     prepared_dir: PathBuf,
     /// Photos being prepared at once, at most one per core.
     prepare_slots: Semaphore,
-    running: std::sync::Mutex<HashMap<JobId, CancellationToken>>,
+    /// Jobs sending file data at once (`upload.transfers`).
+    network_slots: Semaphore,
+    running: std::sync::Mutex<HashMap<JobId, Running>>,
+    /// Told when a running job gives back its slot (the batch committer then checks whether
+    /// anything is still being sent).
+    slot_freed: Notify,
+    /// To the batch committer (`commit`).
+    commits: mpsc::UnboundedSender<commit::Entry>,
+    commits_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<commit::Entry>>>,
     /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
     /// the whole account, so a 429's Retry-After holds back every job, not just the one that
     /// got it.
@@ -136,6 +152,15 @@ pub struct Engine {
     batches: broadcast::Sender<BatchFinished>,
     /// Bytes sent recently, for the rate and ETA `status` shows.
     meter: Arc<meter::Meter>,
+}
+
+/// A job the engine is working on.
+struct Running {
+    /// Cancelled to stop the job's task at once.
+    token: CancellationToken,
+    /// The job's place among the jobs the engine works on at once; given back when the job
+    /// only waits for its batch commit.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Step> {
@@ -156,6 +181,8 @@ impl Engine {
         prepared_dir: PathBuf,
     ) -> Arc<Engine> {
         let (progress, _) = broadcast::channel(1024);
+        let (commits, commits_incoming) = mpsc::unbounded_channel();
+        let transfers = upload.transfers;
         Arc::new(Engine {
             queue,
             session,
@@ -163,10 +190,12 @@ impl Engine {
             upload,
             progress,
             prepared_dir,
-            prepare_slots: Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            prepare_slots: Semaphore::new(cores()),
+            network_slots: Semaphore::new(transfers),
             running: Default::default(),
+            slot_freed: Notify::new(),
+            commits,
+            commits_incoming: std::sync::Mutex::new(Some(commits_incoming)),
             not_before: Default::default(),
             batches: broadcast::channel(256).0,
             meter: Default::default(),
@@ -182,17 +211,40 @@ impl Engine {
         self.progress.subscribe()
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Jobs being prepared or sent (not just waiting for their commit).
+    fn sending(&self) -> usize {
+        self.running().values().filter(|r| r.slot.is_some()).count()
+    }
+
+    /// The job no longer counts against the jobs worked on at once.
+    fn free_slot(&self, id: JobId) {
+        let slot = self.running().get_mut(&id).and_then(|r| r.slot.take());
+        if slot.is_some() {
+            drop(slot);
+            self.slot_freed.notify_one();
+        }
     }
 
     /// Runs until `shutdown` is cancelled; then stops every job promptly (an in-flight request
     /// is abandoned; the persisted state lets the next start resume) and returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(self.upload.transfers));
+        // Claimed jobs: those sending, plus one per core preparing its photo meanwhile.
+        let slots = Arc::new(Semaphore::new(self.upload.transfers + cores()));
         tracker.spawn(self.clone().stop_cancelled_jobs(shutdown.clone()));
         tracker.spawn(self.clone().finish_batches(shutdown.clone()));
+        let incoming = self
+            .commits_incoming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(incoming) = incoming {
+            tracker.spawn(self.clone().commit_batches(incoming, shutdown.clone()));
+        }
         loop {
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -202,12 +254,15 @@ impl Engine {
                 break;
             };
             let token = shutdown.child_token();
-            self.running().insert(job.id, token.clone());
+            self.running().insert(
+                job.id,
+                Running {
+                    token: token.clone(),
+                    slot: Some(permit),
+                },
+            );
             let engine = self.clone();
-            tracker.spawn(async move {
-                engine.work(job, token).await;
-                drop(permit);
-            });
+            tracker.spawn(engine.work(job, token));
         }
         tracker.close();
         tracker.wait().await;
@@ -257,7 +312,7 @@ impl Engine {
             };
             match event {
                 Ok(event) if event.job.state == JobState::Cancelled => {
-                    let running = self.running().get(&event.job.id).cloned();
+                    let running = self.running().get(&event.job.id).map(|r| r.token.clone());
                     match running {
                         // The job's own task discards its file as it stops.
                         Some(token) => token.cancel(),
@@ -273,9 +328,9 @@ impl Engine {
                     let ids: Vec<JobId> = self.running().keys().copied().collect();
                     for id in ids {
                         if matches!(self.queue.get(id), Ok(Some(job)) if job.state == JobState::Cancelled)
-                            && let Some(token) = self.running().get(&id)
+                            && let Some(running) = self.running().get(&id)
                         {
-                            token.cancel();
+                            running.token.cancel();
                         }
                     }
                 }
@@ -295,7 +350,9 @@ impl Engine {
         {
             tracing::warn!(job = id, "could not record the job's outcome: {e}");
         }
-        self.running().remove(&id);
+        if self.running().remove(&id).is_some_and(|r| r.slot.is_some()) {
+            self.slot_freed.notify_one();
+        }
         if matches!(self.queue.get(id), Ok(Some(job)) if job.state.is_terminal()) {
             self.discard_prepared(id).await;
         }
@@ -417,12 +474,19 @@ impl Engine {
                 ),
             });
         }
-        if prepared.stamp.size <= self.upload.session_threshold
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        if !self.upload.batch_commit
+            && prepared.stamp.size <= self.upload.session_threshold
             && !matches!(state, JobState::Uploading { .. })
         {
             self.upload_whole(&job, &prepared.path).await
         } else {
-            self.upload_session(&job, state, &prepared.path).await
+            self.upload_session(&job, state, &prepared.path, sending)
+                .await
         }
     }
 
@@ -499,8 +563,15 @@ impl Engine {
         }
     }
 
-    /// An upload session: chunks from the confirmed offset, then the commit.
-    async fn upload_session(&self, job: &Job, state: JobState, path: &Path) -> Result<(), Step> {
+    /// An upload session: chunks from the confirmed offset, then the commit. `sending` is the
+    /// job's network slot, given back once the data is sent.
+    async fn upload_session(
+        &self,
+        job: &Job,
+        state: JobState,
+        path: &Path,
+        sending: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<(), Step> {
         let id = job.id;
         let (mut session_id, mut offset) = match &state {
             JobState::Uploading {
@@ -614,6 +685,7 @@ impl Engine {
             )
             .await?;
         }
+        drop(sending);
         let session = session_id.expect("the loop runs until a session exists");
         self.to(
             id,
@@ -623,24 +695,40 @@ impl Engine {
             },
         )
         .await?;
-        self.finish_session(job, &session, &stamp, &hash).await
+        self.commit(job, &session, stamp.size, &hash).await
     }
 
+    /// Commits a closed session: a small file in a batch with others, a large one on its own.
+    async fn commit(&self, job: &Job, session: &str, size: u64, hash: &str) -> Result<(), Step> {
+        if !self.upload.batch_commit || size > self.upload.session_threshold {
+            return self.finish_session(job, session, size, hash).await;
+        }
+        let label = format!("{} → {}", job.source.display(), job.remote_path);
+        let arg = finish_arg(job, session, size);
+        match self.commit_in_batch(job.id, label, arg).await? {
+            commit::Outcome::Landed(meta) => self.verified(job, meta, hash, false).await,
+            commit::Outcome::Refused(dropbox::UploadSessionFinishError::LookupFailed(e)) => {
+                // The session is gone or does not hold what we think: send the file again.
+                tracing::info!(
+                    job = job.id,
+                    "the batch commit could not use the session ({e}); sending the file again"
+                );
+                Err(self.requeue(job.id).await)
+            }
+            commit::Outcome::Refused(e) => Err(self.classify(job, dropbox::Error::Route(e)).await),
+            commit::Outcome::Unsure(step) => Err(step),
+        }
+    }
+
+    /// `upload_session/finish` for one file.
     async fn finish_session(
         &self,
         job: &Job,
         session: &str,
-        stamp: &Stamp,
+        size: u64,
         hash: &str,
     ) -> Result<(), Step> {
-        let arg = dropbox::UploadSessionFinishArg {
-            cursor: dropbox::UploadSessionCursor {
-                session_id: session.to_string(),
-                offset: stamp.size,
-            },
-            commit: commit_info(job),
-            content_hash: None,
-        };
+        let arg = finish_arg(job, session, size);
         let result = call!(self, |token| self.client.upload_session_finish(
             token,
             &arg,
@@ -691,8 +779,7 @@ impl Engine {
         if let Some(session) = session
             && let Some(prepared) = self.prepared(job, true).await?
         {
-            self.finish_session(job, session, &prepared.stamp, hash)
-                .await?;
+            self.commit(job, session, prepared.stamp.size, hash).await?;
             return Ok(true);
         }
         Ok(false)
@@ -906,6 +993,22 @@ fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared> {
         temporary: true,
         warnings: Vec::new(),
     })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The commit of a closed session (no data travels with it).
+fn finish_arg(job: &Job, session: &str, size: u64) -> dropbox::UploadSessionFinishArg {
+    dropbox::UploadSessionFinishArg {
+        cursor: dropbox::UploadSessionCursor {
+            session_id: session.to_string(),
+            offset: size,
+        },
+        commit: commit_info(job),
+        content_hash: None,
+    }
 }
 
 fn session_step(e: SessionError) -> Step {

@@ -72,7 +72,8 @@ async fn twenty_photos_go_up_verified_with_progress() {
         assert_eq!(remote.content_hash, hash(file), "{name}");
         assert_eq!(remote.size, std::fs::metadata(file).unwrap().len());
     }
-    // Large files went through sessions, small ones through one request.
+    // Large files went through sessions of several appends, committed on their own; small ones
+    // were sent whole and committed together.
     let routes: Vec<String> = w
         .sandbox
         .emulator
@@ -87,8 +88,20 @@ async fn twenty_photos_go_up_verified_with_progress() {
         "no session appends"
     );
     assert!(
-        routes.iter().any(|r| r == "/2/files/upload"),
-        "no single-request uploads"
+        routes.iter().any(|r| r == "/2/files/upload_session/finish"),
+        "no large file committed on its own"
+    );
+    let batch_commits = routes
+        .iter()
+        .filter(|r| *r == "/2/files/upload_session/finish_batch_v2")
+        .count();
+    assert!(
+        (1..=10).contains(&batch_commits),
+        "{batch_commits} batch commits for 20 photos"
+    );
+    assert!(
+        !routes.iter().any(|r| r == "/2/files/upload"),
+        "a photo was committed on its own with files/upload"
     );
 
     // Every file's last byte was reported.

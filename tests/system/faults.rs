@@ -17,7 +17,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
     let files = make_photos(&w.photo_dir(), 10);
     let faults = w.sandbox.emulator.faults();
     faults.inject(
-        "/2/files/upload",
+        "/2/files/upload_session/finish_batch_v2",
         Fault::TooManyRequests { retry_after: 2 },
         2,
     );
@@ -55,7 +55,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
     );
     // After a 429, nothing was sent before its Retry-After had passed.
     for (i, limited) in requests.iter().enumerate().filter(|(_, r)| r.status == 429) {
-        let retry_after = if limited.route == "/2/files/upload" {
+        let retry_after = if limited.route == "/2/files/upload_session/finish_batch_v2" {
             2
         } else {
             1
