@@ -53,6 +53,27 @@ impl ContentHasher {
     }
 }
 
+/// The raw SHA-256 digest of one block.
+pub type BlockDigest = [u8; 32];
+
+/// The digests of `data`'s 4 MiB blocks (the last may be shorter). For a chunk that starts on a
+/// block boundary these are the file's own block digests there, so chunks hashed in any order,
+/// in parallel, give the file's hash through [`from_block_digests`] without a second read.
+pub fn block_digests(data: &[u8]) -> Vec<BlockDigest> {
+    data.chunks(BLOCK_SIZE)
+        .map(|block| Sha256::digest(block).into())
+        .collect()
+}
+
+/// The content hash of a file (or chunk) from its block digests, in order.
+pub fn from_block_digests<'a>(digests: impl IntoIterator<Item = &'a BlockDigest>) -> String {
+    let mut overall = Sha256::new();
+    for digest in digests {
+        overall.update(digest);
+    }
+    hex(&overall.finalize())
+}
+
 /// The content hash of a byte slice held in memory.
 pub fn content_hash(data: &[u8]) -> String {
     let mut hasher = ContentHasher::new();
@@ -147,5 +168,22 @@ mod tests {
     fn not_plain_sha256() {
         // The plain SHA-256 of "hello world" is b94d27…; a content hash must differ.
         assert!(!content_hash(b"hello world").starts_with("b94d27"));
+    }
+
+    #[test]
+    fn block_digests_of_chunks_give_the_file_hash() {
+        let data: Vec<u8> = (0..(2 * BLOCK_SIZE + 12345))
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        let mut digests = block_digests(&data[BLOCK_SIZE..]);
+        let first = block_digests(&data[..BLOCK_SIZE]);
+        digests.splice(0..0, first);
+        assert_eq!(digests.len(), 3);
+        assert_eq!(from_block_digests(&digests), content_hash(&data));
+        assert_eq!(
+            from_block_digests(&block_digests(&data[..100])),
+            content_hash(&data[..100])
+        );
+        assert_eq!(from_block_digests(&[]), content_hash(&[]));
     }
 }

@@ -69,6 +69,7 @@ macro_rules! call {
 }
 
 mod commit;
+mod concurrent;
 
 /// Progress of one job's bytes, throttled to a few events per second per job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,6 +434,7 @@ impl Engine {
         if let JobState::Uploading {
             session_id: Some(_),
             offset,
+            ..
         } = &state
         {
             tracing::info!(job = id, file = %job.source.display(), "resuming an upload session at offset {offset}");
@@ -473,6 +475,22 @@ impl Engine {
                     prepared.stamp.size
                 ),
             });
+        }
+        let size = prepared.stamp.size;
+        let concurrent = match &state {
+            JobState::Uploading {
+                session_id: Some(_),
+                concurrent,
+                ..
+            } => *concurrent,
+            // More than one chunk, and committed on its own: chunks go in parallel.
+            _ => size > self.upload.session_threshold && size > self.upload.chunk_size,
+        };
+        if concurrent {
+            // Each chunk takes a network slot of its own.
+            return self
+                .upload_concurrent(&job, state, &prepared.path, prepared.stamp)
+                .await;
         }
         let sending = self
             .network_slots
@@ -577,6 +595,7 @@ impl Engine {
             JobState::Uploading {
                 session_id: Some(session),
                 offset,
+                ..
             } => (Some(session.clone()), *offset),
             _ => (None, 0),
         };
@@ -593,6 +612,8 @@ impl Engine {
                 JobState::Uploading {
                     session_id: None,
                     offset: 0,
+                    concurrent: false,
+                    landed: Vec::new(),
                 },
             )
             .await?;
@@ -681,6 +702,8 @@ impl Engine {
                 JobState::Uploading {
                     session_id: session_id.clone(),
                     offset,
+                    concurrent: false,
+                    landed: Vec::new(),
                 },
             )
             .await?;
@@ -954,26 +977,63 @@ impl Engine {
 
     /// A progress callback for one request's body, covering bytes `base..` of `total`.
     fn progress_for(&self, id: JobId, base: u64, total: u64) -> dropbox::Progress {
+        self.shared_progress(id, base, total).request()
+    }
+
+    /// Progress of one job whose bytes from `base` on may go in several requests at once.
+    fn shared_progress(&self, id: JobId, base: u64, total: u64) -> Arc<SharedProgress> {
         let queue = self.queue.clone();
         let events = self.progress.clone();
         let last = AtomicU64::new(0);
-        let meter = self.meter.clone();
+        Arc::new(SharedProgress {
+            at: AtomicU64::new(base),
+            meter: self.meter.clone(),
+            report: Box::new(move |at: u64| {
+                let now = now_ms();
+                if at < total
+                    && now.saturating_sub(last.load(Ordering::Relaxed)) < PROGRESS_INTERVAL_MS
+                {
+                    return;
+                }
+                last.store(now, Ordering::Relaxed);
+                queue.note_progress(id, at);
+                let _ = events.send(ProgressEvent {
+                    job: id,
+                    sent: at,
+                    total,
+                });
+            }),
+        })
+    }
+}
+
+/// One job's bytes going out, reported as progress events (a few per second) and counted by
+/// the throughput meter.
+struct SharedProgress {
+    /// Bytes of the job's file sent or known to be there.
+    at: AtomicU64,
+    meter: Arc<meter::Meter>,
+    /// Reports the new count (throttled).
+    report: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+impl SharedProgress {
+    /// Counts bytes that are there without being sent now (landed before a restart).
+    fn skip(&self, bytes: u64) {
+        let at = self.at.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        (self.report)(at);
+    }
+
+    /// A callback for one request's body (given the bytes of it sent so far): adds what it
+    /// sends to the job's count.
+    fn request(self: &Arc<Self>) -> dropbox::Progress {
+        let shared = self.clone();
         let counted = AtomicU64::new(0);
         Arc::new(move |sent: u64| {
-            meter.add(sent.saturating_sub(counted.swap(sent, Ordering::Relaxed)));
-            let now = now_ms();
-            let at = base + sent;
-            if at < total && now.saturating_sub(last.load(Ordering::Relaxed)) < PROGRESS_INTERVAL_MS
-            {
-                return;
-            }
-            last.store(now, Ordering::Relaxed);
-            queue.note_progress(id, at);
-            let _ = events.send(ProgressEvent {
-                job: id,
-                sent: at,
-                total,
-            });
+            let delta = sent.saturating_sub(counted.swap(sent, Ordering::Relaxed));
+            shared.meter.add(delta);
+            let at = shared.at.fetch_add(delta, Ordering::Relaxed) + delta;
+            (shared.report)(at);
         })
     }
 }

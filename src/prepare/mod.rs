@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 pub use formats::remote_name;
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
-    SourceError, Stamp, check_source, hash_whole, open_source, read_range, read_whole,
+    SourceError, Stamp, check_source, hash_whole, open_source, read_chunk, read_range, read_whole,
 };
 
 use decode::{DecodeError, Metadata, Pixels};

@@ -158,6 +158,20 @@ pub fn read_range(
     offset: u64,
     len: usize,
 ) -> Result<(bytes::Bytes, String), SourceError> {
+    let (data, digests) = read_chunk(source, offset, len)?;
+    Ok((
+        data,
+        crate::dropbox::content_hash::from_block_digests(&digests),
+    ))
+}
+
+/// Reads `len` bytes at `offset` and gives the digests of its 4 MiB blocks: for a chunk that
+/// starts on a block boundary, the file's own block digests there. Blocking.
+pub fn read_chunk(
+    source: &Path,
+    offset: u64,
+    len: usize,
+) -> Result<(bytes::Bytes, Vec<crate::dropbox::content_hash::BlockDigest>), SourceError> {
     use std::os::unix::fs::FileExt;
     let (file, _) = open_source(source)?;
     let mut data = vec![0u8; len];
@@ -166,8 +180,8 @@ pub fn read_range(
             io::ErrorKind::UnexpectedEof => SourceError::Changed(source.into()),
             _ => SourceError::from_io(source, e),
         })?;
-    let hash = crate::dropbox::content_hash::content_hash(&data);
-    Ok((data.into(), hash))
+    let digests = crate::dropbox::content_hash::block_digests(&data);
+    Ok((data.into(), digests))
 }
 
 #[cfg(test)]

@@ -78,6 +78,13 @@ pub enum JobState {
     Uploading {
         session_id: Option<String>,
         offset: u64,
+        /// A concurrent session: chunks go in parallel, in any order, each starting on a
+        /// multiple of the chunk size.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        concurrent: bool,
+        /// In a concurrent session, the chunks confirmed beyond `offset` (where each starts).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        landed: Vec<u64>,
     },
     /// The commit was (or is about to be) sent; until its answer is recorded the outcome is
     /// unknown, and a restart resolves it by looking at the remote file (invariant 2).
@@ -217,6 +224,8 @@ mod tests {
         Uploading {
             session_id: Some("s".into()),
             offset: 8,
+            concurrent: false,
+            landed: Vec::new(),
         }
     }
     fn committing() -> JobState {

@@ -621,6 +621,8 @@ mod tests {
                     JobState::Uploading {
                         session_id: None,
                         offset: 0,
+                        concurrent: false,
+                        landed: Vec::new(),
                     },
                 )
                 .await

@@ -7,6 +7,7 @@ mod helper;
 mod account;
 mod bad_input;
 mod batches;
+mod commits;
 mod conflicts;
 mod durability;
 mod end_to_end;

@@ -1,0 +1,131 @@
+//! How files reach Dropbox: small files as closed upload sessions committed together with
+//! `finish_batch_v2` (full batches, one commit in flight), a large file's chunks sent in
+//! parallel through a concurrent session and committed on its own.
+
+use std::time::Duration;
+
+use dbxport::emulator::Fault;
+
+use crate::helper::*;
+
+fn routes(w: &World, route: &str) -> Vec<dbxport::emulator::RequestRecord> {
+    w.sandbox
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == route)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_committed_in_batches_one_at_a_time() {
+    let mut config = small_config();
+    // Above every sample photo: all of them are small files here.
+    config.upload.session_threshold = 64 * 1024 * 1024;
+    config.upload.batch_size = 7;
+    let w = world(config).await;
+    let files = make_photos(&w.photo_dir(), 30);
+    // Slow commits: if two were ever in flight at once, their arrivals would be closer than this.
+    let commit_time = Duration::from_millis(300);
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::Delay {
+            millis: commit_time.as_millis() as u64,
+        },
+        1000,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Batched".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
+    assert_eq!(w.sandbox.emulator.files().len(), 30);
+
+    let commits = routes(&w, "/2/files/upload_session/finish_batch_v2");
+    // 30 files in batches of at most 7.
+    assert!(
+        (5..=15).contains(&commits.len()),
+        "{} batch commits for 30 files",
+        commits.len()
+    );
+    for pair in commits.windows(2) {
+        let gap = pair[1].received - pair[0].received;
+        assert!(
+            gap >= commit_time,
+            "two batch commits in flight at once ({gap:?} apart)"
+        );
+    }
+    assert!(routes(&w, "/2/files/upload").is_empty());
+    assert!(routes(&w, "/2/files/upload_session/finish").is_empty());
+    assert_eq!(routes(&w, "/2/files/upload_session/start").len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_batching_each_small_file_is_one_request() {
+    let mut config = small_config();
+    config.upload.session_threshold = 64 * 1024 * 1024;
+    config.upload.batch_commit = false;
+    let w = world(config).await;
+    let files = make_photos(&w.photo_dir(), 8);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Single".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
+    assert_eq!(routes(&w, "/2/files/upload").len(), 8);
+    assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
+    let mut config = small_config();
+    config.upload.transfers = 4;
+    let w = world(config.clone()).await;
+    // 10 chunks of 4 MiB and a short last one.
+    let path = w.photo_dir().join("video.mov");
+    let data: Vec<u8> = (0..(40 * 1024 * 1024 + 12345u64))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, &data).unwrap();
+    // Slow appends: chunks sent one after another would arrive at least this far apart.
+    let append_time = Duration::from_millis(400);
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay {
+            millis: append_time.as_millis() as u64,
+        },
+        100,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(std::slice::from_ref(&path)), "/Big".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(&w, &done);
+    assert_eq!(w.sandbox.emulator.files()[0].content_hash, hash(&path));
+
+    let appends = routes(&w, "/2/files/upload_session/append_v2");
+    assert_eq!(appends.len(), 11, "one append per chunk");
+    let overlapping = appends
+        .windows(2)
+        .filter(|p| p[1].received - p[0].received < append_time / 2)
+        .count();
+    assert!(
+        overlapping >= 3,
+        "the chunks went one after another: {:?}",
+        appends
+            .windows(2)
+            .map(|p| p[1].received - p[0].received)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(routes(&w, "/2/files/upload_session/finish").len(), 1);
+    assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
+}
