@@ -193,6 +193,9 @@ pub async fn serve(
 }
 
 /// Forwards queue, engine and account changes to D-Bus signals until `shutdown`.
+/// How often coalesced `JobProgress` signals go out.
+const PROGRESS_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub async fn forward_signals(
     conn: zbus::Connection,
     queue: Queue,
@@ -211,6 +214,11 @@ pub async fn forward_signals(
     let mut store_status = session.store_status();
     let mut logins = session.logins();
     let mut last_len = queue.active_len();
+    // Progress goes out in flushes a few times a second, the latest figure of each job that
+    // moved: a thousand small files do not become a thousand signals a second.
+    let mut pending_progress: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    let mut progress_tick = tokio::time::interval(PROGRESS_FLUSH);
+    progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -224,10 +232,17 @@ pub async fn forward_signals(
                 Err(_) => return Ok(()),
             },
             p = progress.recv() => match p {
-                Ok(p) => Uploader::job_progress(uploader.signal_emitter(), p.job, p.sent, p.total).await?,
+                Ok(p) => {
+                    pending_progress.insert(p.job, (p.sent, p.total));
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return Ok(()),
             },
+            _ = progress_tick.tick(), if !pending_progress.is_empty() => {
+                for (job, (sent, total)) in std::mem::take(&mut pending_progress) {
+                    Uploader::job_progress(uploader.signal_emitter(), job, sent, total).await?;
+                }
+            }
             changed = status.changed() => {
                 if changed.is_err() {
                     return Ok(());

@@ -129,3 +129,59 @@ async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
     assert_eq!(routes(&w, "/2/files/upload_session/finish").len(), 1);
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_signals_are_coalesced_a_few_per_second() {
+    use futures_util::StreamExt;
+    let w = world(small_config()).await;
+    let mut files = make_photos(&w.photo_dir(), 40);
+    // And one file sent slowly, so it reports progress many times.
+    let big = w.photo_dir().join("slow.mov");
+    std::fs::write(&big, vec![7u8; 24 * 1024 * 1024]).unwrap();
+    files.push(big);
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 600 },
+        100,
+    );
+    let uploader = w.uploader().await;
+    let mut progress = uploader.receive_job_progress().await.unwrap();
+    let seen = tokio::spawn(async move {
+        let mut seen: Vec<(std::time::Instant, u64, u64, u64)> = Vec::new();
+        while let Some(signal) = progress.next().await {
+            let args = signal.args().unwrap();
+            seen.push((std::time::Instant::now(), args.job, args.sent, args.total));
+            if seen.iter().filter(|s| s.2 == s.3).count() == 41 {
+                break;
+            }
+        }
+        seen
+    });
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Progress".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    let seen = tokio::time::timeout(Duration::from_secs(10), seen)
+        .await
+        .expect("every job's last progress signal")
+        .unwrap();
+    // Signals arrive in flushes: between two signals of one job lies at least most of a flush
+    // interval (250 ms; bus delivery may bunch them a little).
+    let mut by_job: std::collections::HashMap<u64, Vec<std::time::Instant>> = Default::default();
+    for (at, job, _, _) in &seen {
+        by_job.entry(*job).or_default().push(*at);
+    }
+    let slow = by_job.values().map(Vec::len).max().unwrap();
+    assert!(slow >= 4, "the slow file reported progress {slow} times");
+    for times in by_job.values() {
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_millis(150),
+                "two progress signals of one job {:?} apart",
+                pair[1] - pair[0]
+            );
+        }
+    }
+}
