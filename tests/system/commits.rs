@@ -185,3 +185,44 @@ async fn progress_signals_are_coalesced_a_few_per_second() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_are_resized_ahead_of_the_transfers() {
+    let mut config = small_config();
+    config.upload.transfers = 1;
+    let w = world(config).await;
+    let files = make_photos(&w.photo_dir(), 8);
+    // The first transfer hangs for a while; preparation must not wait for it.
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/start",
+        Fault::Delay { millis: 5000 },
+        1,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(&files),
+            "/Ahead".into(),
+            dict(&[
+                ("resize", zbus::zvariant::Value::from(true)),
+                ("max_dimension", zbus::zvariant::Value::from(640u32)),
+            ]),
+        )
+        .await
+        .unwrap();
+    let cache = w.dir.path().join("cache/dbxport/prepared");
+    wait_for("photos prepared while the only transfer is stuck", || {
+        let prepared = std::fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".part"))
+                    .count()
+            })
+            .unwrap_or(0);
+        let starts = routes(&w, "/2/files/upload_session/start").len();
+        async move { (prepared >= 3 && starts == 1).then_some(()) }
+    })
+    .await;
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+}
