@@ -60,6 +60,9 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 /// stalled connection is noticed.
 const SLICE: usize = 256 * 1024;
 
+/// The largest file an upload session takes (2^41 − 2^22 bytes, about 2 TiB).
+pub const MAX_FILE_SIZE: u64 = (1 << 41) - (1 << 22);
+
 /// Most entries `upload_session/finish_batch_v2` accepts.
 pub const MAX_BATCH_ENTRIES: usize = 1000;
 

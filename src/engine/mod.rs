@@ -461,6 +461,17 @@ impl Engine {
             // The prepared bytes a session was started with are gone: start over.
             return Err(self.requeue(id).await);
         };
+        if prepared.stamp.size > dropbox::MAX_FILE_SIZE {
+            return Err(Step::Failed {
+                kind: FailureKind::Refused,
+                message: format!(
+                    "{}: Dropbox takes files up to {} bytes through the API; this one has {}",
+                    job.source.display(),
+                    dropbox::MAX_FILE_SIZE,
+                    prepared.stamp.size
+                ),
+            });
+        }
         // Known not to fit: fail now rather than after sending it all. (The quota read at login
         // and after batches may be stale; Dropbox's own insufficient_space catches the rest.)
         let free = self.session.info().borrow().free_bytes();

@@ -376,3 +376,41 @@ async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_too_large_for_dropbox_fails_before_it_is_sent() {
+    let w = world(small_config()).await;
+    let photos = make_photos(&w.photo_dir(), 2);
+    // A sparse file one byte over what an upload session takes.
+    let huge = w.photo_dir().join("huge.mov");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(dbxport::dropbox::MAX_FILE_SIZE + 1)
+        .unwrap();
+    let mut files = photos.clone();
+    files.push(huge.clone());
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Huge".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    let failed: Vec<_> = done.iter().filter(|j| j.state == "failed").collect();
+    assert_eq!(failed.len(), 1, "{done:#?}");
+    assert!(failed[0].source.ends_with("huge.mov"));
+    assert!(
+        failed[0].message.contains("huge.mov") && failed[0].message.contains("up to"),
+        "{}",
+        failed[0].message
+    );
+    assert_eq!(done.iter().filter(|j| j.state == "done").count(), 2);
+    // Not a byte of it went: the only sessions are the two photos'.
+    let starts = w
+        .sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.route == "/2/files/upload_session/start")
+        .count();
+    assert_eq!(starts, 2);
+}
