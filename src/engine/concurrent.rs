@@ -171,16 +171,12 @@ impl Engine {
         if job.options.conflict != Conflict::SkipIdentical {
             return Ok(false);
         }
-        let result = call!(self, |token| self
-            .client
-            .get_metadata(token, &job.remote_path));
-        match result {
-            Ok(dropbox::Metadata::File(meta)) if meta.size == size => {}
-            Ok(_)
-            | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
-                dropbox::LookupError::NotFound,
-            ))) => return Ok(false),
-            Err(e) => return Err(self.classify(job, e).await),
+        if self
+            .remote_file(job)
+            .await?
+            .is_none_or(|meta| meta.size != size)
+        {
+            return Ok(false);
         }
         let source = path.to_path_buf();
         let (_, hash) = blocking(move || prepare::hash_whole(&source))

@@ -70,6 +70,7 @@ macro_rules! call {
 
 mod commit;
 mod concurrent;
+mod remote;
 
 /// Progress of one job's bytes, throttled to a few events per second per job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,8 @@ pub struct Engine {
     batches: broadcast::Sender<BatchFinished>,
     /// Bytes sent recently, for the rate and ETA `status` shows.
     meter: Arc<meter::Meter>,
+    /// What is already in Dropbox's folders, for skip-identical.
+    remote: remote::RemoteIndex,
 }
 
 /// A job the engine is working on.
@@ -200,6 +203,7 @@ impl Engine {
             not_before: Default::default(),
             batches: broadcast::channel(256).0,
             meter: Default::default(),
+            remote: Default::default(),
         })
     }
 
@@ -825,6 +829,11 @@ impl Engine {
         if job.options.conflict != Conflict::SkipIdentical {
             return Ok(false);
         }
+        let listed = self.remote_file(job).await?;
+        if listed.is_none_or(|meta| meta.content_hash.as_deref() != Some(hash)) {
+            return Ok(false);
+        }
+        // The listing may be a few seconds old: confirm before sending nothing.
         let Some(meta) = self.remote_with_hash(job, hash).await? else {
             return Ok(false);
         };
@@ -843,19 +852,10 @@ impl Engine {
         job: &Job,
         hash: &str,
     ) -> Result<Option<dropbox::FileMetadata>, Step> {
-        let result = call!(self, |token| self
-            .client
-            .get_metadata(token, &job.remote_path));
-        match result {
-            Ok(dropbox::Metadata::File(meta)) if meta.content_hash.as_deref() == Some(hash) => {
-                Ok(Some(meta))
-            }
-            Ok(_)
-            | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
-                dropbox::LookupError::NotFound,
-            ))) => Ok(None),
-            Err(e) => Err(self.classify(job, e).await),
-        }
+        Ok(self
+            .get_file(job)
+            .await?
+            .filter(|meta| meta.content_hash.as_deref() == Some(hash)))
     }
 
     /// A file beside the job's target, named as Dropbox names renamed copies
@@ -925,6 +925,7 @@ impl Engine {
                 ),
             });
         }
+        self.note_remote(&meta).await;
         let remote_path = meta
             .path_display
             .clone()

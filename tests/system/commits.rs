@@ -226,3 +226,43 @@ async fn photos_are_resized_ahead_of_the_transfers() {
     let done = batch_final(&uploader, batch).await;
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() {
+    let w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 30);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Album".into(), dict(&[]))
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    // Not one look-up per photo: a few, then the folder's listing answers the rest.
+    let lookups = routes(&w, "/2/files/get_metadata").len();
+    let listings = routes(&w, "/2/files/list_folder").len();
+    assert!(lookups < 10, "{lookups} get_metadata calls for 30 photos");
+    assert!(listings >= 1);
+
+    // Behind the daemon's back, one photo goes; the rest are sent again: only the deleted one
+    // travels, although the daemon's listing still shows it.
+    let (client, token) = elsewhere(&w);
+    let gone = format!("/Album/{}", files[0].file_name().unwrap().to_string_lossy());
+    client.delete(&token, &gone).await.unwrap();
+    let starts_before = routes(&w, "/2/files/upload_session/start").len();
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Album".into(), dict(&[]))
+        .await
+        .unwrap();
+    let again = batch_final(&uploader, batch).await;
+    assert!(again.iter().all(|j| j.state == "done"), "{again:#?}");
+    assert_jobs_verified(&w, &again);
+    let sent = routes(&w, "/2/files/upload_session/start").len() - starts_before;
+    assert_eq!(sent, 1, "only the deleted photo is sent again");
+    let skipped = again
+        .iter()
+        .filter(|j| j.message.contains("already in Dropbox"))
+        .count();
+    assert_eq!(skipped, 29);
+    assert_eq!(w.sandbox.emulator.files().len(), 30);
+}

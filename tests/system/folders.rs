@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use dbxport::dropbox::{self, Client, ClientOptions, Endpoints};
+use dbxport::dropbox;
 use dbxport::emulator::Fault;
 use dbxport::sandbox::{Sandbox, SandboxOptions};
-use dbxport::secret::Secret;
 use dbxport::service::{FoldersProxy, ServiceError};
 
 use crate::helper::*;
@@ -17,20 +16,6 @@ impl World {
     async fn folders(&self) -> FoldersProxy<'static> {
         FoldersProxy::new(&self.conn).await.expect("folders proxy")
     }
-}
-
-/// A Dropbox client of the test's own, standing for the Dropbox web UI or another device.
-fn elsewhere(w: &World) -> (Client, Secret) {
-    let base = url::Url::parse(&w.sandbox.emulator.base_url()).unwrap();
-    let client = Client::new(ClientOptions {
-        endpoints: Endpoints {
-            api: base.clone(),
-            content: base,
-        },
-        ..ClientOptions::default()
-    })
-    .unwrap();
-    (client, Secret::new(w.sandbox.emulator.access_token()))
 }
 
 async fn put_file(w: &World, path: &str) {

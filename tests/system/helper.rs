@@ -330,3 +330,20 @@ impl World {
         .await
     }
 }
+
+/// A Dropbox client of the test's own, standing for the Dropbox web UI or another device.
+pub fn elsewhere(w: &World) -> (dbxport::dropbox::Client, dbxport::secret::Secret) {
+    let base = url::Url::parse(&w.sandbox.emulator.base_url()).unwrap();
+    let client = dbxport::dropbox::Client::new(dbxport::dropbox::ClientOptions {
+        endpoints: dbxport::dropbox::Endpoints {
+            api: base.clone(),
+            content: base,
+        },
+        ..dbxport::dropbox::ClientOptions::default()
+    })
+    .unwrap();
+    (
+        client,
+        dbxport::secret::Secret::new(w.sandbox.emulator.access_token()),
+    )
+}
