@@ -5,10 +5,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use rand::Rng;
 
 use crate::dropbox::content_hash::ContentHasher;
@@ -29,6 +33,46 @@ pub(crate) enum BodyError {
     Gone,
     #[error("emulator I/O error while storing the body: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A request body that counts the bytes read from it into a shared counter, so the request log
+/// can tell how much of each body reached the emulator (all of it, or for a dropped
+/// connection, what was read before the drop). Every handler reads bodies through this type.
+pub(crate) struct Counted {
+    inner: Incoming,
+    count: Arc<AtomicU64>,
+}
+
+impl Counted {
+    pub(crate) fn new(inner: Incoming, count: Arc<AtomicU64>) -> Counted {
+        Counted { inner, count }
+    }
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A file under the root's `tmp/` that is removed when dropped, unless it was moved away.
@@ -88,11 +132,7 @@ pub(crate) struct Spooled {
 }
 
 /// Streams `body` into a new file in `dir`, hashing it; at most `limit` bytes.
-pub(crate) async fn spool(
-    mut body: Incoming,
-    dir: &Path,
-    limit: u64,
-) -> Result<Spooled, BodyError> {
+pub(crate) async fn spool(mut body: Counted, dir: &Path, limit: u64) -> Result<Spooled, BodyError> {
     let file = TempFile::new_in(dir);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let path = file.path().to_owned();
@@ -145,7 +185,7 @@ pub(crate) async fn spool(
 }
 
 /// Reads a small body (an RPC argument) into memory, at most `limit` bytes.
-pub(crate) async fn read_small(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_small(mut body: Counted, limit: usize) -> Result<Bytes, BodyError> {
     let mut buf = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyError::Gone)?;
@@ -160,7 +200,7 @@ pub(crate) async fn read_small(mut body: Incoming, limit: usize) -> Result<Bytes
 }
 
 /// Reads and discards up to `cap` bytes, so the client finishes sending before the answer.
-pub(crate) async fn drain(mut body: Incoming, cap: u64) {
+pub(crate) async fn drain(mut body: Counted, cap: u64) {
     let mut seen = 0u64;
     while let Some(Ok(frame)) = body.frame().await {
         if let Ok(data) = frame.into_data() {
@@ -174,7 +214,7 @@ pub(crate) async fn drain(mut body: Incoming, cap: u64) {
 
 /// Reads some of the body (at least one frame or half of the announced length) and stops:
 /// the ResetMidBody fault then drops the connection with the rest unread.
-pub(crate) async fn read_part(mut body: Incoming, announced: Option<u64>) {
+pub(crate) async fn read_part(mut body: Counted, announced: Option<u64>) {
     let target = announced.map_or(1, |len| (len / 2).max(1));
     let mut seen = 0u64;
     while seen < target {

@@ -1,9 +1,16 @@
 //! Fault injection: what the network and Dropbox do to a client on a bad day (5xx, rate limits,
 //! write-lock contention, connections reset mid-upload, answers lost after the work was done,
-//! tokens expiring, slow answers). Tests arm a fault for the next N requests to a route; the
-//! server consumes one per matching request.
+//! tokens expiring, slow answers). Tests arm a fault for the next N requests to a route (the
+//! server consumes one per matching request), or for a share of the requests to a route
+//! ([`Faults::inject_rate`], drawn from a seeded PRNG so a failing run can be replayed).
+//!
+//! Routes are matched exactly, or by prefix when the pattern ends in `*`: `*` is every route,
+//! `/2/files/upload*` every upload route.
 
 use std::sync::{Arc, Mutex};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::lock;
 
@@ -28,6 +35,11 @@ pub enum Fault {
     ExpireToken,
     /// Process normally, but wait this long before answering.
     Delay { millis: u64 },
+    /// `finish_batch_v2` only: each entry, with probability `per_mille`/1000, is not committed
+    /// and answers `{".tag": "failure", "failure": {".tag": "too_many_write_operations"}}`
+    /// (its session stays, so the entry can be retried); the other entries commit normally.
+    /// On other routes the request is processed normally.
+    EntryWriteContention { per_mille: u32 },
 }
 
 impl Fault {
@@ -41,6 +53,7 @@ impl Fault {
             Fault::LoseAnswer => "lose_answer",
             Fault::ExpireToken => "expire_token",
             Fault::Delay { .. } => "delay",
+            Fault::EntryWriteContention { .. } => "entry_write_contention",
         }
     }
 }
@@ -51,18 +64,50 @@ pub struct Faults {
     inner: Arc<Mutex<Armed>>,
 }
 
-#[derive(Default)]
 struct Armed {
     /// In the order they were armed; the first match wins.
     pending: Vec<Injection>,
+    /// Faults armed by rate, in the order they were armed. Consulted only when no counted
+    /// fault matched.
+    rates: Vec<Rate>,
+    /// Every rate draw comes from here (see [`Faults::seed`]).
+    rng: StdRng,
     /// Counts 5xx answers, so their bodies vary (empty, HTML, text) deterministically.
     server_errors: u64,
+    /// `finish_batch_v2` entries refused by [`Fault::EntryWriteContention`].
+    entries_refused: u64,
+}
+
+impl Default for Armed {
+    fn default() -> Self {
+        Armed {
+            pending: Vec::new(),
+            rates: Vec::new(),
+            rng: StdRng::seed_from_u64(0),
+            server_errors: 0,
+            entries_refused: 0,
+        }
+    }
 }
 
 struct Injection {
     route: String,
     fault: Fault,
     remaining: u32,
+}
+
+struct Rate {
+    route: String,
+    fault: Fault,
+    per_mille: u32,
+}
+
+/// Whether `pattern` (exact, or a prefix ending in `*`) names `route`.
+fn matches(pattern: &str, route: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => route.starts_with(prefix),
+        None => pattern == route,
+    }
 }
 
 impl Faults {
@@ -79,28 +124,76 @@ impl Faults {
         });
     }
 
-    /// Disarms every pending fault.
-    pub fn clear(&self) {
-        lock(&self.inner).pending.clear();
+    /// Each request to `route` gets `fault` with probability `per_mille`/1000, until
+    /// [`Faults::clear`]. Several rates may be armed at once: one number in 0..1000 is drawn
+    /// per request and the rates matching the route take consecutive ranges of it in the order
+    /// they were armed, so they add up and exclude each other (10 % `ServerError` and 5 %
+    /// `ResetMidBody` on the same route fault 15 % of its requests; rates past a total of 1000
+    /// never fire). A fault armed with [`Faults::inject`] for the same request wins, and then
+    /// nothing is drawn.
+    pub fn inject_rate(&self, route: &str, fault: Fault, per_mille: u32) {
+        lock(&self.inner).rates.push(Rate {
+            route: route.to_owned(),
+            fault,
+            per_mille,
+        });
     }
 
-    /// Consumes one use of the first fault armed for `route`.
+    /// Restarts the rate draws from `seed` (the default seed is 0), so that the same sequence
+    /// of requests meets the same faults.
+    pub fn seed(&self, seed: u64) {
+        lock(&self.inner).rng = StdRng::seed_from_u64(seed);
+    }
+
+    /// Disarms every pending fault, counted or by rate.
+    pub fn clear(&self) {
+        let mut armed = lock(&self.inner);
+        armed.pending.clear();
+        armed.rates.clear();
+    }
+
+    /// Consumes one use of the first fault armed for `route`, else draws among the rates.
     pub(crate) fn take(&self, route: &str) -> Option<Fault> {
         let mut armed = lock(&self.inner);
-        let index = armed
-            .pending
-            .iter()
-            .position(|i| i.route == "*" || i.route == route)?;
-        let injection = &mut armed.pending[index];
-        injection.remaining -= 1;
-        let fault = injection.fault.clone();
-        if injection.remaining == 0 {
-            armed.pending.remove(index);
+        if let Some(index) = armed.pending.iter().position(|i| matches(&i.route, route)) {
+            let injection = &mut armed.pending[index];
+            injection.remaining -= 1;
+            let fault = injection.fault.clone();
+            if injection.remaining == 0 {
+                armed.pending.remove(index);
+            }
+            return Some(fault);
         }
-        Some(fault)
+        if !armed.rates.iter().any(|r| matches(&r.route, route)) {
+            return None;
+        }
+        let draw = armed.rng.random_range(0..1000u32);
+        let mut upto = 0u32;
+        for rate in armed.rates.iter().filter(|r| matches(&r.route, route)) {
+            upto = upto.saturating_add(rate.per_mille);
+            if draw < upto {
+                return Some(rate.fault.clone());
+            }
+        }
+        None
+    }
+
+    /// True with probability `per_mille`/1000, from the same seeded PRNG as the rates.
+    pub(crate) fn chance(&self, per_mille: u32) -> bool {
+        lock(&self.inner).rng.random_range(0..1000u32) < per_mille
     }
 
     /// A running count of injected 5xx answers.
+    /// Counts one batch entry refused with write contention.
+    pub(crate) fn note_entry_refused(&self) {
+        lock(&self.inner).entries_refused += 1;
+    }
+
+    /// How many `finish_batch_v2` entries [`Fault::EntryWriteContention`] has refused.
+    pub fn entries_refused(&self) -> u64 {
+        lock(&self.inner).entries_refused
+    }
+
     pub(crate) fn next_server_error(&self) -> u64 {
         let mut armed = lock(&self.inner);
         armed.server_errors += 1;

@@ -36,6 +36,7 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -110,6 +111,23 @@ pub struct RequestRecord {
     pub status: u16,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
+    /// Request-body bytes the emulator has read so far: the whole body once the request was
+    /// processed, what arrived before the drop for a connection cut mid-body (a
+    /// `ResetMidBody` fault, or a client that went away), and less than the body while it is
+    /// still arriving.
+    pub body_bytes: u64,
+    /// The upload session the request refers to: the cursor's `session_id` of `append_v2` and
+    /// `finish`, the id `upload_session/start` created (once it answered). `None` for other
+    /// routes, including `finish_batch_v2` (see [`Emulator::session_commits`]).
+    pub session: Option<String>,
+}
+
+/// A session committed to a file (by `finish` or an entry of `finish_batch_v2`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SessionCommit {
+    pub session: String,
+    /// The committed file's `path_lower` (after any autorename).
+    pub path_lower: String,
 }
 
 /// A file currently stored by the emulator.
@@ -153,33 +171,80 @@ pub const MAX_BODY: u64 = 150 * 1024 * 1024;
 /// The log behind [`Emulator::requests`]. A std mutex: nothing awaits while holding it.
 #[derive(Default)]
 pub(crate) struct RequestLog {
-    records: Mutex<Vec<RequestRecord>>,
+    records: Mutex<Vec<Logged>>,
+    commits: Mutex<Vec<SessionCommit>>,
+}
+
+/// A record plus the live counter its body is read through.
+struct Logged {
+    record: RequestRecord,
+    body_bytes: Arc<AtomicU64>,
 }
 
 impl RequestLog {
     /// Records an arrival and returns its index, so the status can be filled in later while
-    /// the log stays in arrival order.
-    pub(crate) fn arrive(&self, route: &str, fault: Option<&Fault>) -> usize {
+    /// the log stays in arrival order, and the counter the request's body is read through.
+    pub(crate) fn arrive(
+        &self,
+        route: &str,
+        fault: Option<&Fault>,
+        session: Option<String>,
+    ) -> (usize, Arc<AtomicU64>) {
+        let body_bytes = Arc::new(AtomicU64::new(0));
         let mut records = lock(&self.records);
-        records.push(RequestRecord {
-            route: route.to_owned(),
-            received: Instant::now(),
-            status: 0,
-            fault: fault.map(|f| f.name().to_owned()),
+        records.push(Logged {
+            record: RequestRecord {
+                route: route.to_owned(),
+                received: Instant::now(),
+                status: 0,
+                fault: fault.map(|f| f.name().to_owned()),
+                body_bytes: 0,
+                session,
+            },
+            body_bytes: body_bytes.clone(),
         });
-        records.len() - 1
+        (records.len() - 1, body_bytes)
     }
 
     pub(crate) fn answered(&self, index: usize, status: u16) {
-        if let Some(record) = lock(&self.records).get_mut(index) {
-            record.status = status;
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.status = status;
         }
     }
 
+    /// Notes the session a request created (`upload_session/start`).
+    pub(crate) fn started(&self, index: usize, session: &str) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.session = Some(session.to_owned());
+        }
+    }
+
+    pub(crate) fn committed(&self, session: &str, path_lower: &str) {
+        lock(&self.commits).push(SessionCommit {
+            session: session.to_owned(),
+            path_lower: path_lower.to_owned(),
+        });
+    }
+
     pub(crate) fn all(&self) -> Vec<RequestRecord> {
-        lock(&self.records).clone()
+        lock(&self.records)
+            .iter()
+            .map(|logged| RequestRecord {
+                body_bytes: logged.body_bytes.load(Ordering::Relaxed),
+                ..logged.record.clone()
+            })
+            .collect()
+    }
+
+    pub(crate) fn commits(&self) -> Vec<SessionCommit> {
+        lock(&self.commits).clone()
     }
 }
+
+/// Which entry of the request log a request is; carried in the request's extensions so a
+/// handler can add to its record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogIndex(pub(crate) usize);
 
 /// Locks a std mutex, shrugging off poisoning: every critical section here leaves the data
 /// consistent before anything that could panic, and one panicked handler must not take the
@@ -282,6 +347,12 @@ impl Emulator {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.log.all()
+    }
+
+    /// Every session committed so far, in commit order: which upload session became which
+    /// file, whichever route committed it.
+    pub fn session_commits(&self) -> Vec<SessionCommit> {
+        self.shared.log.commits()
     }
 
     /// Every file currently stored, ordered by `path_lower`.

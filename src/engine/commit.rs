@@ -32,6 +32,8 @@ pub(super) struct Entry {
     pub label: String,
     pub arg: dropbox::UploadSessionFinishArg,
     pub reply: oneshot::Sender<Outcome>,
+    /// Times this entry met write contention (or a rate limit) already.
+    pub tries: u32,
 }
 
 /// What became of one entry.
@@ -46,10 +48,12 @@ pub(super) enum Outcome {
     Unsure(Step),
 }
 
-/// How long a batch of entries that all met write contention waits before its next try: the
-/// backoff of `retry`, which grows with each consecutive contended commit.
-fn contention_wait(consecutive: u32) -> Duration {
-    retry::backoff(consecutive, None)
+/// How long the next batch waits after some of its entries met write contention: the backoff
+/// of `retry` for the entry refused most often, so one unlucky entry backs off further while
+/// entries new to the batch do not inherit its history.
+fn contention_wait(retried: &[(Instant, Entry)]) -> Duration {
+    let tries = retried.iter().map(|(_, e)| e.tries).max().unwrap_or(1);
+    retry::backoff(tries, None)
 }
 
 /// Waiting entries, in arrival order, with when each arrived.
@@ -86,6 +90,7 @@ impl Engine {
                 label,
                 arg,
                 reply,
+                tries: 0,
             })
             .map_err(|_| Step::Stopped)?;
         outcome.await.map_err(|_| Step::Stopped)
@@ -99,7 +104,6 @@ impl Engine {
     ) {
         let mut pending = Pending::default();
         let mut not_before: Option<Instant> = None;
-        let mut contended = 0u32;
         let wait = Duration::from_millis(self.upload.batch_wait_ms);
         loop {
             pending.prune();
@@ -132,11 +136,9 @@ impl Engine {
                     };
                     // Entries that met write contention go first in the next batch, after a wait.
                     if retry.is_empty() {
-                        contended = 0;
                         not_before = None;
                     } else {
-                        contended += 1;
-                        not_before = Some(Instant::now() + contention_wait(contended));
+                        not_before = Some(Instant::now() + contention_wait(&retry));
                         for entry in retry.into_iter().rev() {
                             pending.entries.push_front(entry);
                         }
@@ -164,7 +166,13 @@ impl Engine {
             // (the call already held back the whole account).
             Ok(Err(e @ dropbox::Error::RateLimited { .. })) => {
                 tracing::info!("batch commit of {} files: {e}", batch.len());
-                return batch;
+                return batch
+                    .into_iter()
+                    .map(|(at, mut entry)| {
+                        entry.tries += 1;
+                        (at, entry)
+                    })
+                    .collect();
             }
             Ok(Err(e)) => {
                 let transient = e.is_transient() || matches!(e, dropbox::Error::Decode { .. });
@@ -202,6 +210,8 @@ impl Engine {
                 }
                 FinishBatchEntry::Failure(e) if dropbox::RouteError::is_transient(&e) => {
                     tracing::debug!(job = entry.job, "batch entry: {e}");
+                    let mut entry = entry;
+                    entry.tries += 1;
                     retry.push((at, entry));
                 }
                 FinishBatchEntry::Failure(e) => {

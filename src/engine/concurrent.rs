@@ -42,13 +42,15 @@ fn persisted(starts: &[u64], landed: &BTreeSet<u64>, size: u64) -> (u64, Vec<u64
 
 impl Engine {
     /// Sends `path` (`stamp` as read before) through a concurrent session, resuming `state`,
-    /// then commits it on its own.
+    /// then commits it on its own. `sending` is the job's network slot, held for the requests
+    /// before the chunks (each chunk then takes a slot of its own).
     pub(super) async fn upload_concurrent(
         &self,
         job: &Job,
         state: JobState,
         path: &Path,
         stamp: Stamp,
+        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let size = stamp.size;
@@ -85,6 +87,7 @@ impl Engine {
             }
         };
 
+        drop(sending);
         let progress = self.shared_progress(id, 0, size);
         progress.skip(landed.iter().map(|at| len_at(*at) as u64).sum());
         let mut digests: BTreeMap<u64, Vec<BlockDigest>> = BTreeMap::new();

@@ -424,8 +424,13 @@ impl Engine {
             session_id,
         } = &state
         {
+            let sending = self
+                .network_slots
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             if self
-                .resolve_commit(&job, content_hash, session_id.as_deref())
+                .resolve_commit(&job, content_hash, session_id.as_deref(), sending)
                 .await?
             {
                 return Ok(());
@@ -501,17 +506,16 @@ impl Engine {
             // More than one chunk, and committed on its own: chunks go in parallel.
             _ => size > self.upload.session_threshold && size > self.upload.chunk_size,
         };
-        if concurrent {
-            // Each chunk takes a network slot of its own.
-            return self
-                .upload_concurrent(&job, state, &prepared.path, prepared.stamp)
-                .await;
-        }
         let sending = self
             .network_slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        if concurrent {
+            return self
+                .upload_concurrent(&job, state, &prepared.path, prepared.stamp, sending)
+                .await;
+        }
         if !self.upload.batch_commit
             && prepared.stamp.size <= self.upload.session_threshold
             && !matches!(state, JobState::Uploading { .. })
@@ -784,12 +788,14 @@ impl Engine {
     }
 
     /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
-    /// before anything is sent again (invariant 2). Returns true when the job is now Done.
+    /// before anything is sent again (invariant 2), holding the job's network slot `sending`
+    /// for the look-ups. Returns true when the job is now Done.
     async fn resolve_commit(
         &self,
         job: &Job,
         hash: &str,
         session: Option<&str>,
+        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<bool, Step> {
         if let Some(meta) = self.remote_with_hash(job, hash).await? {
             tracing::info!(
@@ -813,7 +819,8 @@ impl Engine {
             self.verified(job, meta, hash, false).await?;
             return Ok(true);
         }
-        // Not there: a closed session can simply be committed again.
+        // Not there: a closed session can simply be committed again (no data to send).
+        drop(sending);
         if let Some(session) = session
             && let Some(prepared) = self.prepared(job, true).await?
         {

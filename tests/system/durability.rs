@@ -1,39 +1,10 @@
 //! Invariants 1–3 under `kill -9` and lost answers: nothing accepted is lost, and each job
 //! ends as exactly one remote file.
 
-use std::collections::HashMap;
-
 use dbxport::emulator::Fault;
 use zbus::zvariant::Value;
 
 use crate::helper::*;
-
-fn assert_one_copy_each(w: &World, files: &[std::path::PathBuf], folder: &str) {
-    let stored = w.sandbox.emulator.files();
-    let mut by_path: HashMap<String, usize> = HashMap::new();
-    for f in &stored {
-        *by_path.entry(f.path_lower.clone()).or_default() += 1;
-    }
-    assert_eq!(
-        stored.len(),
-        files.len(),
-        "stored: {:?}",
-        stored.iter().map(|f| &f.path_display).collect::<Vec<_>>()
-    );
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().to_lowercase();
-        let path = format!("{folder}/{name}");
-        let remote = stored
-            .iter()
-            .find(|f| f.path_lower == path)
-            .unwrap_or_else(|| panic!("{path} missing"));
-        assert_eq!(remote.content_hash, hash(file));
-    }
-    assert!(
-        stored.iter().all(|f| !f.path_display.contains(" (1)")),
-        "a duplicate was created"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {

@@ -347,3 +347,110 @@ pub fn elsewhere(w: &World) -> (dbxport::dropbox::Client, dbxport::secret::Secre
         dbxport::secret::Secret::new(w.sandbox.emulator.access_token()),
     )
 }
+
+/// The emulator holds exactly one file per local file, under `folder` (lower case) with the
+/// same name and content, and no renamed copy (`name (1).ext`).
+pub fn assert_one_copy_each(w: &World, files: &[PathBuf], folder: &str) {
+    let stored = w.sandbox.emulator.files();
+    let mut by_path: std::collections::HashMap<String, usize> = Default::default();
+    for f in &stored {
+        *by_path.entry(f.path_lower.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        stored.len(),
+        files.len(),
+        "stored: {:?}",
+        stored.iter().map(|f| &f.path_display).collect::<Vec<_>>()
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_lowercase();
+        let path = format!("{folder}/{name}");
+        let remote = stored
+            .iter()
+            .find(|f| f.path_lower == path)
+            .unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(remote.content_hash, hash(file));
+    }
+    assert!(
+        stored.iter().all(|f| !f.path_display.contains(" (1)")),
+        "a duplicate was created"
+    );
+}
+
+/// Every route that carries file bytes or commits them. Tests count over all of them, so they
+/// hold whichever the engine uses (single requests, sessions, batched commits).
+pub const UPLOAD_ROUTES: [&str; 5] = [
+    "/2/files/upload",
+    "/2/files/upload_session/start",
+    "/2/files/upload_session/append_v2",
+    "/2/files/upload_session/finish",
+    "/2/files/upload_session/finish_batch_v2",
+];
+
+pub fn is_upload_route(route: &str) -> bool {
+    UPLOAD_ROUTES.contains(&route)
+}
+
+/// Request-body bytes the emulator received on the upload routes in `records` (whole bodies,
+/// and what arrived of bodies cut off).
+pub fn upload_bytes(records: &[dbxport::emulator::RequestRecord]) -> u64 {
+    records
+        .iter()
+        .filter(|r| is_upload_route(&r.route))
+        .map(|r| r.body_bytes)
+        .sum()
+}
+
+/// Writes `size` pseudo-random bytes (xorshift64*, from `seed`) to `path`: incompressible,
+/// distinct per seed, and fast enough to make a GiB in a debug build.
+pub fn write_random_file(path: &Path, size: u64, seed: u64) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            word.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        out.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    out.flush().unwrap();
+}
+
+/// After each 429, no request reached Dropbox before its Retry-After (`retry_after` of that
+/// answer) had passed — except one request of the other lane (a transfer, or the batch
+/// committer) that was already on the wire: it arrives at once, and never on the same route.
+pub fn assert_retry_after_kept(
+    requests: &[dbxport::emulator::RequestRecord],
+    retry_after: impl Fn(&dbxport::emulator::RequestRecord) -> Duration,
+) {
+    for (i, limited) in requests.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        let wait = retry_after(limited);
+        let earliest = limited.received + wait;
+        let early: Vec<_> = requests[i + 1..]
+            .iter()
+            .filter(|later| later.route.starts_with("/2/files/") && later.received < earliest)
+            .collect();
+        assert!(
+            early.len() <= 1,
+            "{} requests within Retry-After {wait:?} of a 429 on {}: {early:?}",
+            early.len(),
+            limited.route
+        );
+        for later in early {
+            let after = later.received - limited.received;
+            assert!(
+                later.route != limited.route && after < Duration::from_millis(100),
+                "{} came {after:?} after a 429 on {} with Retry-After {wait:?}",
+                later.route,
+                limited.route
+            );
+        }
+    }
+}

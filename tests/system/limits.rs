@@ -96,3 +96,45 @@ async fn pause_holds_transfers_across_a_restart_until_resume() {
     assert!(out.status.success());
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_measured_rate_is_within_ten_percent_of_the_limit() {
+    const LIMIT: f64 = 4_000_000.0;
+    let mut config = small_config();
+    config.upload.bandwidth_limit = LIMIT as u64;
+    let w = world(config).await;
+    // 24 MiB: six 4 MiB requests, about 6.3 s at the limit.
+    let file = w.photo_dir().join("paced.raw");
+    write_random_file(&file, 24 * dbxport::config::MIB, 9);
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(std::slice::from_ref(&file)),
+            "/Paced".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    // The rate as Dropbox sees it: from the first upload request's arrival to the arrival of
+    // the last one that carried bytes, the bytes of every body but that last one's (whose
+    // bytes come after its arrival). Commits without a body come whenever the engine likes.
+    let requests = w.sandbox.emulator.requests();
+    let carrying: Vec<_> = requests
+        .iter()
+        .filter(|r| is_upload_route(&r.route) && r.body_bytes > 0)
+        .collect();
+    assert!(carrying.len() >= 4, "{carrying:?}");
+    let (first, last) = (carrying[0], carrying[carrying.len() - 1]);
+    let bytes: u64 = carrying[..carrying.len() - 1]
+        .iter()
+        .map(|r| r.body_bytes)
+        .sum();
+    let seconds = (last.received - first.received).as_secs_f64();
+    let rate = bytes as f64 / seconds;
+    eprintln!("{bytes} bytes in {seconds:.2} s: {rate:.0} bytes/s against a limit of {LIMIT}");
+    assert!(
+        (rate - LIMIT).abs() <= LIMIT * 0.10,
+        "{rate:.0} bytes/s is not within 10 % of the limit {LIMIT}"
+    );
+}

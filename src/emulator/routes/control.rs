@@ -8,7 +8,7 @@
 //! - `POST /__emulator/space` `{"allocated": N}`: the space allocation.
 //! - `POST /__emulator/expire_tokens`: every access token issued so far expires.
 
-use hyper::body::Incoming;
+use super::super::body::Counted;
 use hyper::{Method, Request};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ struct SpaceRequest {
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(
-    request: Request<Incoming>,
+    request: Request<Counted>,
 ) -> Result<T, Failure> {
     let bytes = body::read_small(request.into_body(), 1024 * 1024)
         .await
@@ -39,7 +39,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Reply, Failure> {
         .map_err(|e| ApiError::Internal(e.to_string()).into())
 }
 
-pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Reply, Failure> {
+pub(crate) async fn handle(shared: &Shared, request: Request<Counted>) -> Result<Reply, Failure> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     match (method, path.as_str()) {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+
+use super::body::Counted;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response};
 use serde_json::Value;
@@ -22,7 +24,7 @@ use super::args::{self, FieldError, Fields, Source};
 use super::body::{self, BodyError};
 use super::faults::Fault;
 use super::wire::{self, ApiError, Body, Reply};
-use super::{Shared, auth};
+use super::{LogIndex, Shared, auth};
 
 /// The connection is to be dropped without an answer. Returned to hyper as the service's
 /// error, which makes it close the connection without writing anything.
@@ -84,7 +86,11 @@ pub(crate) struct Call<'a> {
     pub(crate) arg: Value,
     pub(crate) source: Source,
     /// The raw body of upload-style routes.
-    pub(crate) body: Option<Incoming>,
+    pub(crate) body: Option<Counted>,
+    /// This request's entry in the request log.
+    pub(crate) log: Option<LogIndex>,
+    /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
+    pub(crate) entry_contention: u32,
 }
 
 impl<'a> Call<'a> {
@@ -129,7 +135,13 @@ pub(crate) async fn handle(
     } else {
         shared.faults.take(&route)
     };
-    let index = shared.log.arrive(&route, fault.as_ref());
+    let (index, body_bytes) =
+        shared
+            .log
+            .arrive(&route, fault.as_ref(), cursor_session(request.headers()));
+    let (mut parts, incoming) = request.into_parts();
+    parts.extensions.insert(LogIndex(index));
+    let request = Request::from_parts(parts, Counted::new(incoming, body_bytes));
     tracing::debug!(
         route,
         fault = fault.as_ref().map(Fault::name),
@@ -156,11 +168,22 @@ pub(crate) async fn handle(
     }
 }
 
+/// The share (per mille) of `finish_batch_v2` entries to refuse with write contention; set
+/// in the request's extensions by [`Fault::EntryWriteContention`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryContention(pub(crate) u32);
+
+/// The `cursor.session_id` in a request's `Dropbox-API-Arg`, for the request log.
+fn cursor_session(headers: &HeaderMap) -> Option<String> {
+    let arg: Value = serde_json::from_slice(headers.get("dropbox-api-arg")?.as_bytes()).ok()?;
+    Some(arg.get("cursor")?.get("session_id")?.as_str()?.to_owned())
+}
+
 /// Applies an armed fault. Faults that answer instead of the route first read the body, so the
 /// client is not cut off mid-send (the answer then reaches it reliably).
 async fn faulted(
     shared: &Shared,
-    request: Request<Incoming>,
+    request: Request<Counted>,
     fault: Fault,
 ) -> Result<Response<Body>, Dropped> {
     match fault {
@@ -201,17 +224,22 @@ async fn faulted(
             tokio::time::sleep(Duration::from_millis(millis)).await;
             response
         }
+        Fault::EntryWriteContention { per_mille } => {
+            let mut request = request;
+            request.extensions_mut().insert(EntryContention(per_mille));
+            serve(shared, request).await
+        }
     }
 }
 
 /// Answers `error` instead of processing the request, once its body has been read.
-async fn refuse(request: Request<Incoming>, error: ApiError) -> Result<Response<Body>, Dropped> {
+async fn refuse(request: Request<Counted>, error: ApiError) -> Result<Response<Body>, Dropped> {
     body::drain(request.into_body(), 2 * super::MAX_BODY).await;
     Ok(wire::error_response(error))
 }
 
 /// Routes a request to its handler.
-async fn serve(shared: &Shared, request: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+async fn serve(shared: &Shared, request: Request<Counted>) -> Result<Response<Body>, Dropped> {
     let path = request.uri().path().to_owned();
     let result = match path.as_str() {
         p if p.starts_with("/__emulator/") => control::handle(shared, request).await,
@@ -234,7 +262,7 @@ async fn serve(shared: &Shared, request: Request<Incoming>) -> Result<Response<B
 /// The checks every API route shares, then its handler.
 async fn api(
     shared: &Shared,
-    request: Request<Incoming>,
+    request: Request<Counted>,
     path: &'static str,
     style: Style,
 ) -> Result<Reply, Failure> {
@@ -284,6 +312,8 @@ async fn api(
         arg,
         source,
         body,
+        log: parts.extensions.get::<LogIndex>().copied(),
+        entry_contention: parts.extensions.get::<EntryContention>().map_or(0, |c| c.0),
     };
     match route {
         "files/upload" => upload::upload(call).await,
@@ -407,7 +437,7 @@ fn upload_arg(route: &str, parts: &hyper::http::request::Parts) -> Result<Value,
     }
 }
 
-async fn read_rpc_body(route: &str, incoming: Incoming) -> Result<bytes::Bytes, Failure> {
+async fn read_rpc_body(route: &str, incoming: Counted) -> Result<bytes::Bytes, Failure> {
     match body::read_small(incoming, MAX_RPC_BODY).await {
         Ok(bytes) => Ok(bytes),
         Err(BodyError::Gone) => Err(Failure::Dropped),

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::super::body::Counted;
 use base64::Engine;
-use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, HeaderValue, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
@@ -57,7 +57,7 @@ fn client_id(
     decoded.split_once(':').map(|(id, _)| id.to_owned())
 }
 
-pub(crate) async fn token(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn token(shared: &Shared, request: Request<Counted>) -> Response<Body> {
     if request.method() != Method::POST {
         return wire::oauth_error("invalid_request", "the token endpoint only accepts POST");
     }
@@ -146,7 +146,7 @@ fn token_response(shared: &Shared, issued: Issued) -> Response<Body> {
 }
 
 /// Query parameters; a repeated one counts with its first value.
-fn query(request: &Request<Incoming>) -> HashMap<String, String> {
+fn query(request: &Request<Counted>) -> HashMap<String, String> {
     let mut params = HashMap::new();
     if let Some(query) = request.uri().query() {
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -188,7 +188,7 @@ fn redirect(mut to: url::Url, pairs: &[(&str, &str)]) -> Response<Body> {
 
 /// Approves the authorization at once: a 302 to `redirect_uri?code=…&state=…`, or without a
 /// redirect URI a page showing the code to paste.
-pub(crate) fn authorize(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+pub(crate) fn authorize(shared: &Shared, request: Request<Counted>) -> Response<Body> {
     let params = query(&request);
     let get = |key: &str| params.get(key).map(String::as_str);
     // Errors Dropbox shows on its own page: the app or the redirect target cannot be trusted.

@@ -10,7 +10,7 @@ use super::super::args::{self, FieldError, Fields};
 use super::super::paths;
 use super::super::sessions::{FinishFailure, LookupFailure, Session};
 use super::super::store::{CommitError, CommitInfo, Content, Mode, WriteError};
-use super::super::wire::{ApiError, Reply, flat, nested};
+use super::super::wire::{ApiError, Reply, flat, nested, void};
 use super::{Call, Failure};
 
 /// At most this many entries in one finish_batch_v2.
@@ -136,6 +136,9 @@ pub(crate) async fn start(mut call: Call<'_>) -> Result<Reply, Failure> {
         .create(concurrent, close, first)
         .await
         .map_err(|e| io("starting a session", e))?;
+    if let Some(index) = call.log {
+        call.shared.log.started(index.0, &session_id);
+    }
     Ok(Reply::Json(json!({ "session_id": session_id })))
 }
 
@@ -221,6 +224,7 @@ async fn commit_session(
     };
     match shared.store.commit_file(info, content).await {
         Ok(item) => {
+            shared.log.committed(&session.id, &item.key);
             shared.sessions.consume(session).await;
             Ok(Ok(item.json(false)))
         }
@@ -258,6 +262,12 @@ pub(crate) async fn finish_batch(call: Call<'_>) -> Result<Reply, Failure> {
     };
     let mut results = Vec::with_capacity(entries.len());
     for ((session_id, offset), info) in entries {
+        if call.entry_contention > 0 && call.shared.faults.chance(call.entry_contention) {
+            // Injected write-lock contention on this entry alone: nothing is committed.
+            call.shared.faults.note_entry_refused();
+            results.push(nested("failure", void("too_many_write_operations")));
+            continue;
+        }
         let result = match call.shared.sessions.lock(&session_id).await {
             None => Err(FinishFailure::Lookup(LookupFailure::NotFound).json()),
             Some(mut session) => match session.check_batch(offset) {

@@ -282,3 +282,219 @@ async fn error_summary_is_the_reason_phrase() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn the_log_counts_body_bytes_and_names_sessions() {
+    let h = start().await;
+    let data = super::bytes(3 * 1024 * 1024 + 17, 3);
+    h.upload("/whole.bin", &data).await;
+    let session = h.session(&data[..1000], false).await;
+    let answer = h
+        .content(
+            "/2/files/upload_session/append_v2",
+            json!({"cursor": {"session_id": session, "offset": 1000}, "close": true}),
+            data[1000..].to_vec(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let commit = json!({"path": "/Sessions/S.bin", "mode": "add"});
+    let answer = h
+        .content(
+            "/2/files/upload_session/finish",
+            json!({"cursor": {"session_id": session, "offset": data.len()}, "commit": commit}),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // A body cut off mid-way counts what was read before the drop.
+    h.emu
+        .faults()
+        .inject("/2/files/upload", Fault::ResetMidBody, 1);
+    let big = super::bytes(8 * 1024 * 1024, 4);
+    let sent = h
+        .content_request(
+            "/2/files/upload",
+            &header_safe(&json!({"path": "/cut.bin"})),
+            big.clone(),
+        )
+        .send()
+        .await;
+    assert!(sent.is_err());
+
+    let records = h.emu.requests();
+    let sizes: Vec<(&str, u64)> = records
+        .iter()
+        .map(|r| (r.route.as_str(), r.body_bytes))
+        .collect();
+    assert_eq!(
+        sizes[..4],
+        [
+            ("/2/files/upload", data.len() as u64),
+            ("/2/files/upload_session/start", 1000),
+            (
+                "/2/files/upload_session/append_v2",
+                data.len() as u64 - 1000
+            ),
+            ("/2/files/upload_session/finish", 0),
+        ]
+    );
+    assert_eq!(records[0].session, None);
+    assert!(
+        records[1..4]
+            .iter()
+            .all(|r| r.session.as_deref() == Some(session.as_str())),
+        "{records:?}"
+    );
+    let cut = records[4].body_bytes;
+    assert!(cut > 0 && cut < big.len() as u64, "{cut} bytes read");
+    assert_eq!(
+        h.emu.session_commits(),
+        vec![crate::emulator::SessionCommit {
+            session,
+            path_lower: "/sessions/s.bin".into()
+        }]
+    );
+}
+
+/// Requests to `route` (an RPC taking `{"path": ""}`), each answered; their statuses.
+async fn statuses(h: &Harness, route: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(h.rpc(route, json!({"path": ""})).await.status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn rate_faults_hit_a_seeded_share_of_the_matching_routes() {
+    let h = start().await;
+    let faults = h.emu.faults();
+    faults.seed(7);
+    faults.inject_rate(
+        "/2/files/list_folder*",
+        Fault::ServerError { status: 503 },
+        300,
+    );
+    faults.inject_rate(
+        "/2/files/list_folder",
+        Fault::TooManyRequests { retry_after: 1 },
+        200,
+    );
+    let first = statuses(&h, "/2/files/list_folder", 200).await;
+    let errors = first.iter().filter(|s| **s == 503).count();
+    let limited = first.iter().filter(|s| **s == 429).count();
+    // 30 % and 20 %, drawn once per request so they never overlap.
+    assert!((40..=80).contains(&errors), "{errors} of 200 answered 503");
+    assert!(
+        (20..=60).contains(&limited),
+        "{limited} of 200 answered 429"
+    );
+    assert_eq!(
+        errors + limited + first.iter().filter(|s| **s == 200).count(),
+        200
+    );
+    // The same seed replays the same faults for the same requests.
+    faults.seed(7);
+    assert_eq!(statuses(&h, "/2/files/list_folder", 200).await, first);
+    // Other routes are untouched; a counted fault wins over the rates.
+    let other = statuses(&h, "/2/files/get_metadata", 20).await;
+    assert!(
+        other.iter().all(|s| *s == other[0] && *s < 429),
+        "{other:?}"
+    );
+    faults.inject(
+        "/2/files/list_folder",
+        Fault::ServerError { status: 500 },
+        3,
+    );
+    assert_eq!(
+        statuses(&h, "/2/files/list_folder", 3).await,
+        vec![500, 500, 500]
+    );
+    faults.clear();
+    assert!(
+        statuses(&h, "/2/files/list_folder", 50)
+            .await
+            .iter()
+            .all(|s| *s == 200)
+    );
+}
+
+#[tokio::test]
+async fn reset_by_rate_drops_even_a_request_without_a_body() {
+    let h = start().await;
+    h.emu
+        .faults()
+        .inject_rate("/2/files/upload_session/finish", Fault::ResetMidBody, 1000);
+    let session = h.session(b"data", true).await;
+    let sent = h
+        .content_request(
+            "/2/files/upload_session/finish",
+            &header_safe(&json!({"cursor": {"session_id": session, "offset": 4},
+                                  "commit": {"path": "/never.bin"}})),
+            Vec::new(),
+        )
+        .send()
+        .await;
+    assert!(sent.is_err(), "the connection was dropped: {sent:?}");
+    assert!(h.emu.files().is_empty(), "the commit was not processed");
+    let last = h.emu.requests().pop().unwrap();
+    assert_eq!((last.status, last.body_bytes), (0, 0));
+    assert_eq!(last.fault.as_deref(), Some("reset_mid_body"));
+}
+
+#[tokio::test]
+async fn write_contention_on_some_batch_entries_leaves_them_to_retry() {
+    let h = start().await;
+    let mut sessions = Vec::new();
+    for i in 0..40u8 {
+        sessions.push(h.session(&[i; 10], true).await);
+    }
+    let entries = |ids: &[(usize, String)]| {
+        json!({"entries": ids.iter().map(|(i, s)| json!({
+            "cursor": {"session_id": s, "offset": 10},
+            "commit": {"path": format!("/Batch/{i}.bin"), "mode": "add"}
+        })).collect::<Vec<_>>()})
+    };
+    h.emu.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::EntryWriteContention { per_mille: 500 },
+        1,
+    );
+    let all: Vec<(usize, String)> = sessions.into_iter().enumerate().collect();
+    let result = h
+        .rpc("/2/files/upload_session/finish_batch_v2", entries(&all))
+        .await
+        .ok();
+    let answered = result["entries"].as_array().unwrap();
+    assert_eq!(answered.len(), 40);
+    let mut retry = Vec::new();
+    for ((i, session), entry) in all.iter().zip(answered) {
+        if entry[".tag"] == "failure" {
+            assert_eq!(
+                *entry,
+                json!({".tag": "failure", "failure": {".tag": "too_many_write_operations"}})
+            );
+            assert!(h.stored(&format!("/batch/{i}.bin")).is_none());
+            retry.push((*i, session.clone()));
+        } else {
+            assert_eq!(entry[".tag"], "success", "{entry}");
+            assert!(h.stored(&format!("/batch/{i}.bin")).is_some());
+        }
+    }
+    assert!((5..=35).contains(&retry.len()), "{} refused", retry.len());
+    // The refused entries' sessions are intact: the same entries commit on a retry.
+    let result = h
+        .rpc("/2/files/upload_session/finish_batch_v2", entries(&retry))
+        .await
+        .ok();
+    assert!(
+        result["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e[".tag"] == "success"),
+        "{result}"
+    );
+    assert_eq!(h.emu.files().len(), 40);
+}

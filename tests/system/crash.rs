@@ -1,0 +1,287 @@
+//! Invariants 1–3 under `kill -9` at any instant: a batch killed ten times at random moments
+//! ends with every job Done and one verified copy of each file, and interrupted uploads resume
+//! instead of starting over (counted in bytes the emulator received). Also a 1 GiB file cut off
+//! at 60 % sends only the rest after the restart.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dbxport::config::MIB;
+use dbxport::emulator::Fault;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use zbus::zvariant::Value;
+
+use crate::helper::*;
+
+/// Kills the daemon (`kill -9`), starts it again and reconnects.
+async fn kill_and_restart(w: &mut World) {
+    w.sandbox.kill_daemon();
+    w.sandbox.start_daemon().await.expect("restart");
+    w.reconnect().await;
+}
+
+/// Upload-route requests the emulator has seen so far.
+fn upload_requests(w: &World) -> usize {
+    w.sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| is_upload_route(&r.route))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume() {
+    const SEED: u64 = 0x5eed_0005;
+    const KILLS: usize = 10;
+    let config = small_config();
+    let (chunk, threshold, transfers) = (
+        config.upload.chunk_size,
+        config.upload.session_threshold,
+        config.upload.transfers as u64,
+    );
+    let mut w = world(config).await;
+    let mut rng = StdRng::seed_from_u64(SEED);
+    // 295 small files (one request each, or one batched commit) and 5 of 2.5–3.5 chunks,
+    // spread through the batch, that need an upload session.
+    let dir = w.photo_dir();
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut large: Vec<PathBuf> = Vec::new();
+    for i in 0..300u64 {
+        let path = dir.join(format!("c{i:03}.jpg"));
+        let size = if i % 60 == 30 {
+            large.push(path.clone());
+            chunk * 5 / 2 + rng.random_range(0..chunk)
+        } else {
+            rng.random_range(2_000..60_000)
+        };
+        write_random_file(&path, size, SEED + i);
+        files.push(path);
+    }
+    assert!(
+        large
+            .iter()
+            .all(|p| std::fs::metadata(p).unwrap().len() > threshold)
+    );
+    // Slow half the appends, so kills land while sessions are half-sent (and while an append
+    // that landed has not been answered yet), and most other requests a little, so that ten
+    // kills fit in the batch's lifetime.
+    let faults = w.sandbox.emulator.faults();
+    faults.seed(SEED);
+    faults.inject_rate(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 400 },
+        500,
+    );
+    faults.inject_rate("/2/files/upload*", Fault::Delay { millis: 150 }, 700);
+
+    let uploader = w.uploader().await;
+    let (batch, ids) = uploader
+        .upload(paths(&files), "/Crash".into(), dict(&[]))
+        .await
+        .expect("Upload");
+    assert_eq!(ids.len(), files.len());
+    drop(uploader);
+
+    let started = Instant::now();
+    let mut kills = Vec::new();
+    for k in 0..KILLS {
+        // Some progress since the last restart (3–15 upload requests), then a random moment.
+        // Kills 3 and 7 also wait for an append, so at least those catch a large file with a
+        // session open.
+        let since = upload_requests(&w);
+        let appends_since = w.requests_to("/2/files/upload_session/append_v2");
+        let wanted = rng.random_range(3..=15);
+        wait_for("upload progress since the restart", || async {
+            let progressed = upload_requests(&w) >= since + wanted
+                && (!(k == 3 || k == 7)
+                    || w.requests_to("/2/files/upload_session/append_v2") > appends_since);
+            progressed.then_some(())
+        })
+        .await;
+        // Not a synchronisation: the random instant of the kill itself.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..=300))).await;
+        kills.push(Instant::now());
+        eprintln!(
+            "kill {k} at {:?}, {} upload requests so far",
+            started.elapsed(),
+            upload_requests(&w)
+        );
+        kill_and_restart(&mut w).await;
+        // Every accepted job is still there after each kill.
+        let uploader = w.uploader().await;
+        let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
+        assert_eq!(all.len(), files.len(), "jobs lost by kill {k}");
+    }
+    w.sandbox.emulator.faults().clear();
+    let uploader = w.uploader().await;
+    let done = batch_final(&uploader, batch).await;
+    eprintln!(
+        "{KILLS} kills and the batch done in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        done.iter().all(|j| j.state == "done"),
+        "{:#?}",
+        done.iter()
+            .filter(|j| j.state != "done")
+            .collect::<Vec<_>>()
+    );
+    assert_jobs_verified(&w, &done);
+    assert_one_copy_each(&w, &files, "/crash");
+
+    // Bytes: nothing was sent twice beyond what a kill can waste, i.e. per kill at most one
+    // request body per transfer (cut off, or landed but unanswered and sent again).
+    let requests = w.sandbox.emulator.requests();
+    let sizes: HashMap<String, u64> = files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().to_lowercase();
+            (
+                format!("/crash/{name}"),
+                std::fs::metadata(f).unwrap().len(),
+            )
+        })
+        .collect();
+    let total: u64 = sizes.values().sum();
+    let received = upload_bytes(&requests);
+    let per_kill = transfers * chunk.max(threshold);
+    assert!(
+        received <= total + KILLS as u64 * per_kill,
+        "{received} bytes received for {total} bytes of files"
+    );
+    // Per session: which file it became (whichever route committed it) and what it received.
+    let commits: HashMap<String, String> = w
+        .sandbox
+        .emulator
+        .session_commits()
+        .into_iter()
+        .map(|c| (c.session, c.path_lower))
+        .collect();
+    let mut by_session: HashMap<&str, (u64, usize)> = HashMap::new();
+    for r in requests.iter().filter(|r| is_upload_route(&r.route)) {
+        if let Some(session) = &r.session {
+            let entry = by_session.entry(session).or_default();
+            entry.0 += r.body_bytes;
+            entry.1 += 1;
+        }
+    }
+    // A session left behind holds at most its first request (a kill before the daemon
+    // recorded its id). One that got appends and was dropped is an upload started over.
+    for (session, (bytes, count)) in &by_session {
+        if !commits.contains_key(*session) {
+            assert!(
+                *count == 1 && *bytes <= chunk,
+                "session {session} got {count} requests ({bytes} bytes), then was abandoned: \
+                 an upload started over instead of resuming"
+            );
+        }
+    }
+    let mut interrupted = 0;
+    for file in &large {
+        let name = file.file_name().unwrap().to_string_lossy().to_lowercase();
+        let path = format!("/crash/{name}");
+        let size = sizes[&path];
+        let sessions: HashSet<&str> = commits
+            .iter()
+            .filter(|(_, p)| **p == path)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(sessions.len(), 1, "{path} committed from {sessions:?}");
+        let session = *sessions.iter().next().unwrap();
+        let (bytes, _) = by_session[session];
+        assert!(
+            bytes < size + KILLS as u64 * chunk,
+            "{path}: {bytes} bytes received for {size}"
+        );
+        // Did a kill land while this session was open?
+        let times: Vec<Instant> = requests
+            .iter()
+            .filter(|r| r.session.as_deref() == Some(session))
+            .map(|r| r.received)
+            .collect();
+        let (first, last) = (times[0], *times.last().unwrap());
+        if kills.iter().any(|k| first < *k && *k < last) {
+            interrupted += 1;
+        }
+    }
+    assert!(
+        interrupted >= 1,
+        "no kill landed while a large file's session was open; the test proved nothing"
+    );
+    eprintln!(
+        "{received} bytes received for {total} bytes; {interrupted} large files resumed across a kill"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
+    const GIB: u64 = 1024 * MIB;
+    let mut config = small_config();
+    config.upload.chunk_size = 16 * MIB;
+    let chunk = config.upload.chunk_size;
+    let mut w = world(config).await;
+    let big = w.photo_dir().join("big.raw");
+    let made = Instant::now();
+    write_random_file(&big, GIB, 1);
+    let local = hash(&big);
+    eprintln!("1 GiB written and hashed in {:?}", made.elapsed());
+
+    let started = Instant::now();
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(std::slice::from_ref(&big)), "/Huge".into(), dict(&[]))
+        .await
+        .unwrap();
+    drop(uploader);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while upload_bytes(&w.sandbox.emulator.requests()) < GIB * 6 / 10 {
+        assert!(Instant::now() < deadline, "60 % never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill_and_restart(&mut w).await;
+    let before = w.sandbox.emulator.requests();
+    // What the session held at the kill: the bodies of the requests answered 200.
+    let stored: u64 = before
+        .iter()
+        .filter(|r| is_upload_route(&r.route) && r.status == 200)
+        .map(|r| r.body_bytes)
+        .sum();
+    eprintln!(
+        "killed after {:?} with {stored} bytes stored",
+        started.elapsed()
+    );
+    let uploader = w.uploader().await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = loop {
+        let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
+        if all.iter().all(|j| j.state == "done" || j.state == "failed") {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "not done: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("1 GiB done {:?} after the start", started.elapsed());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].state, "done", "{}", done[0].message);
+    assert_eq!(done[0].content_hash.as_deref(), Some(local.as_str()));
+    let stored_file = w.sandbox.emulator.files();
+    assert_eq!(stored_file.len(), 1);
+    assert_eq!(stored_file[0].content_hash, local);
+    assert_eq!(stored_file[0].size, GIB);
+
+    let after = upload_bytes(&w.sandbox.emulator.requests()[before.len()..]);
+    eprintln!("{after} bytes sent after the restart");
+    assert!(
+        stored >= GIB / 2,
+        "only {stored} bytes were stored at the kill"
+    );
+    assert!(
+        after <= GIB - stored + chunk,
+        "{after} bytes sent after the restart; {} were missing",
+        GIB - stored
+    );
+    assert!(after < GIB / 2, "{after} bytes sent again");
+}
