@@ -160,6 +160,7 @@ fn curl_photos(sandbox: &Sandbox, files: &[PathBuf], folder: &str, dir: &Path) -
         writeln!(cfg, "header = \"Dropbox-API-Arg: {arg}\"").unwrap();
         writeln!(cfg, "upload-file = \"{}\"", file.display()).unwrap();
         writeln!(cfg, "request = \"POST\"").unwrap();
+        writeln!(cfg, "header = \"Expect:\"").unwrap();
         writeln!(cfg, "output = \"/dev/null\"").unwrap();
     }
     drop(cfg);
@@ -347,6 +348,9 @@ async fn main() {
                 "POST",
                 "-H",
                 "Content-Type: application/octet-stream",
+                // Without this curl waits a second for a "100 Continue" the sink never sends.
+                "-H",
+                "Expect:",
                 "-T",
             ])
             .arg(&big)
