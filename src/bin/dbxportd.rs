@@ -17,6 +17,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    dbxport::daemon::tune_allocator();
     dbxport::logging::init();
     let mut dirs = dbxport::config::Dirs::from_env()?;
     if let Some(path) = args.config {
