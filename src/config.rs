@@ -74,6 +74,22 @@ pub struct Config {
     pub upload: UploadConfig,
     pub credentials: CredentialsConfig,
     pub export: ExportConfig,
+    pub watch: WatchConfig,
+}
+
+/// Watch folders (the watches themselves are added over D-Bus and kept in the state database).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// How long a new file's size and mtime must stay the same, after its writer closed it,
+    /// before it is exported.
+    pub settle_ms: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self { settle_ms: 2000 }
+    }
 }
 
 /// Default export options; each `Upload` call may override them for its batch.

@@ -131,11 +131,19 @@ pub async fn run(
         config.upload.clone(),
         dirs.prepared(),
     );
+    let settle = Duration::from_millis(config.watch.settle_ms);
+    let watcher = {
+        let queue = queue.clone();
+        tokio::task::spawn_blocking(move || crate::watch::Watcher::open(queue, settle))
+            .await
+            .map_err(|e| DaemonError::Http(e.to_string()))??
+    };
     let conn = service::serve(
         queue.clone(),
         session.clone(),
         client,
         engine.clone(),
+        watcher.clone(),
         &config,
     )
     .await
@@ -153,9 +161,12 @@ pub async fn run(
         queue.clone(),
         engine.clone(),
         session.clone(),
+        watcher.clone(),
         shutdown.clone(),
     ));
+    let watching = tokio::spawn(watcher.run(shutdown.clone()));
     engine.run(shutdown.clone()).await;
+    let _ = watching.await;
     match signals.await {
         Ok(Err(e)) => tracing::warn!("signal forwarding stopped: {e}"),
         Err(e) => tracing::warn!("signal forwarding task failed: {e}"),

@@ -36,3 +36,4 @@ pub mod queue;
 pub mod sandbox;
 pub mod secret;
 pub mod service;
+pub mod watch;

@@ -11,11 +11,16 @@ mod folders;
 mod jobs;
 mod login;
 mod upload;
+mod watch;
 
+pub use watch::WatchView;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use zbus::zvariant::{OwnedValue, Value};
 
 /// Exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +104,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Watched folders: add, remove, list.
+    #[command(subcommand)]
+    Watch(WatchCommand),
     /// Create a Dropbox folder (and missing parents); an existing one is fine.
     Mkdir {
         /// The folder to create, e.g. /Photos/2024.
@@ -120,6 +128,17 @@ pub struct UploadArgs {
     /// Dropbox folder, e.g. /Photos/2024 (default: upload.remote_folder from the config).
     #[arg(long = "to", value_name = "FOLDER")]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// Stay until every file is done, with progress bars; the exit code tells the outcome.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Export options, as for `upload` (and a watch's profile). Only what is given goes to the
+/// daemon; the rest are its configured defaults.
+#[derive(Args)]
+pub struct ExportArgs {
     /// Upload the files' bytes untouched.
     #[arg(long, conflicts_with_all = ["resize", "quality"])]
     pub original: bool,
@@ -141,9 +160,73 @@ pub struct UploadArgs {
     /// When the batch ends, create (or reuse) a shared link to the folder and print it.
     #[arg(long)]
     pub share_link: bool,
-    /// Stay until every file is done, with progress bars; the exit code tells the outcome.
+}
+
+impl ExportArgs {
+    /// The options as `Upload`/`AddWatch` take them (`a{sv}`).
+    pub fn to_options(&self) -> HashMap<String, OwnedValue> {
+        let mut options: HashMap<String, OwnedValue> = HashMap::new();
+        let mut put = |key: &str, value: Value<'_>| {
+            options.insert(key.to_string(), value.try_to_owned().expect("plain value"));
+        };
+        if self.original {
+            put("original", Value::from(true));
+        }
+        if let Some(px) = self.resize {
+            put("max_dimension", Value::from(px));
+        }
+        if let Some(quality) = self.quality {
+            put("jpeg_quality", Value::from(u32::from(quality)));
+        }
+        if self.strip_location {
+            put("strip_location", Value::from(true));
+        }
+        if let Some(conflict) = &self.conflict {
+            put("conflict", Value::from(conflict.as_str()));
+        }
+        if self.share_link {
+            put("share_link", Value::from(true));
+        }
+        options
+    }
+}
+
+#[derive(Subcommand)]
+pub enum WatchCommand {
+    /// Watch a folder: every photo that lands in it (and what it holds now) is exported.
+    Add(WatchAddArgs),
+    /// Stop watching (jobs already queued go on).
+    Rm {
+        /// The watch's id, as `watch ls` shows it.
+        id: u64,
+    },
+    /// The watched folders, their state and profile.
+    Ls {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct WatchAddArgs {
+    /// The folder to watch (a camera import, phone sync or photo-tool export folder).
+    pub dir: PathBuf,
+    /// Dropbox folder, e.g. /Camera (default: upload.remote_folder from the config).
+    #[arg(long = "to", value_name = "FOLDER")]
+    pub to: Option<String>,
+    /// Watch subfolders too (mirrored under the Dropbox folder).
     #[arg(long)]
-    pub wait: bool,
+    pub recursive: bool,
+    /// Only files matching this name pattern, e.g. "*.jpg" (repeatable; default: photo and
+    /// video extensions).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out files matching this name pattern (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub export: ExportArgs,
 }
 
 #[derive(Args)]
@@ -293,6 +376,7 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Account { json } => login::account(conn, json).await,
         Command::Folders { path, json } => folders::list(conn, path.as_deref(), json).await,
         Command::Mkdir { path } => folders::mkdir(conn, &path).await,
+        Command::Watch(command) => watch::run(conn, command).await,
         #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }

@@ -20,29 +20,7 @@ use crate::prepare;
 use crate::service::UploaderProxy;
 
 pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, String> {
-    // Only what the user said goes over: the rest are the daemon's configured defaults.
-    let mut options: HashMap<String, OwnedValue> = HashMap::new();
-    let mut put = |key: &str, value: Value<'_>| {
-        options.insert(key.to_string(), value.try_to_owned().expect("plain value"));
-    };
-    if args.original {
-        put("original", Value::from(true));
-    }
-    if let Some(px) = args.resize {
-        put("max_dimension", Value::from(px));
-    }
-    if let Some(quality) = args.quality {
-        put("jpeg_quality", Value::from(u32::from(quality)));
-    }
-    if args.strip_location {
-        put("strip_location", Value::from(true));
-    }
-    if let Some(conflict) = &args.conflict {
-        put("conflict", Value::from(conflict.as_str()));
-    }
-    if args.share_link {
-        put("share_link", Value::from(true));
-    }
+    let options = args.export.to_options();
     send(conn, &args.files, args.to.as_deref(), options, args.wait).await
 }
 

@@ -53,6 +53,19 @@ pub struct Job {
     /// could not be resized and went up as the original.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The watched folder that found this file; None for files handed over by a caller, which
+    /// go first (watch-folder jobs run at lower priority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where a watch-folder job's file came from: the watch, and the file's identity on disk, so
+/// the uploaded-index can record it once the job is Done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    pub watch: u64,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Why a job failed, for callers that act on the category.

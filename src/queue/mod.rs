@@ -11,7 +11,7 @@
 
 mod job;
 
-pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, now_ms};
+pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,8 @@ pub struct NewJob {
     pub source_size: u64,
     pub source_mtime_ms: Option<u64>,
     pub options: crate::export::ExportOptions,
+    /// Set for files a watched folder found.
+    pub origin: Option<Origin>,
 }
 
 /// Which jobs `list` returns.
@@ -175,7 +177,19 @@ impl Queue {
         })
     }
 
-    async fn flush(&self) -> Result<()> {
+    /// A named tree in the queue's database, for modules that keep records of their own
+    /// (watches, the uploaded-index): one sled file, one lock, one flush.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.inner.db.open_tree(name)?)
+    }
+
+    /// A new unique id (jobs, batches and watches share the sequence).
+    pub fn generate_id(&self) -> Result<u64> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Makes every write so far durable, on the blocking pool.
+    pub async fn flush(&self) -> Result<()> {
         let db = self.inner.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
@@ -216,6 +230,7 @@ impl Queue {
                 bytes_sent: 0,
                 options: new.options,
                 warnings: Vec::new(),
+                origin: new.origin,
             };
             write.insert(&key(job.id), encode(&job));
             jobs.push(job);
@@ -374,11 +389,12 @@ impl Queue {
         }
     }
 
-    /// The next job to work on, in arrival order, skipping claimed and still-waiting jobs.
+    /// The next job to work on, skipping claimed and still-waiting jobs: files handed over by
+    /// a caller first, then watch-folder finds, each in arrival order.
     pub fn claim_next(&self, now_ms: u64) -> Claim {
         let mut index = self.index();
         let mut earliest: Option<u64> = None;
-        let mut found = None;
+        let mut found: Option<&Job> = None;
         for (id, job) in &index.active {
             if index.claimed.contains(id) {
                 continue;
@@ -389,9 +405,13 @@ impl Queue {
                 earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
                 continue;
             }
-            found = Some(job.clone());
-            break;
+            if job.origin.is_none() {
+                found = Some(job);
+                break;
+            }
+            found = found.or(Some(job));
         }
+        let found = found.cloned();
         match (found, earliest) {
             (Some(job), _) => {
                 index.claimed.insert(job.id);
@@ -593,6 +613,7 @@ mod tests {
 
     fn new_job(name: &str) -> NewJob {
         NewJob {
+            origin: None,
             source: PathBuf::from(format!("/photos/{name}")),
             remote_path: format!("/P/{name}"),
             source_size: 10,

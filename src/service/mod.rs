@@ -15,6 +15,7 @@
 mod account;
 mod folders;
 mod uploader;
+mod watches;
 
 pub use account::{Account, AccountProxy};
 pub use folders::{Folders, FoldersProxy};
@@ -22,6 +23,7 @@ pub use uploader::{
     BatchFinished, BatchFinishedStream, JobProgress, JobProgressStream, JobStateChanged,
     JobStateChangedStream, Uploader, UploaderProxy,
 };
+pub use watches::{Watches, WatchesProxy, watch_to_dict};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -157,6 +159,7 @@ pub async fn serve(
     session: Arc<Session>,
     client: Client,
     engine: Arc<Engine>,
+    watcher: Arc<crate::watch::Watcher>,
     config: &crate::config::Config,
 ) -> Result<zbus::Connection, zbus::Error> {
     let default_folder = config.upload.remote_folder.clone();
@@ -187,20 +190,29 @@ pub async fn serve(
                 page_size: list_page_size,
             },
         )?
+        .serve_at(
+            OBJECT_PATH,
+            Watches {
+                watcher,
+                default_folder: config.upload.remote_folder.clone(),
+                defaults: config.export.options(),
+            },
+        )?
         .name(BUS_NAME)?
         .build()
         .await
 }
 
-/// Forwards queue, engine and account changes to D-Bus signals until `shutdown`.
 /// How often coalesced `JobProgress` signals go out.
 const PROGRESS_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Forwards queue, engine, account and watch changes to D-Bus signals until `shutdown`.
 pub async fn forward_signals(
     conn: zbus::Connection,
     queue: Queue,
     engine: Arc<Engine>,
     session: Arc<Session>,
+    watcher: Arc<crate::watch::Watcher>,
     shutdown: CancellationToken,
 ) -> zbus::Result<()> {
     let server = conn.object_server();
@@ -213,6 +225,8 @@ pub async fn forward_signals(
     let mut info = session.info();
     let mut store_status = session.store_status();
     let mut logins = session.logins();
+    let mut watch_changes = watcher.subscribe();
+    let watches = server.interface::<_, Watches>(OBJECT_PATH).await?;
     let mut last_len = queue.active_len();
     // Progress goes out in flushes a few times a second, the latest figure of each job that
     // moved: a thousand small files do not become a thousand signals a second.
@@ -235,6 +249,11 @@ pub async fn forward_signals(
                 Ok(p) => {
                     pending_progress.insert(p.job, (p.sent, p.total));
                 }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Ok(()),
+            },
+            change = watch_changes.recv() => match change {
+                Ok(change) => Watches::watch_changed(watches.signal_emitter(), change.id, change.state.name(), change.state.reason()).await?,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return Ok(()),
             },

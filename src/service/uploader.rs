@@ -102,6 +102,7 @@ impl Uploader {
                     source_size: stamp.size,
                     source_mtime_ms: stamp.mtime_ms,
                     options: export.clone(),
+                    origin: None,
                 }
             })
             .collect();

@@ -80,7 +80,11 @@ async fn published_xml_matches_the_running_daemon() {
     }
     let published = std::fs::read_to_string(xml_path).unwrap();
     let (live, published) = (our_interfaces(&live), our_interfaces(&published));
-    assert_eq!(live.len(), 3, "Uploader, Account and Folders are served");
+    assert_eq!(
+        live.len(),
+        4,
+        "Uploader, Account, Folders and Watches are served"
+    );
     assert_eq!(
         live, published,
         "dbus/io.github.dbxport1.xml is out of date; regenerate it from the running daemon"

@@ -21,3 +21,4 @@ mod login;
 mod prepare;
 mod refusals;
 mod resilience;
+mod watch;

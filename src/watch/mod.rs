@@ -1,0 +1,983 @@
+//! Watch folders: new photos that land in a watched folder export themselves, once.
+//!
+//! A watch is a local folder, a Dropbox folder and an export profile (`store::WatchSpec`,
+//! persisted). inotify (through `notify`) reports what happens in the folder; a file becomes a
+//! *candidate* on any event and is handed to the queue only when its writer is done: after a
+//! close-after-write or a rename into the folder, and once its size and mtime have stayed the
+//! same for the settle time (`watch.settle_ms`). A slow copy keeps resetting that clock, so it
+//! is enqueued once, after it finishes. A file that was opened for writing and never closed
+//! counts as finished only after [`WRITER_GONE`] without events.
+//!
+//! "Once" comes from the uploaded-index (`store`): a file's identity on disk and its content
+//! when it went up. A restart, a rename within the folder or a touch that leaves the content
+//! alone uploads nothing; an edited photo goes up again under the watch's conflict policy.
+//! On start and when a watch is added, the folder is scanned, so photos copied while the
+//! daemon was stopped are found.
+//!
+//! Trouble is a state of the watch, never of the daemon: a folder that is gone (deleted,
+//! unmounted removable media), refused (permissions) or beyond the inotify limit is reported
+//! (`WatchState` + reason, over D-Bus) and looked at again every [`RECOVERY`] until it can be
+//! watched; then it is scanned. Nothing polls while every watch is healthy.
+//!
+//! Watch jobs carry their origin, and the queue runs them after files handed over by a caller.
+
+pub mod rules;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher as _;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::export::ExportOptions;
+use crate::prepare;
+use crate::queue::{Filter, JobId, JobState, NewJob, Origin, Queue, QueueError};
+pub use rules::Rules;
+pub use store::{FileId, Outcome, Store, Uploaded, WatchSpec};
+
+/// A writer that keeps a file open without writing for this long is taken to be gone.
+const WRITER_GONE: Duration = Duration::from_secs(60);
+/// How often a watch in trouble is looked at again.
+const RECOVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchState {
+    Active,
+    /// The folder is not there (deleted, renamed, or its medium unmounted).
+    Missing(String),
+    /// The folder cannot be watched (permissions, inotify limits).
+    Error(String),
+}
+
+impl WatchState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            WatchState::Active => "active",
+            WatchState::Missing(_) => "missing",
+            WatchState::Error(_) => "error",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            WatchState::Active => "",
+            WatchState::Missing(reason) | WatchState::Error(reason) => reason,
+        }
+    }
+}
+
+/// A watch as `ListWatches` shows it.
+#[derive(Debug, Clone)]
+pub struct WatchInfo {
+    pub spec: WatchSpec,
+    pub state: WatchState,
+    /// Files in its uploaded-index.
+    pub recorded: usize,
+}
+
+/// A watch's state changed.
+#[derive(Debug, Clone)]
+pub struct WatchChange {
+    pub id: u64,
+    pub state: WatchState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no watch with id {0}")]
+    NotFound(u64),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What `AddWatch` asks for.
+#[derive(Debug, Clone)]
+pub struct NewWatch {
+    pub local_dir: PathBuf,
+    pub remote_folder: String,
+    pub recursive: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub options: ExportOptions,
+}
+
+struct Live {
+    spec: WatchSpec,
+    rules: Rules,
+    state: WatchState,
+}
+
+/// A file seen recently, not yet handed over.
+struct Candidate {
+    watch: u64,
+    /// Opened for writing (created or modified) and not yet closed or renamed in.
+    writing: bool,
+    last_event: Instant,
+    /// (size, mtime) at the last look; the file is ready when a look finds it unchanged.
+    stamp: Option<(u64, Option<u64>)>,
+}
+
+#[derive(Default)]
+struct State {
+    watches: BTreeMap<u64, Live>,
+    candidates: HashMap<PathBuf, Candidate>,
+    /// Files handed over whose jobs are not final yet.
+    in_flight: HashMap<Origin, JobId>,
+}
+
+pub struct Watcher {
+    queue: Queue,
+    store: Store,
+    settle: Duration,
+    state: std::sync::Mutex<State>,
+    /// None while inotify itself cannot be set up (then every watch is in Error).
+    inotify: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
+    events_tx: mpsc::UnboundedSender<notify::Result<notify::Event>>,
+    events_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<notify::Result<notify::Event>>>>,
+    /// New candidates or watches: the loop recomputes its deadlines.
+    wake: Notify,
+    changes: broadcast::Sender<WatchChange>,
+}
+
+/// (size, mtime in ms) of a file.
+fn stamp_of(meta: &std::fs::Metadata) -> (u64, Option<u64>) {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64);
+    (meta.len(), mtime)
+}
+
+/// The Dropbox path for `path` found by a watch: its place under the local folder, mirrored
+/// under the remote folder, with the name the export gives it (a resized PNG becomes `.jpg`).
+fn remote_path(spec: &WatchSpec, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(&spec.local_dir).ok()?;
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let name = parts.pop()?;
+    parts.push(prepare::remote_name(&name, &spec.options.prepare));
+    let folder = spec.remote_folder.trim_end_matches('/');
+    Some(format!("{folder}/{}", parts.join("/")))
+}
+
+/// Why a folder cannot be watched, in words a user can act on.
+fn watch_trouble(dir: &Path, e: &notify::Error) -> WatchState {
+    use notify::ErrorKind;
+    match &e.kind {
+        ErrorKind::MaxFilesWatch => WatchState::Error(format!(
+            "{}: the inotify watch limit is reached; raise fs.inotify.max_user_watches (sysctl) \
+             or watch fewer folders",
+            dir.display()
+        )),
+        ErrorKind::PathNotFound => {
+            WatchState::Missing(format!("{}: the folder is not there", dir.display()))
+        }
+        ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            WatchState::Missing(format!("{}: the folder is not there", dir.display()))
+        }
+        ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            WatchState::Error(format!(
+                "{}: permission denied; dbxportd must be able to read the folder",
+                dir.display()
+            ))
+        }
+        _ => WatchState::Error(format!("{}: cannot watch the folder: {e}", dir.display())),
+    }
+}
+
+/// Files under `dir` a watch takes (descending into subfolders if `recursive`, never into
+/// hidden ones). Blocking.
+fn scan(dir: &Path, recursive: bool, rules: &Rules) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = match std::fs::read_dir(&current) {
+            Ok(entries) => entries,
+            // The root must be readable; a subfolder that is not is skipped.
+            Err(e) if current == dir => return Err(e),
+            Err(e) => {
+                tracing::warn!("{}: not scanned: {e}", current.display());
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if recursive && !rules::never(&name) {
+                    pending.push(entry.path());
+                }
+            } else if kind.is_file() && rules.takes(&name) {
+                found.push(entry.path());
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl Watcher {
+    /// Loads the watches; `run` then watches and scans them.
+    pub fn open(queue: Queue, settle: Duration) -> Result<Arc<Watcher>, QueueError> {
+        let store = Store::open(&queue)?;
+        let mut state = State::default();
+        for spec in store.watches()? {
+            let rules = Rules::new(&spec.include, &spec.exclude);
+            state.watches.insert(
+                spec.id,
+                Live {
+                    spec,
+                    rules,
+                    state: WatchState::Missing("not watched yet".into()),
+                },
+            );
+        }
+        for job in queue.list(Filter::Active)? {
+            if let Some(origin) = job.origin {
+                state.in_flight.insert(origin, job.id);
+            }
+        }
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Ok(Arc::new(Watcher {
+            queue,
+            store,
+            settle,
+            state: std::sync::Mutex::new(state),
+            inotify: std::sync::Mutex::new(None),
+            events_tx,
+            events_rx: std::sync::Mutex::new(Some(events_rx)),
+            wake: Notify::new(),
+            changes: broadcast::channel(64).0,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<WatchChange> {
+        self.changes.subscribe()
+    }
+
+    pub fn list(&self) -> Vec<WatchInfo> {
+        let state = self.state();
+        state
+            .watches
+            .values()
+            .map(|live| WatchInfo {
+                spec: live.spec.clone(),
+                state: live.state.clone(),
+                recorded: self.store.uploaded_count(live.spec.id),
+            })
+            .collect()
+    }
+
+    /// Adds a watch: persisted, watched and scanned (what is already in the folder is
+    /// exported too). Returns its id.
+    pub async fn add(&self, new: NewWatch) -> Result<u64, WatchError> {
+        if !new.local_dir.is_absolute() {
+            return Err(WatchError::Invalid(format!(
+                "{}: the folder to watch must be an absolute path",
+                new.local_dir.display()
+            )));
+        }
+        for pattern in new.include.iter().chain(&new.exclude) {
+            rules::check_pattern(pattern).map_err(WatchError::Invalid)?;
+        }
+        let dir = new.local_dir.clone();
+        let is_dir =
+            tokio::task::spawn_blocking(move || std::fs::metadata(&dir).map(|m| m.is_dir()))
+                .await
+                .map_err(|e| WatchError::Invalid(e.to_string()))?;
+        match is_dir {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(WatchError::Invalid(format!(
+                    "{}: not a folder",
+                    new.local_dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(WatchError::Invalid(format!(
+                    "{}: {e}",
+                    new.local_dir.display()
+                )));
+            }
+        }
+        if self
+            .state()
+            .watches
+            .values()
+            .any(|l| l.spec.local_dir == new.local_dir && l.spec.remote_folder == new.remote_folder)
+        {
+            return Err(WatchError::Invalid(format!(
+                "{} is already watched for {}",
+                new.local_dir.display(),
+                new.remote_folder
+            )));
+        }
+        let spec = self
+            .store
+            .add(WatchSpec {
+                id: 0,
+                local_dir: new.local_dir,
+                remote_folder: new.remote_folder,
+                recursive: new.recursive,
+                include: new.include,
+                exclude: new.exclude,
+                options: new.options,
+                created_ms: crate::queue::now_ms(),
+            })
+            .await?;
+        let id = spec.id;
+        let rules = Rules::new(&spec.include, &spec.exclude);
+        self.state().watches.insert(
+            id,
+            Live {
+                spec,
+                rules,
+                state: WatchState::Missing("not watched yet".into()),
+            },
+        );
+        self.attach(id).await;
+        Ok(id)
+    }
+
+    /// Stops and forgets a watch (its uploaded-index too). Jobs it already queued go on.
+    pub async fn remove(&self, id: u64) -> Result<(), WatchError> {
+        let live = self.state().watches.remove(&id);
+        let Some(live) = live else {
+            return Err(WatchError::NotFound(id));
+        };
+        if let Some(inotify) = self.inotify().as_mut() {
+            let _ = inotify.unwatch(&live.spec.local_dir);
+        }
+        self.state().candidates.retain(|_, c| c.watch != id);
+        self.store.remove(id).await?;
+        Ok(())
+    }
+
+    fn inotify(&self) -> std::sync::MutexGuard<'_, Option<notify::RecommendedWatcher>> {
+        self.inotify.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(&self, id: u64, next: WatchState) {
+        let changed = {
+            let mut state = self.state();
+            match state.watches.get_mut(&id) {
+                Some(live) if live.state != next => {
+                    match &next {
+                        WatchState::Active => {
+                            tracing::info!(watch = id, "watching {}", live.spec.local_dir.display())
+                        }
+                        trouble => tracing::warn!(watch = id, "{}", trouble.reason()),
+                    }
+                    live.state = next.clone();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            let _ = self.changes.send(WatchChange { id, state: next });
+        }
+    }
+
+    /// Starts watching a watch's folder and scans it; on trouble, records why.
+    async fn attach(&self, id: u64) {
+        let Some((dir, recursive, rules)) = self
+            .state()
+            .watches
+            .get(&id)
+            .map(|l| (l.spec.local_dir.clone(), l.spec.recursive, l.rules.clone()))
+        else {
+            return;
+        };
+        let watched = {
+            let mut inotify = self.inotify();
+            if inotify.is_none() {
+                let tx = self.events_tx.clone();
+                match notify::recommended_watcher(move |event| {
+                    let _ = tx.send(event);
+                }) {
+                    Ok(w) => *inotify = Some(w),
+                    Err(e) => {
+                        drop(inotify);
+                        self.set_state(id, watch_trouble(&dir, &e));
+                        return;
+                    }
+                }
+            }
+            let mode = if recursive {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            let inotify = inotify.as_mut().expect("set above");
+            let result = inotify.watch(&dir, mode);
+            if result.is_err() {
+                // A recursive watch may have been set on part of the tree.
+                let _ = inotify.unwatch(&dir);
+            }
+            result
+        };
+        if let Err(e) = watched {
+            self.set_state(id, watch_trouble(&dir, &e));
+            return;
+        }
+        let scan_dir = dir.clone();
+        let found = tokio::task::spawn_blocking(move || scan(&scan_dir, recursive, &rules)).await;
+        match found {
+            Ok(Ok(files)) => {
+                self.set_state(id, WatchState::Active);
+                let now = Instant::now();
+                let mut state = self.state();
+                for path in files {
+                    state.candidates.entry(path).or_insert(Candidate {
+                        watch: id,
+                        writing: false,
+                        last_event: now,
+                        stamp: None,
+                    });
+                }
+            }
+            Ok(Err(e)) => {
+                if let Some(inotify) = self.inotify().as_mut() {
+                    let _ = inotify.unwatch(&dir);
+                }
+                let state = match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        WatchState::Missing(format!("{}: the folder is not there", dir.display()))
+                    }
+                    _ => {
+                        WatchState::Error(format!("{}: cannot read the folder: {e}", dir.display()))
+                    }
+                };
+                self.set_state(id, state);
+            }
+            Err(e) => self.set_state(id, WatchState::Error(format!("scan failed: {e}"))),
+        }
+        self.wake.notify_one();
+    }
+
+    /// Watches, settles and hands over files until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(mut events) = self
+            .events_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let mut jobs = self.queue.subscribe();
+        let ids: Vec<u64> = self.state().watches.keys().copied().collect();
+        for id in ids {
+            self.attach(id).await;
+        }
+        loop {
+            let (due, troubled) = {
+                let state = self.state();
+                let due = state
+                    .candidates
+                    .values()
+                    .map(|c| c.last_event + if c.writing { WRITER_GONE } else { self.settle })
+                    .min();
+                let troubled = state
+                    .watches
+                    .values()
+                    .any(|l| l.state != WatchState::Active);
+                (due, troubled)
+            };
+            let wake = self.wake.notified();
+            let settle = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let recovery = async {
+                if troubled {
+                    tokio::time::sleep(RECOVERY).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(Ok(event)) => self.on_event(event).await,
+                    Some(Err(e)) => self.on_watch_error(e),
+                    None => return,
+                },
+                job = jobs.recv() => match job {
+                    Ok(event) => self.on_job(event.job).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.resync_in_flight(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = settle => self.settle_due().await,
+                _ = recovery => self.recover().await,
+                _ = wake => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// The watch a path belongs to: the deepest watched folder containing it.
+    fn watch_of(state: &State, path: &Path) -> Option<u64> {
+        state
+            .watches
+            .values()
+            .filter(|l| l.state == WatchState::Active && path.starts_with(&l.spec.local_dir))
+            .max_by_key(|l| l.spec.local_dir.as_os_str().len())
+            .map(|l| l.spec.id)
+    }
+
+    async fn on_event(&self, event: notify::Event) {
+        use notify::EventKind;
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+        let now = Instant::now();
+        let mut lost_roots = Vec::new();
+        let mut new_dirs = Vec::new();
+        {
+            let mut state = self.state();
+            // The watched folder itself going away.
+            for path in &event.paths {
+                for live in state.watches.values() {
+                    if live.state == WatchState::Active
+                        && path == &live.spec.local_dir
+                        && !path.is_dir()
+                    {
+                        lost_roots.push(live.spec.id);
+                    }
+                }
+            }
+            // A rename within the folder reports both paths: the file is at the second.
+            let paths: Vec<&PathBuf> = match event.kind {
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                    event.paths.get(1).into_iter().collect()
+                }
+                _ => event.paths.iter().collect(),
+            };
+            for path in paths {
+                let Some(watch) = Self::watch_of(&state, path) else {
+                    continue;
+                };
+                let live = &state.watches[&watch];
+                let (recursive, root) = (live.spec.recursive, live.spec.local_dir.clone());
+                if matches!(
+                    event.kind,
+                    EventKind::Create(CreateKind::Folder)
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                ) && recursive
+                    && path.is_dir()
+                {
+                    // A folder created or moved in: whatever it already holds is new too.
+                    new_dirs.push((watch, path.clone()));
+                    continue;
+                }
+                if !recursive && path.parent() != Some(root.as_path()) {
+                    continue;
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !live.rules.takes(&name) {
+                    continue;
+                }
+                let writing = match event.kind {
+                    EventKind::Remove(_)
+                    | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                        state.candidates.remove(path);
+                        continue;
+                    }
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    | EventKind::Modify(ModifyKind::Name(_)) => false,
+                    EventKind::Create(_) | EventKind::Modify(_) => true,
+                    // Opening or reading changes nothing.
+                    _ => continue,
+                };
+                let candidate = state.candidates.entry(path.clone()).or_insert(Candidate {
+                    watch,
+                    writing,
+                    last_event: now,
+                    stamp: None,
+                });
+                candidate.writing = writing;
+                candidate.last_event = now;
+            }
+        }
+        for id in lost_roots {
+            self.lose(id);
+        }
+        for (watch, dir) in new_dirs {
+            let rules = self.state().watches.get(&watch).map(|l| l.rules.clone());
+            let Some(rules) = rules else {
+                continue;
+            };
+            let found = tokio::task::spawn_blocking(move || scan(&dir, true, &rules)).await;
+            if let Ok(Ok(files)) = found {
+                let mut state = self.state();
+                for path in files {
+                    state.candidates.entry(path).or_insert(Candidate {
+                        watch,
+                        writing: false,
+                        last_event: now,
+                        stamp: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The watched folder is gone: stop watching it until it is back.
+    fn lose(&self, id: u64) {
+        let dir = self
+            .state()
+            .watches
+            .get(&id)
+            .map(|l| l.spec.local_dir.clone());
+        let Some(dir) = dir else {
+            return;
+        };
+        if let Some(inotify) = self.inotify().as_mut() {
+            let _ = inotify.unwatch(&dir);
+        }
+        self.state().candidates.retain(|_, c| c.watch != id);
+        self.set_state(
+            id,
+            WatchState::Missing(format!(
+                "{}: the folder was removed or its disk unmounted; watching again when it is back",
+                dir.display()
+            )),
+        );
+    }
+
+    fn on_watch_error(&self, e: notify::Error) {
+        tracing::warn!("inotify: {e}");
+        // An error naming a path under a watch (e.g. a subfolder that could not be added)
+        // makes that watch troubled; it is set up again by `recover`.
+        let ids: Vec<(u64, PathBuf)> = {
+            let state = self.state();
+            e.paths
+                .iter()
+                .filter_map(|p| Self::watch_of(&state, p).map(|id| (id, p.clone())))
+                .collect()
+        };
+        for (id, path) in ids {
+            self.set_state(id, watch_trouble(&path, &e));
+        }
+    }
+
+    /// Looks again at watches in trouble.
+    async fn recover(&self) {
+        let troubled: Vec<u64> = self
+            .state()
+            .watches
+            .values()
+            .filter(|l| l.state != WatchState::Active)
+            .map(|l| l.spec.id)
+            .collect();
+        for id in troubled {
+            self.attach(id).await;
+        }
+    }
+
+    /// Looks at candidates whose settle time has passed; hands over those that stayed the same.
+    async fn settle_due(&self) {
+        let now = Instant::now();
+        let due: Vec<(PathBuf, u64)> = self
+            .state()
+            .candidates
+            .iter()
+            .filter(|(_, c)| {
+                now >= c.last_event + if c.writing { WRITER_GONE } else { self.settle }
+            })
+            .map(|(p, c)| (p.clone(), c.watch))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let paths: Vec<PathBuf> = due.iter().map(|(p, _)| p.clone()).collect();
+        let looked = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .map(|p| {
+                    let meta = std::fs::metadata(&p);
+                    (p, meta)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut ready: BTreeMap<u64, Vec<(PathBuf, std::fs::Metadata)>> = BTreeMap::new();
+        {
+            let mut state = self.state();
+            for (path, meta) in looked {
+                let Some(meta) = meta.ok().filter(|m| m.is_file()) else {
+                    state.candidates.remove(&path);
+                    continue;
+                };
+                let Some(candidate) = state.candidates.get_mut(&path) else {
+                    continue;
+                };
+                let stamp = stamp_of(&meta);
+                if candidate.stamp == Some(stamp) {
+                    let watch = candidate.watch;
+                    state.candidates.remove(&path);
+                    ready.entry(watch).or_default().push((path, meta));
+                } else {
+                    // Changed since the last look (or first look): another settle period.
+                    candidate.stamp = Some(stamp);
+                    candidate.writing = false;
+                    candidate.last_event = now;
+                }
+            }
+        }
+        for (watch, files) in ready {
+            if let Err(e) = self.hand_over(watch, files).await {
+                tracing::warn!(watch, "could not queue found files: {e}");
+            }
+        }
+    }
+
+    /// Queues the settled files of one watch that the index does not know as uploaded.
+    async fn hand_over(
+        &self,
+        watch: u64,
+        files: Vec<(PathBuf, std::fs::Metadata)>,
+    ) -> Result<(), QueueError> {
+        let Some(spec) = self.state().watches.get(&watch).map(|l| l.spec.clone()) else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        let in_flight: Vec<Origin> = {
+            let state = self.state();
+            files
+                .iter()
+                .map(|(_, m)| Origin {
+                    watch,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                })
+                .filter(|o| state.in_flight.contains_key(o))
+                .collect()
+        };
+        let spec_for_check = spec.clone();
+        let new_jobs = tokio::task::spawn_blocking(move || {
+            let mut jobs = Vec::new();
+            for (path, meta) in files {
+                let file = FileId {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                };
+                let origin = Origin {
+                    watch,
+                    dev: file.dev,
+                    ino: file.ino,
+                };
+                if in_flight.contains(&origin) {
+                    continue;
+                }
+                let (size, mtime_ms) = stamp_of(&meta);
+                if let Some(known) = store.uploaded(watch, file)?
+                    && known.size == size
+                {
+                    let same = if known.mtime_ms == mtime_ms {
+                        true
+                    } else if let Some(hash) = &known.hash {
+                        // Touched: the same bytes need no upload; a failed file is tried again.
+                        crate::dropbox::content_hash::content_hash_file(&path)
+                            .is_ok_and(|h| &h == hash)
+                    } else {
+                        false
+                    };
+                    if same {
+                        if known.path != path || known.mtime_ms != mtime_ms {
+                            store.record(
+                                watch,
+                                file,
+                                &Uploaded {
+                                    path: path.clone(),
+                                    mtime_ms,
+                                    ..known
+                                },
+                            )?;
+                        }
+                        continue;
+                    }
+                }
+                let Some(remote_path) = remote_path(&spec_for_check, &path) else {
+                    continue;
+                };
+                jobs.push(NewJob {
+                    source: path,
+                    remote_path,
+                    source_size: size,
+                    source_mtime_ms: mtime_ms,
+                    options: spec_for_check.options.clone(),
+                    origin: Some(origin),
+                });
+            }
+            Ok::<_, QueueError>(jobs)
+        })
+        .await
+        .map_err(|e| QueueError::Join(e.to_string()))??;
+        if new_jobs.is_empty() {
+            return Ok(());
+        }
+        let folder = spec.remote_folder.clone();
+        tracing::info!(
+            watch,
+            "{} new file(s) in {} for {folder}",
+            new_jobs.len(),
+            spec.local_dir.display()
+        );
+        let (_, jobs) = self.queue.enqueue(&folder, new_jobs).await?;
+        let mut state = self.state();
+        for job in jobs {
+            if let Some(origin) = job.origin {
+                state.in_flight.insert(origin, job.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// A watch job ended: record it in the index, so the file is not handed over again.
+    async fn on_job(&self, job: crate::queue::Job) {
+        let Some(origin) = job.origin else {
+            return;
+        };
+        let outcome = match &job.state {
+            JobState::Done { .. } => Outcome::Done,
+            JobState::Failed { .. } => Outcome::Failed,
+            JobState::Cancelled => Outcome::Cancelled,
+            _ => return,
+        };
+        self.state().in_flight.remove(&origin);
+        if !self.state().watches.contains_key(&origin.watch) {
+            return;
+        }
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // The source's own hash (what was sent may be a resized copy), taken only if the
+            // file is still as it was handed over; if it changed, its events bring it back.
+            let meta = std::fs::metadata(&job.source).ok();
+            let unchanged = meta.as_ref().is_some_and(|m| {
+                (m.dev(), m.ino()) == (origin.dev, origin.ino)
+                    && stamp_of(m) == (job.source_size, job.source_mtime_ms)
+            });
+            let hash = match outcome {
+                Outcome::Done if unchanged => {
+                    crate::dropbox::content_hash::content_hash_file(&job.source).ok()
+                }
+                _ => None,
+            };
+            if outcome == Outcome::Done && hash.is_none() {
+                return Ok(());
+            }
+            store.record(
+                origin.watch,
+                FileId {
+                    dev: origin.dev,
+                    ino: origin.ino,
+                },
+                &Uploaded {
+                    path: job.source.clone(),
+                    size: job.source_size,
+                    mtime_ms: job.source_mtime_ms,
+                    hash,
+                    outcome,
+                },
+            )
+        })
+        .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!("could not record an uploaded file: {e}");
+        }
+    }
+
+    /// Missed some job events: rebuild what is in flight from the queue.
+    fn resync_in_flight(&self) {
+        let Ok(active) = self.queue.list(Filter::Active) else {
+            return;
+        };
+        let mut state = self.state();
+        state.in_flight = active
+            .into_iter()
+            .filter_map(|j| j.origin.map(|o| (o, j.id)))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(recursive: bool) -> WatchSpec {
+        WatchSpec {
+            id: 1,
+            local_dir: "/home/u/Camera".into(),
+            remote_folder: "/Camera".into(),
+            recursive,
+            include: vec![],
+            exclude: vec![],
+            options: ExportOptions::default(),
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn remote_paths_mirror_subfolders() {
+        let s = spec(true);
+        assert_eq!(
+            remote_path(&s, Path::new("/home/u/Camera/2026/05/IMG_1.JPG")).as_deref(),
+            Some("/Camera/2026/05/IMG_1.JPG")
+        );
+        assert_eq!(
+            remote_path(&s, Path::new("/home/u/Camera/a.jpg")).as_deref(),
+            Some("/Camera/a.jpg")
+        );
+        assert_eq!(remote_path(&s, Path::new("/elsewhere/a.jpg")), None);
+    }
+
+    #[test]
+    fn a_scan_takes_photos_and_skips_hidden_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(root.join(".thumbnails")).unwrap();
+        for f in [
+            "a.jpg",
+            "b.txt",
+            "sub/c.JPG",
+            "sub/deeper/d.mov",
+            ".thumbnails/e.jpg",
+            "f.jpg.part",
+        ] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let rules = Rules::new(&[], &[]);
+        let mut found: Vec<String> = scan(root, true, &rules)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        assert_eq!(found, ["a.jpg", "sub/c.JPG", "sub/deeper/d.mov"]);
+        let flat = scan(root, false, &rules).unwrap();
+        assert_eq!(flat.len(), 1);
+    }
+}

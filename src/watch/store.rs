@@ -1,0 +1,133 @@
+//! What the watch module keeps in the queue's sled database: the watches themselves, and the
+//! uploaded-index that makes "once, and only once" hold across restarts.
+//!
+//! The index is keyed by the watch and the file's identity on disk (device and inode), so a
+//! rename within the folder is the same file, and holds its size, mtime and source content
+//! hash when it went up, so a touch that leaves the content alone is recognised without
+//! uploading again, while an edit is not.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::export::ExportOptions;
+use crate::queue::{Queue, QueueError};
+
+/// A watched folder and how its photos are exported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchSpec {
+    pub id: u64,
+    /// Absolute path of the local folder.
+    pub local_dir: PathBuf,
+    /// Dropbox folder the photos go to (subfolders mirrored under it when recursive).
+    pub remote_folder: String,
+    pub recursive: bool,
+    /// File-name globs; empty means the default photo and video extensions.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub options: ExportOptions,
+    pub created_ms: u64,
+}
+
+/// How a file the watch handed over ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// One file a watch handed over, as it was then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uploaded {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ms: Option<u64>,
+    /// Content hash of the local file (not of a resized copy); None if not Done.
+    pub hash: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// The file identity the index is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    queue: Queue,
+    watches: sled::Tree,
+    uploaded: sled::Tree,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, QueueError> {
+    serde_json::from_slice(bytes).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+fn index_key(watch: u64, file: FileId) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..8].copy_from_slice(&watch.to_be_bytes());
+    key[8..16].copy_from_slice(&file.dev.to_be_bytes());
+    key[16..].copy_from_slice(&file.ino.to_be_bytes());
+    key
+}
+
+impl Store {
+    pub fn open(queue: &Queue) -> Result<Store, QueueError> {
+        Ok(Store {
+            queue: queue.clone(),
+            watches: queue.tree("watches")?,
+            uploaded: queue.tree("uploaded")?,
+        })
+    }
+
+    pub fn watches(&self) -> Result<Vec<WatchSpec>, QueueError> {
+        self.watches.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// Adds a watch, durably, giving it an id.
+    pub async fn add(&self, mut spec: WatchSpec) -> Result<WatchSpec, QueueError> {
+        spec.id = self.queue.generate_id()?;
+        let bytes = serde_json::to_vec(&spec).expect("watch specs serialize");
+        self.watches.insert(spec.id.to_be_bytes(), bytes)?;
+        self.queue.flush().await?;
+        Ok(spec)
+    }
+
+    /// Removes a watch and its index; false if there was none.
+    pub async fn remove(&self, id: u64) -> Result<bool, QueueError> {
+        if self.watches.remove(id.to_be_bytes())?.is_none() {
+            return Ok(false);
+        }
+        for key in self.uploaded.scan_prefix(id.to_be_bytes()).keys() {
+            self.uploaded.remove(key?)?;
+        }
+        self.queue.flush().await?;
+        Ok(true)
+    }
+
+    pub fn uploaded(&self, watch: u64, file: FileId) -> Result<Option<Uploaded>, QueueError> {
+        self.uploaded
+            .get(index_key(watch, file))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Records a file's outcome. Not flushed by itself: losing it in a crash costs one
+    /// skip-identical look-up at the next start, never a duplicate.
+    pub fn record(&self, watch: u64, file: FileId, entry: &Uploaded) -> Result<(), QueueError> {
+        let bytes = serde_json::to_vec(entry).expect("index entries serialize");
+        self.uploaded.insert(index_key(watch, file), bytes)?;
+        Ok(())
+    }
+
+    /// Files recorded for a watch.
+    pub fn uploaded_count(&self, watch: u64) -> usize {
+        self.uploaded.scan_prefix(watch.to_be_bytes()).count()
+    }
+}
