@@ -113,6 +113,9 @@ struct Live {
     spec: WatchSpec,
     rules: Rules,
     state: WatchState,
+    /// The device the folder was on when it was watched: another one after a mount change
+    /// means the medium went (the mount point itself may stay, empty).
+    root_dev: Option<u64>,
 }
 
 /// A file seen recently, not yet handed over.
@@ -241,6 +244,7 @@ impl Watcher {
                     spec,
                     rules,
                     state: WatchState::Missing("not watched yet".into()),
+                    root_dev: None,
                 },
             );
         }
@@ -349,6 +353,7 @@ impl Watcher {
                 spec,
                 rules,
                 state: WatchState::Missing("not watched yet".into()),
+                root_dev: None,
             },
         );
         self.attach(id).await;
@@ -441,6 +446,10 @@ impl Watcher {
         let found = tokio::task::spawn_blocking(move || scan(&scan_dir, recursive, &rules)).await;
         match found {
             Ok(Ok(files)) => {
+                let root_dev = std::fs::metadata(&dir).ok().map(|m| m.dev());
+                if let Some(live) = self.state().watches.get_mut(&id) {
+                    live.root_dev = root_dev;
+                }
                 self.set_state(id, WatchState::Active);
                 let now = Instant::now();
                 let mut state = self.state();
@@ -483,6 +492,7 @@ impl Watcher {
             return;
         };
         let mut jobs = self.queue.subscribe();
+        let mut mounts = mount_changes();
         let ids: Vec<u64> = self.state().watches.keys().copied().collect();
         for id in ids {
             self.attach(id).await;
@@ -528,6 +538,7 @@ impl Watcher {
                 },
                 _ = settle => self.settle_due().await,
                 _ = recovery => self.recover().await,
+                _ = mounts.changed() => self.check_roots(),
                 _ = wake => {}
                 _ = shutdown.cancelled() => return,
             }
@@ -552,12 +563,17 @@ impl Watcher {
         let mut new_dirs = Vec::new();
         {
             let mut state = self.state();
-            // The watched folder itself going away.
+            // The watched folder itself deleted, moved away or unmounted: its inotify watch is
+            // gone even if a folder of that name is back already, so it is set up again.
+            let root_gone = matches!(
+                event.kind,
+                EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+            );
             for path in &event.paths {
                 for live in state.watches.values() {
                     if live.state == WatchState::Active
                         && path == &live.spec.local_dir
-                        && !path.is_dir()
+                        && (root_gone || !path.is_dir())
                     {
                         lost_roots.push(live.spec.id);
                     }
@@ -678,6 +694,26 @@ impl Watcher {
         };
         for (id, path) in ids {
             self.set_state(id, watch_trouble(&path, &e));
+        }
+    }
+
+    /// After a mount change: a watched folder whose medium went is lost (inotify says nothing
+    /// when a file system is unmounted under a watch).
+    fn check_roots(&self) {
+        let lost: Vec<u64> = self
+            .state()
+            .watches
+            .values()
+            .filter(|l| l.state == WatchState::Active)
+            .filter(|l| {
+                std::fs::metadata(&l.spec.local_dir)
+                    .map(|m| !m.is_dir() || Some(m.dev()) != l.root_dev)
+                    .unwrap_or(true)
+            })
+            .map(|l| l.spec.id)
+            .collect();
+        for id in lost {
+            self.lose(id);
         }
     }
 
@@ -922,6 +958,47 @@ impl Watcher {
     }
 }
 
+/// Mount and unmount events, from `/proc/self/mountinfo` (the kernel marks it readable with
+/// priority on every change): no polling. If it cannot be opened, `changed` never resolves.
+struct MountChanges {
+    fd: Option<tokio::io::unix::AsyncFd<std::fs::File>>,
+}
+
+fn mount_changes() -> MountChanges {
+    let fd = std::fs::File::open("/proc/self/mountinfo")
+        .ok()
+        .and_then(|file| {
+            // SAFETY: the File owns its descriptor, and the AsyncFd owns the File until dropped.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    file,
+                    tokio::io::Interest::PRIORITY,
+                )
+            }
+            .ok()
+        });
+    MountChanges { fd }
+}
+
+impl MountChanges {
+    async fn changed(&mut self) {
+        let Some(fd) = &self.fd else {
+            return std::future::pending().await;
+        };
+        match fd.ready(tokio::io::Interest::PRIORITY).await {
+            Ok(mut guard) => {
+                // Reading the table again from the start re-arms the notification.
+                use std::io::{Read, Seek};
+                let mut file = fd.get_ref();
+                let _ = file.seek(std::io::SeekFrom::Start(0));
+                let _ = std::io::copy(&mut file.take(1 << 20), &mut std::io::sink());
+                guard.clear_ready();
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,6 +1014,40 @@ mod tests {
             options: ExportOptions::default(),
             created_ms: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn mount_changes_are_quiet_while_nothing_is_mounted() {
+        let mut mounts = mount_changes();
+        assert!(mounts.fd.is_some(), "/proc/self/mountinfo can be watched");
+        // Not ready when nothing changes (else the loop would spin): a wait must time out.
+        let quiet = tokio::time::timeout(Duration::from_millis(300), mounts.changed()).await;
+        assert!(quiet.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_mount_is_noticed_and_the_notice_rearms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mounts = mount_changes();
+        let mount = |args: &[&str]| {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let target = dir.path().to_str().unwrap();
+        if !mount(&["mount", "-t", "tmpfs", "none", target]) {
+            eprintln!("skipped: mounting needs privileges this test run does not have");
+            return;
+        }
+        let seen = tokio::time::timeout(Duration::from_secs(5), mounts.changed()).await;
+        assert!(mount(&["umount", target]));
+        assert!(seen.is_ok(), "the mount was not noticed");
+        // The unmount is a second change, noticed too.
+        let seen = tokio::time::timeout(Duration::from_secs(5), mounts.changed()).await;
+        assert!(seen.is_ok(), "the unmount was not noticed");
+        let quiet = tokio::time::timeout(Duration::from_millis(300), mounts.changed()).await;
+        assert!(quiet.is_err(), "still ready after being read");
     }
 
     #[test]

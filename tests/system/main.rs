@@ -20,5 +20,6 @@ mod limits;
 mod login;
 mod prepare;
 mod refusals;
+mod removable;
 mod resilience;
 mod watch;
