@@ -1,7 +1,9 @@
 //! Reading request bodies without holding them in memory: upload bodies (up to 150 MiB each)
 //! stream into a temporary file under the root while their content hash is computed, both on
 //! the blocking pool so the runtime threads only shuttle frames. A body over the limit stops
-//! being stored at the limit, as Dropbox's `payload_too_large` requires.
+//! being stored at the limit, as Dropbox's `payload_too_large` requires. The hash is kept as
+//! the body's 4 MiB block digests too, so a session can hash a whole file from its parts'
+//! digests without reading them again (see `sessions`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,9 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use rand::Rng;
 
-use crate::dropbox::content_hash::ContentHasher;
+use sha2::{Digest, Sha256};
+
+use crate::dropbox::content_hash::{BLOCK_SIZE, BlockDigest, from_block_digests};
 
 /// After a body passes its limit, at most this much more is read and discarded, so a client
 /// still sending gets the error instead of a reset; beyond that the connection is cut.
@@ -123,12 +127,53 @@ impl Drop for TempFile {
     }
 }
 
-/// A body stored on disk, with its size and content hash.
+/// A body stored on disk, with its size, content hash and block digests.
 #[derive(Debug)]
 pub(crate) struct Spooled {
     pub(crate) file: TempFile,
     pub(crate) size: u64,
     pub(crate) hash: String,
+    /// The SHA-256 of each 4 MiB block (the last may be shorter); `hash` is the content hash
+    /// made of them.
+    pub(crate) blocks: Vec<BlockDigest>,
+}
+
+/// The 4 MiB block digests of a stream fed in pieces of any size: what
+/// [`ContentHasher`](crate::dropbox::content_hash::ContentHasher) computes, with the digests
+/// kept.
+#[derive(Default)]
+pub(crate) struct BlockHasher {
+    block: Sha256,
+    block_len: usize,
+    digests: Vec<BlockDigest>,
+}
+
+impl BlockHasher {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = (BLOCK_SIZE - self.block_len).min(data.len());
+            self.block.update(&data[..take]);
+            self.block_len += take;
+            data = &data[take..];
+            if self.block_len == BLOCK_SIZE {
+                self.close_block();
+            }
+        }
+    }
+
+    fn close_block(&mut self) {
+        let digest: BlockDigest = std::mem::take(&mut self.block).finalize().into();
+        self.digests.push(digest);
+        self.block_len = 0;
+    }
+
+    /// The digests of all blocks, the last (partial) one included.
+    pub(crate) fn finish(mut self) -> Vec<BlockDigest> {
+        if self.block_len > 0 {
+            self.close_block();
+        }
+        self.digests
+    }
 }
 
 /// Streams `body` into a new file in `dir`, hashing it; at most `limit` bytes.
@@ -136,18 +181,19 @@ pub(crate) async fn spool(mut body: Counted, dir: &Path, limit: u64) -> Result<S
     let file = TempFile::new_in(dir);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let path = file.path().to_owned();
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        let mut hasher = ContentHasher::new();
-        let mut size = 0u64;
-        while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
-            size += chunk.len() as u64;
-        }
-        out.flush()?;
-        Ok((size, hasher.finish()))
-    });
+    let writer =
+        tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Vec<BlockDigest>)> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+            let mut hasher = BlockHasher::default();
+            let mut size = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+                size += chunk.len() as u64;
+            }
+            out.flush()?;
+            Ok((size, hasher.finish()))
+        });
     let mut received = 0u64;
     let mut outcome = Ok(());
     while let Some(frame) = body.frame().await {
@@ -178,8 +224,14 @@ pub(crate) async fn spool(mut body: Counted, dir: &Path, limit: u64) -> Result<S
         }
         Err(other) => Err(other),
         Ok(()) => {
-            let (size, hash) = written?;
-            Ok(Spooled { file, size, hash })
+            let (size, blocks) = written?;
+            let hash = from_block_digests(&blocks);
+            Ok(Spooled {
+                file,
+                size,
+                hash,
+                blocks,
+            })
         }
     }
 }

@@ -1,11 +1,32 @@
-//! Upload sessions, sequential and concurrent (reference §3.8). A session's data is kept on
-//! disk as one file per append, named by its offset, under `sessions/<id>/`, together with a
-//! small `session.json`; a 1 GiB upload is never in memory, an append is a rename, and a
+//! Upload sessions, sequential and concurrent (reference §3.8), kept on disk under
+//! `sessions/<id>/` with a small `session.json`, so a 1 GiB upload is never in memory and a
 //! restarted emulator still has every session. Each session has its own async lock, so appends
 //! to different sessions (and the bodies of concurrent appends) proceed in parallel.
+//!
+//! Finishing a session costs metadata, not bytes:
+//!
+//! - Bytes. A session's data lives in one file, `data`, where every part sits at its offset.
+//!   A body is spooled (and hashed) in `tmp/` as before; when it is kept, the first part at
+//!   offset 0 of a session is renamed to `data`, and any other is copied into `data` at its
+//!   offset with `std::io::copy` between two `File`s (copy_file_range on Linux: the copy stays
+//!   in the kernel, and happens while the client is still sending the next part). Committing is
+//!   then a rename of `data` into the store's blobs. The one exception keeps concurrent
+//!   sessions' rules exact: a part whose range overlaps a different stored part (a client
+//!   re-sending a range with another split) must not clobber that part's bytes, so it is kept
+//!   beside, as `<offset>.part`, and copied into `data` only when the session is finished (a
+//!   finishable session's parts never overlap).
+//! - Hash. Each part records the SHA-256 digests of its 4 MiB blocks, computed while its body
+//!   was received (that pass checks the request's `content_hash` anyway), as hex in
+//!   `session.json`. When every part but the last is a whole number of blocks (always so for
+//!   concurrent sessions, and for sequential ones sent in multiples of 4 MiB), the parts'
+//!   blocks are the file's blocks and the content hash is the SHA-256 over their digests in
+//!   order. Otherwise `data` is read once and hashed.
+//!
+//! A `session.json` from before digests were kept does not parse, and such a session is
+//! dropped on open, as an unreadable one always was.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,10 +36,10 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use tokio::sync::OwnedMutexGuard;
 
-use super::body::{Spooled, TempFile};
+use super::body::Spooled;
 use super::wire::{flat, nested, void};
 use super::{EmulatorError, lock};
-use crate::dropbox::content_hash::ContentHasher;
+use crate::dropbox::content_hash::{BlockDigest, content_hash_file, from_block_digests};
 
 /// The largest file a session may build: 2^41 − 2^22 bytes.
 pub(crate) const MAX_FILE: u64 = (1 << 41) - (1 << 22);
@@ -38,13 +59,30 @@ pub(crate) struct Session {
     pub(crate) closed: bool,
     /// Seconds since the epoch.
     created: u64,
-    /// offset → length of each stored part.
-    parts: BTreeMap<u64, u64>,
+    /// offset → each stored part.
+    parts: BTreeMap<u64, Part>,
     /// Set when the session was finished or expired while someone waited for its lock.
     #[serde(skip)]
     gone: bool,
     #[serde(skip)]
     dir: PathBuf,
+}
+
+/// One stored append.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Part {
+    len: u64,
+    /// The SHA-256 of each 4 MiB block of the part, as 64 hex characters each, in order.
+    blocks: String,
+    /// Kept in `<offset>.part` rather than in `data` (it overlapped another part).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    beside: bool,
+}
+
+impl Part {
+    fn end(&self, offset: u64) -> u64 {
+        offset + self.len
+    }
 }
 
 /// `UploadSessionLookupError`: top-level in append's errors, under `lookup_failed` in finish's.
@@ -105,12 +143,85 @@ impl From<LookupFailure> for FinishFailure {
 
 /// A session's bytes in one file, ready to commit.
 pub(crate) struct Assembled {
-    /// The file to commit (the single part itself, or `temp`).
+    /// The session's `data` file, which the commit moves into the store.
     pub(crate) path: PathBuf,
-    /// A concatenation made for the commit, removed when dropped.
-    _temp: Option<TempFile>,
     pub(crate) size: u64,
     pub(crate) hash: String,
+}
+
+/// What making a session's `data` whole takes, to be run on the blocking pool
+/// ([`Assembly::run`]); several can run in one blocking task.
+pub(crate) struct Assembly {
+    data: PathBuf,
+    size: u64,
+    /// Parts kept beside `data`: (file, offset).
+    beside: Vec<(PathBuf, u64)>,
+    /// The file's block digests when the parts are block-aligned; `None` to hash `data`.
+    blocks: Option<Vec<BlockDigest>>,
+}
+
+impl Assembly {
+    /// Copies parts kept beside into `data`, cuts `data` to the session's length (a rejected
+    /// or replaced append may have left bytes past it) and finds the content hash. Blocking;
+    /// idempotent, so a commit that failed can assemble again.
+    pub(crate) fn run(self) -> std::io::Result<Assembled> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.data)?;
+        for (part, offset) in &self.beside {
+            copy_at(part, &file, *offset)?;
+        }
+        if file.metadata()?.len() != self.size {
+            file.set_len(self.size)?;
+        }
+        drop(file);
+        let hash = match &self.blocks {
+            Some(blocks) => from_block_digests(blocks),
+            None => content_hash_file(&self.data)?,
+        };
+        Ok(Assembled {
+            path: self.data,
+            size: self.size,
+            hash,
+        })
+    }
+}
+
+/// Copies all of `src` into `dst` at `offset`, in the kernel where it can (copy_file_range).
+fn copy_at(src: &Path, mut dst: &std::fs::File, offset: u64) -> std::io::Result<()> {
+    let mut input = std::fs::File::open(src)?;
+    dst.seek(SeekFrom::Start(offset))?;
+    std::io::copy(&mut input, &mut dst)?;
+    Ok(())
+}
+
+fn to_hex(blocks: &[BlockDigest]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(blocks.len() * 64);
+    for byte in blocks.iter().flatten() {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+fn from_hex(hex: &str) -> Option<Vec<BlockDigest>> {
+    let bytes = hex.as_bytes();
+    if !bytes.len().is_multiple_of(64) {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    bytes
+        .chunks(64)
+        .map(|chunk| {
+            let mut digest = [0u8; 32];
+            for (i, pair) in chunk.chunks(2).enumerate() {
+                digest[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            }
+            Some(digest)
+        })
+        .collect()
 }
 
 impl Session {
@@ -119,23 +230,27 @@ impl Session {
         self.parts
             .iter()
             .next_back()
-            .map_or(0, |(offset, len)| offset + len)
+            .map_or(0, |(offset, part)| part.end(*offset))
     }
 
     /// Whether the parts cover `0..len()` without holes.
     fn is_complete(&self) -> bool {
         let mut expected = 0;
-        for (offset, len) in &self.parts {
+        for (offset, part) in &self.parts {
             if *offset != expected {
                 return false;
             }
-            expected += len;
+            expected += part.len;
         }
         true
     }
 
     fn part_path(&self, offset: u64) -> PathBuf {
         self.dir.join(format!("{offset:016x}.part"))
+    }
+
+    fn data_path(&self) -> PathBuf {
+        self.dir.join("data")
     }
 
     /// The rules for one `append_v2` of `len` bytes at `offset`.
@@ -204,7 +319,8 @@ impl Session {
         self.check_finish(offset, 0)
     }
 
-    /// Stores `body` as the part at `offset`, and closes the session if asked.
+    /// Stores `body` as the part at `offset` (replacing one stored there), and closes the
+    /// session if asked.
     pub(crate) async fn add_part(
         &mut self,
         offset: u64,
@@ -212,8 +328,56 @@ impl Session {
         close: bool,
     ) -> std::io::Result<()> {
         if body.size > 0 {
-            body.file.persist(&self.part_path(offset)).await?;
-            self.parts.insert(offset, body.size);
+            let end = offset + body.size;
+            let replaced = self.parts.get(&offset).cloned();
+            // Does the body overlap another part whose bytes are in `data`?
+            let clash = self
+                .parts
+                .range(..end)
+                .any(|(o, p)| *o != offset && !p.beside && p.end(*o) > offset);
+            let in_data = self.parts.values().any(|p| !p.beside);
+            let beside_path = self.part_path(offset);
+            let data = self.data_path();
+            if clash {
+                body.file.persist(&beside_path).await?;
+            } else if offset == 0 && !in_data {
+                body.file.persist(&data).await?;
+            } else {
+                let src = body.file.path().to_owned();
+                let copied = match tokio::task::spawn_blocking(move || {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&data)?;
+                    copy_at(&src, &file, offset)
+                })
+                .await
+                {
+                    Ok(copied) => copied,
+                    Err(join) => Err(std::io::Error::other(join)),
+                };
+                if let Err(error) = copied {
+                    // The replaced part's bytes in `data` may be half overwritten.
+                    if replaced.is_some_and(|p| !p.beside) {
+                        self.parts.remove(&offset);
+                        let _ = self.save().await;
+                    }
+                    return Err(error);
+                }
+                drop(body.file);
+            }
+            if !clash && replaced.is_some_and(|p| p.beside) {
+                let _ = tokio::fs::remove_file(&beside_path).await;
+            }
+            self.parts.insert(
+                offset,
+                Part {
+                    len: body.size,
+                    blocks: to_hex(&body.blocks),
+                    beside: clash,
+                },
+            );
         }
         self.closed |= close;
         self.save().await
@@ -231,55 +395,47 @@ impl Session {
         .map_err(std::io::Error::other)?
     }
 
-    /// The session's bytes as one file with its content hash, on the blocking pool. A single
-    /// part is used in place; several are concatenated into a temporary file in `tmp_dir`.
-    pub(crate) async fn assemble(&self, tmp_dir: &Path) -> std::io::Result<Assembled> {
-        let parts: Vec<PathBuf> = self.parts.keys().map(|o| self.part_path(*o)).collect();
-        let size = self.len();
-        if let [only] = parts.as_slice() {
-            let path = only.clone();
-            let hash = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || crate::dropbox::content_hash::content_hash_file(&path)
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-            return Ok(Assembled {
-                path,
-                _temp: None,
-                size,
-                hash,
-            });
-        }
-        let temp = TempFile::new_in(tmp_dir);
-        let out_path = temp.path().to_owned();
-        let hash = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut out =
-                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out_path)?);
-            let mut hasher = ContentHasher::new();
-            let mut buf = vec![0u8; 1 << 20];
-            for part in parts {
-                let mut input = std::fs::File::open(part)?;
-                loop {
-                    let n = input.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
-                }
+    /// The file's block digests from its parts', if every part but the last is a whole
+    /// number of blocks (the parts must be complete).
+    fn aligned_blocks(&self) -> Option<Vec<BlockDigest>> {
+        let mut blocks = Vec::new();
+        let last = self.parts.keys().next_back().copied();
+        for (offset, part) in &self.parts {
+            if Some(*offset) != last && !part.len.is_multiple_of(BLOCK) {
+                return None;
             }
-            out.flush()?;
-            Ok(hasher.finish())
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(Assembled {
-            path: temp.path().to_owned(),
-            _temp: Some(temp),
-            size,
-            hash,
-        })
+            let digests = from_hex(&part.blocks)?;
+            if digests.len() as u64 != part.len.div_ceil(BLOCK) {
+                return None;
+            }
+            blocks.extend(digests);
+        }
+        Some(blocks)
+    }
+
+    /// What [`Session::assemble`] does, to run on the blocking pool. The parts must be
+    /// complete (`check_finish` made sure).
+    pub(crate) fn assembly(&self) -> Assembly {
+        Assembly {
+            data: self.data_path(),
+            size: self.len(),
+            beside: self
+                .parts
+                .iter()
+                .filter(|(_, p)| p.beside)
+                .map(|(o, _)| (self.part_path(*o), *o))
+                .collect(),
+            blocks: self.aligned_blocks(),
+        }
+    }
+
+    /// The session's bytes as one file with its content hash, on the blocking pool: no byte
+    /// is read when the parts are block-aligned.
+    pub(crate) async fn assemble(&self) -> std::io::Result<Assembled> {
+        let assembly = self.assembly();
+        tokio::task::spawn_blocking(move || assembly.run())
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     fn expired(&self) -> bool {
@@ -387,9 +543,29 @@ impl Sessions {
 
     /// Ends a session (finished, or expired) and deletes its data.
     pub(crate) async fn consume(&self, session: &mut Session) {
-        session.gone = true;
-        lock(&self.map).remove(&session.id);
-        let _ = tokio::fs::remove_dir_all(&session.dir).await;
+        self.consume_all([session]).await;
+    }
+
+    /// Ends several sessions, deleting their data in one blocking task.
+    pub(crate) async fn consume_all<'a>(
+        &self,
+        sessions: impl IntoIterator<Item = &'a mut Session>,
+    ) {
+        let mut dirs = Vec::new();
+        {
+            let mut map = lock(&self.map);
+            for session in sessions {
+                session.gone = true;
+                map.remove(&session.id);
+                dirs.push(session.dir.clone());
+            }
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .await;
     }
 }
 

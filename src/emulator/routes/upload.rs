@@ -4,11 +4,13 @@
 //! WriteError sits under `reason` beside `upload_session_id`, finish's under `path`; append's
 //! `incorrect_offset` is top-level, finish's is under `lookup_failed`.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Value, json};
 
 use super::super::args::{self, FieldError, Fields};
 use super::super::paths;
-use super::super::sessions::{FinishFailure, LookupFailure, Session};
+use super::super::sessions::{Assembled, Assembly, FinishFailure, LookupFailure, Session};
 use super::super::store::{CommitError, CommitInfo, Content, Mode, WriteError};
 use super::super::wire::{ApiError, Reply, flat, nested, void};
 use super::{Call, Failure};
@@ -214,7 +216,7 @@ async fn commit_session(
 ) -> Result<Result<Value, WriteError>, Failure> {
     let shared = call.shared;
     let assembled = session
-        .assemble(shared.store.tmp_dir())
+        .assemble()
         .await
         .map_err(|e| io("reading the session", e))?;
     let content = Content {
@@ -260,29 +262,126 @@ pub(crate) async fn finish_batch(call: Call<'_>) -> Result<Reply, Failure> {
         }
         entries
     };
+    let shared = call.shared;
+    // Injected write-lock contention refuses single entries: nothing of theirs is committed,
+    // their sessions are not even looked at.
+    let refused: Vec<bool> = entries
+        .iter()
+        .map(|_| {
+            let refused = call.entry_contention > 0 && shared.faults.chance(call.entry_contention);
+            if refused {
+                shared.faults.note_entry_refused();
+            }
+            refused
+        })
+        .collect();
+    // Every session of the batch is locked before the store's write lock (the order `finish`
+    // takes them in), in the order of their ids so two batches naming the same sessions
+    // cannot deadlock. A session named twice is locked once.
+    let mut ids: Vec<&str> = entries
+        .iter()
+        .zip(&refused)
+        .filter(|(_, refused)| !**refused)
+        .map(|(((id, _), _), _)| id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut sessions = HashMap::with_capacity(ids.len());
+    for id in ids {
+        if let Some(guard) = shared.sessions.lock(id).await {
+            sessions.insert(id.to_owned(), guard);
+        }
+    }
+    // The checks and the assembly (no bytes read when the parts are block-aligned) do not
+    // depend on the order of commits: done up front, in one blocking task.
+    let checks: Vec<Option<Result<(), FinishFailure>>> = entries
+        .iter()
+        .zip(&refused)
+        .map(|(((id, offset), _), refused)| {
+            let session = sessions.get(id).filter(|_| !*refused)?;
+            Some(session.check_batch(*offset))
+        })
+        .collect();
+    let mut wanted: Vec<&str> = entries
+        .iter()
+        .zip(&checks)
+        .filter(|(_, check)| matches!(check, Some(Ok(()))))
+        .map(|(((id, _), _), _)| id.as_str())
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let assemblies: Vec<(String, Assembly)> = wanted
+        .into_iter()
+        .map(|id| (id.to_owned(), sessions[id].assembly()))
+        .collect();
+    let assembled: HashMap<String, Assembled> = tokio::task::spawn_blocking(move || {
+        assemblies
+            .into_iter()
+            .map(|(id, assembly)| Ok((id, assembly.run()?)))
+            .collect::<std::io::Result<_>>()
+    })
+    .await
+    .map_err(|e| io("reading the session", std::io::Error::other(e)))?
+    .map_err(|e| io("reading the session", e))?;
+    // The commits, in order, under one write lock and with one index write.
+    let mut batch = shared.store.batch().await;
     let mut results = Vec::with_capacity(entries.len());
-    for ((session_id, offset), info) in entries {
-        if call.entry_contention > 0 && call.shared.faults.chance(call.entry_contention) {
-            // Injected write-lock contention on this entry alone: nothing is committed.
-            call.shared.faults.note_entry_refused();
+    let mut committed: Vec<(String, String)> = Vec::new();
+    let mut committed_ids = HashSet::new();
+    let mut failed = None;
+    for ((((session_id, _), info), refused), check) in entries.iter().zip(&refused).zip(checks) {
+        if *refused {
             results.push(nested("failure", void("too_many_write_operations")));
             continue;
         }
-        let result = match call.shared.sessions.lock(&session_id).await {
+        let gone = committed_ids.contains(session_id.as_str());
+        let result = match check {
+            _ if gone => Err(FinishFailure::Lookup(LookupFailure::NotFound).json()),
             None => Err(FinishFailure::Lookup(LookupFailure::NotFound).json()),
-            Some(mut session) => match session.check_batch(offset) {
-                Err(failure) => Err(failure.json()),
-                Ok(()) => match commit_session(&call, &mut session, &info).await? {
-                    Ok(metadata) => Ok(metadata),
-                    Err(error) => Err(nested("path", error.json())),
-                },
-            },
+            Some(Err(failure)) => Err(failure.json()),
+            Some(Ok(())) => {
+                let assembled = &assembled[session_id.as_str()];
+                let content = Content {
+                    path: &assembled.path,
+                    size: assembled.size,
+                    hash: &assembled.hash,
+                };
+                match batch.commit_file(info, content).await {
+                    Ok(item) => {
+                        committed_ids.insert(session_id.as_str());
+                        committed.push((session_id.clone(), item.key.clone()));
+                        Ok(item.json(false))
+                    }
+                    Err(CommitError::Write(error)) => Err(nested("path", error.json())),
+                    Err(CommitError::Io(e)) => {
+                        failed = Some(io("committing the session", e));
+                        break;
+                    }
+                }
+            }
         };
         results.push(match result {
             Ok(metadata) => flat("success", metadata),
             Err(failure) => nested("failure", failure),
         });
     }
+    // The index is on disk before the answer.
+    let flushed = batch.finish().await;
+    for (session_id, path_lower) in &committed {
+        shared.log.committed(session_id, path_lower);
+    }
+    let mut done: Vec<_> = committed
+        .iter()
+        .filter_map(|(id, _)| sessions.remove(id.as_str()))
+        .collect();
+    shared
+        .sessions
+        .consume_all(done.iter_mut().map(|guard| &mut **guard))
+        .await;
+    if let Some(failure) = failed {
+        return Err(failure);
+    }
+    flushed.map_err(|e| io("committing the session", e))?;
     Ok(Reply::Json(json!({ "entries": results })))
 }
 

@@ -9,7 +9,10 @@
 //! that sequence, and removed items leave a tombstone carrying the number of their removal.
 //!
 //! Writers are serialized by one async lock (Dropbox has one write lock per namespace too); the
-//! tree itself sits behind a std mutex that is never held across an await.
+//! tree itself sits behind a std mutex that is never held across an await. Every write is on
+//! disk (the blob renamed into `blobs/`, then `index.json` written) before its answer is sent;
+//! `finish_batch_v2` commits all its entries under one hold of the lock ([`Batch`]) and writes
+//! the index once for them all, before answering.
 
 mod errors;
 mod links;
@@ -49,6 +52,114 @@ struct Persisted {
     tombstones: BTreeMap<String, Tombstone>,
     #[serde(default)]
     links: BTreeMap<String, Link>,
+}
+
+/// [`Persisted`] written from borrowed state, without copying the tree.
+#[derive(serde::Serialize)]
+struct PersistedRef<'a> {
+    version: u32,
+    identity: &'a Identity,
+    seq: u64,
+    entries: &'a BTreeMap<String, Entry>,
+    tombstones: &'a BTreeMap<String, Tombstone>,
+    links: &'a BTreeMap<String, Link>,
+}
+
+/// Commits under one hold of the write lock, with one index write at the end. Until
+/// [`Batch::finish`] the commits are visible in memory only: callers must finish before they
+/// answer, so the index is on disk before anyone is told of them (and replaced blobs are
+/// removed only after that, so the index on disk never names a missing blob).
+pub(crate) struct Batch<'a> {
+    store: &'a Store,
+    _writer: tokio::sync::MutexGuard<'a, ()>,
+    /// Whether the tree changed since the lock was taken.
+    changed: bool,
+    /// Blobs of revs the batch replaced, removed once the index no longer names them.
+    replaced: Vec<String>,
+}
+
+impl Batch<'_> {
+    /// Commits a file per `info`, as [`Store::commit_file`] but without writing the index.
+    pub(crate) async fn commit_file(
+        &mut self,
+        info: &CommitInfo,
+        content: Content<'_>,
+    ) -> Result<Item, CommitError> {
+        let store = self.store;
+        let target = paths::parse(&info.path, true).map_err(WriteError::from)?;
+        let plan = {
+            let state = lock(&store.state);
+            let components = state.write_components(target)?;
+            plan_file(&state, info, &components, &content, store.allocated())?
+        };
+        let (key, display, replaced) = match plan {
+            FilePlan::Unchanged(item) => return Ok(item),
+            FilePlan::Write {
+                key,
+                display,
+                replaced,
+                missing,
+            } => {
+                // Folders first, so a failure to move the bytes leaves only harmless folders.
+                if !missing.is_empty() {
+                    lock(&store.state).create_folders(missing);
+                    self.changed = true;
+                }
+                (key, display, replaced)
+            }
+        };
+        let (item, rev) = {
+            let mut state = lock(&store.state);
+            let seq = state.next_seq();
+            let rev = new_rev(seq);
+            let id = state
+                .entries
+                .get(&key)
+                .map_or_else(new_id, |e| e.id.clone());
+            let now = now_timestamp();
+            let entry = Entry {
+                path_display: display,
+                id,
+                seq,
+                file: Some(FileInfo {
+                    rev: rev.clone(),
+                    size: content.size,
+                    content_hash: content.hash.to_owned(),
+                    client_modified: info.client_modified.clone().unwrap_or_else(|| now.clone()),
+                    server_modified: now,
+                }),
+            };
+            (Item { key, entry }, rev)
+        };
+        // The sequence number moved on even if the rename fails, as it always did.
+        self.changed = true;
+        tokio::fs::rename(content.path, store.blob_path(&rev)).await?;
+        lock(&store.state).insert(item.key.clone(), item.entry.clone());
+        self.replaced.extend(replaced);
+        Ok(item)
+    }
+
+    /// Writes the index if anything changed, then removes the replaced blobs, and releases
+    /// the write lock.
+    pub(crate) async fn finish(self) -> std::io::Result<()> {
+        if self.changed {
+            self.store.persist().await?;
+        }
+        if !self.replaced.is_empty() {
+            let doomed: Vec<PathBuf> = self
+                .replaced
+                .iter()
+                .map(|rev| self.store.blob_path(rev))
+                .collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for path in doomed {
+                    let _ = std::fs::remove_file(path);
+                }
+            })
+            .await;
+        }
+        Ok(())
+    }
 }
 
 /// `WriteMode`.
@@ -211,13 +322,13 @@ impl Store {
     async fn persist(&self) -> std::io::Result<()> {
         let bytes = {
             let state = lock(&self.state);
-            serde_json::to_vec(&Persisted {
+            serde_json::to_vec(&PersistedRef {
                 version: 1,
-                identity: state.identity.clone(),
+                identity: &state.identity,
                 seq: state.seq,
-                entries: state.entries.clone(),
-                tombstones: state.tombstones.clone(),
-                links: state.links.clone(),
+                entries: &state.entries,
+                tombstones: &state.tombstones,
+                links: &state.links,
             })
             .map_err(std::io::Error::other)?
         };
@@ -261,65 +372,30 @@ impl Store {
     }
 
     /// Commits a file per `info`. On success the content file has been moved into the store
-    /// (unless identical content made the write unnecessary, in which case it is untouched).
+    /// (unless identical content made the write unnecessary, in which case it is untouched),
+    /// and the index is on disk.
     pub(crate) async fn commit_file(
         &self,
         info: &CommitInfo,
         content: Content<'_>,
     ) -> Result<Item, CommitError> {
-        let target = paths::parse(&info.path, true).map_err(WriteError::from)?;
-        let _writer = self.write.lock().await;
-        let plan = {
-            let state = lock(&self.state);
-            let components = state.write_components(target)?;
-            plan_file(&state, info, &components, &content, self.allocated())?
-        };
-        let (key, display, replaced) = match plan {
-            FilePlan::Unchanged(item) => return Ok(item),
-            FilePlan::Write {
-                key,
-                display,
-                replaced,
-                missing,
-            } => {
-                // Folders first, so a failure to move the bytes leaves only harmless folders.
-                lock(&self.state).create_folders(missing);
-                (key, display, replaced)
-            }
-        };
-        let (item, rev) = {
-            let mut state = lock(&self.state);
-            let seq = state.next_seq();
-            let rev = new_rev(seq);
-            let id = state
-                .entries
-                .get(&key)
-                .map_or_else(new_id, |e| e.id.clone());
-            let now = now_timestamp();
-            let entry = Entry {
-                path_display: display,
-                id,
-                seq,
-                file: Some(FileInfo {
-                    rev: rev.clone(),
-                    size: content.size,
-                    content_hash: content.hash.to_owned(),
-                    client_modified: info.client_modified.clone().unwrap_or_else(|| now.clone()),
-                    server_modified: now,
-                }),
-            };
-            (Item { key, entry }, rev)
-        };
-        if let Err(error) = tokio::fs::rename(content.path, self.blob_path(&rev)).await {
-            let _ = self.persist().await;
-            return Err(error.into());
-        }
-        lock(&self.state).insert(item.key.clone(), item.entry.clone());
-        if let Some(old_rev) = replaced {
-            let _ = tokio::fs::remove_file(self.blob_path(&old_rev)).await;
-        }
-        self.persist().await?;
+        let mut batch = self.batch().await;
+        let committed = batch.commit_file(info, content).await;
+        let flushed = batch.finish().await;
+        let item = committed?;
+        flushed?;
         Ok(item)
+    }
+
+    /// Takes the write lock for several commits in a row that write the index once, at
+    /// [`Batch::finish`] (`finish_batch_v2`: one index write per batch, not per entry).
+    pub(crate) async fn batch(&self) -> Batch<'_> {
+        Batch {
+            store: self,
+            _writer: self.write.lock().await,
+            changed: false,
+            replaced: Vec::new(),
+        }
     }
 
     /// `create_folder_v2`: creates the folder and any missing parents.

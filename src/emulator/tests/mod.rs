@@ -2,6 +2,7 @@
 //! reqwest, asserting the exact wire shapes the official SDKs depend on. One file per surface.
 
 mod auth;
+mod commits;
 mod faults;
 mod metadata;
 mod persistence;
