@@ -77,18 +77,90 @@ pub struct Config {
     pub watch: WatchConfig,
 }
 
-/// Watch folders (the watches themselves are added over D-Bus and kept in the state database).
+/// Watch folders. Watches are added over D-Bus (`dbxportctl watch add`) and kept in the state
+/// database; `[[watch.folders]]` declares some in the config too, added at start if not there.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// How long a new file's size and mtime must stay the same, after its writer closed it,
     /// before it is exported.
     pub settle_ms: u64,
+    pub folders: Vec<WatchFolderConfig>,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self { settle_ms: 2000 }
+        Self {
+            settle_ms: 2000,
+            folders: Vec::new(),
+        }
+    }
+}
+
+/// A watch declared in the config. Export options not given are `[export]`'s.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WatchFolderConfig {
+    /// The local folder; `~/` is the home directory.
+    pub local_dir: String,
+    /// The Dropbox folder; empty: `upload.remote_folder`.
+    #[serde(default)]
+    pub remote_folder: String,
+    #[serde(default)]
+    pub recursive: bool,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ExportMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dimension: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg_quality: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_location: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<crate::export::Conflict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_link: Option<bool>,
+}
+
+impl WatchFolderConfig {
+    /// The local folder with `~/` expanded.
+    pub fn local_path(&self) -> PathBuf {
+        match (self.local_dir.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => PathBuf::from(&self.local_dir),
+        }
+    }
+
+    /// The export options: `[export]`'s, with this watch's own on top.
+    pub fn options(&self, defaults: &ExportConfig) -> crate::export::ExportOptions {
+        let mut export = defaults.clone();
+        // A size or quality means resizing, as with `Upload`'s options.
+        if self.max_dimension.is_some() || self.jpeg_quality.is_some() {
+            export.mode = ExportMode::Resize;
+        }
+        if let Some(mode) = self.mode {
+            export.mode = mode;
+        }
+        if let Some(px) = self.max_dimension {
+            export.max_dimension = px;
+        }
+        if let Some(q) = self.jpeg_quality {
+            export.jpeg_quality = q;
+        }
+        if let Some(strip) = self.strip_location {
+            export.strip_location = strip;
+        }
+        if let Some(conflict) = self.conflict {
+            export.conflict = conflict;
+        }
+        if let Some(link) = self.share_link {
+            export.share_link = link;
+        }
+        export.options()
     }
 }
 
@@ -328,6 +400,32 @@ impl Config {
                 up.remote_folder
             ));
         }
+        for (i, folder) in self.watch.folders.iter().enumerate() {
+            if !folder.local_path().is_absolute() {
+                return Err(format!(
+                    "watch.folders[{i}].local_dir = {:?} must be an absolute path (or start with ~/)",
+                    folder.local_dir
+                ));
+            }
+            let resize = crate::prepare::PrepareOptions {
+                mode: crate::prepare::Mode::Resize {
+                    max_dimension: folder.max_dimension.unwrap_or(self.export.max_dimension),
+                    jpeg_quality: folder.jpeg_quality.unwrap_or(self.export.jpeg_quality),
+                },
+                strip_location: false,
+            };
+            resize
+                .validate()
+                .map_err(|e| format!("watch.folders[{i}].{e}"))?;
+            if !folder.remote_folder.is_empty() {
+                crate::dropbox::path::validate_folder(&folder.remote_folder)
+                    .map_err(|e| format!("watch.folders[{i}].remote_folder {e}"))?;
+            }
+            for pattern in folder.include.iter().chain(&folder.exclude) {
+                crate::watch::rules::check_pattern(pattern)
+                    .map_err(|e| format!("watch.folders[{i}]: {e}"))?;
+            }
+        }
         if !(1..=MAX_LIST_PAGE_SIZE).contains(&self.dropbox.list_page_size) {
             return Err(format!(
                 "dropbox.list_page_size = {} must be between 1 and {MAX_LIST_PAGE_SIZE}",
@@ -412,5 +510,41 @@ mod tests {
             assert!(err.to_string().contains("list_page_size"), "{err}");
         }
         assert_eq!(Config::default().dropbox.list_page_size, 2000);
+    }
+
+    #[test]
+    fn watch_folders_in_the_config() {
+        let text = r#"
+[export]
+mode = "resize"
+max_dimension = 1600
+
+[[watch.folders]]
+local_dir = "/media/card/DCIM"
+remote_folder = "/Camera"
+recursive = true
+max_dimension = 1024
+conflict = "overwrite"
+
+[[watch.folders]]
+local_dir = "~/Pictures/Exports"
+"#;
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        let folders = &config.watch.folders;
+        assert_eq!(folders.len(), 2);
+        let options = folders[0].options(&config.export);
+        assert_eq!(options.conflict, crate::export::Conflict::Overwrite);
+        assert!(matches!(
+            options.prepare.mode,
+            crate::prepare::Mode::Resize {
+                max_dimension: 1024,
+                ..
+            }
+        ));
+        assert!(folders[1].local_path().is_absolute() || std::env::var_os("HOME").is_none());
+        let relative = "[[watch.folders]]\nlocal_dir = \"Pictures\"\n";
+        assert!(Config::parse(relative, Path::new("c.toml")).is_err());
+        let bad = "[[watch.folders]]\nlocal_dir = \"/p\"\ninclude = [\"a/b\"]\n";
+        assert!(Config::parse(bad, Path::new("c.toml")).is_err());
     }
 }

@@ -138,6 +138,24 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Http(e.to_string()))??
     };
+    for (i, folder) in config.watch.folders.iter().enumerate() {
+        let remote = if folder.remote_folder.is_empty() {
+            config.upload.remote_folder.clone()
+        } else {
+            folder.remote_folder.clone()
+        };
+        let declared = crate::watch::NewWatch {
+            local_dir: folder.local_path(),
+            remote_folder: remote,
+            recursive: folder.recursive,
+            include: folder.include.clone(),
+            exclude: folder.exclude.clone(),
+            options: folder.options(&config.export),
+        };
+        if let Err(e) = watcher.ensure(declared).await {
+            tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);
+        }
+    }
     let conn = service::serve(
         queue.clone(),
         session.clone(),

@@ -291,6 +291,22 @@ impl Watcher {
     /// Adds a watch: persisted, watched and scanned (what is already in the folder is
     /// exported too). Returns its id.
     pub async fn add(&self, new: NewWatch) -> Result<u64, WatchError> {
+        self.add_checked(new, true).await
+    }
+
+    /// Adds a watch declared in the config unless one for the same folders exists. Its folder
+    /// may be missing (a card not inserted): the watch then waits for it.
+    pub async fn ensure(&self, new: NewWatch) -> Result<(), WatchError> {
+        let known = self.state().watches.values().any(|l| {
+            l.spec.local_dir == new.local_dir && l.spec.remote_folder == new.remote_folder
+        });
+        if !known {
+            self.add_checked(new, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_checked(&self, new: NewWatch, require_present: bool) -> Result<u64, WatchError> {
         if !new.local_dir.is_absolute() {
             return Err(WatchError::Invalid(format!(
                 "{}: the folder to watch must be an absolute path",
@@ -307,6 +323,7 @@ impl Watcher {
                 .map_err(|e| WatchError::Invalid(e.to_string()))?;
         match is_dir {
             Ok(true) => {}
+            _ if !require_present => {}
             Ok(false) => {
                 return Err(WatchError::Invalid(format!(
                     "{}: not a folder",

@@ -23,3 +23,4 @@ mod refusals;
 mod removable;
 mod resilience;
 mod watch;
+mod watch_config;
