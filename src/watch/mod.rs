@@ -1068,6 +1068,23 @@ mod tests {
     }
 
     #[test]
+    fn trouble_is_told_in_words_a_user_can_act_on() {
+        let dir = Path::new("/media/card/DCIM");
+        let limit = watch_trouble(dir, &notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        assert_eq!(limit.name(), "error");
+        assert!(limit.reason().contains("fs.inotify.max_user_watches"));
+        let gone = watch_trouble(dir, &notify::Error::path_not_found());
+        assert_eq!(gone.name(), "missing");
+        assert!(gone.reason().contains("/media/card/DCIM"));
+        let denied = watch_trouble(
+            dir,
+            &notify::Error::io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        );
+        assert_eq!(denied.name(), "error");
+        assert!(denied.reason().contains("permission denied"));
+    }
+
+    #[test]
     fn remote_paths_mirror_subfolders() {
         let s = spec(true);
         assert_eq!(
