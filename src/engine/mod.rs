@@ -641,6 +641,11 @@ impl Engine {
         if offset > size {
             return Err(self.requeue(id).await);
         }
+        if let Some(session) = &session_id
+            && offset < size
+        {
+            offset = self.probe_offset(job, session, offset, size).await?;
+        }
         let chunk = self.upload.chunk_size;
         while session_id.is_none() || offset < size {
             let len = chunk.min(size - offset);
@@ -738,6 +743,54 @@ impl Engine {
         )
         .await?;
         self.commit(job, &session, stamp.size, &hash).await
+    }
+
+    /// Asks Dropbox how much of a resumed sequential session it holds, with an empty append at
+    /// the recorded offset: a chunk that landed just before a crash (its answer never recorded)
+    /// is then not sent again. Returns the offset to go on from.
+    async fn probe_offset(
+        &self,
+        job: &Job,
+        session: &str,
+        offset: u64,
+        size: u64,
+    ) -> Result<u64, Step> {
+        let arg = dropbox::UploadSessionAppendArg {
+            cursor: dropbox::UploadSessionCursor {
+                session_id: session.to_string(),
+                offset,
+            },
+            close: false,
+            content_hash: None,
+        };
+        let result = call!(self, |token| self.client.upload_session_append(
+            token,
+            &arg,
+            Bytes::new(),
+            None
+        ));
+        match result {
+            Ok(()) => Ok(offset),
+            Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::IncorrectOffset {
+                correct_offset,
+            })) if correct_offset <= size => {
+                tracing::info!(
+                    job = job.id,
+                    "Dropbox holds {correct_offset} bytes of the session (recorded {offset})"
+                );
+                Ok(correct_offset)
+            }
+            // Closed: the closing append landed, so all of it is there.
+            Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::Closed)) => Ok(size),
+            Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::NotFound)) => {
+                tracing::info!(
+                    job = job.id,
+                    "the upload session expired; sending the file again"
+                );
+                Err(self.requeue(job.id).await)
+            }
+            Err(e) => Err(self.classify(job, e).await),
+        }
     }
 
     /// Commits a closed session: a small file in a batch with others, a large one on its own.

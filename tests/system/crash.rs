@@ -288,3 +288,57 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     );
     assert!(after < GIB / 2, "{after} bytes sent again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_landed_just_before_a_kill_is_not_sent_again() {
+    // A file sent as a sequential session of several chunks (below the threshold for
+    // parallel chunks), killed while an append has landed but its answer is still on the way.
+    let mut config = small_config();
+    config.upload.session_threshold = 32 * MIB;
+    config.upload.chunk_size = 4 * MIB;
+    config.upload.transfers = 1;
+    let mut w = world(config).await;
+    let path = w.photo_dir().join("clip.mov");
+    let size = 22 * MIB + 12_345;
+    write_random_file(&path, size, 7);
+    // Each append is stored at once and answered after a while.
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 400 },
+        2,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(paths(std::slice::from_ref(&path)), "/Seq".into(), dict(&[]))
+        .await
+        .unwrap();
+    drop(uploader);
+    // The second (delayed) append has arrived: it is stored, its answer not sent yet.
+    wait_for("the second append", || async {
+        let appends = w
+            .sandbox
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.route == "/2/files/upload_session/append_v2" && r.body_bytes > 0)
+            .count();
+        (appends >= 2).then_some(())
+    })
+    .await;
+    kill_and_restart(&mut w).await;
+    let uploader = w.uploader().await;
+    let done = batch_final(&uploader, batch).await;
+    assert_eq!(done[0].state, "done", "{}", done[0].message);
+    assert_eq!(w.sandbox.emulator.files()[0].content_hash, hash(&path));
+    // Every byte travelled once: the restart asked Dropbox where the session stands.
+    // (finish_batch_v2 is an RPC: its body is JSON, not file data.)
+    let sent: u64 = w
+        .sandbox
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| is_upload_route(&r.route) && !r.route.ends_with("finish_batch_v2"))
+        .map(|r| r.body_bytes)
+        .sum();
+    assert_eq!(sent, size, "{} bytes sent again", sent.saturating_sub(size));
+}
