@@ -522,7 +522,7 @@ impl Engine {
         {
             self.upload_whole(&job, &prepared.path).await
         } else {
-            self.upload_session(&job, state, &prepared.path, sending)
+            self.upload_session(&job, state, &prepared.path, prepared.stamp.size, sending)
                 .await
         }
     }
@@ -607,6 +607,7 @@ impl Engine {
         job: &Job,
         state: JobState,
         path: &Path,
+        expected_size: u64,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
@@ -619,9 +620,19 @@ impl Engine {
             _ => (None, 0),
         };
         let source = path.to_path_buf();
-        let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
-            .await?
-            .map_err(source_step)?;
+        // A file that fits one request is read once: its hash is also the request's.
+        let (stamp, hash, mut whole) =
+            if session_id.is_none() && expected_size <= self.upload.chunk_size {
+                let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
+                    .await?
+                    .map_err(source_step)?;
+                (stamp, hash, Some(bytes))
+            } else {
+                let (stamp, hash) = blocking(move || prepare::hash_whole(&source))
+                    .await?
+                    .map_err(source_step)?;
+                (stamp, hash, None)
+            };
         if !matches!(state, JobState::Uploading { .. }) {
             if self.already_there(job, &hash).await? {
                 return Ok(());
@@ -650,11 +661,15 @@ impl Engine {
         while session_id.is_none() || offset < size {
             let len = chunk.min(size - offset);
             let close = offset + len == size;
-            let source = path.to_path_buf();
-            let (body, body_hash) =
-                blocking(move || prepare::read_range(&source, offset, len as usize))
-                    .await?
-                    .map_err(source_step)?;
+            let (body, body_hash) = match whole.take() {
+                Some(bytes) if offset == 0 && len == size => (bytes, hash.clone()),
+                _ => {
+                    let source = path.to_path_buf();
+                    blocking(move || prepare::read_range(&source, offset, len as usize))
+                        .await?
+                        .map_err(source_step)?
+                }
+            };
             let progress = self.progress_for(id, offset, size);
             match &session_id {
                 None => {
