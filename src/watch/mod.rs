@@ -131,7 +131,8 @@ struct Candidate {
 #[derive(Default)]
 struct State {
     watches: BTreeMap<u64, Live>,
-    candidates: HashMap<PathBuf, Candidate>,
+    /// By watch and path: one folder may be watched for several Dropbox folders.
+    candidates: HashMap<(u64, PathBuf), Candidate>,
     /// Files handed over whose jobs are not final yet.
     in_flight: HashMap<Origin, JobId>,
 }
@@ -199,9 +200,12 @@ fn watch_trouble(dir: &Path, e: &notify::Error) -> WatchState {
     }
 }
 
+/// A file found by a scan, with its (size, mtime) then.
+type Found = (PathBuf, (u64, Option<u64>));
+
 /// Files under `dir` a watch takes (descending into subfolders if `recursive`, never into
-/// hidden ones). Blocking.
-fn scan(dir: &Path, recursive: bool, rules: &Rules) -> std::io::Result<Vec<PathBuf>> {
+/// hidden ones), with their size and mtime. Blocking.
+fn scan(dir: &Path, recursive: bool, rules: &Rules) -> std::io::Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
@@ -223,8 +227,11 @@ fn scan(dir: &Path, recursive: bool, rules: &Rules) -> std::io::Result<Vec<PathB
                 if recursive && !rules::never(&name) {
                     pending.push(entry.path());
                 }
-            } else if kind.is_file() && rules.takes(&name) {
-                found.push(entry.path());
+            } else if kind.is_file()
+                && rules.takes(&name)
+                && let Ok(meta) = entry.metadata()
+            {
+                found.push((entry.path(), stamp_of(&meta)));
             }
         }
     }
@@ -383,12 +390,38 @@ impl Watcher {
         let Some(live) = live else {
             return Err(WatchError::NotFound(id));
         };
-        if let Some(inotify) = self.inotify().as_mut() {
-            let _ = inotify.unwatch(&live.spec.local_dir);
-        }
+        self.unwatch(&live.spec.local_dir);
         self.state().candidates.retain(|_, c| c.watch != id);
         self.store.remove(id).await?;
         Ok(())
+    }
+
+    /// Stops inotify watching `dir`, then sets it up again for the other active watches that
+    /// share it or a folder in or around it (inotify has one watch per folder, whoever asked).
+    fn unwatch(&self, dir: &Path) {
+        let others: Vec<(PathBuf, bool)> = self
+            .state()
+            .watches
+            .values()
+            .filter(|l| l.state == WatchState::Active)
+            .filter(|l| l.spec.local_dir.starts_with(dir) || dir.starts_with(&l.spec.local_dir))
+            .map(|l| (l.spec.local_dir.clone(), l.spec.recursive))
+            .collect();
+        let mut inotify = self.inotify();
+        let Some(inotify) = inotify.as_mut() else {
+            return;
+        };
+        let _ = inotify.unwatch(dir);
+        for (other, recursive) in others {
+            let mode = if recursive {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            if let Err(e) = inotify.watch(&other, mode) {
+                tracing::warn!("{}: cannot watch again: {e}", other.display());
+            }
+        }
     }
 
     fn inotify(&self) -> std::sync::MutexGuard<'_, Option<notify::RecommendedWatcher>> {
@@ -470,19 +503,17 @@ impl Watcher {
                 self.set_state(id, WatchState::Active);
                 let now = Instant::now();
                 let mut state = self.state();
-                for path in files {
-                    state.candidates.entry(path).or_insert(Candidate {
+                for (path, stamp) in files {
+                    state.candidates.entry((id, path)).or_insert(Candidate {
                         watch: id,
                         writing: false,
                         last_event: now,
-                        stamp: None,
+                        stamp: Some(stamp),
                     });
                 }
             }
             Ok(Err(e)) => {
-                if let Some(inotify) = self.inotify().as_mut() {
-                    let _ = inotify.unwatch(&dir);
-                }
+                self.unwatch(&dir);
                 let state = match e.kind() {
                     std::io::ErrorKind::NotFound => {
                         WatchState::Missing(format!("{}: the folder is not there", dir.display()))
@@ -562,14 +593,15 @@ impl Watcher {
         }
     }
 
-    /// The watch a path belongs to: the deepest watched folder containing it.
-    fn watch_of(state: &State, path: &Path) -> Option<u64> {
+    /// The active watches whose folder holds `path` (directly, or below when recursive).
+    fn watches_of(state: &State, path: &Path) -> Vec<u64> {
         state
             .watches
             .values()
             .filter(|l| l.state == WatchState::Active && path.starts_with(&l.spec.local_dir))
-            .max_by_key(|l| l.spec.local_dir.as_os_str().len())
+            .filter(|l| l.spec.recursive || path.parent() == Some(l.spec.local_dir.as_path()))
             .map(|l| l.spec.id)
+            .collect()
     }
 
     async fn on_event(&self, event: notify::Event) {
@@ -578,6 +610,7 @@ impl Watcher {
         let now = Instant::now();
         let mut lost_roots = Vec::new();
         let mut new_dirs = Vec::new();
+        let mut closed: Vec<(u64, PathBuf)> = Vec::new();
         {
             let mut state = self.state();
             // The watched folder itself deleted, moved away or unmounted: its inotify watch is
@@ -603,12 +636,13 @@ impl Watcher {
                 }
                 _ => event.paths.iter().collect(),
             };
-            for path in paths {
-                let Some(watch) = Self::watch_of(&state, path) else {
-                    continue;
-                };
+            let targets: Vec<(u64, &PathBuf)> = paths
+                .into_iter()
+                .flat_map(|p| Self::watches_of(&state, p).into_iter().map(move |w| (w, p)))
+                .collect();
+            for (watch, path) in targets {
                 let live = &state.watches[&watch];
-                let (recursive, root) = (live.spec.recursive, live.spec.local_dir.clone());
+                let recursive = live.spec.recursive;
                 if matches!(
                     event.kind,
                     EventKind::Create(CreateKind::Folder)
@@ -618,9 +652,6 @@ impl Watcher {
                 {
                     // A folder created or moved in: whatever it already holds is new too.
                     new_dirs.push((watch, path.clone()));
-                    continue;
-                }
-                if !recursive && path.parent() != Some(root.as_path()) {
                     continue;
                 }
                 let name = path
@@ -633,7 +664,7 @@ impl Watcher {
                 let writing = match event.kind {
                     EventKind::Remove(_)
                     | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-                        state.candidates.remove(path);
+                        state.candidates.remove(&(watch, path.clone()));
                         continue;
                     }
                     EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -642,14 +673,42 @@ impl Watcher {
                     // Opening or reading changes nothing.
                     _ => continue,
                 };
-                let candidate = state.candidates.entry(path.clone()).or_insert(Candidate {
-                    watch,
-                    writing,
-                    last_event: now,
-                    stamp: None,
-                });
+                let candidate =
+                    state
+                        .candidates
+                        .entry((watch, path.clone()))
+                        .or_insert(Candidate {
+                            watch,
+                            writing,
+                            last_event: now,
+                            stamp: None,
+                        });
                 candidate.writing = writing;
                 candidate.last_event = now;
+                candidate.stamp = None;
+                if !writing {
+                    // Closed or renamed in: the look now starts the settle time.
+                    closed.push((watch, path.clone()));
+                }
+            }
+        }
+        if !closed.is_empty() {
+            let paths: Vec<PathBuf> = closed.iter().map(|(_, p)| p.clone()).collect();
+            let stamps = tokio::task::spawn_blocking(move || {
+                paths
+                    .iter()
+                    .map(|p| std::fs::metadata(p).ok().map(|m| stamp_of(&m)))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            let mut state = self.state();
+            for (key, stamp) in closed.into_iter().zip(stamps) {
+                if let Some(candidate) = state.candidates.get_mut(&key)
+                    && !candidate.writing
+                {
+                    candidate.stamp = stamp;
+                }
             }
         }
         for id in lost_roots {
@@ -663,12 +722,12 @@ impl Watcher {
             let found = tokio::task::spawn_blocking(move || scan(&dir, true, &rules)).await;
             if let Ok(Ok(files)) = found {
                 let mut state = self.state();
-                for path in files {
-                    state.candidates.entry(path).or_insert(Candidate {
+                for (path, stamp) in files {
+                    state.candidates.entry((watch, path)).or_insert(Candidate {
                         watch,
                         writing: false,
                         last_event: now,
-                        stamp: None,
+                        stamp: Some(stamp),
                     });
                 }
             }
@@ -706,7 +765,11 @@ impl Watcher {
             let state = self.state();
             e.paths
                 .iter()
-                .filter_map(|p| Self::watch_of(&state, p).map(|id| (id, p.clone())))
+                .flat_map(|p| {
+                    Self::watches_of(&state, p)
+                        .into_iter()
+                        .map(move |id| (id, p.clone()))
+                })
                 .collect()
         };
         for (id, path) in ids {
@@ -748,29 +811,27 @@ impl Watcher {
         }
     }
 
-    /// Looks at candidates whose settle time has passed; hands over those that stayed the same.
+    /// Looks at candidates whose settle time has passed; hands over those that stayed the same
+    /// since the last look (made when the writer closed the file, or by the scan).
     async fn settle_due(&self) {
         let now = Instant::now();
-        let due: Vec<(PathBuf, u64)> = self
+        let due: Vec<(u64, PathBuf)> = self
             .state()
             .candidates
             .iter()
             .filter(|(_, c)| {
                 now >= c.last_event + if c.writing { WRITER_GONE } else { self.settle }
             })
-            .map(|(p, c)| (p.clone(), c.watch))
+            .map(|(key, _)| key.clone())
             .collect();
         if due.is_empty() {
             return;
         }
-        let paths: Vec<PathBuf> = due.iter().map(|(p, _)| p.clone()).collect();
+        let paths: Vec<PathBuf> = due.iter().map(|(_, p)| p.clone()).collect();
         let looked = tokio::task::spawn_blocking(move || {
             paths
-                .into_iter()
-                .map(|p| {
-                    let meta = std::fs::metadata(&p);
-                    (p, meta)
-                })
+                .iter()
+                .map(|p| std::fs::metadata(p).ok())
                 .collect::<Vec<_>>()
         })
         .await
@@ -778,21 +839,21 @@ impl Watcher {
         let mut ready: BTreeMap<u64, Vec<(PathBuf, std::fs::Metadata)>> = BTreeMap::new();
         {
             let mut state = self.state();
-            for (path, meta) in looked {
-                let Some(meta) = meta.ok().filter(|m| m.is_file()) else {
-                    state.candidates.remove(&path);
+            for (key, meta) in due.into_iter().zip(looked) {
+                let Some(meta) = meta.filter(|m| m.is_file()) else {
+                    state.candidates.remove(&key);
                     continue;
                 };
-                let Some(candidate) = state.candidates.get_mut(&path) else {
+                let Some(candidate) = state.candidates.get_mut(&key) else {
                     continue;
                 };
                 let stamp = stamp_of(&meta);
                 if candidate.stamp == Some(stamp) {
-                    let watch = candidate.watch;
-                    state.candidates.remove(&path);
+                    state.candidates.remove(&key);
+                    let (watch, path) = key;
                     ready.entry(watch).or_default().push((path, meta));
                 } else {
-                    // Changed since the last look (or first look): another settle period.
+                    // Changed since the last look (or never looked at): another settle period.
                     candidate.stamp = Some(stamp);
                     candidate.writing = false;
                     candidate.last_event = now;
@@ -1118,7 +1179,7 @@ mod tests {
         let mut found: Vec<String> = scan(root, true, &rules)
             .unwrap()
             .iter()
-            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .map(|(p, _)| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
             .collect();
         found.sort();
         assert_eq!(found, ["a.jpg", "sub/c.JPG", "sub/deeper/d.mov"]);

@@ -682,8 +682,6 @@ async fn an_unreadable_folder_is_an_error_of_the_watch_not_of_the_daemon() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/watch: a new photo in a folder watched for two Dropbox folders gets one \
-            job, for one of them (candidates are keyed by path alone)"]
 async fn a_folder_watched_for_two_dropbox_folders_exports_to_both() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("shared");
@@ -701,8 +699,6 @@ async fn a_folder_watched_for_two_dropbox_folders_exports_to_both() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/watch: removing one of two watches of a folder unwatches the folder's \
-            inotify watch, which the other shares; it stays `active` and exports nothing more"]
 async fn removing_one_of_two_watches_of_a_folder_leaves_the_other_working() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("shared");
