@@ -5,6 +5,7 @@
 mod helper;
 
 mod account;
+mod activation;
 mod bad_input;
 mod batches;
 mod commits;
@@ -22,5 +23,6 @@ mod prepare;
 mod refusals;
 mod removable;
 mod resilience;
+mod unit;
 mod watch;
 mod watch_config;
