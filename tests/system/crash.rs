@@ -333,3 +333,73 @@ async fn a_chunk_whose_answer_was_lost_is_not_sent_again() {
         .sum();
     assert_eq!(sent, size, "{} bytes sent again", sent.saturating_sub(size));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_upload_stops_at_once_and_the_upload_resumes() {
+    let mut config = small_config();
+    config.upload.chunk_size = 8 * MIB;
+    let mut w = world(config).await;
+    let path = w.photo_dir().join("video.mp4");
+    let size = 160 * MIB;
+    write_random_file(&path, size, 11);
+    // Six chunks go through, then appends turn slow: the stop comes with chunks landed and
+    // requests in flight.
+    let faults = w.sandbox.emulator.faults();
+    faults.inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 0 },
+        6,
+    );
+    faults.inject(
+        "/2/files/upload_session/append_v2",
+        Fault::Delay { millis: 3000 },
+        8,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(std::slice::from_ref(&path)),
+            "/Term".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    drop(uploader);
+    wait_for("six chunks confirmed", || async {
+        let confirmed = w
+            .sandbox
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.route == "/2/files/upload_session/append_v2" && r.status == 200)
+            .count();
+        (confirmed >= 6).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    let status = w.sandbox.stop_daemon().expect("it was running");
+    let took = stopping.elapsed();
+    // The unit gives it TimeoutStopSec=20 before SIGKILL; it needs far less.
+    assert!(took < Duration::from_secs(20), "SIGTERM took {took:?}");
+    assert!(status.success(), "exit status {status:?}");
+    let before = w.sandbox.emulator.requests().len();
+    w.sandbox.start_daemon().await.unwrap();
+    w.reconnect().await;
+    let uploader = w.uploader().await;
+    let done = batch_final(&uploader, batch).await;
+    assert_eq!(done[0].state, "done", "{}", done[0].message);
+    assert_eq!(w.sandbox.emulator.files()[0].content_hash, hash(&path));
+    // It resumed: the session started before the stop was finished, not begun again.
+    let after = &w.sandbox.emulator.requests()[before..];
+    assert!(
+        !after
+            .iter()
+            .any(|r| r.route == "/2/files/upload_session/start"),
+        "the upload started over"
+    );
+    let resent = upload_bytes(after);
+    assert!(
+        resent <= size - 6 * 8 * MIB + 8 * MIB,
+        "{resent} bytes sent after the restart"
+    );
+}
