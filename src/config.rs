@@ -75,6 +75,22 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     pub export: ExportConfig,
     pub watch: WatchConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// Desktop notifications when a batch ends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Show one (through org.freedesktop.Notifications) when a batch ends; batches from watched
+    /// folders only when something failed.
+    pub enabled: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Watch folders. Watches are added over D-Bus (`dbxportctl watch add`) and kept in the state

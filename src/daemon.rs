@@ -183,6 +183,14 @@ pub async fn run(
         shutdown.clone(),
     ));
     let watching = tokio::spawn(watcher.run(shutdown.clone()));
+    if config.notifications.enabled {
+        tokio::spawn(crate::notifications::run(
+            conn.clone(),
+            queue.clone(),
+            engine.clone(),
+            shutdown.clone(),
+        ));
+    }
     engine.run(shutdown.clone()).await;
     let _ = watching.await;
     match signals.await {

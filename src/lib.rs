@@ -30,6 +30,7 @@ pub mod emulator;
 pub mod engine;
 pub mod export;
 pub mod logging;
+pub mod notifications;
 pub mod prepare;
 pub mod queue;
 #[cfg(feature = "emulator")]

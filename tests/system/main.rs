@@ -19,6 +19,7 @@ mod interface;
 mod keyring;
 mod limits;
 mod login;
+mod notices;
 mod prepare;
 mod refusals;
 mod removable;
