@@ -454,3 +454,41 @@ pub fn assert_retry_after_kept(
         }
     }
 }
+
+impl World {
+    pub async fn watches(&self) -> dbxport::service::WatchesProxy<'static> {
+        dbxport::service::WatchesProxy::new(&self.conn)
+            .await
+            .expect("watches proxy")
+    }
+
+    /// A watch as `ListWatches` shows it.
+    pub async fn watch_view(&self, id: u64) -> dbxport::cli::WatchView {
+        let listed = self
+            .watches()
+            .await
+            .list_watches()
+            .await
+            .expect("ListWatches");
+        listed
+            .iter()
+            .map(dbxport::cli::WatchView::from_dict)
+            .find(|v| v.id == id)
+            .unwrap_or_else(|| panic!("no watch {id} in {listed:?}"))
+    }
+
+    /// The paths of the files the emulator holds, as Dropbox displays them.
+    pub fn stored_paths(&self) -> Vec<String> {
+        self.sandbox
+            .emulator
+            .files()
+            .into_iter()
+            .map(|f| f.path_display)
+            .collect()
+    }
+}
+
+/// Requests that start sending a file's bytes: one per upload, whichever way it goes.
+pub fn uploads_started(w: &World) -> usize {
+    w.requests_to("/2/files/upload") + w.requests_to("/2/files/upload_session/start")
+}

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use dbxport::service::WatchesProxy;
-
 use crate::helper::*;
 
 fn run(args: &[&str]) -> bool {
@@ -39,16 +37,6 @@ fn mount_card(at: &Path) -> Option<Mounted> {
     .then_some(Mounted(target))
 }
 
-async fn watch_state(watches: &WatchesProxy<'_>, id: u64) -> (String, String) {
-    let listed = watches.list_watches().await.unwrap();
-    let view = listed
-        .iter()
-        .map(dbxport::cli::WatchView::from_dict)
-        .find(|v| v.id == id)
-        .unwrap();
-    (view.state, view.reason)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmounted_card_is_reported_and_picked_up_again() {
     let mut config = small_config();
@@ -63,8 +51,9 @@ async fn an_unmounted_card_is_reported_and_picked_up_again() {
     let dcim = mount_point.join("DCIM");
     std::fs::create_dir(&dcim).unwrap();
     make_photos(&dcim, 2);
-    let watches = WatchesProxy::new(&w.conn).await.unwrap();
-    let id = watches
+    let id = w
+        .watches()
+        .await
         .add_watch(
             dcim.to_string_lossy().into_owned(),
             "/Card".into(),
@@ -81,8 +70,8 @@ async fn an_unmounted_card_is_reported_and_picked_up_again() {
 
     drop(card);
     let (_, reason) = wait_for("the watch to report the card gone", || async {
-        let (state, reason) = watch_state(&watches, id).await;
-        (state == "missing").then_some(((), reason))
+        let view = w.watch_view(id).await;
+        (view.state == "missing").then_some(((), view.reason))
     })
     .await;
     assert!(reason.contains("DCIM"), "{reason}");
@@ -97,7 +86,7 @@ async fn an_unmounted_card_is_reported_and_picked_up_again() {
         std::fs::write(dcim.join(name), bytes).unwrap();
     }
     wait_for("the watch to recover", || async {
-        (watch_state(&watches, id).await.0 == "active").then_some(())
+        (w.watch_view(id).await.state == "active").then_some(())
     })
     .await;
     let done = wait_for("the new photos on the returned card", || async {
@@ -113,21 +102,9 @@ async fn an_unmounted_card_is_reported_and_picked_up_again() {
     // The photos it already exported (same content back on the card) were not sent again:
     // four files' bytes in all. (Whether they are jobs again depends on the new mount's
     // device number; either way nothing travels twice.)
-    let sent = w
-        .sandbox
-        .emulator
-        .requests()
-        .iter()
-        .filter(|r| r.route == "/2/files/upload_session/start" || r.route == "/2/files/upload")
-        .count();
+    let sent = uploads_started(&w);
     assert_eq!(sent, 4, "{done:#?}");
-    let stored: Vec<String> = w
-        .sandbox
-        .emulator
-        .files()
-        .into_iter()
-        .map(|f| f.path_display)
-        .collect();
+    let stored = w.stored_paths();
     assert!(
         stored.contains(&"/Card/new-1.jpg".to_string()),
         "{stored:?}"

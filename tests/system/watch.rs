@@ -13,8 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dbxport::cli::WatchView;
-use dbxport::service::WatchesProxy;
 use futures_util::StreamExt;
 use zbus::zvariant::Value;
 
@@ -28,10 +26,6 @@ fn watch_config() -> dbxport::config::Config {
 }
 
 impl World {
-    async fn watches(&self) -> WatchesProxy<'static> {
-        WatchesProxy::new(&self.conn).await.expect("watches proxy")
-    }
-
     /// Every job so far, in every state.
     async fn all_jobs(&self) -> Vec<JobInfo> {
         jobs(&self.uploader().await, &[]).await
@@ -87,13 +81,7 @@ async fn a_watched_folder_exports_what_it_holds_and_what_arrives() {
     std::fs::rename(&tmp, &saved).unwrap();
     let done = jobs_done(&w, 4).await;
     assert_eq!(done.len(), 4, "{done:#?}");
-    let stored: Vec<String> = w
-        .sandbox
-        .emulator
-        .files()
-        .into_iter()
-        .map(|f| f.path_display)
-        .collect();
+    let stored = w.stored_paths();
     assert!(
         stored.contains(&"/Camera/new.jpg".to_string()),
         "{stored:?}"
@@ -117,7 +105,7 @@ async fn a_watched_folder_exports_what_it_holds_and_what_arrives() {
     // The uploaded-index is written when the watch hears of the job's end, a moment after
     // the job is Done.
     wait_for("4 files in the uploaded-index", || async {
-        (watch_view(&w, id).await.uploaded == 4).then_some(())
+        (w.watch_view(id).await.uploaded == 4).then_some(())
     })
     .await;
 }
@@ -153,27 +141,12 @@ async fn a_slow_writer_gives_one_job_after_its_last_write() {
     );
 }
 
-/// A watch as `ListWatches` shows it.
-async fn watch_view(w: &World, id: u64) -> WatchView {
-    let listed = w.watches().await.list_watches().await.expect("ListWatches");
-    listed
-        .iter()
-        .map(WatchView::from_dict)
-        .find(|v| v.id == id)
-        .unwrap_or_else(|| panic!("no watch {id} in {listed:?}"))
-}
-
 /// Waits until watch `id` has `n` files in its uploaded-index.
 async fn indexed(w: &World, id: u64, n: u64) {
     wait_for(&format!("{n} files in watch {id}'s index"), || async {
-        (watch_view(w, id).await.uploaded == n).then_some(())
+        (w.watch_view(id).await.uploaded == n).then_some(())
     })
     .await
-}
-
-/// Requests that start sending a file's bytes: one per upload, whichever way it goes.
-fn uploads_started(w: &World) -> usize {
-    w.requests_to("/2/files/upload") + w.requests_to("/2/files/upload_session/start")
 }
 
 /// `n` files of distinct content `{prefix}{i:04}.jpg` in `dir`, 20–120 kB (below the session
@@ -435,13 +408,13 @@ async fn a_removed_folder_is_reported_missing_and_watched_again_when_recreated()
     let dir = w.dir.path().join("sdcard");
     std::fs::create_dir(&dir).unwrap();
     let id = add_watch(&w, &dir, "/Card", &[]).await;
-    assert_eq!(watch_view(&w, id).await.state, "active");
+    assert_eq!(w.watch_view(id).await.state, "active");
     let mut changes = watch_changes(&w).await;
 
     std::fs::remove_dir(&dir).unwrap();
     let reason = next_change(&mut changes, id, "missing").await;
     assert!(reason.contains(&*dir.to_string_lossy()), "{reason}");
-    let view = watch_view(&w, id).await;
+    let view = w.watch_view(id).await;
     assert_eq!(view.state, "missing");
     assert_eq!(view.reason, reason);
 
@@ -450,7 +423,7 @@ async fn a_removed_folder_is_reported_missing_and_watched_again_when_recreated()
     let early = small_files(&dir, "early", 1, 7).remove(0);
     let reason = next_change(&mut changes, id, "active").await;
     assert_eq!(reason, "");
-    assert_eq!(watch_view(&w, id).await.state, "active");
+    assert_eq!(w.watch_view(id).await.state, "active");
     // … and one after (found by inotify).
     let late = small_files(&dir, "late", 1, 8).remove(0);
     let done = jobs_done(&w, 2).await;
@@ -566,13 +539,7 @@ async fn a_rename_within_the_folder_uploads_nothing() {
         "the second job is the marker's"
     );
     assert_eq!(uploads_started(&w), 2);
-    let stored: BTreeSet<String> = w
-        .sandbox
-        .emulator
-        .files()
-        .into_iter()
-        .map(|f| f.path_display)
-        .collect();
+    let stored: BTreeSet<String> = w.stored_paths().into_iter().collect();
     assert_eq!(
         stored,
         BTreeSet::from([
@@ -656,7 +623,7 @@ async fn an_unreadable_folder_is_an_error_of_the_watch_not_of_the_daemon() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
     let mut changes = watch_changes(&w).await;
     let id = add_watch(&w, &dir, "/Locked", &[]).await;
-    let view = watch_view(&w, id).await;
+    let view = w.watch_view(id).await;
     assert_eq!(view.state, "error", "{view:?}");
     assert!(view.reason.contains("permission"), "{view:?}");
     assert!(view.reason.contains(&*dir.to_string_lossy()), "{view:?}");
@@ -674,7 +641,7 @@ async fn an_unreadable_folder_is_an_error_of_the_watch_not_of_the_daemon() {
     // Readable again: the watch recovers and exports what the folder holds.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     next_change(&mut changes, id, "active").await;
-    assert_eq!(watch_view(&w, id).await.state, "active");
+    assert_eq!(w.watch_view(id).await.state, "active");
     let done = jobs_done(&w, 2).await;
     assert_eq!(done.len(), 2, "{done:#?}");
     assert!(sources(&done).contains(&*inside.to_string_lossy()));
@@ -706,7 +673,7 @@ async fn removing_one_of_two_watches_of_a_folder_leaves_the_other_working() {
     let first = add_watch(&w, &dir, "/A", &[]).await;
     let second = add_watch(&w, &dir, "/B", &[]).await;
     w.watches().await.remove_watch(first).await.unwrap();
-    assert_eq!(watch_view(&w, second).await.state, "active");
+    assert_eq!(w.watch_view(second).await.state, "active");
     let photo = small_files(&dir, "y", 1, 78).remove(0);
     let done = jobs_done(&w, 1).await;
     assert_eq!(done[0].source, photo.to_string_lossy());

@@ -2,7 +2,6 @@
 //! export profile, once — a restart does not add them again.
 
 use dbxport::config::WatchFolderConfig;
-use dbxport::service::WatchesProxy;
 
 use crate::helper::*;
 
@@ -29,9 +28,10 @@ async fn a_folder_declared_in_the_config_is_watched_once() {
 
     w.sandbox.stop_daemon();
     w.sandbox.start_daemon().await.unwrap();
-    let conn = w.sandbox.bus.connect().await.unwrap();
-    let watches = WatchesProxy::new(&conn).await.unwrap();
-    let listed: Vec<_> = watches
+    w.reconnect().await;
+    let listed: Vec<_> = w
+        .watches()
+        .await
         .list_watches()
         .await
         .unwrap()
