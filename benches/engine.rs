@@ -24,6 +24,9 @@
 //! `BENCH_FILES=100 BENCH_BIG_MIB=256 cargo bench --bench engine`; `0` skips a part.
 //! Files go under `BENCH_DIR` (default /var/tmp) and are removed afterwards.
 
+mod common;
+use common::*;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,9 +40,7 @@ use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
-use zbus::zvariant::{OwnedValue, Value};
-
-type Dict = std::collections::HashMap<String, OwnedValue>;
+use zbus::zvariant::Value;
 
 const COMMIT_ROUTES: [&str; 3] = [
     "/2/files/upload",
@@ -54,29 +55,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn dict(pairs: &[(&str, Value<'_>)]) -> Dict {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
-        .collect()
-}
-
 fn get_u32(d: &Dict, key: &str) -> u32 {
     d.get(key).and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
-}
-
-fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
-    bytes as f64 / 1e6 / elapsed.as_secs_f64()
-}
-
-/// A field of /proc/PID/status, in kB.
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn load_average() -> String {
@@ -502,13 +482,6 @@ fn print_timeline(records: &[RequestRecord], started: Instant, step: f64) {
     }
 }
 
-fn curl_ok() -> bool {
-    std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Plain client: curl uploading `files` to /2/files/upload, 4 parallel transfers.
 fn curl_photos(emulator: &Emulator, files: &[PathBuf], folder: &str, dir: &Path) -> Duration {
     let config = dir.join("curl.cfg");
@@ -551,51 +524,6 @@ fn curl_photos(emulator: &Emulator, files: &[PathBuf], folder: &str, dir: &Path)
         .unwrap();
     assert!(status.success(), "curl failed");
     started.elapsed()
-}
-
-/// A TCP server that reads and throws away everything, answering each request with 200 once
-/// its body is in: the loopback ceiling for an HTTP upload.
-async fn discard_sink() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut head = Vec::new();
-                let (length, mut got) = loop {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buf[..n]);
-                    if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let text = String::from_utf8_lossy(&head[..end]).to_lowercase();
-                        let length: u64 = text
-                            .lines()
-                            .find_map(|l| {
-                                l.strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        break (length, (head.len() - end - 4) as u64);
-                    }
-                };
-                while got < length {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    got += n as u64;
-                }
-                use tokio::io::AsyncWriteExt;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnull")
-                    .await;
-            });
-        }
-    });
-    port
 }
 
 /// curl streaming `file` to the discard sink.

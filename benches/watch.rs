@@ -16,6 +16,9 @@
 //!
 //! Run: `cargo bench --bench watch` (needs dbus-daemon).
 
+mod common;
+use common::*;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,46 +26,13 @@ use std::time::{Duration, Instant};
 use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::{UploaderProxy, WatchesProxy};
 use futures_util::StreamExt;
-use zbus::zvariant::{OwnedValue, Value};
-
-type Dict = HashMap<String, OwnedValue>;
-
-fn dict(pairs: &[(&str, Value<'_>)]) -> Dict {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
-        .collect()
-}
+use zbus::zvariant::Value;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A field of /proc/PID/status, in kB.
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = &text[text.rfind(')').map_or(0, |i| i + 2)..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 /// inotify watches the process holds: the `inotify wd:` lines of its inotify fds' fdinfo.
