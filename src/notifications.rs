@@ -3,7 +3,8 @@
 //!
 //! One notification per batch: how many photos went (and how many were already there), the
 //! failures with their reasons, and the shared link when the batch asked for one; actions
-//! "Open folder" (the folder on the Dropbox web site) and "Copy link". Batches a watched folder
+//! "Open folder" (the folder on the Dropbox web site), "Copy link" and, when something failed,
+//! "Retry failed" (the batch's failed jobs go back to the queue). Batches a watched folder
 //! made notify only when something failed — auto-export should be quiet when it works. No
 //! notification server (a headless session) is not an error: the summary is in the log and in
 //! `BatchFinished` anyway.
@@ -104,6 +105,9 @@ pub fn notice_for(folder: &str, summary: &BatchSummary, from_watch: bool) -> Opt
     if summary.link.is_some() {
         actions.push(("copy-link", "Copy link"));
     }
+    if summary.failed > 0 {
+        actions.push(("retry-failed", "Retry failed"));
+    }
     Some(Notice {
         summary: headline,
         body: lines.join("\n"),
@@ -139,10 +143,33 @@ async fn run_tool(program: &str, args: &[&str], input: Option<&str>) -> bool {
     child.wait().await.is_ok_and(|s| s.success())
 }
 
+/// What a notification's actions need to know of its batch.
+struct Shown {
+    batch: u64,
+    folder: String,
+    link: Option<String>,
+}
+
 /// What an action of one of our notifications does.
-async fn act(key: &str, folder: &str, link: Option<&str>) {
-    let done = match (key, link) {
-        ("open-folder", _) => run_tool("xdg-open", &[&folder_url(folder)], None).await,
+async fn act(key: &str, shown: &Shown, queue: &Queue) {
+    let done = match (key, shown.link.as_deref()) {
+        ("open-folder", _) => run_tool("xdg-open", &[&folder_url(&shown.folder)], None).await,
+        ("retry-failed", _) => {
+            // The queue wakes the engine itself; a batch with nothing failed any more (retried
+            // from the command line meanwhile) simply gives no job back.
+            match queue.retry(shown.batch).await {
+                Ok(jobs) => tracing::info!(
+                    batch = shown.batch,
+                    jobs = jobs.len(),
+                    "retrying failed jobs from the notification"
+                ),
+                Err(e) => tracing::warn!(
+                    batch = shown.batch,
+                    "cannot retry from the notification: {e}"
+                ),
+            }
+            true
+        }
         ("copy-link", Some(link)) => {
             run_tool("wl-copy", &[], Some(link)).await
                 || run_tool("xclip", &["-selection", "clipboard"], Some(link)).await
@@ -164,7 +191,7 @@ pub async fn run(
 ) {
     let mut batches = engine.subscribe_batches();
     // Our notifications' ids, with what their actions need.
-    let mut shown: HashMap<u32, (String, Option<String>)> = HashMap::new();
+    let mut shown: HashMap<u32, Shown> = HashMap::new();
     let mut actions = None;
     loop {
         if actions.is_none()
@@ -181,8 +208,8 @@ pub async fn run(
         tokio::select! {
             finished = batches.recv() => match finished {
                 Ok(finished) => {
-                    if let Some((id, folder, link)) = notify(&conn, &queue, &finished).await {
-                        shown.insert(id, (folder, link));
+                    if let Some((id, what)) = notify(&conn, &queue, &finished).await {
+                        shown.insert(id, what);
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -190,8 +217,8 @@ pub async fn run(
             },
             invoked = action => match invoked.and_then(|s| s.args().ok().map(|a| (a.id, a.action_key))) {
                 Some((id, key)) => {
-                    if let Some((folder, link)) = shown.get(&id) {
-                        act(&key, folder, link.as_deref()).await;
+                    if let Some(what) = shown.get(&id) {
+                        act(&key, what, &queue).await;
                     }
                 }
                 None => actions = None,
@@ -206,7 +233,7 @@ async fn notify(
     conn: &zbus::Connection,
     queue: &Queue,
     finished: &BatchFinished,
-) -> Option<(u32, String, Option<String>)> {
+) -> Option<(u32, Shown)> {
     let batch = queue.batch(finished.batch).ok()??;
     let from_watch = batch
         .jobs
@@ -241,8 +268,11 @@ async fn notify(
     {
         Ok(id) => Some((
             id,
-            batch.remote_folder.clone(),
-            finished.summary.link.clone(),
+            Shown {
+                batch: finished.batch,
+                folder: batch.remote_folder.clone(),
+                link: finished.summary.link.clone(),
+            },
         )),
         Err(e) => {
             tracing::debug!("no desktop notification: {e}");
@@ -283,6 +313,7 @@ mod tests {
         assert!(n.body.contains("/p/0.jpg: permission denied"));
         assert!(n.body.contains("… and 2 more"));
         assert!(n.urgent);
+        assert!(n.actions.contains(&("retry-failed", "Retry failed")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Desktop notifications: when a batch ends, a notification server on the session bus (here a
 //! test-owned `org.freedesktop.Notifications`) receives the summary — counts, each failure
-//! with its reason, the shared link — with the "Open folder" and "Copy link" actions.
+//! with its reason, the shared link — with the "Open folder", "Copy link" and "Retry failed"
+//! actions; invoking "Retry failed" sends the failed photo again.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -53,10 +54,10 @@ impl FakeServer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_batch_is_told_with_counts_failures_link_and_actions() {
+async fn a_finished_batch_is_told_with_counts_failures_link_and_actions_and_retry_works() {
     let w = world(small_config()).await;
     let shown = Arc::new(Mutex::new(Vec::new()));
-    let _server = zbus::connection::Builder::address(w.sandbox.bus.address())
+    let server = zbus::connection::Builder::address(w.sandbox.bus.address())
         .unwrap()
         .serve_at(
             "/org/freedesktop/Notifications",
@@ -75,7 +76,7 @@ async fn a_finished_batch_is_told_with_counts_failures_link_and_actions() {
     let locked = w.photo_dir().join("locked.jpg");
     std::fs::copy(&files[0], &locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    files.push(locked);
+    files.push(locked.clone());
     let uploader = w.uploader().await;
     let (batch, _) = uploader
         .upload(
@@ -97,7 +98,34 @@ async fn a_finished_batch_is_told_with_counts_failures_link_and_actions() {
     assert!(notice.body.contains("Link: "), "{}", notice.body);
     assert_eq!(
         notice.actions,
-        ["open-folder", "Open folder", "copy-link", "Copy link"]
+        [
+            "open-folder",
+            "Open folder",
+            "copy-link",
+            "Copy link",
+            "retry-failed",
+            "Retry failed"
+        ]
     );
     assert_eq!(shown.lock().unwrap().len(), 1, "one notification per batch");
+
+    // The user fixes the file and clicks "Retry failed": the server says so with
+    // ActionInvoked(id, key), as a real one does; the daemon queues the failed job again.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    server
+        .emit_signal(
+            None::<()>,
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "ActionInvoked",
+            &(1u32, "retry-failed"),
+        )
+        .await
+        .unwrap();
+    wait_for("the retried batch to end with every photo sent", || async {
+        let jobs = jobs(&uploader, &[("batch", Value::from(batch))]).await;
+        (jobs.iter().all(|j| j.state == "done")).then_some(())
+    })
+    .await;
+    assert_one_copy_each(&w, &files, "/told");
 }
