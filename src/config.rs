@@ -4,6 +4,8 @@
 //! `XDG_STATE_HOME` and `XDG_CACHE_HOME` (design.md, configuration contract). A missing config
 //! file means defaults; an unknown key is an error, so a typo is never silently ignored.
 
+pub mod edit;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

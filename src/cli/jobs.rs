@@ -230,35 +230,10 @@ pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
     Ok(Exit::Ok)
 }
 
-/// `2M`, `500K`, `1.5MiB`, `1000000`, `off` → bytes per second.
+/// `2M`, `500K`, `1.5MiB`, `1000000`, `off` → bytes per second (units as config sizes take them).
 pub fn parse_rate(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("off") || t == "0" {
-        return Ok(0);
-    }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a rate: try 2M, 500K or off"))?;
-    let unit = unit.trim().trim_end_matches("/s").trim_end_matches('B');
-    let factor = match unit {
-        "" => 1.0,
-        "k" | "K" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M, G, KiB, MiB)")),
-    };
-    let rate = (number * factor).round();
-    if !(1.0..1e15).contains(&rate) {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(rate as u64)
+    crate::config::edit::parse_bytes(text)
+        .ok_or_else(|| format!("{text:?} is not a rate: try 2M, 500K, 1.5MiB or off"))
 }
 
 pub async fn limit(conn: &zbus::Connection, rate: Option<&str>) -> Result<Exit, String> {

@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own file; this one holds the argument definitions, the exit
 //! codes scripts can rely on, and the connection to the daemon.
 
+mod config;
 #[cfg(feature = "emulator")]
 mod demo;
 #[cfg(feature = "emulator")]
@@ -107,6 +108,9 @@ enum Command {
     /// Watched folders: add, remove, list.
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// The daemon's settings (config.toml): show, set or reset a key.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Create a Dropbox folder (and missing parents); an existing one is fine.
     Mkdir {
         /// The folder to create, e.g. /Photos/2024.
@@ -206,6 +210,32 @@ pub enum WatchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Every key with its value (defaults filled in), or one key's bare value.
+    Get {
+        /// A dotted key, e.g. upload.transfers.
+        key: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a key in config.toml. The whole config is checked before it is written; comments
+    /// and layout are kept. Sizes take units: 8MiB, 2M.
+    Set {
+        /// A dotted key, e.g. upload.transfers.
+        key: String,
+        value: String,
+    },
+    /// Remove a key from config.toml, so it has its default again.
+    Unset {
+        /// A dotted key.
+        key: String,
+    },
+    /// Print the config file's path.
+    Path,
 }
 
 #[derive(Args)]
@@ -347,6 +377,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Emulator(args) => return emulator::run(args).await,
         #[cfg(feature = "emulator")]
         Command::Demo(args) => return demo::run(args).await,
+        // The file is the user's: no daemon or bus needed to read or change it.
+        Command::Config(command) => config::run(command).await,
         command => match session_bus().await {
             Ok(conn) => dispatch(&conn, command).await,
             Err(e) => Err(e),
@@ -377,6 +409,7 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Folders { path, json } => folders::list(conn, path.as_deref(), json).await,
         Command::Mkdir { path } => folders::mkdir(conn, &path).await,
         Command::Watch(command) => watch::run(conn, command).await,
+        Command::Config(_) => unreachable!("handled before connecting"),
         #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }

@@ -9,6 +9,7 @@ mod activation;
 mod bad_input;
 mod batches;
 mod commits;
+mod config_cli;
 mod conflicts;
 mod crash;
 mod durability;
