@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use zbus::zvariant::OwnedValue;
+use zbus::zvariant::{OwnedValue, Value};
 
 use crate::prepare::{Mode, PrepareOptions};
 
@@ -70,6 +70,24 @@ pub struct ExportOptions {
     pub share_link: bool,
 }
 
+/// What a caller sent, in words: "a string (s)", so an error says what was wrong without
+/// assuming the reader knows D-Bus signatures.
+pub fn kind_of(value: &Value<'_>) -> String {
+    let sig = value.value_signature().to_string();
+    let words = match sig.as_str() {
+        "s" | "o" | "g" => "a string",
+        "b" => "a boolean",
+        "y" | "n" | "q" | "i" | "u" | "x" | "t" => "a whole number",
+        "d" => "a fractional number",
+        "v" => "a variant",
+        _ if sig.starts_with("a{") => "a dictionary",
+        _ if sig.starts_with('a') => "a list",
+        _ if sig.starts_with('(') => "a structure",
+        _ => "a value",
+    };
+    format!("{words} ({sig})")
+}
+
 impl ExportOptions {
     /// Applies `Upload`'s options to these defaults. Unknown keys and wrong types are errors
     /// naming the key.
@@ -78,24 +96,29 @@ impl ExportOptions {
         options: &HashMap<String, OwnedValue>,
     ) -> Result<ExportOptions, String> {
         let flag = |key: &str, value: &OwnedValue| {
-            bool::try_from(&**value).map_err(|_| {
-                format!(
-                    "option {key} must be a boolean, not {}",
-                    value.value_signature()
-                )
-            })
+            bool::try_from(&**value)
+                .map_err(|_| format!("option {key} must be a boolean, not {}", kind_of(value)))
         };
         let number = |key: &str, value: &OwnedValue| {
-            u32::try_from(&**value)
-                .or_else(|_| u8::try_from(&**value).map(u32::from))
-                .or_else(|_| u64::try_from(&**value).map(|v| v.min(u64::from(u32::MAX)) as u32))
-                .or_else(|_| i32::try_from(&**value).map(|v| v.max(0) as u32))
-                .map_err(|_| {
-                    format!(
-                        "option {key} must be a number, not {}",
-                        value.value_signature()
-                    )
-                })
+            let n: Option<i128> = match &**value {
+                Value::U8(v) => Some((*v).into()),
+                Value::U16(v) => Some((*v).into()),
+                Value::U32(v) => Some((*v).into()),
+                Value::U64(v) => Some((*v).into()),
+                Value::I16(v) => Some((*v).into()),
+                Value::I32(v) => Some((*v).into()),
+                Value::I64(v) => Some((*v).into()),
+                _ => None,
+            };
+            match n {
+                // Out of range above is still out of range: the range checks below say so.
+                Some(n) if n >= 0 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+                Some(n) => Err(format!("option {key} must be a positive number, not {n}")),
+                None => Err(format!(
+                    "option {key} must be a number, not {}",
+                    kind_of(value)
+                )),
+            }
         };
         let (mut max_dimension, mut quality) = match self.prepare.mode {
             Mode::Resize {
@@ -121,10 +144,7 @@ impl ExportOptions {
                 "strip_location" => self.prepare.strip_location = flag(key, value)?,
                 "conflict" => {
                     let text = <&str>::try_from(&**value).map_err(|_| {
-                        format!(
-                            "option conflict must be a string, not {}",
-                            value.value_signature()
-                        )
+                        format!("option conflict must be a string, not {}", kind_of(value))
                     })?;
                     self.conflict = Conflict::parse(text)?;
                 }

@@ -716,13 +716,66 @@ async fn read_reply(response: reqwest::Response) -> Result<Reply, String> {
     let body = if (500..600).contains(&status) {
         Bytes::new()
     } else {
-        response.bytes().await.map_err(transport)?
+        read_capped(response).await?
     };
     Ok(Reply {
         status,
         retry_after,
-        body,
+        body: neutralise_nul(body),
     })
+}
+
+/// The most of one answer that is read. The largest real ones are `list_folder` pages of 2000
+/// entries (a few MB); anything past this is a broken or hostile server, and reading on would
+/// let it take the daemon's memory.
+pub const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The body, chunk by chunk, up to [`MAX_REPLY_BYTES`].
+async fn read_capped(mut response: reqwest::Response) -> Result<Bytes, String> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_REPLY_BYTES as u64 {
+        return Err(format!(
+            "Dropbox's answer would be {declared} bytes, more than the {MAX_REPLY_BYTES} read"
+        ));
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared as usize);
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(format!(
+                "Dropbox's answer is longer than the {MAX_REPLY_BYTES} bytes read; cut off"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// JSON may carry a NUL character as `\u0000`; a D-Bus string cannot, and the bus drops a
+/// connection that sends one. Text from the network reaches callers (error messages, names),
+/// so NULs become U+FFFD here, before anything is parsed.
+fn neutralise_nul(body: Bytes) -> Bytes {
+    const NUL: &[u8] = b"\\u0000";
+    if !body.windows(NUL.len()).any(|w| w == NUL) {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' && i + 1 < body.len() {
+            // Every backslash in valid JSON starts a two-character escape (or \uXXXX).
+            if body[i + 1..].starts_with(b"u0000") {
+                out.extend_from_slice(b"\\ufffd");
+                i += 6;
+            } else {
+                out.extend_from_slice(&body[i..i + 2]);
+                i += 2;
+            }
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    Bytes::from(out)
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {

@@ -1292,3 +1292,14 @@ fn ca_file_errors_name_the_file() {
 
 #[cfg(feature = "emulator")]
 mod emulator;
+
+#[test]
+fn nul_characters_from_the_network_never_reach_a_string() {
+    let body = Bytes::from_static(br#"{"error_summary": "a\u0000b \\u0000 c\u0000"}"#);
+    let clean = super::neutralise_nul(body);
+    let value: serde_json::Value = serde_json::from_slice(&clean).unwrap();
+    // The escaped backslash stays text; the two real NULs become U+FFFD.
+    assert_eq!(value["error_summary"], "a\u{fffd}b \\u0000 c\u{fffd}");
+    let plain = Bytes::from_static(br#"{"a": "b"}"#);
+    assert_eq!(super::neutralise_nul(plain.clone()), plain);
+}

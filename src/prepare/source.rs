@@ -24,6 +24,12 @@ pub enum SourceError {
     Directory(PathBuf),
     #[error("{0}: not a regular file")]
     NotRegular(PathBuf),
+    #[error("{0}: a kernel pseudo-file (under /proc or /sys), not a photo")]
+    Pseudo(PathBuf),
+    #[error("{0}: symbolic links loop here (a link leads back to itself); fix or remove the link")]
+    Loop(PathBuf),
+    #[error("{0}: the path or a name in it is too long for the file system")]
+    NameTooLong(PathBuf),
     #[error("{0}: permission denied; dbxport cannot read this file")]
     PermissionDenied(PathBuf),
     #[error("{path}: cannot read: {source}")]
@@ -52,6 +58,10 @@ impl SourceError {
         match e.kind() {
             io::ErrorKind::NotFound => SourceError::NotFound(path.into()),
             io::ErrorKind::PermissionDenied => SourceError::PermissionDenied(path.into()),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => SourceError::Loop(path.into()),
+            _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                SourceError::NameTooLong(path.into())
+            }
             _ => SourceError::Io {
                 path: path.into(),
                 source: e,
@@ -93,7 +103,34 @@ pub fn check_source(path: &Path) -> Result<Stamp, SourceError> {
     if !meta.is_file() {
         return Err(SourceError::NotRegular(path.into()));
     }
+    let c_path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+        .map_err(|_| SourceError::NotFound(path.into()))?;
+    // SAFETY: a valid NUL-terminated path and a zeroed struct for the kernel to fill.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } == 0 && is_pseudo(&fs) {
+        return Err(SourceError::Pseudo(path.into()));
+    }
     Ok(stamp_of(&meta))
+}
+
+/// A file system whose "files" are kernel interfaces: regular files by `stat`, but with a
+/// size of 0 or of the whole address space, contents that change on every read, and reads
+/// that can have side effects.
+fn is_pseudo(fs: &libc::statfs) -> bool {
+    const PSEUDO: [i64; 10] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x7363_6673, // securityfs
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0xcafe_4a11, // bpf
+        0x6265_6570, // configfs
+        0xde5e_81e4, // efivarfs
+    ];
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets.
+    PSEUDO.contains(&(fs.f_type as i64))
 }
 
 /// Opens a source for reading and returns it with its stamp.
@@ -109,6 +146,13 @@ pub fn open_source(path: &Path) -> Result<(File, Stamp), SourceError> {
     }
     if !meta.is_file() {
         return Err(SourceError::NotRegular(path.into()));
+    }
+    // SAFETY: an open descriptor and a zeroed struct for the kernel to fill.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(std::os::fd::AsRawFd::as_raw_fd(&file), &mut fs) } == 0
+        && is_pseudo(&fs)
+    {
+        return Err(SourceError::Pseudo(path.into()));
     }
     Ok((file, stamp_of(&meta)))
 }

@@ -10,6 +10,7 @@
 //! database; finished ones live only in sled.
 
 mod job;
+pub mod os_path;
 
 pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};
 

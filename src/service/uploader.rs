@@ -1,6 +1,7 @@
 //! `io.github.dbxport1.Uploader`: queueing files, following and steering jobs.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use zbus::interface;
@@ -24,24 +25,11 @@ pub struct Uploader {
     pub(super) engine: std::sync::Arc<crate::engine::Engine>,
 }
 
-#[interface(
-    name = "io.github.dbxport1.Uploader",
-    proxy(
-        default_service = "io.github.dbxport1",
-        default_path = "/io/github/dbxport1",
-        gen_blocking = false
-    )
-)]
 impl Uploader {
-    /// Queues files for upload into `remote_folder` (`""`: the configured default). Returns
-    /// once the jobs are on disk. Options (`a{sv}`, each overriding the config's `[export]`
-    /// for this batch): `original` (b, true: the bytes as they are — the only mode for now),
-    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`), `share_link` (b). Every path
-    /// must be absolute and name an existing file; otherwise nothing is queued and the error
-    /// names each bad path.
-    async fn upload(
+    /// What `Upload` and `UploadPaths` do once the paths are paths.
+    async fn enqueue_paths(
         &self,
-        paths: Vec<String>,
+        paths: Vec<PathBuf>,
         remote_folder: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
@@ -63,10 +51,7 @@ impl Uploader {
         let checked = tokio::task::spawn_blocking(move || {
             paths
                 .into_iter()
-                .map(|p| {
-                    let path = PathBuf::from(&p);
-                    prepare::check_source(&path).map(|stamp| (path, stamp))
-                })
+                .map(|path| prepare::check_source(&path).map(|stamp| (path, stamp)))
                 .collect::<Vec<_>>()
         })
         .await
@@ -114,6 +99,59 @@ impl Uploader {
             .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)
             .await?;
         Ok((batch, jobs.iter().map(|j| j.id).collect()))
+    }
+}
+
+#[interface(
+    name = "io.github.dbxport1.Uploader",
+    proxy(
+        default_service = "io.github.dbxport1",
+        default_path = "/io/github/dbxport1",
+        gen_blocking = false
+    )
+)]
+impl Uploader {
+    /// Queues files for upload into `remote_folder` (`""`: the configured default). Returns
+    /// the batch id and the job ids once the jobs are on disk. Options (`a{sv}`, each
+    /// overriding the config's `[export]` for this batch): `original` (b), `max_dimension` (u,
+    /// resize so the long edge fits), `jpeg_quality` (u, 1–100), `strip_location` (b),
+    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`), `share_link` (b). Every path
+    /// must be absolute and name an existing regular file; otherwise nothing is queued and the
+    /// error names each bad path.
+    async fn upload(
+        &self,
+        paths: Vec<String>,
+        remote_folder: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        let paths = paths.into_iter().map(PathBuf::from).collect();
+        self.enqueue_paths(paths, remote_folder, options).await
+    }
+
+    /// `Upload` for paths given as bytes (`aay`), so that file names that are not UTF-8 (an
+    /// old camera's card, an archive from another system) can be handed over: a D-Bus string
+    /// cannot hold them. A trailing NUL (GLib's bytestring convention) is allowed.
+    async fn upload_paths(
+        &self,
+        paths: Vec<Vec<u8>>,
+        remote_folder: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        let mut decoded = Vec::with_capacity(paths.len());
+        for mut bytes in paths {
+            if bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            if bytes.contains(&0) {
+                // Quoted: the text itself must not carry the NUL onto the bus.
+                return Err(ServiceError::InvalidPath(format!(
+                    "{:?}: a path cannot hold a NUL byte",
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            decoded.push(PathBuf::from(std::ffi::OsString::from_vec(bytes)));
+        }
+        self.enqueue_paths(decoded, remote_folder, options).await
     }
 
     /// Queues failed jobs again: a job, or every failed job of a batch (e.g. after freeing

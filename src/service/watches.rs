@@ -43,7 +43,7 @@ fn strings(key: &str, v: &OwnedValue) -> Result<Vec<String>, ServiceError> {
     .map_err(|_| {
         ServiceError::InvalidArgument(format!(
             "option {key} must be a list of strings (as), not {}",
-            v.value_signature()
+            crate::export::kind_of(v)
         ))
     })
 }
@@ -115,7 +115,7 @@ impl Watches {
                     recursive = bool::try_from(&*v).map_err(|_| {
                         ServiceError::InvalidArgument(format!(
                             "option recursive must be a boolean, not {}",
-                            v.value_signature()
+                            crate::export::kind_of(&v)
                         ))
                     })?
                 }

@@ -16,6 +16,7 @@ mod durability;
 mod end_to_end;
 mod faults;
 mod folders;
+mod hostile_caller;
 mod interface;
 mod keyring;
 mod limits;
