@@ -37,7 +37,7 @@ pub async fn send(
     for file in files {
         let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
         match prepare::check_source(&absolute) {
-            Ok(_) => paths.push(absolute.to_string_lossy().into_owned()),
+            Ok(_) => paths.push(absolute),
             Err(e) => {
                 report(e);
                 refused += 1;
@@ -54,10 +54,20 @@ pub async fn send(
     } else {
         None
     };
-    let (batch, ids) = proxy
-        .upload(paths, to.unwrap_or("").to_string(), options)
-        .await
-        .map_err(|e| describe(&e))?;
+    let folder = to.unwrap_or("").to_string();
+    // A D-Bus string cannot hold a name that is not UTF-8: such a batch goes as bytes.
+    let queued = match paths.iter().map(|p| p.to_str()).collect::<Option<Vec<_>>>() {
+        Some(texts) => {
+            let texts = texts.into_iter().map(str::to_owned).collect();
+            proxy.upload(texts, folder, options).await
+        }
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec());
+            proxy.upload_paths(bytes.collect(), folder, options).await
+        }
+    };
+    let (batch, ids) = queued.map_err(|e| describe(&e))?;
     eprintln!("queued {} file(s) as batch {batch}", ids.len());
     let outcome = match streams {
         Some(streams) => follow(&proxy, batch, streams).await?,

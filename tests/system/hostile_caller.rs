@@ -213,6 +213,27 @@ async fn odd_but_real_names_are_uploaded() {
     expected.sort();
     assert_eq!(stored, expected);
 
+    // dbxportctl hands such a name over as bytes too.
+    let out = w
+        .sandbox
+        .command(env!("CARGO_BIN_EXE_dbxportctl"))
+        .args(["upload", "--to", "/Odd/ctl", "--wait"])
+        .arg(&latin1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        w.sandbox
+            .emulator
+            .files()
+            .iter()
+            .any(|f| f.path_display == "/Odd/ctl/caf\u{fffd}.jpg")
+    );
+
     // A NUL inside a byte path is refused, naming it.
     let result = uploader
         .upload_paths(vec![b"/tmp/a\0b.jpg".to_vec()], "/Odd".into(), dict(&[]))
