@@ -293,6 +293,10 @@ pub struct DropboxConfig {
     /// Entries asked for per `list_folder` page (Dropbox takes 1..=2000 and treats it as a
     /// hint). Smaller pages mean more requests; tests lower it to exercise paging.
     pub list_page_size: u32,
+    /// Longest wait for Dropbox to make progress: for an answer, for the connection to take
+    /// more of an upload, and for a whole RPC answer to arrive. A stalled server costs at
+    /// most this much before the request is retried.
+    pub read_timeout_secs: u64,
 }
 
 impl Default for DropboxConfig {
@@ -305,6 +309,7 @@ impl Default for DropboxConfig {
             redirect_port: 53682,
             ca_file: None,
             list_page_size: MAX_LIST_PAGE_SIZE,
+            read_timeout_secs: 60,
         }
     }
 }
@@ -448,6 +453,12 @@ impl Config {
             return Err(format!(
                 "dropbox.list_page_size = {} must be between 1 and {MAX_LIST_PAGE_SIZE}",
                 self.dropbox.list_page_size
+            ));
+        }
+        if !(1..=3600).contains(&self.dropbox.read_timeout_secs) {
+            return Err(format!(
+                "dropbox.read_timeout_secs = {} must be between 1 and 3600",
+                self.dropbox.read_timeout_secs
             ));
         }
         for (key, value) in [

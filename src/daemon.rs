@@ -87,7 +87,7 @@ pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
         ca_file: config.dropbox.ca_file.clone(),
         user_agent: format!("dbxport/{}", env!("CARGO_PKG_VERSION")),
         connect_timeout: Duration::from_secs(10),
-        read_timeout: Duration::from_secs(60),
+        read_timeout: Duration::from_secs(config.dropbox.read_timeout_secs),
     })
     .map_err(|e| DaemonError::Http(e.to_string()))
 }

@@ -541,7 +541,10 @@ impl Client {
             .send()
             .await
             .map_err(|e| OAuthError::Transport(transport(e)))?;
-        let reply = read_reply(response).await.map_err(OAuthError::Transport)?;
+        let reply = self
+            .read_whole(response)
+            .await
+            .map_err(OAuthError::Transport)?;
         tracing::debug!(
             route = "oauth2/token",
             status = reply.status,
@@ -595,8 +598,18 @@ impl Client {
             .send()
             .await
             .map_err(|e| Error::Transport(transport(e)))?;
-        let reply = read_reply(response).await.map_err(Error::Transport)?;
+        let reply = self.read_whole(response).await.map_err(Error::Transport)?;
         reply.into_result(route, token, parse)
+    }
+
+    /// The answer of an RPC or token call, within `read_timeout` as a whole: reqwest's read
+    /// timeout is per read, so a server trickling a byte now and then would hold the call
+    /// (and its slot) forever.
+    async fn read_whole(&self, response: reqwest::Response) -> Result<Reply, String> {
+        let limit = self.inner.read_timeout;
+        tokio::time::timeout(limit, read_reply(response))
+            .await
+            .map_err(|_| stalled_message(limit))?
     }
 
     /// An upload-style call: the argument in `Dropbox-API-Arg`, the bytes as the body.

@@ -40,6 +40,25 @@ pub enum Fault {
     /// (its session stays, so the entry can be retried); the other entries commit normally.
     /// On other routes the request is processed normally.
     EntryWriteContention { per_mille: u32 },
+    // Hostile answers: a broken or malicious server, or a proxy in the way.
+    /// Process normally; answer with only the first half of the body (Content-Length saying
+    /// so): JSON that stops mid-way.
+    TruncatedAnswer,
+    /// Process normally; announce the whole body's length, send half of it, then close the
+    /// connection (an HTTP/1.1 connection closed early).
+    CutOffAnswer,
+    /// Do not process; answer 200 with a chunked body of this many bytes of JSON whitespace
+    /// (no Content-Length), then `{}`.
+    HugeAnswer { bytes: u64 },
+    /// Do not process; answer 200 and then send one space every `every_ms`, forever.
+    EndlessAnswer { every_ms: u64 },
+    /// Read the request, then never answer (until the client gives up).
+    Stall,
+    /// Process normally, but report a `content_hash` that is not the stored file's.
+    WrongContentHash,
+    /// Do not process; answer 409 with an error whose tag no client knows
+    /// (`{".tag": "future_error"}`), as Dropbox may add to open unions.
+    UnknownErrorTag,
 }
 
 impl Fault {
@@ -54,6 +73,13 @@ impl Fault {
             Fault::ExpireToken => "expire_token",
             Fault::Delay { .. } => "delay",
             Fault::EntryWriteContention { .. } => "entry_write_contention",
+            Fault::TruncatedAnswer => "truncated_answer",
+            Fault::CutOffAnswer => "cut_off_answer",
+            Fault::HugeAnswer { .. } => "huge_answer",
+            Fault::EndlessAnswer { .. } => "endless_answer",
+            Fault::Stall => "stall",
+            Fault::WrongContentHash => "wrong_content_hash",
+            Fault::UnknownErrorTag => "unknown_error_tag",
         }
     }
 }

@@ -5,13 +5,23 @@
 //! through here so those rules live in one place.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{Value, json};
 
-pub(crate) type Body = Full<Bytes>;
+/// Boxed, so that the hostile faults can stream answers that stall, never end or break off;
+/// every ordinary answer is one `Full` buffer.
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A whole answer body.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
@@ -144,7 +154,7 @@ pub(crate) fn text_response(status: StatusCode, text: impl Into<String>) -> Resp
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -83,6 +83,9 @@ pub struct ProgressEvent {
 /// Least time between two progress events of one job.
 const PROGRESS_INTERVAL_MS: u64 = 200;
 
+/// Tries for a request whose successful answer could not be read, before its job fails.
+const DECODE_RETRIES: u32 = 3;
+
 /// Why a job stopped moving, decided in one place.
 #[derive(Debug, Clone)]
 enum Step {
@@ -1054,6 +1057,13 @@ impl Engine {
             e if e.is_transient() => Step::Transient {
                 reason: e.to_string(),
                 retry_after: e.retry_after(),
+            },
+            // A success whose body does not parse: most likely cut short by a proxy or the
+            // connection. A few more tries; then the job fails with the reason, since a Dropbox
+            // that changed its answers would otherwise be asked forever.
+            e @ dropbox::Error::Decode { .. } if job.attempts < DECODE_RETRIES => Step::Transient {
+                reason: e.to_string(),
+                retry_after: None,
             },
             e => Step::Failed {
                 kind: FailureKind::Refused,

@@ -17,6 +17,7 @@ mod end_to_end;
 mod faults;
 mod folders;
 mod hostile_caller;
+mod hostile_dropbox;
 mod interface;
 mod keyring;
 mod limits;

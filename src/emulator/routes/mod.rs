@@ -13,7 +13,10 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
 
 use super::body::Counted;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -229,6 +232,101 @@ async fn faulted(
             request.extensions_mut().insert(EntryContention(per_mille));
             serve(shared, request).await
         }
+        Fault::TruncatedAnswer => {
+            let (parts, whole) = answered(shared, request).await?;
+            let half = whole.slice(..whole.len() / 2);
+            Ok(Response::from_parts(parts, wire::full(half)))
+        }
+        Fault::CutOffAnswer => {
+            let (mut parts, whole) = answered(shared, request).await?;
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(whole.len()));
+            let half = whole.slice(..whole.len() / 2);
+            // An error from the body makes hyper abandon the connection mid-answer.
+            let frames = futures_util::stream::iter([
+                Ok(Frame::data(half)),
+                Err(std::io::Error::other("cut off on purpose")),
+            ]);
+            Ok(Response::from_parts(
+                parts,
+                BodyExt::boxed(StreamBody::new(frames)),
+            ))
+        }
+        Fault::HugeAnswer { bytes } => {
+            body::drain(request.into_body(), 2 * super::MAX_BODY).await;
+            const CHUNK: usize = 64 * 1024;
+            let blanks = Bytes::from(vec![b' '; CHUNK]);
+            let chunks = bytes.div_ceil(CHUNK as u64);
+            let frames = futures_util::stream::iter(0..chunks)
+                .map(move |_| Ok(Frame::data(blanks.clone())))
+                .chain(futures_util::stream::once(async {
+                    Ok(Frame::data(Bytes::from_static(b"{}")))
+                }));
+            Ok(streamed(BodyExt::boxed(StreamBody::new(frames))))
+        }
+        Fault::EndlessAnswer { every_ms } => {
+            body::drain(request.into_body(), 2 * super::MAX_BODY).await;
+            let every = Duration::from_millis(every_ms.max(1));
+            let frames = futures_util::stream::unfold((), move |()| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok(Frame::data(Bytes::from_static(b" "))), ()))
+            });
+            Ok(streamed(BodyExt::boxed(StreamBody::new(frames))))
+        }
+        Fault::Stall => {
+            body::drain(request.into_body(), 2 * super::MAX_BODY).await;
+            // Bounded, so a test that forgets the client does not leave the task forever.
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            Err(Dropped)
+        }
+        Fault::WrongContentHash => {
+            let (parts, whole) = answered(shared, request).await?;
+            let mut value: Value = match serde_json::from_slice(&whole) {
+                Ok(value) => value,
+                Err(_) => return Ok(Response::from_parts(parts, wire::full(whole))),
+            };
+            falsify_hashes(&mut value);
+            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            Ok(Response::from_parts(parts, wire::full(bytes)))
+        }
+        Fault::UnknownErrorTag => refuse(request, ApiError::tag("future_error")).await,
+    }
+}
+
+/// Serves the request and collects the whole answer, for the faults that mangle it.
+async fn answered(
+    shared: &Shared,
+    request: Request<Counted>,
+) -> Result<(hyper::http::response::Parts, Bytes), Dropped> {
+    let (parts, body) = serve(shared, request).await?.into_parts();
+    let whole = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    Ok((parts, whole))
+}
+
+/// A 200 JSON answer with a streamed body.
+fn streamed(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(wire::JSON));
+    response
+}
+
+/// Every `content_hash` in an answer, replaced by one that matches no content.
+fn falsify_hashes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "content_hash" && v.is_string() {
+                    *v = Value::String("0".repeat(64));
+                } else {
+                    falsify_hashes(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(falsify_hashes),
+        _ => {}
     }
 }
 
