@@ -14,6 +14,7 @@ mod crash;
 mod durability;
 mod end_to_end;
 mod faults;
+mod file_managers;
 mod folders;
 mod interface;
 mod keyring;
