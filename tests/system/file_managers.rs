@@ -129,14 +129,6 @@ fn the_nemo_actions_are_valid() {
         assert_eq!(groups.len(), 1);
         let (group, keys) = &groups[0];
         assert_eq!(group, "Nemo Action");
-        assert_eq!(value(keys, "Selection"), Some("notnone"));
-        assert_eq!(value(keys, "Mimetypes"), Some("image/*;video/*;"));
-        // Nemo shows an action when the extension OR the type matches: Extensions would widen it.
-        assert_eq!(value(keys, "Extensions"), None);
-        let exec = value(keys, "Exec").unwrap();
-        assert!(exec.starts_with("dbxportctl upload --notify ") && exec.ends_with(" %F"));
-        assert!(!exec.contains("--to"), "{exec}");
-
         let mut entry = String::from("[Desktop Entry]\nType=Application\n");
         for (key, value) in keys {
             let key = match key.as_str() {
@@ -148,6 +140,14 @@ fn the_nemo_actions_are_valid() {
         let path = dir.path().join(format!("{name}.desktop"));
         std::fs::write(&path, entry).unwrap();
         assert_eq!(validation_errors(&path), Vec::<String>::new(), "{name}");
+
+        assert_eq!(value(keys, "Selection"), Some("notnone"));
+        assert_eq!(value(keys, "Mimetypes"), Some("image/*;video/*;"));
+        // Nemo shows an action when the extension OR the type matches: Extensions would widen it.
+        assert_eq!(value(keys, "Extensions"), None);
+        let exec = value(keys, "Exec").unwrap();
+        assert!(exec.starts_with("dbxportctl upload --notify ") && exec.ends_with(" %F"));
+        assert!(!exec.contains("--to"), "{exec}");
     }
 }
 

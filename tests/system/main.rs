@@ -16,6 +16,7 @@ mod end_to_end;
 mod faults;
 mod file_managers;
 mod folders;
+mod install;
 mod interface;
 mod keyring;
 mod limits;
