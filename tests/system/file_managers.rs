@@ -10,7 +10,6 @@ use std::process::{Command, Output};
 
 use crate::helper::*;
 use crate::notices::fake_server;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 
 fn desktop(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -417,13 +416,7 @@ async fn every_menu_action_sends_both_selected_photos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_tells_what_went_wrong_without_a_terminal() {
     // No daemon on the bus (and no activation file to start one).
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(
-        dir.path(),
-        SandboxOptions::new(env!("CARGO_BIN_EXE_dbxportd").into()),
-    )
-    .await
-    .unwrap();
+    let (dir, sandbox) = bare_sandbox().await;
     let (_server, shown) = fake_server(sandbox.bus.address()).await;
     let photo = dir.path().join("a photo.jpg");
     std::fs::copy(&sample_photos()[0], &photo).unwrap();
