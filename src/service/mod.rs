@@ -364,4 +364,23 @@ mod tests {
             );
         }
     }
+    #[test]
+    fn a_summary_reads_back_as_it_was_sent() {
+        let summary = crate::queue::BatchSummary {
+            done: 3,
+            skipped: 1,
+            failed: 2,
+            cancelled: 1,
+            failures: vec!["/a.jpg: permission denied".into()],
+            warnings: vec!["/b.heic: sent as it is".into()],
+            link: Some("https://www.dropbox.com/scl/fo/x".into()),
+            link_error: None,
+            finished_ms: 0,
+        };
+        assert_eq!(summary_from_dict(&summary_to_dict(&summary)), summary);
+        assert_eq!(
+            summary_from_dict(&HashMap::new()),
+            crate::queue::BatchSummary::default()
+        );
+    }
 }

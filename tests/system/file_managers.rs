@@ -411,6 +411,64 @@ async fn every_menu_action_sends_both_selected_photos() {
     .await;
     assert_eq!(all.len(), 24);
     assert!(all.iter().all(|j| j.state == "done"), "{all:#?}");
+    // Each click was confirmed at once, naming the folder the daemon chose.
+    let queued = shown
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.summary == "2 photos queued for /Default")
+        .count();
+    assert_eq!(queued, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_upload_tells_how_the_batch_ended() {
+    let w = world(small_config()).await;
+    let (_server, shown) = fake_server(w.sandbox.bus.address()).await;
+    let good = spaced_photo(&w, "flower.jpg", "a flower.jpg");
+    // The daemon cannot read this one (it runs without root's file access); dbxportctl can.
+    let locked = spaced_photo(&w, "sample1.jpg", "locked photo.jpg");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let missing = w.photo_dir().join("gone.jpg");
+    let out = w.ctl(&[
+        "upload",
+        "--notify",
+        "--wait",
+        "--to",
+        "/Told",
+        good.to_str().unwrap(),
+        locked.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Vec<_> = shown
+        .lock()
+        .unwrap()
+        .iter()
+        // The daemon's own batch notice carries actions; dbxportctl's do not.
+        .filter(|n| n.actions.is_empty())
+        .cloned()
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert_eq!(shown[0].summary, "2 photos queued for /Told");
+    assert!(
+        shown[0].body.starts_with("Not sent:\n"),
+        "{}",
+        shown[0].body
+    );
+    assert!(shown[0].body.contains("gone.jpg"), "{}", shown[0].body);
+    assert_eq!(
+        shown[1].summary,
+        "1 of 2 photos could not be sent to Dropbox"
+    );
+    for line in ["1 photo in /Told", "locked photo.jpg", "gone.jpg"] {
+        assert!(shown[1].body.contains(line), "{line}: {}", shown[1].body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
