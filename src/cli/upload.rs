@@ -72,7 +72,8 @@ pub struct Sent {
     pub refused: Vec<String>,
     /// The batch and how many jobs it holds (None: nothing was queued).
     pub batch: Option<(u64, u32)>,
-    /// The Dropbox folder the batch went to (the configured default when none was given).
+    /// The Dropbox folder the batch went to (the configured default when none was given);
+    /// found out only for notices.
     pub folder: String,
     /// With `wait`: the batch's end, as the daemon summed it up.
     pub finished: Option<BatchSummary>,
@@ -131,17 +132,17 @@ async fn send_batch_with(
         .map_err(|e| describe(&e))?;
     eprintln!("queued {} file(s) as batch {batch}", ids.len());
     sent.batch = Some((batch, ids.len() as u32));
-    sent.folder = match to {
-        Some(folder) => folder.to_string(),
-        // The daemon chose the folder (its configured default): its jobs say which.
-        None => fetch(&proxy, &[("batch", Value::from(batch))])
-            .await?
-            .first()
-            .and_then(|job| job.remote_path.rsplit_once('/'))
-            .map(|(folder, _)| folder.to_string())
-            .unwrap_or_default(),
-    };
     if let Some(notices) = notices {
+        sent.folder = match to {
+            Some(folder) => folder.to_string(),
+            // The daemon chose the folder (its configured default): its jobs say which.
+            None => fetch(&proxy, &[("batch", Value::from(batch))])
+                .await?
+                .first()
+                .and_then(|job| job.remote_path.rsplit_once('/'))
+                .map(|(folder, _)| folder.to_string())
+                .unwrap_or_default(),
+        };
         notices.queued(&sent).await;
     }
     if let Some(streams) = streams {
@@ -150,19 +151,33 @@ async fn send_batch_with(
     Ok(sent)
 }
 
-/// With `copy_link`, puts the batch's link on the clipboard; the exit code, and whether the
-/// link was copied.
-async fn finish(sent: &Sent, copy_link: bool) -> (Exit, bool) {
-    let mut copied = false;
-    if copy_link && let Some(link) = sent.finished.as_ref().and_then(|s| s.link.as_deref()) {
-        copied = crate::notifications::copy_to_clipboard(link).await;
-        if copied {
-            eprintln!("link copied to the clipboard");
-        } else {
-            report("cannot copy the link: none of wl-copy, xclip or xsel worked");
-        }
+/// With `copy_link`, puts the batch's link on the clipboard. The exit code, and with
+/// `copy_link` whether the link is on the clipboard: a link that could not be made or copied
+/// fails the run (1) when nothing else did, since the link is what was asked for.
+async fn finish(sent: &Sent, copy_link: bool) -> (Exit, Option<bool>) {
+    let exit = sent.exit();
+    if !copy_link || sent.batch.is_none() {
+        return (exit, None);
     }
-    (sent.exit(), copied)
+    let copied = match sent.finished.as_ref().and_then(|s| s.link.as_deref()) {
+        Some(link) => {
+            let copied = crate::notifications::copy_to_clipboard(link).await;
+            if copied {
+                eprintln!("link copied to the clipboard");
+            } else {
+                report("cannot copy the link: none of wl-copy, xclip or xsel worked");
+            }
+            copied
+        }
+        // `follow` has said why.
+        None => false,
+    };
+    let exit = if !copied && exit == Exit::Ok {
+        Exit::Error
+    } else {
+        exit
+    };
+    (exit, Some(copied))
 }
 
 /// `--notify`: what a file manager's user, who has no terminal, is told.
@@ -233,7 +248,7 @@ impl<'a> Notices<'a> {
 
     /// The end: nothing could go, or (with `--wait`) how the batch ended, in the daemon's own
     /// words, with the files refused here and what became of the link.
-    async fn outcome(&self, sent: &Sent, exit: Exit, copied: bool) {
+    async fn outcome(&self, sent: &Sent, exit: Exit, copied: Option<bool>) {
         if sent.batch.is_none() {
             let notice = Notice {
                 summary: "Nothing sent to Dropbox".into(),
@@ -259,10 +274,23 @@ impl<'a> Notices<'a> {
         };
         // The daemon's notice carries the actions; this one only tells.
         notice.actions.clear();
-        if let Some(link) = summary.link.as_ref().filter(|_| copied) {
-            notice.body = notice
-                .body
-                .replace(&format!("Link: {link}"), &format!("Link copied: {link}"));
+        if let Some(link) = &summary.link {
+            match copied {
+                Some(true) => {
+                    notice.body = notice
+                        .body
+                        .replace(&format!("Link: {link}"), &format!("Link copied: {link}"));
+                }
+                Some(false) => {
+                    notice
+                        .body
+                        .push_str("\nNot copied: none of wl-copy, xclip or xsel worked");
+                    notice.urgent = true;
+                }
+                None => {}
+            }
+        } else if copied.is_some() {
+            notice.urgent = true;
         }
         if !sent.refused.is_empty() {
             notice.body.push('\n');

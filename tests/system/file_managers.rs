@@ -527,3 +527,33 @@ async fn notify_tells_what_went_wrong_without_a_terminal() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(shown.lock().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_cannot_be_copied_fails_and_says_so() {
+    let w = world(small_config()).await;
+    let (_server, shown) = fake_server(w.sandbox.bus.address()).await;
+    let photo = spaced_photo(&w, "flower.jpg", "a flower.jpg");
+    // No clipboard tool on PATH.
+    let empty = tempfile::tempdir().unwrap();
+    let out = w
+        .sandbox
+        .command(env!("CARGO_BIN_EXE_dbxportctl"))
+        .env("PATH", empty.path())
+        .args(["upload", "--notify", "--copy-link"])
+        .arg(&photo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot copy the link"), "{stderr}");
+    let outcome = shown
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.actions.is_empty())
+        .last()
+        .cloned()
+        .expect("dbxportctl's outcome notice");
+    assert!(outcome.body.contains("Link: https://"), "{}", outcome.body);
+    assert!(outcome.body.contains("Not copied"), "{}", outcome.body);
+}
