@@ -550,8 +550,7 @@ async fn a_link_that_cannot_be_copied_fails_and_says_so() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|n| n.actions.is_empty())
-        .last()
+        .rfind(|n| n.actions.is_empty())
         .cloned()
         .expect("dbxportctl's outcome notice");
     assert!(outcome.body.contains("Link: https://"), "{}", outcome.body);
