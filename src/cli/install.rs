@@ -392,6 +392,9 @@ fn put(path: &Path, contents: &str, mode: u32, dry_run: bool) -> Result<Change, 
     if dry_run {
         return Ok(Change::Wrote);
     }
+    // A file kept elsewhere and linked here (dotfile managers do that) is written where it is.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
@@ -425,11 +428,9 @@ pub fn install(
     programs: &Programs,
     dry_run: bool,
 ) -> Result<Vec<(PathBuf, Change)>, InstallError> {
-    let mut done = Vec::new();
-    for file in plan(places, programs)? {
-        let change = put(&file.path, &file.contents, file.mode, dry_run)?;
-        done.push((file.path, change));
-    }
+    // Everything is worked out before anything is written: a Thunar file that cannot be merged
+    // stops the install before it starts, not halfway.
+    let mut files = plan(places, programs)?;
     let thunar = places.thunar();
     let existing = match std::fs::read_to_string(&thunar) {
         Ok(text) => Some(text),
@@ -437,9 +438,16 @@ pub fn install(
         Err(e) => return Err(io_err(&thunar)(e)),
     };
     let ours = thunar_actions(&program_word(&programs.dbxportctl)?);
-    let merged = thunar_with_ours(existing.as_deref(), &ours, &thunar)?;
-    let mode = std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    done.push((thunar.clone(), put(&thunar, &merged, mode, dry_run)?));
+    files.push(Planned {
+        contents: thunar_with_ours(existing.as_deref(), &ours, &thunar)?,
+        mode: std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777),
+        path: thunar,
+    });
+    let mut done = Vec::new();
+    for file in files {
+        let change = put(&file.path, &file.contents, file.mode, dry_run)?;
+        done.push((file.path, change));
+    }
     Ok(done)
 }
 

@@ -106,7 +106,18 @@ impl Home {
     /// bus address where nothing answers, so `systemctl --user` cannot reach the real user
     /// manager.
     fn ctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_dbxportctl"))
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "dbxportctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `ctl` without the check that it succeeded.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dbxportctl"))
             .args(args)
             .env("HOME", self.path("home"))
             .env("XDG_CONFIG_HOME", self.path("config"))
@@ -119,13 +130,7 @@ impl Home {
                 format!("unix:path={}", self.path("run/no-bus").display()),
             )
             .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "dbxportctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .unwrap()
     }
 
     fn read(&self, relative: &str) -> String {
@@ -365,4 +370,41 @@ fn completions_and_man_print_for_packagers() {
     }
     let out = home.ctl(&["man"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH dbxportctl 1"));
+}
+
+#[test]
+fn a_linked_thunar_file_is_written_through_and_a_foreign_one_stops_the_install() {
+    let home = Home::new();
+    // Kept in a dotfiles folder and linked into place.
+    std::fs::create_dir_all(home.path("home/dotfiles")).unwrap();
+    std::fs::write(home.path("home/dotfiles/uca.xml"), USER_ACTIONS).unwrap();
+    std::fs::create_dir_all(home.path("config/Thunar")).unwrap();
+    std::os::unix::fs::symlink(
+        home.path("home/dotfiles/uca.xml"),
+        home.path("config/Thunar/uca.xml"),
+    )
+    .unwrap();
+    let before = snapshot(home.dir.path());
+    home.ctl(&["install"]);
+    let link = std::fs::symlink_metadata(home.path("config/Thunar/uca.xml")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let kept = home.read("home/dotfiles/uca.xml");
+    assert_eq!(kept.matches("<unique-id>dbxport-").count(), 3);
+    home.ctl(&["uninstall"]);
+    assert_same(&snapshot(home.dir.path()), &before, "after uninstall");
+
+    // Not Thunar's format: nothing at all is written.
+    let home = Home::new();
+    std::fs::create_dir_all(home.path("config/Thunar")).unwrap();
+    std::fs::write(home.path("config/Thunar/uca.xml"), "not xml").unwrap();
+    let before = snapshot(home.dir.path());
+    let out = home.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a Thunar actions file"), "{stderr}");
+    assert_same(
+        &snapshot(home.dir.path()),
+        &before,
+        "a failed install wrote",
+    );
 }
