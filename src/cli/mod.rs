@@ -8,7 +8,7 @@ mod demo;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod folders;
-pub mod install;
+mod install;
 mod jobs;
 mod login;
 mod upload;

@@ -33,24 +33,22 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
         options.insert("share_link".into(), OwnedValue::from(true));
     }
     let wait = args.wait || args.copy_link;
-    if !args.notify {
-        let sent =
-            send_batch_with(conn, &args.files, args.to.as_deref(), options, wait, None).await?;
-        return Ok(finish(&sent, args.copy_link).await.0);
-    }
-    let notices = Notices::new(conn);
+    let notices = args.notify.then(|| Notices::new(conn));
     let to = args.to.as_deref();
-    match send_batch_with(conn, &args.files, to, options, wait, Some(&notices)).await {
-        Ok(sent) => {
-            let (exit, copied) = finish(&sent, args.copy_link).await;
-            notices.outcome(&sent, exit, copied).await;
-            Ok(exit)
-        }
+    let sent = match send_batch_with(conn, &args.files, to, options, wait, notices.as_ref()).await {
+        Ok(sent) => sent,
         Err(message) => {
-            notices.failed(&message).await;
-            Err(message)
+            if let Some(notices) = &notices {
+                notices.failed(&message).await;
+            }
+            return Err(message);
         }
+    };
+    let (exit, copied) = finish(&sent, args.copy_link).await;
+    if let Some(notices) = &notices {
+        notices.outcome(&sent, exit, copied).await;
     }
+    Ok(exit)
 }
 
 /// Queues `files` (and follows them when `wait`); shared with `dbxportctl demo`.
@@ -67,16 +65,16 @@ pub async fn send(
 
 /// What became of an upload request.
 #[derive(Debug, Default)]
-pub struct Sent {
+struct Sent {
     /// Files left out before asking the daemon, each with the reason.
-    pub refused: Vec<String>,
+    refused: Vec<String>,
     /// The batch and how many jobs it holds (None: nothing was queued).
-    pub batch: Option<(u64, u32)>,
+    batch: Option<(u64, u32)>,
     /// The Dropbox folder the batch went to (the configured default when none was given);
     /// found out only for notices.
-    pub folder: String,
+    folder: String,
     /// With `wait`: the batch's end, as the daemon summed it up.
-    pub finished: Option<BatchSummary>,
+    finished: Option<BatchSummary>,
 }
 
 impl Sent {
