@@ -55,7 +55,7 @@ pub struct Notice {
     pub urgent: bool,
 }
 
-fn photos(n: u32) -> String {
+pub(crate) fn photos(n: u32) -> String {
     if n == 1 {
         "1 photo".into()
     } else {
@@ -143,6 +143,15 @@ async fn run_tool(program: &str, args: &[&str], input: Option<&str>) -> bool {
     child.wait().await.is_ok_and(|s| s.success())
 }
 
+/// Puts `text` on the clipboard with the first of `wl-copy` (Wayland), `xclip` or `xsel` (X11)
+/// that works; false if none does. The one place dbxport touches the clipboard: the daemon's
+/// "Copy link" action and `dbxportctl upload --copy-link` both come here.
+pub async fn copy_to_clipboard(text: &str) -> bool {
+    run_tool("wl-copy", &[], Some(text)).await
+        || run_tool("xclip", &["-selection", "clipboard"], Some(text)).await
+        || run_tool("xsel", &["--clipboard", "--input"], Some(text)).await
+}
+
 /// What a notification's actions need to know of its batch.
 struct Shown {
     batch: u64,
@@ -170,11 +179,7 @@ async fn act(key: &str, shown: &Shown, queue: &Queue) {
             }
             true
         }
-        ("copy-link", Some(link)) => {
-            run_tool("wl-copy", &[], Some(link)).await
-                || run_tool("xclip", &["-selection", "clipboard"], Some(link)).await
-                || run_tool("xsel", &["--clipboard", "--input"], Some(link)).await
-        }
+        ("copy-link", Some(link)) => copy_to_clipboard(link).await,
         _ => true,
     };
     if !done {
@@ -228,6 +233,47 @@ pub async fn run(
     }
 }
 
+/// How a notice is shown, beyond what it says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Display {
+    /// The id of an earlier notice of ours that this one replaces (0: a new one).
+    pub replaces: u32,
+    /// Gone after a few seconds and kept out of the notification history: for "on its way"
+    /// notices that a later one completes.
+    pub transient: bool,
+}
+
+/// Shows `notice` on the session bus's notification server; returns its id.
+pub async fn show(conn: &zbus::Connection, notice: &Notice, display: Display) -> zbus::Result<u32> {
+    let proxy = NotificationsProxy::new(conn).await?;
+    let actions: Vec<&str> = notice
+        .actions
+        .iter()
+        .flat_map(|(key, label)| [*key, *label])
+        .collect();
+    let mut hints = HashMap::new();
+    hints.insert(
+        "urgency",
+        Value::from(if notice.urgent { 2u8 } else { 1u8 }),
+    );
+    hints.insert("desktop-entry", Value::from("dbxport"));
+    if display.transient {
+        hints.insert("transient", Value::from(true));
+    }
+    proxy
+        .notify(
+            "dbxport",
+            display.replaces,
+            "folder-remote",
+            &notice.summary,
+            &notice.body,
+            &actions,
+            hints,
+            if display.transient { 5000 } else { -1 },
+        )
+        .await
+}
+
 /// Shows the notice for one batch; returns its id and what its actions need.
 async fn notify(
     conn: &zbus::Connection,
@@ -241,31 +287,7 @@ async fn notify(
         .and_then(|id| queue.get(*id).ok().flatten())
         .is_some_and(|job| job.origin.is_some());
     let notice = notice_for(&batch.remote_folder, &finished.summary, from_watch)?;
-    let proxy = NotificationsProxy::new(conn).await.ok()?;
-    let actions: Vec<&str> = notice
-        .actions
-        .iter()
-        .flat_map(|(key, label)| [*key, *label])
-        .collect();
-    let mut hints = HashMap::new();
-    hints.insert(
-        "urgency",
-        Value::from(if notice.urgent { 2u8 } else { 1u8 }),
-    );
-    hints.insert("desktop-entry", Value::from("dbxport"));
-    match proxy
-        .notify(
-            "dbxport",
-            0,
-            "folder-remote",
-            &notice.summary,
-            &notice.body,
-            &actions,
-            hints,
-            -1,
-        )
-        .await
-    {
+    match show(conn, &notice, Display::default()).await {
         Ok(id) => Some((
             id,
             Shown {

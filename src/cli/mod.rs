@@ -9,6 +9,7 @@ mod demo;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod folders;
+mod install;
 mod jobs;
 mod login;
 mod upload;
@@ -116,6 +117,26 @@ enum Command {
         /// The folder to create, e.g. /Photos/2024.
         path: String,
     },
+    /// Install for the current user: the systemd unit, D-Bus activation, file-manager menus
+    /// (Dolphin, Nautilus, Nemo, Thunar), shell completions and the man page.
+    Install {
+        /// Print what would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove what `install` put (the queue, config and login stay).
+    Uninstall {
+        /// Print what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the shell completion script for SHELL (for packagers; `install` puts them in place).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; for packagers; `install` puts it in place).
+    Man,
     /// Run the Dropbox API emulator on 127.0.0.1 (for trying dbxport or another client).
     #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
@@ -137,6 +158,15 @@ pub struct UploadArgs {
     /// Stay until every file is done, with progress bars; the exit code tells the outcome.
     #[arg(long)]
     pub wait: bool,
+    /// Also tell the outcome as desktop notifications, for callers without a terminal (file
+    /// manager menus): problems (daemon unreachable, files refused), "N photos queued", and
+    /// with --wait how the batch ended.
+    #[arg(long)]
+    pub notify: bool,
+    /// Wait for the batch and put its folder's shared link on the clipboard (wl-copy, xclip or
+    /// xsel); implies --share-link and --wait.
+    #[arg(long)]
+    pub copy_link: bool,
 }
 
 /// Export options, as for `upload` (and a watch's profile). Only what is given goes to the
@@ -379,6 +409,11 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Demo(args) => return demo::run(args).await,
         // The file is the user's: no daemon or bus needed to read or change it.
         Command::Config(command) => config::run(command).await,
+        // These work on files only: no bus needed.
+        Command::Install { dry_run } => install::run_install(dry_run),
+        Command::Uninstall { dry_run } => install::run_uninstall(dry_run),
+        Command::Completions { shell } => return install::print_completion(shell),
+        Command::Man => return install::print_man(),
         command => match session_bus().await {
             Ok(conn) => dispatch(&conn, command).await,
             Err(e) => Err(e),
@@ -410,6 +445,10 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Mkdir { path } => folders::mkdir(conn, &path).await,
         Command::Watch(command) => watch::run(conn, command).await,
         Command::Config(_) => unreachable!("handled before connecting"),
+        Command::Install { .. }
+        | Command::Uninstall { .. }
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled before connecting"),
         #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }

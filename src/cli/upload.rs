@@ -5,6 +5,11 @@
 //! so the rest still go; the exit code then says some were refused. Waiting follows the
 //! daemon's `JobStateChanged`/`JobProgress` signals, subscribed before `Upload` is called so
 //! nothing is missed; a periodic `ListJobs` re-syncs in case the bus dropped signals.
+//!
+//! File-manager menus run it with `--notify`: there is no terminal to read, so what went wrong
+//! before the daemon took the files, and (with `--wait`) how the batch ended, also goes out as
+//! desktop notifications. `--copy-link` waits for the batch's shared link and puts it on the
+//! clipboard.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,12 +21,34 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use super::jobs::{JobView, fetch};
 use super::{Exit, UploadArgs, describe, report};
+use crate::notifications::{Display, Notice, notice_for, photos};
 use crate::prepare;
+use crate::queue::BatchSummary;
 use crate::service::UploaderProxy;
 
 pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, String> {
-    let options = args.export.to_options();
-    send(conn, &args.files, args.to.as_deref(), options, args.wait).await
+    let mut options = args.export.to_options();
+    // A link to copy needs a link, and the batch's end to have it.
+    if args.copy_link {
+        options.insert("share_link".into(), OwnedValue::from(true));
+    }
+    let wait = args.wait || args.copy_link;
+    let notices = args.notify.then(|| Notices::new(conn));
+    let to = args.to.as_deref();
+    let sent = match send_batch_with(conn, &args.files, to, options, wait, notices.as_ref()).await {
+        Ok(sent) => sent,
+        Err(message) => {
+            if let Some(notices) = &notices {
+                notices.failed(&message).await;
+            }
+            return Err(message);
+        }
+    };
+    let (exit, copied) = finish(&sent, args.copy_link).await;
+    if let Some(notices) = &notices {
+        notices.outcome(&sent, exit, copied).await;
+    }
+    Ok(exit)
 }
 
 /// Queues `files` (and follows them when `wait`); shared with `dbxportctl demo`.
@@ -32,21 +59,64 @@ pub async fn send(
     options: HashMap<String, OwnedValue>,
     wait: bool,
 ) -> Result<Exit, String> {
+    let sent = send_batch_with(conn, files, to, options, wait, None).await?;
+    Ok(sent.exit())
+}
+
+/// What became of an upload request.
+#[derive(Debug, Default)]
+struct Sent {
+    /// Files left out before asking the daemon, each with the reason.
+    refused: Vec<String>,
+    /// The batch and how many jobs it holds (None: nothing was queued).
+    batch: Option<(u64, u32)>,
+    /// The Dropbox folder the batch went to (the configured default when none was given);
+    /// found out only for notices.
+    folder: String,
+    /// With `wait`: the batch's end, as the daemon summed it up.
+    finished: Option<BatchSummary>,
+}
+
+impl Sent {
+    fn exit(&self) -> Exit {
+        let outcome = match &self.finished {
+            Some(s) if s.failed > 0 => Exit::JobsFailed,
+            Some(s) if s.cancelled > 0 => Exit::Cancelled,
+            _ => Exit::Ok,
+        };
+        if (!self.refused.is_empty() || self.batch.is_none()) && outcome == Exit::Ok {
+            Exit::JobsFailed
+        } else {
+            outcome
+        }
+    }
+}
+
+/// Checks `files`, queues what can go (telling `notices` once they are queued), and with
+/// `wait` follows the batch to its end.
+async fn send_batch_with(
+    conn: &zbus::Connection,
+    files: &[PathBuf],
+    to: Option<&str>,
+    options: HashMap<String, OwnedValue>,
+    wait: bool,
+    notices: Option<&Notices<'_>>,
+) -> Result<Sent, String> {
+    let mut sent = Sent::default();
     let mut paths = Vec::new();
-    let mut refused = 0;
     for file in files {
         let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
         match prepare::check_source(&absolute) {
             Ok(_) => paths.push(absolute),
             Err(e) => {
-                report(e);
-                refused += 1;
+                report(&e);
+                sent.refused.push(e.to_string());
             }
         }
     }
     if paths.is_empty() {
         report("nothing to upload");
-        return Ok(Exit::JobsFailed);
+        return Ok(sent);
     }
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     let streams = if wait {
@@ -69,15 +139,182 @@ pub async fn send(
     };
     let (batch, ids) = queued.map_err(|e| describe(&e))?;
     eprintln!("queued {} file(s) as batch {batch}", ids.len());
-    let outcome = match streams {
-        Some(streams) => follow(&proxy, batch, streams).await?,
-        None => Exit::Ok,
+    sent.batch = Some((batch, ids.len() as u32));
+    if let Some(notices) = notices {
+        sent.folder = match to {
+            Some(folder) => folder.to_string(),
+            // The daemon chose the folder (its configured default): its jobs say which.
+            None => fetch(&proxy, &[("batch", Value::from(batch))])
+                .await?
+                .first()
+                .and_then(|job| job.remote_path.rsplit_once('/'))
+                .map(|(folder, _)| folder.to_string())
+                .unwrap_or_default(),
+        };
+        notices.queued(&sent).await;
+    }
+    if let Some(streams) = streams {
+        sent.finished = Some(follow(&proxy, batch, streams).await?);
+    }
+    Ok(sent)
+}
+
+/// With `copy_link`, puts the batch's link on the clipboard. The exit code, and with
+/// `copy_link` whether the link is on the clipboard: a link that could not be made or copied
+/// fails the run (1) when nothing else did, since the link is what was asked for.
+async fn finish(sent: &Sent, copy_link: bool) -> (Exit, Option<bool>) {
+    let exit = sent.exit();
+    if !copy_link || sent.batch.is_none() {
+        return (exit, None);
+    }
+    let copied = match sent.finished.as_ref().and_then(|s| s.link.as_deref()) {
+        Some(link) => {
+            let copied = crate::notifications::copy_to_clipboard(link).await;
+            if copied {
+                eprintln!("link copied to the clipboard");
+            } else {
+                report("cannot copy the link: none of wl-copy, xclip or xsel worked");
+            }
+            copied
+        }
+        // `follow` has said why.
+        None => false,
     };
-    Ok(if refused > 0 && outcome == Exit::Ok {
-        Exit::JobsFailed
+    let exit = if !copied && exit == Exit::Ok {
+        Exit::Error
     } else {
-        outcome
-    })
+        exit
+    };
+    (exit, Some(copied))
+}
+
+/// `--notify`: what a file manager's user, who has no terminal, is told.
+struct Notices<'a> {
+    conn: &'a zbus::Connection,
+    /// The "on its way" notice, which the outcome replaces.
+    queued: std::sync::atomic::AtomicU32,
+}
+
+impl<'a> Notices<'a> {
+    fn new(conn: &'a zbus::Connection) -> Notices<'a> {
+        Notices {
+            conn,
+            queued: Default::default(),
+        }
+    }
+
+    async fn show(&self, notice: Notice, display: Display) -> u32 {
+        // No notification server (a headless session): stderr has said it all already.
+        crate::notifications::show(self.conn, &notice, display)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// The request failed as a whole: the daemon is unreachable or refused the call.
+    async fn failed(&self, message: &str) {
+        let notice = Notice {
+            summary: "Photos not sent to Dropbox".into(),
+            body: message.to_string(),
+            actions: vec![],
+            urgent: true,
+        };
+        self.show(notice, self.replacing()).await;
+    }
+
+    fn replacing(&self) -> Display {
+        Display {
+            replaces: self.queued.load(std::sync::atomic::Ordering::Relaxed),
+            transient: false,
+        }
+    }
+
+    /// The files are queued. Brief and transient when all went: the daemon's own notice tells
+    /// how the batch ended, so this only confirms the click did something (a large batch can
+    /// take minutes). Files refused here never reach the daemon, so they are told in full.
+    async fn queued(&self, sent: &Sent) {
+        let Some((_, count)) = sent.batch else { return };
+        let mut notice = Notice {
+            summary: format!("{} queued for {}", photos(count), folder_name(&sent.folder)),
+            body: String::new(),
+            actions: vec![],
+            urgent: !sent.refused.is_empty(),
+        };
+        if !sent.refused.is_empty() {
+            notice.body = refused_lines(&sent.refused);
+        }
+        let id = self
+            .show(
+                notice,
+                Display {
+                    replaces: 0,
+                    transient: sent.refused.is_empty(),
+                },
+            )
+            .await;
+        self.queued.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The end: nothing could go, or (with `--wait`) how the batch ended, in the daemon's own
+    /// words, with the files refused here and what became of the link.
+    async fn outcome(&self, sent: &Sent, exit: Exit, copied: Option<bool>) {
+        if sent.batch.is_none() {
+            let notice = Notice {
+                summary: "Nothing sent to Dropbox".into(),
+                body: refused_lines(&sent.refused),
+                actions: vec![],
+                urgent: true,
+            };
+            self.show(notice, Display::default()).await;
+            return;
+        }
+        let Some(summary) = &sent.finished else {
+            return;
+        };
+        let Some(mut notice) = notice_for(&sent.folder, summary, false).or_else(|| {
+            (exit == Exit::Cancelled).then(|| Notice {
+                summary: "Upload to Dropbox cancelled".into(),
+                body: String::new(),
+                actions: vec![],
+                urgent: false,
+            })
+        }) else {
+            return;
+        };
+        // The daemon's notice carries the actions; this one only tells.
+        notice.actions.clear();
+        if let Some(link) = &summary.link {
+            match copied {
+                Some(true) => {
+                    notice.body = notice
+                        .body
+                        .replace(&format!("Link: {link}"), &format!("Link copied: {link}"));
+                }
+                Some(false) => {
+                    notice
+                        .body
+                        .push_str("\nNot copied: none of wl-copy, xclip or xsel worked");
+                    notice.urgent = true;
+                }
+                None => {}
+            }
+        } else if copied.is_some() {
+            notice.urgent = true;
+        }
+        if !sent.refused.is_empty() {
+            notice.body.push('\n');
+            notice.body.push_str(&refused_lines(&sent.refused));
+            notice.urgent = true;
+        }
+        self.show(notice, self.replacing()).await;
+    }
+}
+
+fn folder_name(folder: &str) -> &str {
+    if folder.is_empty() { "/" } else { folder }
+}
+
+fn refused_lines(refused: &[String]) -> String {
+    format!("Not sent:\n{}", refused.join("\n"))
 }
 
 /// What the user sees of one batch while it runs.
@@ -237,7 +474,11 @@ impl Streams {
 /// shared link is being made).
 const SUMMARY_WAIT: Duration = Duration::from_secs(90);
 
-async fn follow(proxy: &UploaderProxy<'_>, batch: u64, streams: Streams) -> Result<Exit, String> {
+async fn follow(
+    proxy: &UploaderProxy<'_>,
+    batch: u64,
+    streams: Streams,
+) -> Result<BatchSummary, String> {
     let Streams {
         mut states,
         mut progress,
@@ -294,31 +535,32 @@ async fn follow(proxy: &UploaderProxy<'_>, batch: u64, streams: Streams) -> Resu
     view.overall.finish_and_clear();
     let (done, skipped, failed, cancelled) = view.counts();
     println!("{done} uploaded, {skipped} already there, {failed} failed, {cancelled} cancelled");
-    let text = |key: &str| {
-        summary
-            .as_ref()
-            .and_then(|s| s.get(key))
-            .and_then(|v| <&str>::try_from(&**v).ok().map(String::from))
-    };
-    let warnings = summary
+    // The counts are the jobs' own final states (the summary may not have come in time); the
+    // failures, warnings and link are the daemon's summary.
+    let mut summary = summary
         .as_ref()
-        .and_then(|s| s.get("warnings"))
-        .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
+        .map(crate::service::summary_from_dict)
         .unwrap_or_default();
-    for warning in warnings {
+    summary.done = (done + skipped) as u32;
+    summary.skipped = skipped as u32;
+    summary.failed = failed as u32;
+    summary.cancelled = cancelled as u32;
+    if summary.failures.is_empty() {
+        summary.failures = view
+            .jobs
+            .values()
+            .filter(|j| j.state == "failed")
+            .map(|j| j.message.clone())
+            .collect();
+    }
+    for warning in &summary.warnings {
         eprintln!("warning: {warning}");
     }
-    if let Some(link) = text("link") {
+    if let Some(link) = &summary.link {
         println!("Shared link: {link}");
     }
-    if let Some(error) = text("link_error") {
+    if let Some(error) = &summary.link_error {
         eprintln!("dbxportctl: {error}");
     }
-    Ok(if failed > 0 {
-        Exit::JobsFailed
-    } else if cancelled > 0 {
-        Exit::Cancelled
-    } else {
-        Exit::Ok
-    })
+    Ok(summary)
 }

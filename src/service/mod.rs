@@ -142,6 +142,33 @@ pub fn summary_to_dict(summary: &crate::queue::BatchSummary) -> HashMap<String, 
     d
 }
 
+/// A batch's summary from its D-Bus dictionary (what a client of `BatchFinished` reads back);
+/// missing or mistyped entries read as zero or absent.
+pub fn summary_from_dict(d: &HashMap<String, OwnedValue>) -> crate::queue::BatchSummary {
+    let count = |k: &str| d.get(k).and_then(|v| u32::try_from(&**v).ok()).unwrap_or(0);
+    let text = |k: &str| {
+        d.get(k)
+            .and_then(|v| <&str>::try_from(&**v).ok())
+            .map(String::from)
+    };
+    let list = |k: &str| {
+        d.get(k)
+            .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
+            .unwrap_or_default()
+    };
+    crate::queue::BatchSummary {
+        done: count("done"),
+        skipped: count("skipped"),
+        failed: count("failed"),
+        cancelled: count("cancelled"),
+        failures: list("failures"),
+        warnings: list("warnings"),
+        link: text("link"),
+        link_error: text("link_error"),
+        finished_ms: 0,
+    }
+}
+
 /// Checks a Dropbox folder path given by a caller; `""` means the configured default.
 pub(crate) fn checked_folder(requested: &str, default: &str) -> Result<String, ServiceError> {
     let folder = if requested.is_empty() {
@@ -336,5 +363,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+    #[test]
+    fn a_summary_reads_back_as_it_was_sent() {
+        let summary = crate::queue::BatchSummary {
+            done: 3,
+            skipped: 1,
+            failed: 2,
+            cancelled: 1,
+            failures: vec!["/a.jpg: permission denied".into()],
+            warnings: vec!["/b.heic: sent as it is".into()],
+            link: Some("https://www.dropbox.com/scl/fo/x".into()),
+            link_error: None,
+            finished_ms: 0,
+        };
+        assert_eq!(summary_from_dict(&summary_to_dict(&summary)), summary);
+        assert_eq!(
+            summary_from_dict(&HashMap::new()),
+            crate::queue::BatchSummary::default()
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use dbxport::sandbox::{Sandbox, SandboxOptions};
+use dbxport::sandbox::Sandbox;
 
 use crate::helper::*;
 
@@ -69,13 +69,7 @@ impl Drop for Reap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_call_starts_the_daemon_and_dbxportctl_needs_none_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(
-        dir.path(),
-        SandboxOptions::new(env!("CARGO_BIN_EXE_dbxportd").into()),
-    )
-    .await
-    .unwrap();
+    let (dir, sandbox) = bare_sandbox().await;
     std::fs::write(
         dir.path().join("bus/services/io.github.dbxport1.service"),
         activation_file(&sandbox),

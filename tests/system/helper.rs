@@ -100,6 +100,19 @@ pub async fn world_with(config: Config, setup: Setup) -> World {
     World { dir, sandbox, conn }
 }
 
+/// Bus and emulator only: no daemon runs (nor, until a test puts an activation file in the
+/// bus's service directory, can one be started).
+pub async fn bare_sandbox() -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = Sandbox::start(
+        dir.path(),
+        SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd"))),
+    )
+    .await
+    .expect("sandbox starts");
+    (dir, sandbox)
+}
+
 /// A loopback port nobody listens on right now (for the OAuth redirect listener).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

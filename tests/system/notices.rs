@@ -13,15 +13,16 @@ use zbus::zvariant::{OwnedValue, Value};
 use crate::helper::*;
 
 #[derive(Debug, Clone)]
-struct Shown {
-    app_name: String,
-    summary: String,
-    body: String,
-    actions: Vec<String>,
+pub(crate) struct Shown {
+    pub app_name: String,
+    pub summary: String,
+    pub body: String,
+    pub actions: Vec<String>,
 }
 
-struct FakeServer {
-    shown: Arc<Mutex<Vec<Shown>>>,
+/// A notification server that keeps what it is asked to show (also used by `file_managers`).
+pub(crate) struct FakeServer {
+    pub shown: Arc<Mutex<Vec<Shown>>>,
 }
 
 #[interface(name = "org.freedesktop.Notifications")]
@@ -53,11 +54,11 @@ impl FakeServer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_batch_is_told_with_counts_failures_link_and_actions_and_retry_works() {
-    let w = world(small_config()).await;
+/// Serves a `FakeServer` as `org.freedesktop.Notifications` on the bus at `address`; the
+/// notices shown stay in the returned list for as long as the connection lives.
+pub(crate) async fn fake_server(address: &str) -> (zbus::Connection, Arc<Mutex<Vec<Shown>>>) {
     let shown = Arc::new(Mutex::new(Vec::new()));
-    let server = zbus::connection::Builder::address(w.sandbox.bus.address())
+    let conn = zbus::connection::Builder::address(address)
         .unwrap()
         .serve_at(
             "/org/freedesktop/Notifications",
@@ -71,6 +72,13 @@ async fn a_finished_batch_is_told_with_counts_failures_link_and_actions_and_retr
         .build()
         .await
         .unwrap();
+    (conn, shown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_batch_is_told_with_counts_failures_link_and_actions_and_retry_works() {
+    let w = world(small_config()).await;
+    let (server, shown) = fake_server(w.sandbox.bus.address()).await;
 
     let mut files = make_photos(&w.photo_dir(), 2);
     let locked = w.photo_dir().join("locked.jpg");
