@@ -57,16 +57,25 @@ pub fn tune_allocator() {
     }
 }
 
-/// Creates a private directory (0700) and its parents.
+/// Creates a private directory (0700) and its parents; an existing one that others can read
+/// (made by hand, or by an older version under a loose umask) is made private too.
 fn private_dir(path: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |source| DaemonError::Dir {
+        path: path.into(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| DaemonError::Dir {
-            path: path.into(),
-            source,
-        })
+        .map_err(fail)?;
+    let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700 | 0o700))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 fn parse_url(key: &'static str, value: &str) -> Result<url::Url, DaemonError> {
@@ -198,8 +207,16 @@ pub async fn run(
         Err(e) => tracing::warn!("signal forwarding task failed: {e}"),
         Ok(Ok(())) => {}
     }
-    // Whatever sled has not flushed yet (progress notes) goes to disk before exit.
-    tokio::task::spawn_blocking(move || drop(queue)).await.ok();
+    // Whatever sled has not flushed yet (progress notes) goes to disk before exit, with the
+    // seal that lets the next start tell an intact database from a damaged one.
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = queue.seal() {
+            tracing::warn!("the queue database was not sealed: {e}");
+        }
+        drop(queue)
+    })
+    .await
+    .ok();
     drop(conn);
     tracing::info!("dbxportd stopped");
     Ok(())

@@ -1,6 +1,5 @@
 //! dbxportd: the dbxport user service. See `dbxport::daemon`.
 
-use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +14,20 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line that says what is wrong and what to do, for the journal and the
+            // terminal; no backtrace, whatever RUST_BACKTRACE says.
+            tracing::error!("{e:#}");
+            eprintln!("dbxportd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     dbxport::daemon::tune_allocator();
     dbxport::logging::init();
@@ -41,7 +53,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("stopping: finishing or abandoning in-flight requests");
         on_signal.cancel();
     });
-    dbxport::daemon::run(dirs, config, shutdown)
-        .await
-        .context("dbxportd")
+    dbxport::daemon::run(dirs, config, shutdown).await?;
+    Ok(())
 }

@@ -117,12 +117,30 @@ impl From<QueueError> for Step {
     }
 }
 
+/// How often a job held back by a full cache disk looks for space again.
+const CACHE_FULL_RETRY: Duration = Duration::from_secs(5);
+
 fn source_step(e: SourceError) -> Step {
     match e {
         SourceError::Changed(_) => Step::Transient {
             reason: e.to_string(),
             retry_after: None,
         },
+        // The photo is fine; the disk is not. Failing it would make the user retry by hand
+        // what freeing space fixes: the job waits, and the others that need no cache go on.
+        SourceError::Cache {
+            ref dir,
+            ref source,
+            ..
+        } if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+            Step::Transient {
+                reason: format!(
+                    "the cache disk is full: no room in {} for the prepared copy; waiting for space",
+                    dir.display()
+                ),
+                retry_after: Some(CACHE_FULL_RETRY),
+            }
+        }
         e => Step::Failed {
             kind: FailureKind::Source,
             message: e.to_string(),

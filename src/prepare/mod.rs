@@ -37,6 +37,7 @@ mod source;
 mod tests;
 
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub use formats::remote_name;
@@ -273,7 +274,13 @@ impl Job<'_> {
             dir: self.cache_dir.into(),
             source,
         };
-        std::fs::create_dir_all(self.cache_dir).map_err(cache_error)?;
+        // Prepared copies are the user's photos, some with their location: private whatever
+        // the umask (the unit sets 0077; a daemon started by hand may not).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.cache_dir)
+            .map_err(cache_error)?;
         let mut remote = remote_name(self.name, self.options);
         // NAME_MAX is 255 bytes; the job id prefix and `.part` must fit too.
         if remote.len() > 200 || remote.is_empty() {
@@ -284,7 +291,12 @@ impl Job<'_> {
             .cache_dir
             .join(format!("{}-{remote}.part", self.job_id));
         let written = (|| {
-            let mut f = std::fs::File::create(&part)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&part)?;
             f.write_all(bytes)?;
             std::fs::rename(&part, &path)?;
             f.metadata()

@@ -113,6 +113,12 @@ fn landscape_and_portrait_are_fit_on_the_long_edge() {
     let out = run("IMG_20200608_111614.jpg", &resize(1600, false));
     assert!(out.prepared.temporary);
     assert!(out.prepared.path.starts_with(out._cache.path()));
+    // A prepared copy is the user's photo (and may carry its location): only theirs to read.
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&out.prepared.path), 0o600);
     assert_eq!(
         out.prepared.path.file_name().unwrap(),
         "7-IMG_20200608_111614.jpg"

@@ -11,6 +11,7 @@
 
 mod job;
 pub mod os_path;
+mod seal;
 
 pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};
 
@@ -23,10 +24,40 @@ use tokio::sync::{Notify, broadcast};
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error(
-        "cannot open the queue database at {path}: {source}. If another dbxportd is running, stop it first; \
-         otherwise move the directory aside (it holds your queued uploads) and start again"
+        "cannot open the queue database at {path}: {error}. If another dbxportd is running, \
+         stop it first. Otherwise move {path} aside (it holds your queued uploads) and start \
+         again; the files as they were before this start are also kept in {backup}"
     )]
-    Open { path: PathBuf, source: sled::Error },
+    Open {
+        path: PathBuf,
+        backup: PathBuf,
+        error: sled::Error,
+    },
+    /// What the database held when dbxportd last stopped is not all there: sled recovers a
+    /// damaged file by dropping what follows the damage, and would start with a shorter queue.
+    #[error(
+        "the queue database at {path} is damaged: it holds {found} where dbxportd left {sealed} \
+         when it last stopped (sled cuts a damaged file at the damage as it opens it). The files as \
+         they were before this start are kept in {backup}: to try them, move {path} aside and rename the copy to {name}; to start with \
+         an empty queue, move both aside (they hold your queued uploads)",
+        name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    )]
+    Damaged {
+        path: PathBuf,
+        backup: PathBuf,
+        sealed: String,
+        found: String,
+    },
+    /// The copy taken before opening could not be made; the database was not opened.
+    #[error(
+        "cannot keep a copy of the queue database {path} before opening it: {error}. Nothing in \
+         it was changed. Make sure the folder and its files are yours and readable (chmod -R u+rw \
+         {path}) and that the disk has room, then start again"
+    )]
+    Backup {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("queue database error: {0}")]
     Db(#[from] sled::Error),
     #[error("a queue record is unreadable: {0}")]
@@ -93,6 +124,8 @@ pub struct Queue {
 
 struct Inner {
     db: sled::Db,
+    /// Where `db` lives, for its seal and its backup.
+    db_path: PathBuf,
     jobs: sled::Tree,
     batches: sled::Tree,
     meta: sled::Tree,
@@ -134,10 +167,20 @@ impl Queue {
     /// Opens (or creates) the database and repairs what a crash left half-done. Blocking:
     /// call it from the blocking pool.
     pub fn open(path: &Path) -> Result<Queue> {
-        let open_err = |source| QueueError::Open {
+        // sled "recovers" a damaged file by cutting it at the damage, silently and in place:
+        // keep the bytes as they are now, so that what it drops can still be had back.
+        let backup = seal::backup_path(path);
+        let open_err = |error| QueueError::Open {
             path: path.to_path_buf(),
-            source,
+            backup: backup.clone(),
+            error,
         };
+        if path.exists() {
+            seal::copy_dir(path, &backup).map_err(|error| QueueError::Backup {
+                path: path.to_path_buf(),
+                error,
+            })?;
+        }
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(32 * 1024 * 1024)
@@ -146,6 +189,20 @@ impl Queue {
         let jobs = db.open_tree("jobs").map_err(open_err)?;
         let batches = db.open_tree("batches").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
+        if let Some(sealed) = seal::read(path) {
+            let found = seal::Seal::of(&jobs, &batches)?;
+            if found.lost_from(&sealed) {
+                return Err(QueueError::Damaged {
+                    path: path.to_path_buf(),
+                    backup,
+                    sealed: sealed.to_string(),
+                    found: found.to_string(),
+                });
+            }
+        }
+        // From here on the database changes; a crash before the next clean stop leaves no
+        // seal, and sled's own crash recovery (a torn tail) is trusted.
+        seal::remove(path);
         let mut index = Index::default();
         for entry in jobs.iter() {
             let (_, value) = entry?;
@@ -167,6 +224,7 @@ impl Queue {
         Ok(Queue {
             inner: Arc::new(Inner {
                 db,
+                db_path: path.to_path_buf(),
                 jobs,
                 batches,
                 meta,
@@ -187,6 +245,14 @@ impl Queue {
     /// A new unique id (jobs, batches and watches share the sequence).
     pub fn generate_id(&self) -> Result<u64> {
         Ok(self.inner.db.generate_id()?)
+    }
+
+    /// At a clean stop: flushes, and records what the database holds, so the next start can
+    /// tell a damaged file from an intact one. Blocking.
+    pub fn seal(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        let seal = seal::Seal::of(&self.inner.jobs, &self.inner.batches)?;
+        seal::write(&self.inner.db_path, &seal).map_err(|e| QueueError::Db(sled::Error::Io(e)))
     }
 
     /// Makes every write so far durable, on the blocking pool.

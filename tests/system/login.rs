@@ -65,6 +65,12 @@ async fn browser_login_links_the_account_and_uploads_work() {
     assert_eq!(query["redirect_uri"], format!("http://127.0.0.1:{port}/"));
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["token_access_type"], "offline");
+    // The redirect listener is bound to loopback only: no other host can hand it a code.
+    let listening = listening_on(port);
+    assert!(
+        !listening.is_empty() && listening.iter().all(|a| a == "0100007F"),
+        "the listener on port {port} is bound to {listening:?} (hex, as /proc/net/tcp shows)"
+    );
 
     let back = approve(&url).await;
     assert_eq!(back.port(), Some(port));
@@ -220,4 +226,27 @@ async fn the_pasted_code_flow_and_logout() {
         .filter(|r| r.route == "/2/auth/token/revoke")
         .count();
     assert_eq!(revokes, 1);
+}
+
+/// The local addresses (hex, as the kernel lists them) of the sockets listening on `port`, over
+/// IPv4 and IPv6.
+fn listening_on(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st …; st 0A is LISTEN.
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.split_once(':') else {
+                continue;
+            };
+            if *state == "0A" && u16::from_str_radix(hex_port, 16) == Ok(port) {
+                found.push(address.to_string());
+            }
+        }
+    }
+    found
 }

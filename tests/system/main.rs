@@ -29,6 +29,7 @@ mod prepare;
 mod refusals;
 mod removable;
 mod resilience;
+mod storage;
 mod unit;
 mod watch;
 mod watch_config;
