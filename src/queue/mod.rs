@@ -58,7 +58,7 @@ pub enum QueueError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("queue database error: {0}")]
+    #[error("{}", describe_db_error(.0))]
     Db(#[from] sled::Error),
     #[error("a queue record is unreadable: {0}")]
     Corrupt(String),
@@ -75,6 +75,27 @@ pub enum QueueError {
 }
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// A database error in words a user can act on. A full disk is the one users meet: sled keeps
+/// failing after it (until the database is opened again), so the way out includes a restart.
+fn describe_db_error(e: &sled::Error) -> String {
+    match e {
+        // By kind: sled hands out copies of the error it latched, which keep only the kind.
+        sled::Error::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            format!(
+                "the disk holding dbxport's state folder (the queue database) is full: \
+                 nothing new can be queued. Free some space there, then restart dbxport \
+                 (systemctl --user restart dbxport); the queue is kept"
+            )
+        }
+        e => format!("queue database error: {e}"),
+    }
+}
 
 /// What a caller hands over for one file.
 #[derive(Debug, Clone)]

@@ -238,3 +238,89 @@ async fn a_full_cache_disk_holds_preparation_back_and_fails_no_photo() {
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
     drop(mount);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_disk_refuses_new_uploads_clearly_and_loses_nothing() {
+    let (mut w, db) = stopped_with_a_queue().await;
+    let state = db.parent().unwrap().to_path_buf();
+    // The state folder moves onto a small file system, which is then filled up.
+    let saved = w.dir.path().join("state-saved");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&state)
+            .arg(&saved)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let Some(_mount) = mount_tmpfs(&state, "48m") else {
+        eprintln!("skipped: mounting a tmpfs needs privileges this run does not have");
+        return;
+    };
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cp -a '{}'/. '{}'/",
+                saved.display(),
+                state.display()
+            ))
+            .status()
+            .unwrap()
+            .success()
+    );
+    w.sandbox.start_daemon().await.unwrap();
+    w.reconnect().await;
+    let uploader = w.uploader().await;
+    assert_eq!(jobs(&uploader, &[]).await.len(), 5);
+    let filler = state.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64"])
+        .arg(format!("of={}", filler.display()))
+        .status();
+    // Jobs are small records: it takes a few thousand to need new room in the database.
+    let files = make_photos(&w.photo_dir(), 20);
+    let mut refused = None;
+    let mut accepted = 0;
+    for _ in 0..1000 {
+        match uploader
+            .upload(paths(&files), "/Full".into(), dict(&[]))
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    println!("{accepted} upload calls accepted before the disk was full");
+    println!("a full state disk: {refused:?}");
+    let refused = refused.expect("some upload call must meet the full disk");
+    let said = refused.to_string();
+    assert!(
+        said.contains("is full") && said.contains("restart"),
+        "the error should say the disk is full and what to do: {said}"
+    );
+    // The daemon still answers.
+    assert!(jobs(&uploader, &[]).await.len() >= 5);
+    // Space again, and the restart the message asks for: every job it accepted is there.
+    std::fs::remove_file(&filler).unwrap();
+    w.sandbox.stop_daemon();
+    w.sandbox.start_daemon().await.unwrap();
+    w.reconnect().await;
+    let uploader = w.uploader().await;
+    let all = jobs(&uploader, &[]).await;
+    assert_eq!(
+        all.len(),
+        5 + accepted * files.len(),
+        "accepted jobs were lost"
+    );
+    uploader.resume().await.unwrap();
+    let (batch, _) = uploader
+        .upload(paths(&files[..1]), "/After".into(), dict(&[]))
+        .await
+        .unwrap();
+    assert_eq!(batch_final(&uploader, batch).await[0].state, "done");
+}
