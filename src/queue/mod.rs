@@ -87,11 +87,10 @@ fn describe_db_error(e: &sled::Error) -> String {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             ) =>
         {
-            format!(
-                "the disk holding dbxport's state folder (the queue database) is full: \
-                 nothing new can be queued. Free some space there, then restart dbxport \
-                 (systemctl --user restart dbxport); the queue is kept"
-            )
+            "the disk holding dbxport's state folder (the queue database) is full: \
+             nothing new can be queued. Free some space there, then restart dbxport \
+             (systemctl --user restart dbxport); the queue is kept"
+                .to_string()
         }
         e => format!("queue database error: {e}"),
     }
