@@ -20,6 +20,7 @@ mod keyring;
 mod limits;
 mod login;
 mod notices;
+mod policies;
 mod prepare;
 mod refusals;
 mod removable;
