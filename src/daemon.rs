@@ -196,6 +196,14 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    if config.notifications.job_tray {
+        tokio::spawn(crate::jobtray::run(
+            conn.clone(),
+            queue.clone(),
+            engine.clone(),
+            shutdown.clone(),
+        ));
+    }
     engine.run(shutdown.clone()).await;
     let _ = watching.await;
     match signals.await {

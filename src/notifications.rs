@@ -54,7 +54,8 @@ pub struct Notice {
     pub urgent: bool,
 }
 
-fn photos(n: u32) -> String {
+/// "1 photo", "3 photos".
+pub(crate) fn photos(n: u32) -> String {
     if n == 1 {
         "1 photo".into()
     } else {

@@ -16,6 +16,7 @@ mod end_to_end;
 mod faults;
 mod folders;
 mod interface;
+mod jobtray;
 mod keyring;
 mod limits;
 mod login;
