@@ -11,9 +11,10 @@
 //!
 //! The outcome is one value, [`Hold`], published on a `watch` channel: the engine reads it when
 //! it claims a job (the queue skips watch jobs while it holds), and is woken when it changes;
-//! D-Bus shows it as `AutoUploadsHeld`. A watch job already claimed when the hold begins
+//! D-Bus shows it as `AutoUploadsHeld`. A watch job already sending when the hold begins
 //! finishes its file: photos are a few MB, and stopping mid-file would leave an upload session
-//! to resume for little saved.
+//! to resume for little saved. One only claimed ahead to be prepared goes back to the queue
+//! before its first byte (the engine checks the hold once it has a network slot).
 
 use std::sync::{Arc, Mutex};
 

@@ -526,6 +526,19 @@ impl Engine {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // A watch job claimed ahead (to prepare) before a policy hold began waits after all:
+        // nothing of it is sent yet. One already sending finishes its file.
+        if job.origin.is_some()
+            && !matches!(state, JobState::Uploading { .. })
+            && self.auto_hold.borrow().is_held()
+        {
+            drop(sending);
+            tracing::debug!(
+                job = id,
+                "held by policy before its first byte: queued again"
+            );
+            return Err(self.requeue(id).await);
+        }
         if concurrent {
             return self
                 .upload_concurrent(&job, state, &prepared.path, prepared.stamp, sending)

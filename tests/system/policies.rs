@@ -3,6 +3,9 @@
 //! and go when that ends; uploads asked for with `Upload` never wait. The system services are
 //! test-owned fakes on the private bus, which the sandbox hands the daemon as its system bus.
 //!
+//! A hold that begins while a watch file is being sent lets that file finish and sends no
+//! other, not even those already claimed to be prepared.
+//!
 //! "Stays queued" is anchored on something positive: an interactive upload made after the
 //! watch job was queued completes, and only then is the watch job checked — still queued, and
 //! nothing of it sent.
@@ -126,10 +129,22 @@ async fn wait_held(w: &World, reason: &str) {
     .await;
 }
 
-/// A watched folder with no photo yet.
-async fn watched_dir(w: &World) -> PathBuf {
+/// The folder the tests watch, made and empty.
+fn camera_dir(w: &World) -> PathBuf {
     let dir = w.dir.path().join("camera");
     std::fs::create_dir(&dir).unwrap();
+    dir
+}
+
+/// A watched folder with no photo yet.
+async fn watched_dir(w: &World) -> PathBuf {
+    let dir = camera_dir(w);
+    watch(w, &dir).await;
+    dir
+}
+
+/// Watches `dir`, exporting to /Camera.
+async fn watch(w: &World, dir: &Path) {
     w.watches()
         .await
         .add_watch(
@@ -139,7 +154,6 @@ async fn watched_dir(w: &World) -> PathBuf {
         )
         .await
         .expect("AddWatch");
-    dir
 }
 
 /// Drops a photo into the watched folder and waits for its job; returns the job's id.
@@ -268,4 +282,66 @@ async fn on_battery_holds_nothing_when_the_policy_is_off() {
     let id = watch_job(&w, &dir).await;
     wait_done(&w, id).await;
     assert_eq!(held(&w), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_lets_the_file_being_sent_finish_and_sends_no_other() {
+    let mut config = watch_config();
+    // One file on the wire at a time, slowly, so the others are claimed ahead and wait.
+    config.upload.transfers = 1;
+    config.upload.bandwidth_limit = 2_000_000;
+    // One chunk per file: a file holds its network slot until it is sent. (Files of several
+    // chunks start their sessions at once and are all "being sent" from then on.)
+    config.upload.chunk_size = 8 * dbxport::config::MIB;
+    let w = world(config).await;
+    let nm = network_manager(&w, 2).await;
+    let dir = camera_dir(&w);
+    // Each takes seconds at that rate, whichever the daemon takes first.
+    let big = sample_photos().into_iter().next().unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() > 4_000_000);
+    for i in 0..3 {
+        std::fs::copy(&big, dir.join(format!("big{i}.jpg"))).unwrap();
+    }
+    watch(&w, &dir).await;
+    w.wait_for_request("/2/files/upload").await;
+    set_metered(&nm, 1).await;
+    wait_held(&w, "metered connection").await;
+
+    let uploader = w.uploader().await;
+    let watch_jobs = || async { jobs(&uploader, &[]).await };
+    // The file on the wire finishes; the two others go back to the queue unsent.
+    let states = wait_for("one done, two queued", || async {
+        let jobs = watch_jobs().await;
+        let mut states: Vec<String> = jobs.iter().map(|j| j.state.clone()).collect();
+        states.sort();
+        assert!(
+            states.iter().filter(|s| *s == "done").count() <= 1,
+            "a second watch file went: {states:?}"
+        );
+        (states == ["done", "queued", "queued"]).then_some(states)
+    })
+    .await;
+    assert_eq!(uploads_started(&w), 1, "{states:?}");
+
+    // And they stay there: an interactive upload made now completes first.
+    let files = make_photos(&w.photo_dir(), 1);
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Asked".into(), dict(&[]))
+        .await
+        .unwrap();
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    let queued = watch_jobs()
+        .await
+        .iter()
+        .filter(|j| j.state == "queued")
+        .count();
+    assert_eq!(queued, 2);
+    assert_eq!(uploads_started(&w), 2);
+
+    set_metered(&nm, 4).await;
+    wait_for("every job done", || async {
+        let jobs = watch_jobs().await;
+        jobs.iter().all(|j| j.state == "done").then_some(())
+    })
+    .await;
 }
