@@ -201,6 +201,7 @@ pub async fn run(
             conn.clone(),
             queue.clone(),
             engine.clone(),
+            policy.subscribe(),
             shutdown.clone(),
         ));
     }

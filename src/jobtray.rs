@@ -11,6 +11,9 @@
 //! unfinished jobs; `suspendRequested`/`resumeRequested` pause and resume the whole queue
 //! (the queue pauses as a whole, so that is what the button can honestly do).
 //!
+//! A watch folder's batch held by a policy (metered connection, battery) says so in its
+//! entry's info line until the hold ends.
+//!
 //! Updates go out at most every [`UPDATE_INTERVAL`] per entry, whatever the number of files.
 //! No job tray on the bus (GNOME, a headless session) means no entry: the server's presence is
 //! checked when a batch starts, so one that appears later is used for the next batches, and
@@ -21,11 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use crate::engine::{BatchFinished, Engine, ProgressEvent};
+use crate::policy::Hold;
 use crate::queue::{BatchId, BatchSummary, Job, JobId, Queue};
 
 /// The bus name KDE's job trackers talk to.
@@ -167,13 +171,23 @@ pub fn ending(summary: &BatchSummary) -> (u32, String) {
     }
 }
 
-/// What an entry says about its batch: the title, how many photos go where.
-fn about(folder: &str, files: usize) -> HashMap<&'static str, Value<'static>> {
+/// The line under an entry's title: how many photos go where, and why they wait if a policy
+/// holds them.
+pub fn info_message(folder: &str, files: usize, hold: Hold) -> String {
     let folder = if folder.is_empty() { "/" } else { folder };
     let files = crate::notifications::photos(files as u32);
+    match hold {
+        Hold::None => format!("{files} to {folder}"),
+        hold => format!("{files} to {folder} — waiting: {}", hold.reason()),
+    }
+}
+
+/// What an entry says about its batch: the title, how many photos go where.
+fn about(folder: &str, info: String) -> HashMap<&'static str, Value<'static>> {
+    let folder = if folder.is_empty() { "/" } else { folder };
     HashMap::from([
         ("title", Value::from("Uploading to Dropbox")),
-        ("infoMessage", Value::from(format!("{files} to {folder}"))),
+        ("infoMessage", Value::from(info)),
         ("descriptionLabel1", Value::from("Destination")),
         (
             "descriptionValue1",
@@ -190,6 +204,9 @@ struct Entry {
     dirty: bool,
     /// Ends the task that listens to the entry's buttons.
     buttons: CancellationToken,
+    /// A watch folder's batch, which policies may hold.
+    automatic: bool,
+    folder: String,
 }
 
 impl Entry {
@@ -207,6 +224,15 @@ impl Entry {
         }
         self.dirty = false;
     }
+
+    /// Says whether (and why) a watch batch waits.
+    async fn tell_hold(&self, hold: Hold) {
+        let info = info_message(&self.folder, self.shares.len(), hold);
+        let props = HashMap::from([("infoMessage", Value::from(info))]);
+        if let Err(e) = self.view.update(props).await {
+            tracing::debug!("job tray update: {e}");
+        }
+    }
 }
 
 /// Shows every batch in the job tray, while one runs, until `shutdown`.
@@ -214,11 +240,13 @@ pub async fn run(
     conn: zbus::Connection,
     queue: Queue,
     engine: Arc<Engine>,
+    mut hold: watch::Receiver<Hold>,
     shutdown: CancellationToken,
 ) {
     let (requests, mut requested) = mpsc::unbounded_channel();
     let mut tray = Tray {
         conn,
+        hold: *hold.borrow_and_update(),
         queue: queue.clone(),
         entries: HashMap::new(),
         batch_of: HashMap::new(),
@@ -230,6 +258,7 @@ pub async fn run(
     let mut batches = engine.subscribe_batches();
     let mut tick = tokio::time::interval(UPDATE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hold_alive = true;
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -248,6 +277,15 @@ pub async fn run(
                 Err(_) => break,
             },
             Some((batch, request)) = requested.recv() => tray.requested(batch, request).await,
+            changed = hold.changed(), if hold_alive => match changed {
+                Ok(()) => {
+                    tray.hold = *hold.borrow_and_update();
+                    for entry in tray.entries.values().filter(|e| e.automatic) {
+                        entry.tell_hold(tray.hold).await;
+                    }
+                }
+                Err(_) => hold_alive = false,
+            },
             _ = tick.tick(), if tray.entries.values().any(|e| e.dirty) => {
                 let speed = engine.throughput();
                 for entry in tray.entries.values_mut().filter(|e| e.dirty) {
@@ -266,6 +304,8 @@ pub async fn run(
 
 struct Tray {
     conn: zbus::Connection,
+    /// The policy hold now: watch batches say they wait.
+    hold: Hold,
     queue: Queue,
     entries: HashMap<BatchId, Entry>,
     batch_of: HashMap<JobId, BatchId>,
@@ -320,7 +360,10 @@ impl Tray {
         if jobs.iter().all(|j| j.state.is_terminal()) {
             return;
         }
-        let Some(view) = self.request_view(&record.remote_folder, &jobs).await else {
+        let automatic = jobs.iter().any(|j| j.origin.is_some());
+        let hold = if automatic { self.hold } else { Hold::None };
+        let info = info_message(&record.remote_folder, jobs.len(), hold);
+        let Some(view) = self.request_view(&record.remote_folder, info).await else {
             self.unshown.insert(batch);
             return;
         };
@@ -339,12 +382,14 @@ impl Tray {
             shares: jobs.iter().map(|j| (j.id, Share::of(j))).collect(),
             dirty: false,
             buttons,
+            automatic,
+            folder: record.remote_folder.clone(),
         };
         entry.send(0).await;
         self.entries.insert(batch, entry);
     }
 
-    async fn request_view(&self, folder: &str, jobs: &[Job]) -> Option<JobViewV3Proxy<'static>> {
+    async fn request_view(&self, folder: &str, info: String) -> Option<JobViewV3Proxy<'static>> {
         let dbus = zbus::fdo::DBusProxy::new(&self.conn).await.ok()?;
         let name = zbus::names::BusName::try_from(SERVER_NAME).ok()?;
         if !dbus.name_has_owner(name).await.unwrap_or(false) {
@@ -352,7 +397,7 @@ impl Tray {
             return None;
         }
         let server = JobViewServerV2Proxy::new(&self.conn).await.ok()?;
-        let about = about(folder, jobs.len());
+        let about = about(folder, info);
         let mut hints = about.clone();
         // The delay before showing is ours to decide (kjobwidgets does the same).
         hints.insert("immediate", Value::from(true));
@@ -499,6 +544,15 @@ mod tests {
         let f = figures([share(100, 100, true), share(0, 0, true)].iter());
         assert_eq!(f.percent, 100);
         assert_eq!(figures([].iter()).percent, 0);
+    }
+
+    #[test]
+    fn a_held_batch_says_why_it_waits() {
+        assert_eq!(info_message("", 1, Hold::None), "1 photo to /");
+        assert_eq!(
+            info_message("/Camera", 3, Hold::Metered),
+            "3 photos to /Camera — waiting: metered connection"
+        );
     }
 
     #[test]

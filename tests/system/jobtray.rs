@@ -2,7 +2,9 @@
 //! one that appeared after the daemon and after a batch ran without it — each batch gets one
 //! entry (`org.kde.JobViewServerV2.requestView` → an `org.kde.JobViewV3`
 //! object) that climbs to 100 % and is terminated without error; the entry's cancel button
-//! (`cancelRequested`) cancels the batch's unfinished jobs.
+//! (`cancelRequested`) cancels the batch's unfinished jobs, its pause and resume buttons pause
+//! and resume the queue. A watch folder's batch held by a
+//! policy says why it waits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,6 +104,12 @@ impl FakeView {
 
     #[zbus(signal, name = "cancelRequested")]
     async fn cancel_requested(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal, name = "suspendRequested")]
+    async fn suspend_requested(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal, name = "resumeRequested")]
+    async fn resume_requested(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
 }
 
 async fn tray(w: &World) -> (zbus::Connection, Calls) {
@@ -221,21 +229,27 @@ async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_trays_cancel_button_cancels_the_batch() {
+/// A world sending 4 photos slowly (1 MB/s, one at a time), so buttons are pressed while the
+/// batch runs; its tray, the batch, and the entry's view once the first file is on its way.
+async fn slow_batch_in_the_tray() -> (
+    World,
+    zbus::Connection,
+    Calls,
+    u64,
+    zbus::object_server::InterfaceRef<FakeView>,
+) {
     let mut config = small_config();
-    // Slow enough that the button is pressed while the batch runs: 1 MB/s, one at a time.
     config.upload.bandwidth_limit = 1_000_000;
     config.upload.transfers = 1;
     let w = world(config).await;
     let (tray_conn, calls) = tray(&w).await;
     let files = make_photos(&w.photo_dir(), 4);
-    let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Cancelled".into(), dict(&[]))
+    let (batch, _) = w
+        .uploader()
+        .await
+        .upload(paths(&files), "/Slow".into(), dict(&[]))
         .await
         .unwrap();
-    // Pressed once the first file is on its way.
     w.wait_for_request("/2/files/upload").await;
     let path = wait_for("the entry", || async {
         calls.lock().unwrap().iter().find_map(|c| match c {
@@ -249,6 +263,48 @@ async fn the_trays_cancel_button_cancels_the_batch() {
         .interface::<_, FakeView>(path.as_str())
         .await
         .unwrap();
+    (w, tray_conn, calls, batch, view)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
+    let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
+    let uploader = w.uploader().await;
+    FakeView::suspend_requested(view.signal_emitter())
+        .await
+        .unwrap();
+    wait_for("the queue paused", || async {
+        uploader.paused().await.unwrap().then_some(())
+    })
+    .await;
+    let suspended = |wanted: bool| {
+        let calls = calls.clone();
+        async move {
+            calls
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| matches!(c, Call::Update { properties, .. } if properties.get("suspended").and_then(|v| bool::try_from(&**v).ok()) == Some(wanted)))
+                .then_some(())
+        }
+    };
+    wait_for("the entry shown suspended", || suspended(true)).await;
+    FakeView::resume_requested(view.signal_emitter())
+        .await
+        .unwrap();
+    wait_for("the queue resumed", || async {
+        (!uploader.paused().await.unwrap()).then_some(())
+    })
+    .await;
+    wait_for("the entry shown running", || suspended(false)).await;
+    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trays_cancel_button_cancels_the_batch() {
+    let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
+    let uploader = w.uploader().await;
+    let path = view.signal_emitter().path().to_string();
     FakeView::cancel_requested(view.signal_emitter())
         .await
         .unwrap();
@@ -257,4 +313,39 @@ async fn the_trays_cancel_button_cancels_the_batch() {
     assert!(cancelled >= 3, "{jobs:#?}");
     assert!(w.stored_paths().len() <= 1, "{:?}", w.stored_paths());
     assert_eq!(terminated(&calls, &path).await, (1, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_watch_batch_says_why_it_waits_in_the_tray() {
+    use crate::policies::*;
+    let w = world(watch_config()).await;
+    let (_tray, calls) = tray(&w).await;
+    let nm = network_manager(&w, 1).await;
+    wait_held(&w, "metered connection").await;
+    let dir = camera_dir(&w);
+    make_photos(&dir, 2);
+    watch(&w, &dir).await;
+    let info = |wanted: &'static str| {
+        let calls = calls.clone();
+        async move {
+            calls.lock().unwrap().iter().find_map(|c| match c {
+                Call::Update { path, properties } => properties
+                    .get("infoMessage")
+                    .and_then(|v| <&str>::try_from(&**v).ok())
+                    .filter(|m| *m == wanted)
+                    .map(|_| path.clone()),
+                _ => None,
+            })
+        }
+    };
+    let path = wait_for("the entry saying it waits", || {
+        info("2 photos to /Camera — waiting: metered connection")
+    })
+    .await;
+    set_metered(&nm, 2).await;
+    wait_for("the entry no longer waiting", || {
+        info("2 photos to /Camera")
+    })
+    .await;
+    assert_eq!(terminated(&calls, &path).await, (0, String::new()));
 }

@@ -63,7 +63,7 @@ async fn serve(
 }
 
 /// NetworkManager appears saying `metered`.
-async fn network_manager(w: &World, metered: u32) -> zbus::Connection {
+pub(crate) async fn network_manager(w: &World, metered: u32) -> zbus::Connection {
     let nm = FakeNetworkManager { metered };
     serve(
         w.sandbox.bus.address(),
@@ -74,7 +74,7 @@ async fn network_manager(w: &World, metered: u32) -> zbus::Connection {
     .await
 }
 
-async fn set_metered(nm: &zbus::Connection, metered: u32) {
+pub(crate) async fn set_metered(nm: &zbus::Connection, metered: u32) {
     let iface = nm
         .object_server()
         .interface::<_, FakeNetworkManager>(NM_PATH)
@@ -109,7 +109,7 @@ async fn set_on_battery(upower: &zbus::Connection, on_battery: bool) {
         .unwrap();
 }
 
-fn watch_config() -> dbxport::config::Config {
+pub(crate) fn watch_config() -> dbxport::config::Config {
     let mut config = small_config();
     config.watch.settle_ms = 300;
     config
@@ -122,7 +122,7 @@ fn held(w: &World) -> String {
     status["auto_uploads_held"].as_str().unwrap().to_string()
 }
 
-async fn wait_held(w: &World, reason: &str) {
+pub(crate) async fn wait_held(w: &World, reason: &str) {
     wait_for(&format!("AutoUploadsHeld = {reason:?}"), || async {
         (held(w) == reason).then_some(())
     })
@@ -130,7 +130,7 @@ async fn wait_held(w: &World, reason: &str) {
 }
 
 /// The folder the tests watch, made and empty.
-fn camera_dir(w: &World) -> PathBuf {
+pub(crate) fn camera_dir(w: &World) -> PathBuf {
     let dir = w.dir.path().join("camera");
     std::fs::create_dir(&dir).unwrap();
     dir
@@ -144,7 +144,7 @@ async fn watched_dir(w: &World) -> PathBuf {
 }
 
 /// Watches `dir`, exporting to /Camera.
-async fn watch(w: &World, dir: &Path) {
+pub(crate) async fn watch(w: &World, dir: &Path) {
     w.watches()
         .await
         .add_watch(
