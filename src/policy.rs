@@ -198,8 +198,9 @@ async fn follow(
 ) {
     if let Err(e) = follow_inner(&conn, watched, &shutdown, &apply).await {
         tracing::debug!("stopped following {}: {e}", watched.name);
-        apply(None);
     }
+    // No longer heard (the system bus went away, or shutting down): as if it were absent.
+    apply(None);
 }
 
 async fn follow_inner(

@@ -308,8 +308,8 @@ impl Engine {
             tokio::select! {
                 _ = changed => {}
                 _ = status.changed() => {}
-                // A hold that ends makes watch jobs runnable; one that begins changes nothing
-                // for jobs already claimed (they finish their file).
+                // A hold that ends makes watch jobs runnable. One that begins needs no wake-up:
+                // claimed jobs check it before their first byte (`drive`).
                 _ = async {
                     // Without its sender (no policy any more) it never changes again.
                     if auto_hold.changed().await.is_err() {
