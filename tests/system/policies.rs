@@ -220,9 +220,17 @@ async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     let w = world(watch_config()).await;
     let dir = watched_dir(&w).await;
     assert_eq!(held(&w), "", "no NetworkManager: nothing is held");
+    // A proxy caches properties and follows PropertiesChanged: it sees the change only if the
+    // daemon signals it.
+    let cached = w.uploader().await;
+    assert_eq!(cached.auto_uploads_held().await.unwrap(), "");
     // NetworkManager appears after the daemon started, on a metered connection.
     let nm = network_manager(&w, 1).await;
     wait_held(&w, "metered connection").await;
+    wait_for("AutoUploadsHeld's change signal", || async {
+        (cached.auto_uploads_held().await.unwrap() == "metered connection").then_some(())
+    })
+    .await;
     let status = w.ctl(&["status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout)
