@@ -78,6 +78,29 @@ pub struct Config {
     pub export: ExportConfig,
     pub watch: WatchConfig,
     pub notifications: NotificationsConfig,
+    pub policy: PolicyConfig,
+}
+
+/// When automatic (watch-folder) uploads wait. Uploads a caller asked for never do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Hold them while NetworkManager says the connection is metered (or guesses so: a phone's
+    /// hotspot). On by default: a card of raw photos can eat a month's mobile data unasked.
+    pub pause_watch_on_metered: bool,
+    /// Hold them while UPower says the machine runs on battery. Off by default: sending a few
+    /// photos costs little power, and a laptop importing a card away from its charger is the
+    /// case auto-export is for.
+    pub pause_watch_on_battery: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            pause_watch_on_metered: true,
+            pause_watch_on_battery: false,
+        }
+    }
 }
 
 /// Desktop notifications when a batch ends.
@@ -87,11 +110,17 @@ pub struct NotificationsConfig {
     /// Show one (through org.freedesktop.Notifications) when a batch ends; batches from watched
     /// folders only when something failed.
     pub enabled: bool,
+    /// Show transfers in Plasma's job tray (org.kde.JobViewServer), one entry per batch, with
+    /// progress and a cancel button.
+    pub job_tray: bool,
 }
 
 impl Default for NotificationsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            job_tray: true,
+        }
     }
 }
 
@@ -539,6 +568,28 @@ mod tests {
             assert!(err.to_string().contains("list_page_size"), "{err}");
         }
         assert_eq!(Config::default().dropbox.list_page_size, 2000);
+    }
+
+    #[test]
+    fn policies_default_to_holding_on_metered_only_and_refuse_typos() {
+        let config = Config::default();
+        assert!(config.policy.pause_watch_on_metered);
+        assert!(!config.policy.pause_watch_on_battery);
+        assert!(config.notifications.job_tray);
+        let text = "[policy]\npause_watch_on_metered = false\npause_watch_on_battery = true\n[notifications]\njob_tray = false\n";
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert!(!config.policy.pause_watch_on_metered);
+        assert!(config.policy.pause_watch_on_battery);
+        assert!(!config.notifications.job_tray);
+        let err =
+            Config::parse("[policy]\npause_on_metered = true\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("pause_on_metered"), "{err}");
+        let err = Config::parse(
+            "[policy]\npause_watch_on_battery = 1\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pause_watch_on_battery"), "{err}");
     }
 
     #[test]

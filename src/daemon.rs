@@ -133,12 +133,14 @@ pub async fn run(
             .bandwidth_limit()
             .unwrap_or(config.upload.bandwidth_limit),
     );
+    let policy = crate::policy::Policy::new(config.policy.clone());
     let engine = Engine::new(
         queue.clone(),
         session.clone(),
         client.clone(),
         config.upload.clone(),
         dirs.prepared(),
+        policy.subscribe(),
     );
     let settle = Duration::from_millis(config.watch.settle_ms);
     let watcher = {
@@ -171,6 +173,7 @@ pub async fn run(
         client,
         engine.clone(),
         watcher.clone(),
+        policy.clone(),
         &config,
     )
     .await
@@ -189,14 +192,25 @@ pub async fn run(
         engine.clone(),
         session.clone(),
         watcher.clone(),
+        policy.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(policy.clone().run(shutdown.clone()));
     let watching = tokio::spawn(watcher.run(shutdown.clone()));
     if config.notifications.enabled {
         tokio::spawn(crate::notifications::run(
             conn.clone(),
             queue.clone(),
             engine.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if config.notifications.job_tray {
+        tokio::spawn(crate::jobtray::run(
+            conn.clone(),
+            queue.clone(),
+            engine.clone(),
+            policy.subscribe(),
             shutdown.clone(),
         ));
     }

@@ -15,6 +15,8 @@
 //! - [`credentials`]: the Dropbox login — browser login with PKCE, where the refresh token
 //!   rests (keyring or file), and the access token's refresh.
 //! - [`service`]: the D-Bus interfaces on the session bus (Uploader, Account, Folders).
+//! - [`policy`]: when automatic (watch-folder) uploads wait: metered connection, battery.
+//! - [`jobtray`]: transfers in Plasma's job tray.
 //! - [`daemon`]: `dbxportd` assembled from the parts above.
 //! - [`cli`]: the `dbxportctl` commands.
 //! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo, and
@@ -29,8 +31,10 @@ pub mod dropbox;
 pub mod emulator;
 pub mod engine;
 pub mod export;
+pub mod jobtray;
 pub mod logging;
 pub mod notifications;
+pub mod policy;
 pub mod prepare;
 pub mod queue;
 #[cfg(feature = "emulator")]

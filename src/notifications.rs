@@ -55,6 +55,7 @@ pub struct Notice {
     pub urgent: bool,
 }
 
+/// "1 photo", "3 photos".
 pub(crate) fn photos(n: u32) -> String {
     if n == 1 {
         "1 photo".into()

@@ -2,8 +2,8 @@
 //! emulator on 127.0.0.1, and the real `dbxportd` binary with its own XDG directories.
 //!
 //! `dbxportctl demo`, the integration tests and the benchmarks all start dbxport through this
-//! module, so what they exercise is exactly what a user runs — only the bus address and the
-//! Dropbox base URLs differ. Nothing here touches the machine's session bus, the user's config,
+//! module, so what they exercise is exactly what a user runs — only the bus addresses and the
+//! Dropbox base URLs differ (the private bus serves as both session and system bus). Nothing here touches the machine's session bus, the user's config,
 //! keyring or home.
 
 use std::path::{Path, PathBuf};
@@ -223,6 +223,12 @@ impl Sandbox {
             ("XDG_RUNTIME_DIR".into(), dir("run")),
             (
                 "DBUS_SESSION_BUS_ADDRESS".into(),
+                self.bus.address().to_string(),
+            ),
+            // The private bus stands for the system bus too (NetworkManager, UPower): a
+            // sandboxed daemon must never hear the machine's own.
+            (
+                "DBUS_SYSTEM_BUS_ADDRESS".into(),
                 self.bus.address().to_string(),
             ),
         ]

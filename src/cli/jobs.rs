@@ -136,6 +136,8 @@ struct Status {
     account_message: String,
     credential_store: String,
     paused: bool,
+    /// Why watch-folder uploads wait ("" when they do not).
+    auto_uploads_held: String,
     queue_length: u32,
     states: std::collections::BTreeMap<String, usize>,
     bytes_remaining: u64,
@@ -160,6 +162,10 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         account_message: account.status_message().await.map_err(|e| describe(&e))?,
         credential_store: account.credential_store().await.map_err(|e| describe(&e))?,
         paused: uploader.paused().await.map_err(|e| describe(&e))?,
+        auto_uploads_held: uploader
+            .auto_uploads_held()
+            .await
+            .map_err(|e| describe(&e))?,
         queue_length: uploader.queue_length().await.map_err(|e| describe(&e))?,
         bytes_remaining: active.iter().map(|j| j.size.saturating_sub(j.sent)).sum(),
         states,
@@ -192,6 +198,12 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         if status.paused { " (paused)" } else { "" },
         human_bytes(status.bytes_remaining)
     );
+    if !status.auto_uploads_held.is_empty() {
+        println!(
+            "Held:     watch-folder uploads wait ({})",
+            status.auto_uploads_held
+        );
+    }
     if status.throughput > 0 {
         let eta = status.eta_seconds.unwrap_or(0);
         println!(

@@ -177,6 +177,8 @@ pub struct Engine {
     meter: Arc<meter::Meter>,
     /// What is already in Dropbox's folders, for skip-identical.
     remote: remote::RemoteIndex,
+    /// Whether watch-folder jobs wait (`policy`); read at each claim.
+    auto_hold: tokio::sync::watch::Receiver<crate::policy::Hold>,
 }
 
 /// A job the engine is working on.
@@ -204,6 +206,7 @@ impl Engine {
         client: Client,
         upload: UploadConfig,
         prepared_dir: PathBuf,
+        auto_hold: tokio::sync::watch::Receiver<crate::policy::Hold>,
     ) -> Arc<Engine> {
         let (progress, _) = broadcast::channel(1024);
         let (commits, commits_incoming) = mpsc::unbounded_channel();
@@ -225,6 +228,7 @@ impl Engine {
             batches: broadcast::channel(256).0,
             meter: Default::default(),
             remote: Default::default(),
+            auto_hold,
         })
     }
 
@@ -294,18 +298,21 @@ impl Engine {
         tracker.wait().await;
     }
 
-    /// Waits for a runnable job: not paused, logged in, and either queued or due.
+    /// Waits for a runnable job: not paused, logged in, either queued or due, and not a
+    /// watch-folder job while a policy holds those.
     async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
         let mut status = self.session.status();
+        let mut auto_hold = self.auto_hold.clone();
         loop {
             let changed = self.queue.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
             status.borrow_and_update();
+            let held = auto_hold.borrow_and_update().is_held();
             let due = if self.queue.paused() || !self.session.is_logged_in() {
                 None
             } else {
-                match self.queue.claim_next(now_ms()) {
+                match self.queue.claim_next(now_ms(), held) {
                     Claim::Job(job) => return Some(*job),
                     Claim::Later(at) => Some(at),
                     Claim::Idle => None,
@@ -322,6 +329,14 @@ impl Engine {
             tokio::select! {
                 _ = changed => {}
                 _ = status.changed() => {}
+                // A hold that ends makes watch jobs runnable. One that begins needs no wake-up:
+                // claimed jobs check it before their first byte (`drive`).
+                _ = async {
+                    // Without its sender (no policy any more) it never changes again.
+                    if auto_hold.changed().await.is_err() {
+                        std::future::pending::<()>().await
+                    }
+                } => {}
                 _ = sleep => {}
                 _ = shutdown.cancelled() => return None,
             }
@@ -532,6 +547,19 @@ impl Engine {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // A watch job claimed ahead (to prepare) before a policy hold began waits after all:
+        // nothing of it is sent yet. One already sending finishes its file.
+        if job.origin.is_some()
+            && !matches!(state, JobState::Uploading { .. })
+            && self.auto_hold.borrow().is_held()
+        {
+            drop(sending);
+            tracing::debug!(
+                job = id,
+                "held by policy before its first byte: queued again"
+            );
+            return Err(self.requeue(id).await);
+        }
         if concurrent {
             return self
                 .upload_concurrent(&job, state, &prepared.path, prepared.stamp, sending)

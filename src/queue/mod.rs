@@ -477,13 +477,14 @@ impl Queue {
     }
 
     /// The next job to work on, skipping claimed and still-waiting jobs: files handed over by
-    /// a caller first, then watch-folder finds, each in arrival order.
-    pub fn claim_next(&self, now_ms: u64) -> Claim {
+    /// a caller first, then watch-folder finds, each in arrival order. While `auto_held` (a
+    /// policy: metered connection, battery), watch-folder finds are not runnable at all.
+    pub fn claim_next(&self, now_ms: u64, auto_held: bool) -> Claim {
         let mut index = self.index();
         let mut earliest: Option<u64> = None;
         let mut found: Option<&Job> = None;
         for (id, job) in &index.active {
-            if index.claimed.contains(id) {
+            if index.claimed.contains(id) || (auto_held && job.origin.is_some()) {
                 continue;
             }
             if let JobState::Waiting { retry_at_ms, .. } = job.state
@@ -813,7 +814,7 @@ mod tests {
             .enqueue("/P", vec![new_job("a"), new_job("b")])
             .await
             .unwrap();
-        let Claim::Job(first) = queue.claim_next(0) else {
+        let Claim::Job(first) = queue.claim_next(0, false) else {
             panic!("expected a job")
         };
         assert_eq!(first.id, jobs[0].id);
@@ -833,8 +834,8 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(matches!(queue.claim_next(500), Claim::Later(1000)));
-        let Claim::Job(second) = queue.claim_next(1000) else {
+        assert!(matches!(queue.claim_next(500, false), Claim::Later(1000)));
+        let Claim::Job(second) = queue.claim_next(1000, false) else {
             panic!("expected b")
         };
         assert_eq!(second.id, jobs[1].id);
@@ -842,7 +843,31 @@ mod tests {
         queue.release(second.id);
         queue.cancel(first.id).await.unwrap();
         queue.cancel(second.id).await.unwrap();
-        assert!(matches!(queue.claim_next(5000), Claim::Idle));
+        assert!(matches!(queue.claim_next(5000, false), Claim::Idle));
+    }
+
+    #[tokio::test]
+    async fn held_watch_jobs_are_skipped_and_callers_jobs_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        let mut found = new_job("found");
+        found.origin = Some(Origin {
+            watch: 1,
+            dev: 2,
+            ino: 3,
+        });
+        let (_, watch_jobs) = queue.enqueue("/C", vec![found]).await.unwrap();
+        assert!(matches!(queue.claim_next(0, true), Claim::Idle));
+        let (_, asked) = queue.enqueue("/P", vec![new_job("asked")]).await.unwrap();
+        let Claim::Job(job) = queue.claim_next(0, true) else {
+            panic!("a caller's job runs while watch jobs are held")
+        };
+        assert_eq!(job.id, asked[0].id);
+        assert!(matches!(queue.claim_next(0, true), Claim::Idle));
+        let Claim::Job(job) = queue.claim_next(0, false) else {
+            panic!("the watch job runs once the hold ends")
+        };
+        assert_eq!(job.id, watch_jobs[0].id);
     }
 
     #[tokio::test]

@@ -187,6 +187,7 @@ pub async fn serve(
     client: Client,
     engine: Arc<Engine>,
     watcher: Arc<crate::watch::Watcher>,
+    policy: Arc<crate::policy::Policy>,
     config: &crate::config::Config,
 ) -> Result<zbus::Connection, zbus::Error> {
     let default_folder = config.upload.remote_folder.clone();
@@ -201,6 +202,7 @@ pub async fn serve(
                 remember_last_choice: config.export.remember_last_choice,
                 client: client.clone(),
                 engine,
+                policy,
             },
         )?
         .serve_at(
@@ -240,6 +242,7 @@ pub async fn forward_signals(
     engine: Arc<Engine>,
     session: Arc<Session>,
     watcher: Arc<crate::watch::Watcher>,
+    policy: Arc<crate::policy::Policy>,
     shutdown: CancellationToken,
 ) -> zbus::Result<()> {
     let server = conn.object_server();
@@ -253,6 +256,7 @@ pub async fn forward_signals(
     let mut store_status = session.store_status();
     let mut logins = session.logins();
     let mut watch_changes = watcher.subscribe();
+    let mut auto_hold = policy.subscribe();
     let watches = server.interface::<_, Watches>(OBJECT_PATH).await?;
     let mut last_len = queue.active_len();
     // Progress goes out in flushes a few times a second, the latest figure of each job that
@@ -309,6 +313,12 @@ pub async fn forward_signals(
                 iface.email_changed(emitter).await?;
                 iface.used_bytes_changed(emitter).await?;
                 iface.allocated_bytes_changed(emitter).await?;
+            }
+            changed = auto_hold.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?;
             }
             changed = store_status.changed() => {
                 if changed.is_err() {

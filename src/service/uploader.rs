@@ -23,6 +23,8 @@ pub struct Uploader {
     pub(super) client: crate::dropbox::Client,
     /// For the throughput.
     pub(super) engine: std::sync::Arc<crate::engine::Engine>,
+    /// Whether watch-folder uploads wait (metered connection, battery).
+    pub(super) policy: std::sync::Arc<crate::policy::Policy>,
 }
 
 impl Uploader {
@@ -235,6 +237,14 @@ impl Uploader {
     #[zbus(property)]
     async fn paused(&self) -> bool {
         self.queue.paused()
+    }
+
+    /// Why uploads from watched folders wait: `""` when they do not, otherwise the reason
+    /// (`metered connection`, `on battery`; see the `[policy]` config). Uploads asked for with
+    /// `Upload` are never held.
+    #[zbus(property)]
+    async fn auto_uploads_held(&self) -> String {
+        self.policy.hold().reason().into()
     }
 
     /// Bytes per second sent over the last few seconds (read it when needed: it changes all
