@@ -438,7 +438,10 @@ pub fn write_random_file(path: &Path, size: u64, seed: u64) {
 
 /// After each 429, no request reached Dropbox before its Retry-After (`retry_after` of that
 /// answer) had passed — except one request of the other lane (a transfer, or the batch
-/// committer) that was already on the wire: it arrives at once, and never on the same route.
+/// committer) that was already on the wire: it arrives within moments, and never on the same
+/// route. "Moments" is 500 ms: the suite runs many daemons at once on two cores, and a request
+/// already being sent can take that long to arrive; a retry that ignored Retry-After would come
+/// on the same route, or as a second early request, and is caught either way.
 pub fn assert_retry_after_kept(
     requests: &[dbxport::emulator::RequestRecord],
     retry_after: impl Fn(&dbxport::emulator::RequestRecord) -> Duration,
@@ -459,7 +462,7 @@ pub fn assert_retry_after_kept(
         for later in early {
             let after = later.received - limited.received;
             assert!(
-                later.route != limited.route && after < Duration::from_millis(100),
+                later.route != limited.route && after < Duration::from_millis(500),
                 "{} came {after:?} after a 429 on {} with Retry-After {wait:?}",
                 later.route,
                 limited.route
