@@ -210,6 +210,14 @@ struct Entry {
 }
 
 impl Entry {
+    async fn show_suspended(&self, paused: bool) {
+        let mut props: HashMap<&str, Value<'_>> = HashMap::new();
+        props.insert("suspended", Value::from(paused));
+        if let Err(e) = self.view.update(props).await {
+            tracing::debug!("job tray update: {e}");
+        }
+    }
+
     async fn send(&mut self, speed: u64) {
         let f = figures(self.shares.values());
         let mut props: HashMap<&str, Value<'_>> = HashMap::new();
@@ -259,6 +267,9 @@ pub async fn run(
     let mut tick = tokio::time::interval(UPDATE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut hold_alive = true;
+    // Paused from the tray, over D-Bus or by dbxportctl: every entry shows it.
+    let mut paused = queue.watch_paused();
+    let mut paused_alive = true;
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -285,6 +296,13 @@ pub async fn run(
                     }
                 }
                 Err(_) => hold_alive = false,
+            },
+            changed = paused.changed(), if paused_alive => match changed {
+                Ok(()) => {
+                    let now = *paused.borrow_and_update();
+                    tray.show_suspended(now).await;
+                }
+                Err(_) => paused_alive = false,
             },
             _ = tick.tick(), if tray.entries.values().any(|e| e.dirty) => {
                 let speed = engine.throughput();
@@ -386,6 +404,9 @@ impl Tray {
             folder: record.remote_folder.clone(),
         };
         entry.send(0).await;
+        if self.queue.paused() {
+            entry.show_suspended(true).await;
+        }
         self.entries.insert(batch, entry);
     }
 
@@ -445,7 +466,7 @@ impl Tray {
                 let paused = request == Request::Suspend;
                 let result = self.queue.set_paused(paused).await;
                 if result.is_ok() {
-                    self.paused_changed(paused).await;
+                    self.tell_bus_paused().await;
                 }
                 result
             }
@@ -456,8 +477,9 @@ impl Tray {
         }
     }
 
-    /// Tells D-Bus clients (`Paused`) and every entry (`suspended`) of a pause from the tray.
-    async fn paused_changed(&mut self, paused: bool) {
+    /// Tells D-Bus clients (`Paused`) of a pause from the tray; the entries follow the queue's
+    /// switch (`show_suspended`).
+    async fn tell_bus_paused(&self) {
         let server = self.conn.object_server();
         if let Ok(uploader) = server
             .interface::<_, crate::service::Uploader>(crate::service::OBJECT_PATH)
@@ -469,10 +491,12 @@ impl Tray {
                 .paused_changed(uploader.signal_emitter())
                 .await;
         }
+    }
+
+    /// Every entry shows the queue paused or running.
+    async fn show_suspended(&self, paused: bool) {
         for entry in self.entries.values() {
-            let mut props: HashMap<&str, Value<'_>> = HashMap::new();
-            props.insert("suspended", Value::from(paused));
-            let _ = entry.view.update(props).await;
+            entry.show_suspended(paused).await;
         }
     }
 }

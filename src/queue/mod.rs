@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -151,6 +151,9 @@ struct Inner {
     meta: sled::Tree,
     index: Mutex<Index>,
     changed: Notify,
+    /// The pause switch as it is now, for whoever shows it (the job tray) whichever way it
+    /// was flipped.
+    paused: watch::Sender<bool>,
     events: broadcast::Sender<JobEvent>,
     /// A batch whose last unfinished job just became final.
     batches_done: broadcast::Sender<BatchId>,
@@ -239,6 +242,7 @@ impl Queue {
             index.active.insert(job.id, job);
         }
         db.flush()?;
+        let paused = matches!(meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1]);
         let (events, _) = broadcast::channel(4096);
         let (batches_done, _) = broadcast::channel(256);
         Ok(Queue {
@@ -250,6 +254,7 @@ impl Queue {
                 meta,
                 index: Mutex::new(index),
                 changed: Notify::new(),
+                paused: watch::Sender::new(paused),
                 events,
                 batches_done,
             }),
@@ -690,8 +695,14 @@ impl Queue {
     pub async fn set_paused(&self, paused: bool) -> Result<()> {
         self.inner.meta.insert(PAUSED_KEY, &[paused as u8])?;
         self.flush().await?;
+        self.inner.paused.send_replace(paused);
         self.inner.changed.notify_waiters();
         Ok(())
+    }
+
+    /// Follows the pause switch.
+    pub fn watch_paused(&self) -> watch::Receiver<bool> {
+        self.inner.paused.subscribe()
     }
 }
 

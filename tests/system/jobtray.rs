@@ -297,6 +297,19 @@ async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
     })
     .await;
     wait_for("the entry shown running", || suspended(false)).await;
+
+    // Paused another way (dbxportctl): the entry shows it too.
+    calls.lock().unwrap().clear();
+    assert!(w.ctl(&["pause"]).status.success());
+    wait_for("the entry shown suspended after dbxportctl pause", || {
+        suspended(true)
+    })
+    .await;
+    assert!(w.ctl(&["resume"]).status.success());
+    wait_for("the entry shown running after dbxportctl resume", || {
+        suspended(false)
+    })
+    .await;
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
 }
 
