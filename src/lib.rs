@@ -31,6 +31,9 @@ pub mod dropbox;
 pub mod emulator;
 pub mod engine;
 pub mod export;
+/// Entry points for the fuzz targets (`fuzz/`) and their regression tests; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jobtray;
 pub mod logging;
 pub mod notifications;

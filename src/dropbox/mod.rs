@@ -725,17 +725,73 @@ async fn read_reply(response: reqwest::Response) -> Result<Reply, String> {
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // A 5xx body is not used (it may be a proxy's HTML page), so it is not read.
-    let body = if (500..600).contains(&status) {
-        Bytes::new()
-    } else {
+    let body = if body_is_read(status) {
         read_capped(response).await?
+    } else {
+        Bytes::new()
     };
     Ok(Reply {
         status,
         retry_after,
         body: neutralise_nul(body),
     })
+}
+
+/// A 5xx body is not used (it may be a proxy's HTML page), so it is not read.
+fn body_is_read(status: u16) -> bool {
+    !(500..600).contains(&status)
+}
+
+/// What the client makes of an answer, without the network: the body as [`read_reply`] keeps
+/// it, then decoded as a route's result `T` or its error union `E`, with `token` as the
+/// request's token. Exists for [`crate::fuzzing`], so that the fuzzers and their regression
+/// tests feed hostile answers to the very code a reply meets.
+pub(crate) fn replay_answer<T: DeserializeOwned, E: RouteError>(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    token: &Secret,
+) -> Result<T, Error<E>> {
+    replayed_reply(status, retry_after, body).into_result("replayed", token, parse_json)
+}
+
+/// [`replay_answer`] for a route whose result is Void.
+pub(crate) fn replay_void_answer<E: RouteError>(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    token: &Secret,
+) -> Result<(), Error<E>> {
+    replayed_reply(status, retry_after, body).into_result("replayed", token, parse_void)
+}
+
+/// [`replay_answer`] for the token endpoint, with `secrets` as the values sent in its form.
+pub(crate) fn replay_token_answer(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<TokenResponse, OAuthError> {
+    let reply = replayed_reply(status, retry_after, body);
+    decode_token_response(
+        reply.status,
+        reply.retry_after.as_deref(),
+        &reply.body,
+        secrets,
+    )
+}
+
+fn replayed_reply(status: u16, retry_after: Option<&str>, body: &[u8]) -> Reply {
+    let body = if body_is_read(status) {
+        Bytes::copy_from_slice(body)
+    } else {
+        Bytes::new()
+    };
+    Reply {
+        status,
+        retry_after: retry_after.map(str::to_owned),
+        body: neutralise_nul(body),
+    }
 }
 
 /// The most of one answer that is read. The largest real ones are `list_folder` pages of 2000

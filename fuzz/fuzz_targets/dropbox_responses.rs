@@ -1,0 +1,7 @@
+//! Fuzz target `dropbox_responses`: arbitrary bytes as every Dropbox answer the client decodes: 2xx results, error statuses, 409 unions, the token endpoint, unknown tags.
+//! The checks live in `dbxport::fuzzing::dropbox_responses`, shared with the regression tests.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| dbxport::fuzzing::dropbox_responses(data));
