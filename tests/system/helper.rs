@@ -508,3 +508,33 @@ impl World {
 pub fn uploads_started(w: &World) -> usize {
     w.requests_to("/2/files/upload") + w.requests_to("/2/files/upload_session/start")
 }
+
+/// A tmpfs mounted by a test (a camera card, a small disk to fill); unmounted on drop, so a
+/// failed test leaves no mount behind.
+pub struct Tmpfs(String);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &self.0])
+            .status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (e.g. `64m`) with `mode` at `at`; None where mounting is not
+/// permitted (the tests that need it then say "skipped").
+pub fn mount_tmpfs(at: &Path, size: &str, mode: &str) -> Option<Tmpfs> {
+    let target = at.to_str().unwrap().to_string();
+    std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode={mode}"),
+            "dbxport-test",
+        ])
+        .arg(&target)
+        .status()
+        .is_ok_and(|s| s.success())
+        .then_some(Tmpfs(target))
+}

@@ -3,38 +3,11 @@
 //! recovers and exports what the card brought.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::helper::*;
 
-fn run(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Unmounts on drop, so a failed test leaves no mount behind.
-struct Mounted(String);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        run(&["umount", "-l", &self.0]);
-    }
-}
-
-fn mount_card(at: &Path) -> Option<Mounted> {
-    let target = at.to_str().unwrap().to_string();
-    run(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=64m,mode=0777",
-        "card",
-        &target,
-    ])
-    .then_some(Mounted(target))
+fn mount_card(at: &Path) -> Option<Tmpfs> {
+    mount_tmpfs(at, "64m", "0777")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

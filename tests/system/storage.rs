@@ -170,36 +170,11 @@ async fn a_damaged_or_unreadable_queue_database_stops_the_daemon_and_is_left_as_
     }
 }
 
-fn mount_tmpfs(at: &Path, size: &str) -> Option<Unmount> {
-    let target = at.to_str().unwrap().to_string();
-    Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size},mode=0700"),
-            "full",
-        ])
-        .arg(&target)
-        .status()
-        .is_ok_and(|s| s.success())
-        .then_some(Unmount(target))
-}
-
-/// Unmounts on drop, so a failed test leaves no mount behind.
-struct Unmount(String);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").args(["-l", &self.0]).status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cache_disk_holds_preparation_back_and_fails_no_photo() {
     let w = world(small_config()).await;
     let prepared = w.sandbox.root.join("cache/dbxport/prepared");
-    let Some(mount) = mount_tmpfs(&prepared, "32k") else {
+    let Some(mount) = mount_tmpfs(&prepared, "32k", "0700") else {
         eprintln!("skipped: mounting a tmpfs needs privileges this run does not have");
         return;
     };
@@ -254,7 +229,7 @@ async fn a_full_state_disk_refuses_new_uploads_clearly_and_loses_nothing() {
             .unwrap()
             .success()
     );
-    let Some(_mount) = mount_tmpfs(&state, "48m") else {
+    let Some(_mount) = mount_tmpfs(&state, "48m", "0700") else {
         eprintln!("skipped: mounting a tmpfs needs privileges this run does not have");
         return;
     };
