@@ -132,6 +132,9 @@ pub struct WatchConfig {
     /// How long a new file's size and mtime must stay the same, after its writer closed it,
     /// before it is exported.
     pub settle_ms: u64,
+    /// A file opened for writing and left without a change this long is looked at again; it
+    /// is exported only once no program has it open for writing.
+    pub writer_idle_ms: u64,
     pub folders: Vec<WatchFolderConfig>,
 }
 
@@ -139,6 +142,7 @@ impl Default for WatchConfig {
     fn default() -> Self {
         Self {
             settle_ms: 2000,
+            writer_idle_ms: 60_000,
             folders: Vec::new(),
         }
     }

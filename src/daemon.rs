@@ -143,9 +143,10 @@ pub async fn run(
         policy.subscribe(),
     );
     let settle = Duration::from_millis(config.watch.settle_ms);
+    let writer_idle = Duration::from_millis(config.watch.writer_idle_ms);
     let watcher = {
         let queue = queue.clone();
-        tokio::task::spawn_blocking(move || crate::watch::Watcher::open(queue, settle))
+        tokio::task::spawn_blocking(move || crate::watch::Watcher::open(queue, settle, writer_idle))
             .await
             .map_err(|e| DaemonError::Http(e.to_string()))??
     };

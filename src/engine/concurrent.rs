@@ -14,7 +14,6 @@
 //! from disk (no network).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -24,7 +23,7 @@ use super::{Engine, SharedProgress, Step, blocking, session_step, source_step};
 use crate::dropbox::content_hash::{BlockDigest, from_block_digests};
 use crate::dropbox::{self, UploadSessionAppendError};
 use crate::export::Conflict;
-use crate::prepare::{self, Stamp};
+use crate::prepare::{self, SourceFile, Stamp};
 use crate::queue::{Job, JobState};
 
 /// Where each chunk of a `size`-byte file starts.
@@ -48,7 +47,7 @@ impl Engine {
         &self,
         job: &Job,
         state: JobState,
-        path: &Path,
+        path: &SourceFile,
         stamp: Stamp,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
@@ -140,14 +139,14 @@ impl Engine {
             .copied()
             .filter(|s| !digests.contains_key(s))
             .collect();
-        let source = path.to_path_buf();
+        let source = path.clone();
         let (earlier, now) = blocking(move || {
             let mut earlier = Vec::new();
             for at in missing {
                 let (_, d) = prepare::read_chunk(&source, at, len_at(at))?;
                 earlier.push((at, d));
             }
-            Ok::<_, prepare::SourceError>((earlier, prepare::check_source(&source)?))
+            Ok::<_, prepare::SourceError>((earlier, source.stat()?))
         })
         .await?
         .map_err(source_step)?;
@@ -170,7 +169,12 @@ impl Engine {
 
     /// With `skip-identical`, a large file already in Dropbox with the same content makes the
     /// job Done without sending. Only a remote file of the same size is worth hashing ours for.
-    async fn already_there_sized(&self, job: &Job, path: &Path, size: u64) -> Result<bool, Step> {
+    async fn already_there_sized(
+        &self,
+        job: &Job,
+        path: &SourceFile,
+        size: u64,
+    ) -> Result<bool, Step> {
         if job.options.conflict != Conflict::SkipIdentical {
             return Ok(false);
         }
@@ -181,7 +185,7 @@ impl Engine {
         {
             return Ok(false);
         }
-        let source = path.to_path_buf();
+        let source = path.clone();
         let (_, hash) = blocking(move || prepare::hash_whole(&source))
             .await?
             .map_err(source_step)?;
@@ -223,7 +227,7 @@ impl Engine {
     async fn send_chunk(
         &self,
         job: &Job,
-        path: &Path,
+        path: &SourceFile,
         session: &str,
         at: u64,
         len: usize,
@@ -235,7 +239,7 @@ impl Engine {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let source = path.to_path_buf();
+        let source = path.clone();
         let (body, digests) = blocking(move || prepare::read_chunk(&source, at, len))
             .await?
             .map_err(source_step)?;

@@ -42,7 +42,7 @@ use crate::config::UploadConfig;
 use crate::credentials::{Session, SessionError};
 use crate::dropbox::{self, AuthError, Client};
 use crate::export::Conflict;
-use crate::prepare::{self, SourceError};
+use crate::prepare::{self, SourceError, SourceFile};
 use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, now_ms};
 
 /// Runs one Dropbox request through [`Session::with_token`] (a fresh token; on
@@ -484,8 +484,11 @@ impl Engine {
         {
             tracing::info!(job = id, file = %job.source.display(), "resuming an upload session at offset {offset}");
         }
-        let source = job.source.clone();
-        let stamp = blocking(move || prepare::check_source(&source))
+        // The source under its access rule, checked against what was queued: another file in
+        // its place (swapped, or a link put there) is refused; another version of it (edited,
+        // even with size and mtime put back) is sent as it is now, from the start.
+        let source = job.source_file();
+        let stamp = blocking(move || source.stat())
             .await?
             .map_err(source_step)?;
         let resuming = matches!(
@@ -495,14 +498,24 @@ impl Engine {
                 ..
             }
         );
-        if (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms) {
-            // Edited since it was handed over: upload what is there now, from the start.
-            self.queue.restamp(id, stamp.size, stamp.mtime_ms).await?;
-            if resuming {
-                return Err(self.requeue(id).await);
-            }
+        let queued = job.source_stamp();
+        if let Some(queued) = queued
+            && !queued.same_file(&stamp)
+        {
+            return Err(source_step(SourceError::Replaced(job.source.clone())));
         }
-        let Some(prepared) = self.prepared(&job, resuming).await? else {
+        let changed = match queued {
+            Some(queued) => queued != stamp,
+            // A record from before identities were kept: only size and mtime to compare.
+            None => (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms),
+        };
+        if queued != Some(stamp) {
+            self.queue.restamp(id, stamp).await?;
+        }
+        if changed && resuming {
+            return Err(self.requeue(id).await);
+        }
+        let Some(prepared) = self.prepared(&job, Some(stamp), resuming).await? else {
             // The prepared bytes a session was started with are gone: start over.
             return Err(self.requeue(id).await);
         };
@@ -562,16 +575,16 @@ impl Engine {
         }
         if concurrent {
             return self
-                .upload_concurrent(&job, state, &prepared.path, prepared.stamp, sending)
+                .upload_concurrent(&job, state, &prepared.file(), prepared.stamp, sending)
                 .await;
         }
         if !self.upload.batch_commit
             && prepared.stamp.size <= self.upload.session_threshold
             && !matches!(state, JobState::Uploading { .. })
         {
-            self.upload_whole(&job, &prepared.path).await
+            self.upload_whole(&job, &prepared.file()).await
         } else {
-            self.upload_session(&job, state, &prepared.path, prepared.stamp.size, sending)
+            self.upload_session(&job, state, &prepared.file(), prepared.stamp.size, sending)
                 .await
         }
     }
@@ -580,21 +593,30 @@ impl Engine {
     /// without its location). A session being resumed must go on with the very bytes it
     /// started with, so then the prepared file already in the cache is used, never made
     /// again; None if it is gone.
-    async fn prepared(&self, job: &Job, resuming: bool) -> Result<Option<prepare::Prepared>, Step> {
+    async fn prepared(
+        &self,
+        job: &Job,
+        stamp: Option<prepare::Stamp>,
+        resuming: bool,
+    ) -> Result<Option<prepare::Prepared>, Step> {
         let options = job.options.prepare.clone();
         let needs_file = options != prepare::PrepareOptions::default();
         if resuming && needs_file {
             let (dir, id) = (self.prepared_dir.clone(), job.id);
             return blocking(move || cached_prepared(&dir, id)).await;
         }
-        let (source, dir, id) = (job.source.clone(), self.prepared_dir.clone(), job.id);
+        let source = SourceFile {
+            expect: stamp,
+            ..job.source_file()
+        };
+        let (dir, id) = (self.prepared_dir.clone(), job.id);
         // Decoding a 50 MP photo takes 150 MB and all of a core: no more at once than cores.
         let _slot = self
             .prepare_slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let prepared = blocking(move || prepare::prepare(&source, &options, &dir, id))
+        let prepared = blocking(move || prepare::prepare(source, &options, &dir, id))
             .await?
             .map_err(source_step)?;
         for warning in &prepared.warnings {
@@ -616,8 +638,8 @@ impl Engine {
     }
 
     /// One request: read, commit, verify.
-    async fn upload_whole(&self, job: &Job, path: &Path) -> Result<(), Step> {
-        let source = path.to_path_buf();
+    async fn upload_whole(&self, job: &Job, path: &SourceFile) -> Result<(), Step> {
+        let source = path.clone();
         let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
             .await?
             .map_err(source_step)?;
@@ -655,7 +677,7 @@ impl Engine {
         &self,
         job: &Job,
         state: JobState,
-        path: &Path,
+        path: &SourceFile,
         expected_size: u64,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
@@ -668,7 +690,7 @@ impl Engine {
             } => (Some(session.clone()), *offset),
             _ => (None, 0),
         };
-        let source = path.to_path_buf();
+        let source = path.clone();
         // A file that fits one request is read once: its hash is also the request's.
         let (stamp, hash, mut whole) =
             if session_id.is_none() && expected_size <= self.upload.chunk_size {
@@ -713,7 +735,7 @@ impl Engine {
             let (body, body_hash) = match whole.take() {
                 Some(bytes) if offset == 0 && len == size => (bytes, hash.clone()),
                 _ => {
-                    let source = path.to_path_buf();
+                    let source = path.clone();
                     blocking(move || prepare::read_range(&source, offset, len as usize))
                         .await?
                         .map_err(source_step)?
@@ -939,7 +961,8 @@ impl Engine {
         // Not there: a closed session can simply be committed again (no data to send).
         drop(sending);
         if let Some(session) = session
-            && let Some(prepared) = self.prepared(job, true).await?
+            // The session holds the bytes; only their size is wanted here.
+            && let Some(prepared) = self.prepared(job, None, true).await?
         {
             self.commit(job, session, prepared.stamp.size, hash).await?;
             return Ok(true);
@@ -1194,6 +1217,7 @@ fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared> {
         path,
         stamp,
         temporary: true,
+        access: prepare::Access::Given,
         warnings: Vec::new(),
     })
 }

@@ -43,7 +43,8 @@ use std::path::{Path, PathBuf};
 pub use formats::remote_name;
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
-    SourceError, Stamp, check_source, hash_whole, open_source, read_chunk, read_range, read_whole,
+    Access, SourceError, SourceFile, Stamp, check_source, hash_whole, read_chunk, read_range,
+    read_whole, stat_beneath,
 };
 
 use decode::{DecodeError, Metadata, Pixels};
@@ -61,28 +62,44 @@ pub struct Prepared {
     pub stamp: Stamp,
     /// True if `path` is a prepared file, to delete (with [`discard`]) when the job ends.
     pub temporary: bool,
+    /// How `path` is opened: the source's own rule, or `Given` for a prepared file (ours).
+    pub access: Access,
     /// Things the user should know, each naming the file, e.g.
     /// "IMG_1.HEIC: HEIC cannot be resized here; uploading the original".
     pub warnings: Vec<String>,
 }
 
+impl Prepared {
+    /// The file to read, expected to be exactly what was prepared: every read checks it.
+    pub fn file(&self) -> SourceFile {
+        SourceFile {
+            path: self.path.clone(),
+            access: self.access.clone(),
+            expect: Some(self.stamp),
+        }
+    }
+}
+
 /// Prepares `source` for upload. Blocking: run it on the blocking pool.
 pub fn prepare(
-    source: &Path,
+    source: impl Into<SourceFile>,
     options: &PrepareOptions,
     cache_dir: &Path,
     job_id: u64,
 ) -> Result<Prepared, SourceError> {
+    let source_file: SourceFile = source.into();
+    let source = source_file.path.as_path();
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (mut file, stamp) = open_source(source)?;
+    let (mut file, stamp) = source_file.open()?;
     let mut head = [0u8; 32];
     let n = read_head(&mut file, &mut head).map_err(|e| SourceError::from_io(source, e))?;
     let format = formats::sniff(&head[..n], &name);
     let mut job = Job {
         source,
+        access: &source_file.access,
         name: &name,
         options,
         cache_dir,
@@ -121,11 +138,11 @@ pub fn prepare(
                 reason,
             }
         })?;
-        let data = read_all(file, &stamp, source)?;
+        let data = read_all(file, &stamp, &source_file)?;
         return job.strip_original(format, data);
     };
 
-    let data = read_all(file, &stamp, source)?;
+    let data = read_all(file, &stamp, &source_file)?;
     let (pixels, meta, target) = match format {
         Format::Jpeg => {
             let parsed = jpeg::parse(&data).map_err(|reason| job.corrupt(reason))?;
@@ -174,6 +191,7 @@ pub fn discard(cache_dir: &Path, job_id: u64) {
 
 struct Job<'a> {
     source: &'a Path,
+    access: &'a Access,
     name: &'a str,
     options: &'a PrepareOptions,
     cache_dir: &'a Path,
@@ -192,6 +210,7 @@ impl Job<'_> {
             path: self.source.to_path_buf(),
             stamp: self.stamp,
             temporary: false,
+            access: self.access.clone(),
             warnings: self.warnings,
         }
     }
@@ -309,6 +328,7 @@ impl Job<'_> {
             path,
             stamp: source::stamp_of(&meta),
             temporary: true,
+            access: Access::Given,
             warnings: self.warnings,
         })
     }
@@ -327,10 +347,15 @@ fn read_head(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
     Ok(n)
 }
 
-/// The rest of the file after `read_head`, as the whole file; checks that it still has the
-/// size it had when opened.
-fn read_all(mut file: std::fs::File, stamp: &Stamp, path: &Path) -> Result<Vec<u8>, SourceError> {
+/// The rest of the file after `read_head`, as the whole file; checks that it is still the
+/// version it was when opened.
+fn read_all(
+    mut file: std::fs::File,
+    stamp: &Stamp,
+    source: &SourceFile,
+) -> Result<Vec<u8>, SourceError> {
     use std::io::Seek;
+    let path = source.path.as_path();
     if stamp.size > MAX_SOURCE_BYTES {
         return Err(SourceError::TooLarge {
             path: path.into(),
@@ -348,5 +373,6 @@ fn read_all(mut file: std::fs::File, stamp: &Stamp, path: &Path) -> Result<Vec<u
     if data.len() as u64 != stamp.size {
         return Err(SourceError::Changed(path.into()));
     }
+    source.unchanged(&file, stamp)?;
     Ok(data)
 }

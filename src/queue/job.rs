@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::prepare::{Access, SourceFile, Stamp};
+
 pub type JobId = u64;
 pub type BatchId = u64;
 
@@ -39,6 +41,20 @@ pub struct Job {
     pub source_size: u64,
     #[serde(default)]
     pub source_mtime_ms: Option<u64>,
+    /// Which file the source was on disk then (device, inode) and its ctime, checked at every
+    /// open (see `prepare::source`): a file replaced under the job is refused, one edited in
+    /// place is read again. Zero in records written before they were kept: the first run
+    /// takes them.
+    #[serde(default)]
+    pub source_dev: u64,
+    #[serde(default)]
+    pub source_ino: u64,
+    #[serde(default)]
+    pub source_ctime_ns: u64,
+    /// How the source path may be resolved: as given (a caller's file), or beneath a watched
+    /// folder without following links.
+    #[serde(default)]
+    pub access: Access,
     pub created_ms: u64,
     pub state: JobState,
     /// Transient failures so far in the current state (drives the backoff).
@@ -58,6 +74,38 @@ pub struct Job {
     /// go first (watch-folder jobs run at lower priority).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+}
+
+impl Job {
+    /// The source as it was when the job was accepted or last restarted; None for records
+    /// from before the file's identity was kept.
+    pub fn source_stamp(&self) -> Option<Stamp> {
+        (self.source_ino != 0).then_some(Stamp {
+            size: self.source_size,
+            mtime_ms: self.source_mtime_ms,
+            ctime_ns: self.source_ctime_ns,
+            dev: self.source_dev,
+            ino: self.source_ino,
+        })
+    }
+
+    /// The source to open, under the job's access rule, with no version expected yet.
+    pub fn source_file(&self) -> SourceFile {
+        SourceFile {
+            path: self.source.clone(),
+            access: self.access.clone(),
+            expect: None,
+        }
+    }
+
+    /// Records `stamp` as the source's version (and identity).
+    pub fn set_stamp(&mut self, stamp: Stamp) {
+        self.source_size = stamp.size;
+        self.source_mtime_ms = stamp.mtime_ms;
+        self.source_ctime_ns = stamp.ctime_ns;
+        self.source_dev = stamp.dev;
+        self.source_ino = stamp.ino;
+    }
 }
 
 /// Where a watch-folder job's file came from: the watch, and the file's identity on disk, so

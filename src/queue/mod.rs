@@ -101,8 +101,10 @@ fn describe_db_error(e: &sled::Error) -> String {
 pub struct NewJob {
     pub source: PathBuf,
     pub remote_path: String,
-    pub source_size: u64,
-    pub source_mtime_ms: Option<u64>,
+    /// The source when it was accepted: its identity and version.
+    pub stamp: crate::prepare::Stamp,
+    /// How its path may be resolved when it is read.
+    pub access: crate::prepare::Access,
     pub options: crate::export::ExportOptions,
     /// Set for files a watched folder found.
     pub origin: Option<Origin>,
@@ -157,7 +159,12 @@ struct Inner {
     events: broadcast::Sender<JobEvent>,
     /// A batch whose last unfinished job just became final.
     batches_done: broadcast::Sender<BatchId>,
+    /// What else a job's Done writes, in the same flush (see [`Queue::set_done_recorder`]).
+    done_recorder: std::sync::OnceLock<DoneRecorder>,
 }
+
+/// Given a job that just became Done, an entry to write with it: (tree, key, value).
+pub type DoneRecorder = Box<dyn Fn(&Job) -> Option<(sled::Tree, Vec<u8>, Vec<u8>)> + Send + Sync>;
 
 #[derive(Default)]
 struct Index {
@@ -257,6 +264,7 @@ impl Queue {
                 paused: watch::Sender::new(paused),
                 events,
                 batches_done,
+                done_recorder: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -309,13 +317,17 @@ impl Queue {
         let mut jobs = Vec::with_capacity(new_jobs.len());
         let mut write = sled::Batch::default();
         for new in new_jobs {
-            let job = Job {
+            let mut job = Job {
                 id: self.inner.db.generate_id()?,
                 batch: batch_id,
                 source: new.source,
                 remote_path: new.remote_path,
-                source_size: new.source_size,
-                source_mtime_ms: new.source_mtime_ms,
+                source_size: 0,
+                source_mtime_ms: None,
+                source_dev: 0,
+                source_ino: 0,
+                source_ctime_ns: 0,
+                access: new.access,
                 created_ms,
                 state: JobState::Queued,
                 attempts: 0,
@@ -324,6 +336,7 @@ impl Queue {
                 warnings: Vec::new(),
                 origin: new.origin,
             };
+            job.set_stamp(new.stamp);
             write.insert(&key(job.id), encode(&job));
             jobs.push(job);
         }
@@ -351,6 +364,12 @@ impl Queue {
         }
         self.inner.changed.notify_waiters();
         Ok((batch_id, jobs))
+    }
+
+    /// Registers what a job's Done writes beside it, durably with it (once; later calls are
+    /// ignored).
+    pub fn set_done_recorder(&self, recorder: DoneRecorder) {
+        let _ = self.inner.done_recorder.set(recorder);
     }
 
     /// Moves a job to `next`, if the state machine allows it, and makes that durable.
@@ -406,6 +425,15 @@ impl Queue {
                 }
                 index.claimed.remove(&id);
             }
+            // Written before the Done itself, in the same flush: sled recovers a prefix of its
+            // log after a crash, so a Done that survives has its entry too (the watch's
+            // uploaded-index: without it the catch-up scan would send the file again).
+            if matches!(job.state, JobState::Done { .. })
+                && let Some(record) = self.inner.done_recorder.get()
+                && let Some((tree, k, v)) = record(&job)
+            {
+                tree.insert(k, v)?;
+            }
             // Written under the lock so that two transitions of one job reach sled in order.
             self.inner.jobs.insert(key(id), encode(&job))?;
             job
@@ -448,13 +476,12 @@ impl Queue {
         Ok(batch)
     }
 
-    /// Records the source's size and mtime again (the file changed; the job starts over).
-    pub async fn restamp(&self, id: JobId, size: u64, mtime_ms: Option<u64>) -> Result<Job> {
+    /// Records the source's version again (the file changed; the job starts over).
+    pub async fn restamp(&self, id: JobId, stamp: crate::prepare::Stamp) -> Result<Job> {
         let job = {
             let mut index = self.index();
             let job = index.active.get_mut(&id).ok_or(QueueError::NotFound(id))?;
-            job.source_size = size;
-            job.source_mtime_ms = mtime_ms;
+            job.set_stamp(stamp);
             let job = job.clone();
             self.inner.jobs.insert(key(id), encode(&job))?;
             job
@@ -715,8 +742,12 @@ mod tests {
             origin: None,
             source: PathBuf::from(format!("/photos/{name}")),
             remote_path: format!("/P/{name}"),
-            source_size: 10,
-            source_mtime_ms: Some(1),
+            stamp: crate::prepare::Stamp {
+                size: 10,
+                mtime_ms: Some(1),
+                ..Default::default()
+            },
+            access: Default::default(),
             options: Default::default(),
         }
     }

@@ -86,8 +86,8 @@ impl Uploader {
                 NewJob {
                     remote_path: format!("{folder}/{name}"),
                     source: path,
-                    source_size: stamp.size,
-                    source_mtime_ms: stamp.mtime_ms,
+                    stamp,
+                    access: prepare::Access::Given,
                     options: export.clone(),
                     origin: None,
                 }

@@ -1,12 +1,18 @@
 //! Watch folders: new photos that land in a watched folder export themselves, once.
 //!
 //! A watch is a local folder, a Dropbox folder and an export profile (`store::WatchSpec`,
-//! persisted). inotify (through `notify`) reports what happens in the folder; a file becomes a
-//! *candidate* on any event and is handed to the queue only when its writer is done: after a
-//! close-after-write or a rename into the folder, and once its size and mtime have stayed the
-//! same for the settle time (`watch.settle_ms`). A slow copy keeps resetting that clock, so it
-//! is enqueued once, after it finishes. A file that was opened for writing and never closed
-//! counts as finished only after [`WRITER_GONE`] without events.
+//! persisted). inotify (through `notify`, one watch per folder: `tree`) reports what happens in
+//! the folder; a file becomes a *candidate* on any event and is handed to the queue only when
+//! its writer is done: after a close-after-write or a rename into the folder, once its size,
+//! mtime and ctime have stayed the same for the settle time (`watch.settle_ms`), and only if no
+//! process has it open for writing any more (`writers`). A slow copy keeps resetting that
+//! clock, so it is enqueued once, after it finishes; a writer that stalls mid-file, however
+//! long, keeps its file back until it closes it.
+//!
+//! What a watch takes is what lies in the folder itself: no symbolic link is followed, file or
+//! folder, whether it was there when the watch began or appeared later, and nothing in hidden
+//! folders is taken. Files are looked at with `prepare::stat_beneath` and their jobs open them
+//! under `prepare::Access::Beneath` (the source-file rule, in `prepare::source`).
 //!
 //! "Once" comes from the uploaded-index (`store`): a file's identity on disk and its content
 //! when it went up. A restart, a rename within the folder or a touch that leaves the content
@@ -23,6 +29,8 @@
 
 pub mod rules;
 pub mod store;
+mod tree;
+mod writers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -30,19 +38,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::Watcher as _;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::export::ExportOptions;
-use crate::prepare;
+use crate::prepare::{self, Access, SourceError, SourceFile, Stamp};
 use crate::queue::{Filter, JobId, JobState, NewJob, Origin, Queue, QueueError};
 pub use rules::Rules;
 pub use store::{FileId, Outcome, Store, Uploaded, WatchSpec};
 
-/// A writer that keeps a file open without writing for this long is taken to be gone.
-const WRITER_GONE: Duration = Duration::from_secs(60);
 /// How often a watch in trouble is looked at again.
 const RECOVERY: Duration = Duration::from_secs(2);
 
@@ -123,8 +128,8 @@ struct Candidate {
     /// Opened for writing (created or modified) and not yet closed or renamed in.
     writing: bool,
     last_event: Instant,
-    /// (size, mtime) at the last look; the file is ready when a look finds it unchanged.
-    stamp: Option<(u64, Option<u64>)>,
+    /// The file at the last look; it is ready when a look finds it unchanged.
+    stamp: Option<Stamp>,
 }
 
 #[derive(Default)]
@@ -140,9 +145,13 @@ pub struct Watcher {
     queue: Queue,
     store: Store,
     settle: Duration,
+    /// A file opened for writing and not closed is looked at again after this long without
+    /// events (`watch.writer_idle_ms`); it goes only once no process has it open for writing.
+    writer_idle: Duration,
     state: std::sync::Mutex<State>,
-    /// None while inotify itself cannot be set up (then every watch is in Error).
-    inotify: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
+    /// The folders watched through inotify (its watcher None while inotify cannot be set up;
+    /// then every watch is in Error). Never locked while `state` is wanted.
+    folders: Arc<std::sync::Mutex<tree::Folders>>,
     events_tx: mpsc::UnboundedSender<notify::Result<notify::Event>>,
     events_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<notify::Result<notify::Event>>>>,
     /// New candidates or watches: the loop recomputes its deadlines.
@@ -150,14 +159,8 @@ pub struct Watcher {
     changes: broadcast::Sender<WatchChange>,
 }
 
-/// (size, mtime in ms) of a file.
-fn stamp_of(meta: &std::fs::Metadata) -> (u64, Option<u64>) {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64);
-    (meta.len(), mtime)
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The Dropbox path for `path` found by a watch: its place under the local folder, mirrored
@@ -199,48 +202,17 @@ fn watch_trouble(dir: &Path, e: &notify::Error) -> WatchState {
     }
 }
 
-/// A file found by a scan, with its (size, mtime) then.
-type Found = (PathBuf, (u64, Option<u64>));
-
-/// Files under `dir` a watch takes (descending into subfolders if `recursive`, never into
-/// hidden ones), with their size and mtime. Blocking.
-fn scan(dir: &Path, recursive: bool, rules: &Rules) -> std::io::Result<Vec<Found>> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let entries = match std::fs::read_dir(&current) {
-            Ok(entries) => entries,
-            // The root must be readable; a subfolder that is not is skipped.
-            Err(e) if current == dir => return Err(e),
-            Err(e) => {
-                tracing::warn!("{}: not scanned: {e}", current.display());
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                if recursive && !rules::never(&name) {
-                    pending.push(entry.path());
-                }
-            } else if kind.is_file()
-                && rules.takes(&name)
-                && let Ok(meta) = entry.metadata()
-            {
-                found.push((entry.path(), stamp_of(&meta)));
-            }
-        }
-    }
-    Ok(found)
-}
-
 impl Watcher {
-    /// Loads the watches; `run` then watches and scans them.
-    pub fn open(queue: Queue, settle: Duration) -> Result<Arc<Watcher>, QueueError> {
+    /// Loads the watches; `run` then watches and scans them. Registers the uploaded-index
+    /// entry the queue writes with a watch job's Done, so call it before the engine runs.
+    pub fn open(
+        queue: Queue,
+        settle: Duration,
+        writer_idle: Duration,
+    ) -> Result<Arc<Watcher>, QueueError> {
         let store = Store::open(&queue)?;
+        let recorder = store.clone();
+        queue.set_done_recorder(Box::new(move |job| recorder.done_entry(job)));
         let mut state = State::default();
         for spec in store.watches()? {
             let rules = Rules::new(&spec.include, &spec.exclude);
@@ -264,8 +236,9 @@ impl Watcher {
             queue,
             store,
             settle,
+            writer_idle,
             state: std::sync::Mutex::new(state),
-            inotify: std::sync::Mutex::new(None),
+            folders: Arc::new(std::sync::Mutex::new(tree::Folders::default())),
             events_tx,
             events_rx: std::sync::Mutex::new(Some(events_rx)),
             wake: Notify::new(),
@@ -296,13 +269,13 @@ impl Watcher {
 
     /// Adds a watch: persisted, watched and scanned (what is already in the folder is
     /// exported too). Returns its id.
-    pub async fn add(&self, new: NewWatch) -> Result<u64, WatchError> {
+    pub async fn add(self: &Arc<Self>, new: NewWatch) -> Result<u64, WatchError> {
         self.add_checked(new, true).await
     }
 
     /// Adds a watch declared in the config unless one for the same folders exists. Its folder
     /// may be missing (a card not inserted): the watch then waits for it.
-    pub async fn ensure(&self, new: NewWatch) -> Result<(), WatchError> {
+    pub async fn ensure(self: &Arc<Self>, new: NewWatch) -> Result<(), WatchError> {
         let known = self.state().watches.values().any(|l| {
             l.spec.local_dir == new.local_dir && l.spec.remote_folder == new.remote_folder
         });
@@ -312,7 +285,11 @@ impl Watcher {
         Ok(())
     }
 
-    async fn add_checked(&self, new: NewWatch, require_present: bool) -> Result<u64, WatchError> {
+    async fn add_checked(
+        self: &Arc<Self>,
+        new: NewWatch,
+        require_present: bool,
+    ) -> Result<u64, WatchError> {
         if !new.local_dir.is_absolute() {
             return Err(WatchError::Invalid(format!(
                 "{}: the folder to watch must be an absolute path",
@@ -385,46 +362,29 @@ impl Watcher {
 
     /// Stops and forgets a watch (its uploaded-index too). Jobs it already queued go on.
     pub async fn remove(&self, id: u64) -> Result<(), WatchError> {
-        let live = self.state().watches.remove(&id);
-        let Some(live) = live else {
+        if self.state().watches.remove(&id).is_none() {
             return Err(WatchError::NotFound(id));
-        };
-        self.unwatch(&live.spec.local_dir);
+        }
+        self.folders().release(id);
         self.state().candidates.retain(|(watch, _), _| *watch != id);
         self.store.remove(id).await?;
         Ok(())
     }
 
-    /// Stops inotify watching `dir`, then sets it up again for the other active watches that
-    /// share it or a folder in or around it (inotify has one watch per folder, whoever asked).
-    fn unwatch(&self, dir: &Path) {
-        let others: Vec<(PathBuf, bool)> = self
-            .state()
-            .watches
-            .values()
-            .filter(|l| l.state == WatchState::Active)
-            .filter(|l| l.spec.local_dir.starts_with(dir) || dir.starts_with(&l.spec.local_dir))
-            .map(|l| (l.spec.local_dir.clone(), l.spec.recursive))
-            .collect();
-        let mut inotify = self.inotify();
-        let Some(inotify) = inotify.as_mut() else {
-            return;
-        };
-        let _ = inotify.unwatch(dir);
-        for (other, recursive) in others {
-            let mode = if recursive {
-                notify::RecursiveMode::Recursive
-            } else {
-                notify::RecursiveMode::NonRecursive
-            };
-            if let Err(e) = inotify.watch(&other, mode) {
-                tracing::warn!("{}: cannot watch again: {e}", other.display());
-            }
-        }
+    fn folders(&self) -> std::sync::MutexGuard<'_, tree::Folders> {
+        lock(&self.folders)
     }
 
-    fn inotify(&self) -> std::sync::MutexGuard<'_, Option<notify::RecommendedWatcher>> {
-        self.inotify.lock().unwrap_or_else(|e| e.into_inner())
+    /// Sets up inotify if it is not yet.
+    fn ensure_inotify(&self) -> Result<(), notify::Error> {
+        let mut folders = self.folders();
+        if folders.watcher.is_none() {
+            let tx = self.events_tx.clone();
+            folders.watcher = Some(notify::recommended_watcher(move |event| {
+                let _ = tx.send(event);
+            })?);
+        }
+        Ok(())
     }
 
     fn set_state(&self, id: u64, next: WatchState) {
@@ -449,7 +409,8 @@ impl Watcher {
         }
     }
 
-    /// Starts watching a watch's folder and scans it; on trouble, records why.
+    /// Starts watching a watch's folder (and, if recursive, its subfolders) and scans it; on
+    /// trouble, records why.
     async fn attach(&self, id: u64) {
         let Some((dir, recursive, rules)) = self
             .state()
@@ -459,40 +420,18 @@ impl Watcher {
         else {
             return;
         };
-        let watched = {
-            let mut inotify = self.inotify();
-            if inotify.is_none() {
-                let tx = self.events_tx.clone();
-                match notify::recommended_watcher(move |event| {
-                    let _ = tx.send(event);
-                }) {
-                    Ok(w) => *inotify = Some(w),
-                    Err(e) => {
-                        drop(inotify);
-                        self.set_state(id, watch_trouble(&dir, &e));
-                        return;
-                    }
-                }
-            }
-            let mode = if recursive {
-                notify::RecursiveMode::Recursive
-            } else {
-                notify::RecursiveMode::NonRecursive
-            };
-            let inotify = inotify.as_mut().expect("set above");
-            let result = inotify.watch(&dir, mode);
-            if result.is_err() {
-                // A recursive watch may have been set on part of the tree.
-                let _ = inotify.unwatch(&dir);
-            }
-            result
-        };
-        if let Err(e) = watched {
+        if let Err(e) = self.ensure_inotify() {
             self.set_state(id, watch_trouble(&dir, &e));
             return;
         }
+        let folders = self.folders.clone();
         let scan_dir = dir.clone();
-        let found = tokio::task::spawn_blocking(move || scan(&scan_dir, recursive, &rules)).await;
+        let found = tokio::task::spawn_blocking(move || {
+            tree::scan(&scan_dir, &scan_dir, recursive, &rules, &mut |folder| {
+                lock(&folders).add(id, folder)
+            })
+        })
+        .await;
         match found {
             Ok(Ok(files)) => {
                 let root_dev = std::fs::metadata(&dir).ok().map(|m| m.dev());
@@ -511,18 +450,22 @@ impl Watcher {
                 }
             }
             Ok(Err(e)) => {
-                self.unwatch(&dir);
-                let state = match e.kind() {
-                    std::io::ErrorKind::NotFound => {
+                self.folders().release(id);
+                let state = match e {
+                    tree::ScanError::Watch(e) => watch_trouble(&dir, &e),
+                    tree::ScanError::Read(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         WatchState::Missing(format!("{}: the folder is not there", dir.display()))
                     }
-                    _ => {
+                    tree::ScanError::Read(e) => {
                         WatchState::Error(format!("{}: cannot read the folder: {e}", dir.display()))
                     }
                 };
                 self.set_state(id, state);
             }
-            Err(e) => self.set_state(id, WatchState::Error(format!("scan failed: {e}"))),
+            Err(e) => {
+                self.folders().release(id);
+                self.set_state(id, WatchState::Error(format!("scan failed: {e}")));
+            }
         }
         self.wake.notify_one();
     }
@@ -549,7 +492,14 @@ impl Watcher {
                 let due = state
                     .candidates
                     .values()
-                    .map(|c| c.last_event + if c.writing { WRITER_GONE } else { self.settle })
+                    .map(|c| {
+                        c.last_event
+                            + if c.writing {
+                                self.writer_idle
+                            } else {
+                                self.settle
+                            }
+                    })
                     .min();
                 let troubled = state
                     .watches
@@ -591,14 +541,20 @@ impl Watcher {
         }
     }
 
-    /// The active watches whose folder holds `path` (directly, or below when recursive).
-    fn watches_of(state: &State, path: &Path) -> Vec<u64> {
-        state
-            .watches
-            .values()
-            .filter(|l| l.state == WatchState::Active && path.starts_with(&l.spec.local_dir))
-            .filter(|l| l.spec.recursive || path.parent() == Some(l.spec.local_dir.as_path()))
-            .map(|l| l.spec.id)
+    /// The active watches an event at `path` is for: those watching the folder it is in
+    /// (so never one reached through a link, a hidden folder or a skipped subfolder).
+    fn watches_of(&self, state: &State, path: &Path) -> Vec<(u64, PathBuf)> {
+        let Some(parent) = path.parent() else {
+            return Vec::new();
+        };
+        let folders = self.folders();
+        let Some(ids) = folders.of(parent) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|id| state.watches.get(id))
+            .filter(|l| l.state == WatchState::Active)
+            .map(|l| (l.spec.id, l.spec.local_dir.clone()))
             .collect()
     }
 
@@ -608,7 +564,11 @@ impl Watcher {
         let now = Instant::now();
         let mut lost_roots = Vec::new();
         let mut new_dirs = Vec::new();
-        let mut closed: Vec<(u64, PathBuf)> = Vec::new();
+        let mut closed: Vec<(u64, PathBuf, PathBuf)> = Vec::new();
+        let gone = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        );
         {
             let mut state = self.state();
             // The watched folder itself deleted, moved away or unmounted: its inotify watch is
@@ -634,28 +594,40 @@ impl Watcher {
                 }
                 _ => event.paths.iter().collect(),
             };
-            let targets: Vec<(u64, &PathBuf)> = paths
-                .into_iter()
-                .flat_map(|p| Self::watches_of(&state, p).into_iter().map(move |w| (w, p)))
-                .collect();
-            for (watch, path) in targets {
-                let live = &state.watches[&watch];
-                let recursive = live.spec.recursive;
-                if matches!(
-                    event.kind,
-                    EventKind::Create(CreateKind::Folder)
-                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                ) && recursive
-                    && path.is_dir()
-                {
-                    // A folder created or moved in: whatever it already holds is new too.
-                    new_dirs.push((watch, path.clone()));
-                    continue;
+            if gone {
+                // A subfolder deleted or moved out takes its inotify watches with it.
+                let mut folders = self.folders();
+                for path in &paths {
+                    folders.forget_below(path);
                 }
+            }
+            let targets: Vec<(u64, PathBuf, &PathBuf)> = paths
+                .into_iter()
+                .flat_map(|p| {
+                    self.watches_of(&state, p)
+                        .into_iter()
+                        .map(move |(w, root)| (w, root, p))
+                })
+                .collect();
+            for (watch, root, path) in targets {
+                let live = &state.watches[&watch];
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                if matches!(
+                    event.kind,
+                    EventKind::Create(CreateKind::Folder)
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                ) && tree::is_folder_beneath(&root, path)
+                {
+                    // A folder created or moved in: whatever it already holds is new too,
+                    // unless it is hidden. A link to a folder is not a folder here.
+                    if live.spec.recursive && !rules::never(&name) {
+                        new_dirs.push((watch, root.clone(), path.clone()));
+                    }
+                    continue;
+                }
                 if !live.rules.takes(&name) {
                     continue;
                 }
@@ -685,23 +657,26 @@ impl Watcher {
                 candidate.stamp = None;
                 if !writing {
                     // Closed or renamed in: the look now starts the settle time.
-                    closed.push((watch, path.clone()));
+                    closed.push((watch, root, path.clone()));
                 }
             }
         }
         if !closed.is_empty() {
-            let paths: Vec<PathBuf> = closed.iter().map(|(_, p)| p.clone()).collect();
+            let paths: Vec<(PathBuf, PathBuf)> = closed
+                .iter()
+                .map(|(_, r, p)| (r.clone(), p.clone()))
+                .collect();
             let stamps = tokio::task::spawn_blocking(move || {
                 paths
                     .iter()
-                    .map(|p| std::fs::metadata(p).ok().map(|m| stamp_of(&m)))
+                    .map(|(root, path)| prepare::stat_beneath(root, path).ok())
                     .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
             let mut state = self.state();
-            for (key, stamp) in closed.into_iter().zip(stamps) {
-                if let Some(candidate) = state.candidates.get_mut(&key)
+            for ((watch, _, path), stamp) in closed.into_iter().zip(stamps) {
+                if let Some(candidate) = state.candidates.get_mut(&(watch, path))
                     && !candidate.writing
                 {
                     candidate.stamp = stamp;
@@ -711,21 +686,36 @@ impl Watcher {
         for id in lost_roots {
             self.lose(id);
         }
-        for (watch, dir) in new_dirs {
+        for (watch, root, dir) in new_dirs {
             let rules = self.state().watches.get(&watch).map(|l| l.rules.clone());
             let Some(rules) = rules else {
                 continue;
             };
-            let found = tokio::task::spawn_blocking(move || scan(&dir, true, &rules)).await;
-            if let Ok(Ok(files)) = found {
-                let mut state = self.state();
-                for (path, stamp) in files {
-                    state.candidates.entry((watch, path)).or_insert(Candidate {
-                        writing: false,
-                        last_event: now,
-                        stamp: Some(stamp),
-                    });
+            let folders = self.folders.clone();
+            let scan_dir = dir.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                tree::scan(&root, &scan_dir, true, &rules, &mut |folder| {
+                    lock(&folders).add(watch, folder)
+                })
+            })
+            .await;
+            match found {
+                Ok(Ok(files)) => {
+                    let mut state = self.state();
+                    for (path, stamp) in files {
+                        state.candidates.entry((watch, path)).or_insert(Candidate {
+                            writing: false,
+                            last_event: now,
+                            stamp: Some(stamp),
+                        });
+                    }
                 }
+                Ok(Err(e)) => tracing::warn!(
+                    watch,
+                    "{}: this new subfolder is not watched ({e:?}); the rest of the watch goes on",
+                    dir.display()
+                ),
+                Err(_) => {}
             }
         }
     }
@@ -740,9 +730,7 @@ impl Watcher {
         let Some(dir) = dir else {
             return;
         };
-        if let Some(inotify) = self.inotify().as_mut() {
-            let _ = inotify.unwatch(&dir);
-        }
+        self.folders().release(id);
         self.state().candidates.retain(|(watch, _), _| *watch != id);
         self.set_state(
             id,
@@ -755,17 +743,15 @@ impl Watcher {
 
     fn on_watch_error(&self, e: notify::Error) {
         tracing::warn!("inotify: {e}");
-        // An error naming a path under a watch (e.g. a subfolder that could not be added)
-        // makes that watch troubled; it is set up again by `recover`.
+        // An error naming a watched folder itself makes that watch troubled; it is set up
+        // again by `recover`. One naming a subfolder costs only that subfolder (logged above).
         let ids: Vec<(u64, PathBuf)> = {
             let state = self.state();
-            e.paths
-                .iter()
-                .flat_map(|p| {
-                    Self::watches_of(&state, p)
-                        .into_iter()
-                        .map(move |id| (id, p.clone()))
-                })
+            state
+                .watches
+                .values()
+                .filter(|l| e.paths.contains(&l.spec.local_dir))
+                .map(|l| (l.spec.id, l.spec.local_dir.clone()))
                 .collect()
         };
         for (id, path) in ids {
@@ -808,51 +794,111 @@ impl Watcher {
     }
 
     /// Looks at candidates whose settle time has passed; hands over those that stayed the same
-    /// since the last look (made when the writer closed the file, or by the scan).
+    /// since the last look (made when the writer closed the file, or by the scan) and that no
+    /// process has open for writing.
     async fn settle_due(&self) {
         let now = Instant::now();
-        let due: Vec<(u64, PathBuf)> = self
-            .state()
-            .candidates
-            .iter()
-            .filter(|(_, c)| {
-                now >= c.last_event + if c.writing { WRITER_GONE } else { self.settle }
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
+        let due: Vec<(u64, PathBuf, PathBuf)> = {
+            let state = self.state();
+            state
+                .candidates
+                .iter()
+                .filter(|(_, c)| {
+                    now >= c.last_event
+                        + if c.writing {
+                            self.writer_idle
+                        } else {
+                            self.settle
+                        }
+                })
+                .filter_map(|((watch, path), _)| {
+                    let root = state.watches.get(watch)?.spec.local_dir.clone();
+                    Some((*watch, root, path.clone()))
+                })
+                .collect()
+        };
         if due.is_empty() {
             return;
         }
-        let paths: Vec<PathBuf> = due.iter().map(|(_, p)| p.clone()).collect();
+        let looks: Vec<(PathBuf, PathBuf)> =
+            due.iter().map(|(_, r, p)| (r.clone(), p.clone())).collect();
         let looked = tokio::task::spawn_blocking(move || {
-            paths
+            looks
                 .iter()
-                .map(|p| std::fs::metadata(p).ok())
+                .map(|(root, path)| prepare::stat_beneath(root, path))
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
-        let mut ready: BTreeMap<u64, Vec<(PathBuf, std::fs::Metadata)>> = BTreeMap::new();
+        let mut settled: Vec<(u64, PathBuf, PathBuf, Stamp)> = Vec::new();
         {
             let mut state = self.state();
-            for (key, meta) in due.into_iter().zip(looked) {
-                let Some(meta) = meta.filter(|m| m.is_file()) else {
-                    state.candidates.remove(&key);
-                    continue;
+            for ((watch, root, path), look) in due.into_iter().zip(looked) {
+                let key = (watch, path);
+                let stamp = match look {
+                    Ok(stamp) => stamp,
+                    Err(e) => {
+                        if matches!(e, SourceError::Symlink(_)) {
+                            tracing::warn!(watch, "not exported: {e}");
+                        }
+                        state.candidates.remove(&key);
+                        continue;
+                    }
                 };
                 let Some(candidate) = state.candidates.get_mut(&key) else {
                     continue;
                 };
-                let stamp = stamp_of(&meta);
                 if candidate.stamp == Some(stamp) {
                     state.candidates.remove(&key);
                     let (watch, path) = key;
-                    ready.entry(watch).or_default().push((path, meta));
+                    settled.push((watch, root, path, stamp));
                 } else {
                     // Changed since the last look (or never looked at): another settle period.
                     candidate.stamp = Some(stamp);
                     candidate.writing = false;
                     candidate.last_event = now;
+                }
+            }
+        }
+        if settled.is_empty() {
+            return;
+        }
+        let asks: Vec<(PathBuf, PathBuf, u64, u64)> = settled
+            .iter()
+            .map(|(_, root, path, stamp)| (root.clone(), path.clone(), stamp.dev, stamp.ino))
+            .collect();
+        let written = tokio::task::spawn_blocking(move || {
+            let asks: Vec<(&Path, &Path, u64, u64)> = asks
+                .iter()
+                .map(|(r, p, dev, ino)| (r.as_path(), p.as_path(), *dev, *ino))
+                .collect();
+            writers::being_written(&asks)
+        })
+        .await
+        .unwrap_or_default();
+        let mut ready: BTreeMap<u64, Vec<(PathBuf, Stamp)>> = BTreeMap::new();
+        {
+            let mut state = self.state();
+            for ((watch, _, path, stamp), written) in settled
+                .into_iter()
+                .zip(written.into_iter().chain(std::iter::repeat(true)))
+            {
+                if written {
+                    // Quiet, but some program still has it open for writing (a stalled copy
+                    // or download): it waits for the close, whose event brings it back.
+                    tracing::info!(
+                        watch,
+                        "{}: still open for writing by another program; waiting until it is \
+                         closed",
+                        path.display()
+                    );
+                    state.candidates.entry((watch, path)).or_insert(Candidate {
+                        writing: true,
+                        last_event: now,
+                        stamp: None,
+                    });
+                } else {
+                    ready.entry(watch).or_default().push((path, stamp));
                 }
             }
         }
@@ -864,11 +910,7 @@ impl Watcher {
     }
 
     /// Queues the settled files of one watch that the index does not know as uploaded.
-    async fn hand_over(
-        &self,
-        watch: u64,
-        files: Vec<(PathBuf, std::fs::Metadata)>,
-    ) -> Result<(), QueueError> {
+    async fn hand_over(&self, watch: u64, files: Vec<(PathBuf, Stamp)>) -> Result<(), QueueError> {
         let Some(spec) = self.state().watches.get(&watch).map(|l| l.spec.clone()) else {
             return Ok(());
         };
@@ -877,10 +919,10 @@ impl Watcher {
             let state = self.state();
             files
                 .iter()
-                .map(|(_, m)| Origin {
+                .map(|(_, stamp)| Origin {
                     watch,
-                    dev: m.dev(),
-                    ino: m.ino(),
+                    dev: stamp.dev,
+                    ino: stamp.ino,
                 })
                 .filter(|o| state.in_flight.contains_key(o))
                 .collect()
@@ -888,10 +930,13 @@ impl Watcher {
         let spec_for_check = spec.clone();
         let new_jobs = tokio::task::spawn_blocking(move || {
             let mut jobs = Vec::new();
-            for (path, meta) in files {
+            let access = Access::Beneath {
+                root: spec_for_check.local_dir.clone(),
+            };
+            for (path, stamp) in files {
                 let file = FileId {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
+                    dev: stamp.dev,
+                    ino: stamp.ino,
                 };
                 let origin = Origin {
                     watch,
@@ -901,27 +946,37 @@ impl Watcher {
                 if in_flight.contains(&origin) {
                     continue;
                 }
-                let (size, mtime_ms) = stamp_of(&meta);
                 if let Some(known) = store.uploaded(watch, file)?
-                    && known.size == size
+                    && known.size == stamp.size
                 {
-                    let same = if known.mtime_ms == mtime_ms {
+                    // ctime too: an edit in place can put size and mtime back, not ctime.
+                    let same = if known.mtime_ms == stamp.mtime_ms
+                        && known.ctime_ns.is_none_or(|c| c == stamp.ctime_ns)
+                    {
                         true
                     } else if let Some(hash) = &known.hash {
                         // Touched: the same bytes need no upload; a failed file is tried again.
-                        crate::dropbox::content_hash::content_hash_file(&path)
-                            .is_ok_and(|h| &h == hash)
+                        let source = SourceFile {
+                            path: path.clone(),
+                            access: access.clone(),
+                            expect: Some(stamp),
+                        };
+                        prepare::hash_whole(&source).is_ok_and(|(_, h)| &h == hash)
                     } else {
                         false
                     };
                     if same {
-                        if known.path != path || known.mtime_ms != mtime_ms {
+                        if known.path != path
+                            || known.mtime_ms != stamp.mtime_ms
+                            || known.ctime_ns != Some(stamp.ctime_ns)
+                        {
                             store.record(
                                 watch,
                                 file,
                                 &Uploaded {
                                     path: path.clone(),
-                                    mtime_ms,
+                                    mtime_ms: stamp.mtime_ms,
+                                    ctime_ns: Some(stamp.ctime_ns),
                                     ..known
                                 },
                             )?;
@@ -935,8 +990,8 @@ impl Watcher {
                 jobs.push(NewJob {
                     source: path,
                     remote_path,
-                    source_size: size,
-                    source_mtime_ms: mtime_ms,
+                    stamp,
+                    access: access.clone(),
                     options: spec_for_check.options.clone(),
                     origin: Some(origin),
                 });
@@ -965,7 +1020,9 @@ impl Watcher {
         Ok(())
     }
 
-    /// A watch job ended: record it in the index, so the file is not handed over again.
+    /// A watch job ended. A Done was recorded in the index by the queue, with the Done itself;
+    /// a failure or cancellation is recorded here, so the file is not handed over again until
+    /// it changes (`dbxportctl retry` sends it again).
     async fn on_job(&self, job: crate::queue::Job) {
         let Some(origin) = job.origin else {
             return;
@@ -977,27 +1034,11 @@ impl Watcher {
             _ => return,
         };
         self.state().in_flight.remove(&origin);
-        if !self.state().watches.contains_key(&origin.watch) {
+        if outcome == Outcome::Done || !self.state().watches.contains_key(&origin.watch) {
             return;
         }
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            // The source's own hash (what was sent may be a resized copy), taken only if the
-            // file is still as it was handed over; if it changed, its events bring it back.
-            let meta = std::fs::metadata(&job.source).ok();
-            let unchanged = meta.as_ref().is_some_and(|m| {
-                (m.dev(), m.ino()) == (origin.dev, origin.ino)
-                    && stamp_of(m) == (job.source_size, job.source_mtime_ms)
-            });
-            let hash = match outcome {
-                Outcome::Done if unchanged => {
-                    crate::dropbox::content_hash::content_hash_file(&job.source).ok()
-                }
-                _ => None,
-            };
-            if outcome == Outcome::Done && hash.is_none() {
-                return Ok(());
-            }
             store.record(
                 origin.watch,
                 FileId {
@@ -1008,7 +1049,8 @@ impl Watcher {
                     path: job.source.clone(),
                     size: job.source_size,
                     mtime_ms: job.source_mtime_ms,
-                    hash,
+                    ctime_ns: (job.source_ino != 0).then_some(job.source_ctime_ns),
+                    hash: None,
                     outcome,
                 },
             )
@@ -1150,33 +1192,5 @@ mod tests {
             Some("/Camera/a.jpg")
         );
         assert_eq!(remote_path(&s, Path::new("/elsewhere/a.jpg")), None);
-    }
-
-    #[test]
-    fn a_scan_takes_photos_and_skips_hidden_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
-        std::fs::create_dir_all(root.join(".thumbnails")).unwrap();
-        for f in [
-            "a.jpg",
-            "b.txt",
-            "sub/c.JPG",
-            "sub/deeper/d.mov",
-            ".thumbnails/e.jpg",
-            "f.jpg.part",
-        ] {
-            std::fs::write(root.join(f), b"x").unwrap();
-        }
-        let rules = Rules::new(&[], &[]);
-        let mut found: Vec<String> = scan(root, true, &rules)
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
-            .collect();
-        found.sort();
-        assert_eq!(found, ["a.jpg", "sub/c.JPG", "sub/deeper/d.mov"]);
-        let flat = scan(root, false, &rules).unwrap();
-        assert_eq!(flat.len(), 1);
     }
 }

@@ -2,16 +2,19 @@
 //! uploaded-index that makes "once, and only once" hold across restarts.
 //!
 //! The index is keyed by the watch and the file's identity on disk (device and inode), so a
-//! rename within the folder is the same file, and holds its size, mtime and source content
-//! hash when it went up, so a touch that leaves the content alone is recognised without
-//! uploading again, while an edit is not.
+//! rename within the folder is the same file, and holds its size, mtime, ctime and source
+//! content hash when it went up, so a touch that leaves the content alone is recognised without
+//! uploading again, while an edit is not, even one that puts size and mtime back (ctime moves).
+//!
+//! A Done job's entry is written by the queue together with the Done ([`Store::done_entry`]),
+//! so no crash can keep one without the other.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::export::ExportOptions;
-use crate::queue::{Queue, QueueError};
+use crate::queue::{Job, JobState, Queue, QueueError};
 
 /// A watched folder and how its photos are exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +51,9 @@ pub struct Uploaded {
     pub path: PathBuf,
     pub size: u64,
     pub mtime_ms: Option<u64>,
+    /// None in entries written before ctime was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<u64>,
     /// Content hash of the local file (not of a resized copy); None if not Done.
     pub hash: Option<String>,
     pub outcome: Outcome,
@@ -120,8 +126,45 @@ impl Store {
             .transpose()
     }
 
-    /// Records a file's outcome. Not flushed by itself: losing it in a crash costs one
-    /// skip-identical look-up at the next start, never a duplicate.
+    /// The index entry for a watch job that just became Done, for the queue to write with the
+    /// Done: (tree, key, value). None for other jobs and for watches removed meanwhile.
+    pub fn done_entry(&self, job: &Job) -> Option<(sled::Tree, Vec<u8>, Vec<u8>)> {
+        let origin = job.origin?;
+        let JobState::Done { content_hash, .. } = &job.state else {
+            return None;
+        };
+        if !self
+            .watches
+            .contains_key(origin.watch.to_be_bytes())
+            .unwrap_or(false)
+        {
+            return None;
+        }
+        // What went up is the source's own bytes only when nothing was prepared from it; the
+        // hash (for recognising a touch later) is then the source's.
+        let original = job.options.prepare == crate::prepare::PrepareOptions::default();
+        let entry = Uploaded {
+            path: job.source.clone(),
+            size: job.source_size,
+            mtime_ms: job.source_mtime_ms,
+            ctime_ns: (job.source_ino != 0).then_some(job.source_ctime_ns),
+            hash: original.then(|| content_hash.clone()),
+            outcome: Outcome::Done,
+        };
+        let file = FileId {
+            dev: origin.dev,
+            ino: origin.ino,
+        };
+        let bytes = serde_json::to_vec(&entry).ok()?;
+        Some((
+            self.uploaded.clone(),
+            index_key(origin.watch, file).to_vec(),
+            bytes,
+        ))
+    }
+
+    /// Records a file's outcome. Not flushed by itself: losing a failure or cancellation in a
+    /// crash costs one more try, never a duplicate (a Done is written with the job instead).
     pub fn record(&self, watch: u64, file: FileId, entry: &Uploaded) -> Result<(), QueueError> {
         let bytes = serde_json::to_vec(entry).expect("index entries serialize");
         self.uploaded.insert(index_key(watch, file), bytes)?;

@@ -32,6 +32,7 @@ mod refusals;
 mod removable;
 mod resilience;
 mod storage;
+mod trust;
 mod unit;
 mod watch;
 mod watch_config;
