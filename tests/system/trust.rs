@@ -307,9 +307,12 @@ async fn an_edit_in_place_during_an_upload_is_never_sent_mixed() {
         .upload(paths(std::slice::from_ref(&path)), "/Big".into(), dict(&[]))
         .await
         .unwrap();
-    // The first chunk is on its way (held by the emulator): now the edit, in the last chunk.
+    // The first chunk is on its way (held by the emulator): now an edit that touches both
+    // what was read (the first chunk) and what is not read yet (the last). Sending the rest
+    // as it is now would give Dropbox a file that is neither version.
     w.wait_for_request("/2/files/upload_session/append_v2")
         .await;
+    edit_in_place(&path, 1024 * 1024, 4096);
     edit_in_place(&path, 9 * 1024 * 1024, 4096);
     let ended = batch_final(&uploader, batch).await;
     assert_eq!(ended[0].state, "done", "{ended:#?}");
