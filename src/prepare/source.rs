@@ -5,7 +5,7 @@
 //! `O_NONBLOCK` and checked with `fstat` on the open descriptor, so a FIFO or device handed in
 //! by mistake (or swapped in after the check) is refused instead of hanging the daemon.
 //!
-//! **The source-file rule**, enforced here and nowhere else (ARCHITECTURE.md, "Sources"):
+//! **The source-file rule**, enforced here and nowhere else:
 //! - A file a caller handed over ([`Access::Given`]) is opened by its path as given: a symbolic
 //!   link the caller named is followed, because the caller chose it.
 //! - A file a watch found ([`Access::Beneath`]) is opened beneath the watched folder one name
