@@ -43,8 +43,8 @@ use std::path::{Path, PathBuf};
 pub use formats::remote_name;
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
-    Access, SourceError, SourceFile, Stamp, check_source, hash_whole, read_chunk, read_range,
-    read_whole, stat_beneath,
+    Access, SourceError, SourceFile, Stamp, check_source, hash_first, hash_whole, read_chunk,
+    read_range, read_whole, stat_beneath,
 };
 
 use decode::{DecodeError, Metadata, Pixels};

@@ -448,13 +448,20 @@ pub fn read_whole(source: &SourceFile) -> Result<(bytes::Bytes, Stamp, String), 
 /// Hashes a whole source without holding it in memory, and checks it did not change while
 /// being read. Blocking.
 pub fn hash_whole(source: &SourceFile) -> Result<(Stamp, String), SourceError> {
+    hash_first(source, u64::MAX)
+}
+
+/// Hashes the first `len` bytes of a source (all of it if shorter), checked like
+/// [`hash_whole`]: does a file begin with what was sent of it before? Blocking.
+pub fn hash_first(source: &SourceFile, len: u64) -> Result<(Stamp, String), SourceError> {
     use std::io::Read;
-    let (mut file, stamp) = source.open()?;
+    let (file, stamp) = source.open()?;
     let mut hasher = ContentHasher::new();
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
+    let mut reader = (&file).take(len);
     loop {
-        let n = file
+        let n = reader
             .read(&mut buf)
             .map_err(|e| SourceError::from_io(&source.path, e))?;
         if n == 0 {
@@ -463,7 +470,7 @@ pub fn hash_whole(source: &SourceFile) -> Result<(Stamp, String), SourceError> {
         total += n as u64;
         hasher.update(&buf[..n]);
     }
-    if total != stamp.size {
+    if total != stamp.size.min(len) {
         return Err(SourceError::Changed(source.path.clone()));
     }
     source.unchanged(&file, &stamp)?;
@@ -520,6 +527,8 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let (stamp, hash) = hash_whole(&given(&path)).unwrap();
         assert_eq!(hash, content_hash(&data));
+        let (_, first) = hash_first(&given(&path), 4_500_000).unwrap();
+        assert_eq!(first, content_hash(&data[..4_500_000]));
         assert_eq!(stamp.size, data.len() as u64);
         let (bytes, _, hash2) = read_whole(&given(&path)).unwrap();
         assert_eq!((bytes.as_ref(), hash2.as_str()), (&data[..], hash.as_str()));

@@ -105,6 +105,8 @@ pub struct NewJob {
     pub stamp: crate::prepare::Stamp,
     /// How its path may be resolved when it is read.
     pub access: crate::prepare::Access,
+    /// An earlier upload (its rev, at `remote_path`) this one replaces.
+    pub replaces_rev: Option<String>,
     pub options: crate::export::ExportOptions,
     /// Set for files a watched folder found.
     pub origin: Option<Origin>,
@@ -328,6 +330,7 @@ impl Queue {
                 source_ino: 0,
                 source_ctime_ns: 0,
                 access: new.access,
+                replaces_rev: new.replaces_rev,
                 created_ms,
                 state: JobState::Queued,
                 attempts: 0,
@@ -748,6 +751,7 @@ mod tests {
                 ..Default::default()
             },
             access: Default::default(),
+            replaces_rev: None,
             options: Default::default(),
         }
     }

@@ -88,6 +88,7 @@ impl Uploader {
                     source: path,
                     stamp,
                     access: prepare::Access::Given,
+                    replaces_rev: None,
                     options: export.clone(),
                     origin: None,
                 }

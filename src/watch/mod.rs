@@ -946,7 +946,13 @@ impl Watcher {
                 if in_flight.contains(&origin) {
                     continue;
                 }
-                if let Some(known) = store.uploaded(watch, file)?
+                let source = SourceFile {
+                    path: path.clone(),
+                    access: access.clone(),
+                    expect: Some(stamp),
+                };
+                let known = store.uploaded(watch, file)?;
+                if let Some(known) = known.clone()
                     && known.size == stamp.size
                 {
                     // ctime too: an edit in place can put size and mtime back, not ctime.
@@ -956,11 +962,6 @@ impl Watcher {
                         true
                     } else if let Some(hash) = &known.hash {
                         // Touched: the same bytes need no upload; a failed file is tried again.
-                        let source = SourceFile {
-                            path: path.clone(),
-                            access: access.clone(),
-                            expect: Some(stamp),
-                        };
                         prepare::hash_whole(&source).is_ok_and(|(_, h)| &h == hash)
                     } else {
                         false
@@ -984,14 +985,37 @@ impl Watcher {
                         continue;
                     }
                 }
-                let Some(remote_path) = remote_path(&spec_for_check, &path) else {
+                let Some(mut remote_path) = remote_path(&spec_for_check, &path) else {
                     continue;
                 };
+                // A file that only grew since it went up (it was taken while a writer we could
+                // not see still had it) is that photo finished: it replaces the upload.
+                let mut replaces_rev = None;
+                if let Some(Uploaded {
+                    outcome: Outcome::Done,
+                    size,
+                    hash: Some(hash),
+                    remote_path: Some(earlier),
+                    rev: Some(rev),
+                    ..
+                }) = known
+                    && stamp.size > size
+                    && prepare::hash_first(&source, size).is_ok_and(|(_, h)| h == hash)
+                {
+                    tracing::info!(
+                        watch,
+                        "{}: grew since it went up half-written; replacing {earlier}",
+                        path.display()
+                    );
+                    remote_path = earlier;
+                    replaces_rev = Some(rev);
+                }
                 jobs.push(NewJob {
                     source: path,
                     remote_path,
                     stamp,
                     access: access.clone(),
+                    replaces_rev,
                     options: spec_for_check.options.clone(),
                     origin: Some(origin),
                 });
@@ -1051,6 +1075,8 @@ impl Watcher {
                     mtime_ms: job.source_mtime_ms,
                     ctime_ns: (job.source_ino != 0).then_some(job.source_ctime_ns),
                     hash: None,
+                    remote_path: None,
+                    rev: None,
                     outcome,
                 },
             )

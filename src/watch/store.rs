@@ -56,6 +56,12 @@ pub struct Uploaded {
     pub ctime_ns: Option<u64>,
     /// Content hash of the local file (not of a resized copy); None if not Done.
     pub hash: Option<String>,
+    /// Where a Done upload landed and its revision, so that a later version of the file that
+    /// only grew (the upload took a file still being written) can replace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -130,7 +136,13 @@ impl Store {
     /// Done: (tree, key, value). None for other jobs and for watches removed meanwhile.
     pub fn done_entry(&self, job: &Job) -> Option<(sled::Tree, Vec<u8>, Vec<u8>)> {
         let origin = job.origin?;
-        let JobState::Done { content_hash, .. } = &job.state else {
+        let JobState::Done {
+            content_hash,
+            remote_path,
+            rev,
+            ..
+        } = &job.state
+        else {
             return None;
         };
         if !self
@@ -149,6 +161,8 @@ impl Store {
             mtime_ms: job.source_mtime_ms,
             ctime_ns: (job.source_ino != 0).then_some(job.source_ctime_ns),
             hash: original.then(|| content_hash.clone()),
+            remote_path: Some(remote_path.clone()),
+            rev: Some(rev.clone()),
             outcome: Outcome::Done,
         };
         let file = FileId {

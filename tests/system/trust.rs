@@ -245,6 +245,46 @@ async fn a_stalled_writer_keeps_its_file_back_until_it_closes_it() {
     assert_eq!(slow.size, photo.len() as u64, "the whole photo, not a half");
 }
 
+/// Finding 2, second half: a writer the daemon cannot see (it closes the file half-way, then
+/// appends the rest after a pause longer than the settle time) gets its half sent. When the
+/// finished file comes, it replaces that upload instead of going up beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_sent_half_written_is_replaced_by_the_finished_one() {
+    let w = world(watch_config()).await;
+    let import = w.dir.path().join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    add_watch(&w, &import, "/Import", &[]).await;
+
+    let photo = std::fs::read(sample_photos().remove(0)).unwrap();
+    let path = import.join("slow.jpg");
+    std::fs::write(&path, &photo[..photo.len() / 2]).unwrap();
+    wait_for("the half to go up", || async {
+        (w.sandbox.emulator.files().len() == 1).then_some(())
+    })
+    .await;
+    let mut writer = std::fs::File::options().append(true).open(&path).unwrap();
+    writer.write_all(&photo[photo.len() / 2..]).unwrap();
+    drop(writer);
+    let whole = hash(&path);
+    let jobs = wait_for("the finished photo's job done", || async {
+        let jobs = all_jobs(&w).await;
+        (jobs.len() == 2 && jobs.iter().all(|j| j.state == "done")).then_some(jobs)
+    })
+    .await;
+    let stored = w.sandbox.emulator.files();
+    assert_eq!(
+        stored.len(),
+        1,
+        "the half is still there beside it: {stored:#?}"
+    );
+    assert_eq!(stored[0].path_display, "/Import/slow.jpg");
+    assert_eq!(stored[0].content_hash, whole);
+    assert!(
+        jobs.iter().all(|j| j.remote_path == "/Import/slow.jpg"),
+        "{jobs:#?}"
+    );
+}
+
 /// Rewrites `len` bytes at `at` in place and puts the mtime back, as
 /// `exiftool -P -overwrite_original_in_place` does: size and mtime as before, ctime not.
 fn edit_in_place(path: &Path, at: u64, len: usize) {
