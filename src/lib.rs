@@ -37,6 +37,7 @@ pub mod fuzzing;
 pub mod jobtray;
 pub mod logging;
 pub mod notifications;
+pub mod os_path;
 pub mod policy;
 pub mod prepare;
 pub mod queue;

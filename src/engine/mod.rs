@@ -1254,10 +1254,13 @@ fn session_step(e: SessionError) -> Step {
 /// existing file) keeps a retried commit from making a copy; `rename` asks for a new name even
 /// then (`strict_conflict`).
 fn commit_info(job: &Job) -> dropbox::CommitInfo {
-    let (mode, autorename, strict_conflict) = match job.options.conflict {
-        Conflict::SkipIdentical => (dropbox::WriteMode::Add, true, false),
-        Conflict::Rename => (dropbox::WriteMode::Add, true, true),
-        Conflict::Overwrite => (dropbox::WriteMode::Overwrite, false, false),
+    let (mode, autorename, strict_conflict) = match (&job.replaces_rev, job.options.conflict) {
+        // The finished version of a file sent half-written takes that upload's place; if the
+        // remote copy changed since, Dropbox keeps both ("name (conflicted copy).jpg").
+        (Some(rev), _) => (dropbox::WriteMode::Update(rev.clone()), true, false),
+        (None, Conflict::SkipIdentical) => (dropbox::WriteMode::Add, true, false),
+        (None, Conflict::Rename) => (dropbox::WriteMode::Add, true, true),
+        (None, Conflict::Overwrite) => (dropbox::WriteMode::Overwrite, false, false),
     };
     dropbox::CommitInfo {
         path: job.remote_path.clone(),

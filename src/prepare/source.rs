@@ -161,7 +161,7 @@ pub enum Access {
     /// Found by a watch: beneath `root` (the watched folder, resolved as given), no symbolic
     /// link followed below it.
     Beneath {
-        #[serde(with = "crate::queue::os_path")]
+        #[serde(with = "crate::os_path")]
         root: PathBuf,
     },
 }

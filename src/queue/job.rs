@@ -31,7 +31,7 @@ pub struct Job {
     pub id: JobId,
     pub batch: BatchId,
     /// Absolute path of the local file.
-    #[serde(with = "super::os_path")]
+    #[serde(with = "crate::os_path")]
     pub source: PathBuf,
     /// Full Dropbox path the file is written to.
     pub remote_path: String,

@@ -10,7 +10,7 @@
 //! database; finished ones live only in sled.
 
 mod job;
-pub mod os_path;
+
 mod seal;
 
 pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};

@@ -139,6 +139,9 @@ struct State {
     candidates: HashMap<(u64, PathBuf), Candidate>,
     /// Files handed over whose jobs are not final yet.
     in_flight: HashMap<Origin, JobId>,
+    /// Files that settled again while their job was in flight (edited after the job read
+    /// them, or while it commits): looked at again when that job ends, so the edit goes too.
+    deferred: HashMap<Origin, PathBuf>,
 }
 
 pub struct Watcher {
@@ -366,7 +369,11 @@ impl Watcher {
             return Err(WatchError::NotFound(id));
         }
         self.folders().release(id);
-        self.state().candidates.retain(|(watch, _), _| *watch != id);
+        {
+            let mut state = self.state();
+            state.candidates.retain(|(watch, _), _| *watch != id);
+            state.deferred.retain(|origin, _| origin.watch != id);
+        }
         self.store.remove(id).await?;
         Ok(())
     }
@@ -916,16 +923,22 @@ impl Watcher {
         };
         let store = self.store.clone();
         let in_flight: Vec<Origin> = {
-            let state = self.state();
-            files
+            let mut state = self.state();
+            let busy: Vec<(Origin, PathBuf)> = files
                 .iter()
-                .map(|(_, stamp)| Origin {
-                    watch,
-                    dev: stamp.dev,
-                    ino: stamp.ino,
+                .map(|(path, stamp)| {
+                    let origin = Origin {
+                        watch,
+                        dev: stamp.dev,
+                        ino: stamp.ino,
+                    };
+                    (origin, path.clone())
                 })
-                .filter(|o| state.in_flight.contains_key(o))
-                .collect()
+                .filter(|(o, _)| state.in_flight.contains_key(o))
+                .collect();
+            let origins = busy.iter().map(|(o, _)| *o).collect();
+            state.deferred.extend(busy);
+            origins
         };
         let spec_for_check = spec.clone();
         let new_jobs = tokio::task::spawn_blocking(move || {
@@ -1058,6 +1071,7 @@ impl Watcher {
             _ => return,
         };
         self.state().in_flight.remove(&origin);
+        self.look_again(&[origin]);
         if outcome == Outcome::Done || !self.state().watches.contains_key(&origin.watch) {
             return;
         }
@@ -1092,11 +1106,46 @@ impl Watcher {
         let Ok(active) = self.queue.list(Filter::Active) else {
             return;
         };
+        let ended: Vec<Origin> = {
+            let mut state = self.state();
+            state.in_flight = active
+                .into_iter()
+                .filter_map(|j| j.origin.map(|o| (o, j.id)))
+                .collect();
+            let in_flight = &state.in_flight;
+            state
+                .deferred
+                .keys()
+                .filter(|o| !in_flight.contains_key(o))
+                .copied()
+                .collect()
+        };
+        self.look_again(&ended);
+    }
+
+    /// Files deferred while their jobs ran become candidates again (the index then decides
+    /// whether what is there now still needs to go).
+    fn look_again(&self, ended: &[Origin]) {
         let mut state = self.state();
-        state.in_flight = active
-            .into_iter()
-            .filter_map(|j| j.origin.map(|o| (o, j.id)))
-            .collect();
+        let now = Instant::now();
+        let mut any = false;
+        for origin in ended {
+            if let Some(path) = state.deferred.remove(origin) {
+                state
+                    .candidates
+                    .entry((origin.watch, path))
+                    .or_insert(Candidate {
+                        writing: false,
+                        last_event: now,
+                        stamp: None,
+                    });
+                any = true;
+            }
+        }
+        drop(state);
+        if any {
+            self.wake.notify_one();
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::queue::{Job, JobState, Queue, QueueError};
 pub struct WatchSpec {
     pub id: u64,
     /// Absolute path of the local folder.
-    #[serde(with = "crate::queue::os_path")]
+    #[serde(with = "crate::os_path")]
     pub local_dir: PathBuf,
     /// Dropbox folder the photos go to (subfolders mirrored under it when recursive).
     pub remote_folder: String,
@@ -47,7 +47,7 @@ pub enum Outcome {
 /// One file a watch handed over, as it was then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Uploaded {
-    #[serde(with = "crate::queue::os_path")]
+    #[serde(with = "crate::os_path")]
     pub path: PathBuf,
     pub size: u64,
     pub mtime_ms: Option<u64>,

@@ -326,6 +326,37 @@ async fn an_edit_in_place_with_the_mtime_put_back_is_exported_again() {
     .await;
 }
 
+/// Finding 3, after the bytes were read: a photo edited while its upload is being committed
+/// is exported again once that upload ends (the watch looks at it again then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_the_upload_commits_is_exported_after_it() {
+    let w = world(watch_config()).await;
+    let camera = w.dir.path().join("camera");
+    std::fs::create_dir_all(&camera).unwrap();
+    add_watch(&w, &camera, "/Camera", &[]).await;
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/finish*",
+        Fault::Delay { millis: 1500 },
+        1,
+    );
+    let path = camera.join("edited.jpg");
+    std::fs::copy(sample_photos().remove(0), &path).unwrap();
+    w.wait_for_request("/2/files/upload_session/finish").await;
+    // The commit is held by the emulator: every byte was read. Now the edit.
+    let size = std::fs::metadata(&path).unwrap().len();
+    edit_in_place(&path, size / 3, 128);
+    let edited = hash(&path);
+    wait_for("the edit exported", || async {
+        w.sandbox
+            .emulator
+            .files()
+            .iter()
+            .any(|f| f.content_hash == edited)
+            .then_some(())
+    })
+    .await;
+}
+
 /// Finding 3, during an upload: the file is edited in place (mtime put back) between two
 /// chunks of its upload. What Dropbox ends up with is one whole version, the new one, never a
 /// mix of the two.
@@ -429,10 +460,26 @@ async fn an_unreadable_subfolder_is_skipped_and_the_watch_goes_on() {
     .unwrap();
 }
 
-/// Finding 5: kill -9 six times during a 91-photo watch export under `conflict = rename`: no
-/// photo gets a `name (1).jpg` twin and no file is queued twice.
+/// Finding 5: kill -9 six times during a 91-photo watch export, under each conflict policy:
+/// no photo gets a `name (1).jpg` twin and no file is queued twice (the uploaded-index entry
+/// is written with the job's Done, so the catch-up scan after a restart never trusts a stale
+/// index).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_a_watch_export_makes_no_twin_and_no_second_job() {
+async fn kill_9_during_a_watch_export_under_rename_makes_no_twin_and_no_second_job() {
+    kill_9_during_a_watch_export("rename").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_watch_export_under_skip_identical_queues_nothing_twice() {
+    kill_9_during_a_watch_export("skip-identical").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_watch_export_under_overwrite_queues_nothing_twice() {
+    kill_9_during_a_watch_export("overwrite").await;
+}
+
+async fn kill_9_during_a_watch_export(conflict: &str) {
     const PHOTOS: usize = 91;
     const KILLS: usize = 6;
     let mut w = world(watch_config()).await;
@@ -474,13 +521,16 @@ async fn kill_9_during_a_watch_export_makes_no_twin_and_no_second_job() {
     marker(&w, &camera, "zz-after.jpg").await;
     let stored = w.stored_paths();
     let twins: Vec<&String> = stored.iter().filter(|p| p.contains(" (")).collect();
-    assert!(twins.is_empty(), "twins after kill -9: {twins:?}");
+    assert!(
+        twins.is_empty(),
+        "{conflict}: twins after kill -9: {twins:?}"
+    );
     assert_eq!(stored.len(), PHOTOS + 1, "{stored:?}");
     let jobs = all_jobs(&w).await;
     assert_eq!(
         jobs.len(),
         PHOTOS + 1,
-        "files queued again after a kill: {} jobs",
+        "{conflict}: files queued again after a kill: {} jobs",
         jobs.len()
     );
     drop(photos);

@@ -1,4 +1,5 @@
-//! Local paths in the queue's JSON records, whatever bytes they hold.
+//! Local paths in the JSON records kept in the state database (jobs, watches, the uploaded
+//! index), whatever bytes they hold.
 //!
 //! Linux file names are bytes, not text: a card from an old camera or a zip made elsewhere can
 //! hold names that are not UTF-8, and serde_json refuses such a `PathBuf` outright. A path that
