@@ -1,7 +1,7 @@
 //! `config.toml` and the XDG directories dbxport uses.
 //!
 //! Everything a test or a second instance needs to isolate itself comes from `XDG_CONFIG_HOME`,
-//! `XDG_STATE_HOME` and `XDG_CACHE_HOME` (design.md, configuration contract). A missing config
+//! `XDG_STATE_HOME` and `XDG_CACHE_HOME` (the README, "Every key"). A missing config
 //! file means defaults; an unknown key is an error, so a typo is never silently ignored.
 
 pub mod edit;

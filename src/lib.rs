@@ -1,5 +1,8 @@
 //! dbxport: export photos to Dropbox from a Linux desktop.
 //!
+//! ARCHITECTURE.md (at the top of the repository) is the map: how a photo travels, a job's
+//! states, the invariants and what each module may import.
+//!
 //! The crate is a library with two thin binaries: `dbxportd` (the user service that owns the
 //! upload queue and the Dropbox session) and `dbxportctl` (a CLI that talks to it over D-Bus).
 //! The major components:
@@ -14,9 +17,15 @@
 //!   and summarizes batches as they end.
 //! - [`credentials`]: the Dropbox login — browser login with PKCE, where the refresh token
 //!   rests (keyring or file), and the access token's refresh.
-//! - [`service`]: the D-Bus interfaces on the session bus (Uploader, Account, Folders).
+//! - [`watch`]: watched folders: new photos export themselves, once, and only what lies in
+//!   the folder (no link followed, nothing half-written).
+//! - [`service`]: the D-Bus interfaces on the session bus (Uploader, Account, Folders,
+//!   Watches).
 //! - [`policy`]: when automatic (watch-folder) uploads wait: metered connection, battery.
-//! - [`jobtray`]: transfers in Plasma's job tray.
+//! - [`jobtray`]: transfers in Plasma's job tray; [`notifications`]: the desktop notification
+//!   at a batch's end, with its actions.
+//! - [`secret`]: a string that never prints (tokens); [`logging`]: the daemon's log lines;
+//!   [`os_path`]: paths of any bytes in the database's JSON records.
 //! - [`daemon`]: `dbxportd` assembled from the parts above.
 //! - [`cli`]: the `dbxportctl` commands.
 //! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo, and

@@ -1,7 +1,7 @@
 //! A string that must never be printed: access and refresh tokens, authorization codes.
 //!
 //! `Debug` and `Display` redact, so a token that ends up in a `tracing` field, an error message
-//! or a D-Bus reply by mistake shows as `[redacted]` (design invariant 7). The only way to the
+//! or a D-Bus reply by mistake shows as `[redacted]` (ARCHITECTURE.md, invariant 7). The only way to the
 //! text is [`Secret::expose`], which is easy to grep for.
 
 use std::fmt;

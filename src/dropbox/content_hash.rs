@@ -1,5 +1,5 @@
 //! Dropbox's `content_hash`: SHA-256 over the concatenated raw SHA-256 digests of each 4 MiB
-//! block. It is how a job proves it is Done (design invariant 4): the hash of the exact bytes
+//! block. It is how a job proves it is Done (ARCHITECTURE.md, invariant 4): the hash of the exact bytes
 //! sent must equal the one in the metadata Dropbox returns.
 //!
 //! The hasher is incremental so that the engine can hash chunks as it reads them, whatever their

@@ -59,7 +59,7 @@ pub struct EmulatorConfig {
     pub app_key: Option<String>,
 }
 
-// By hand, so a logged config never shows the token (design invariant 7 holds for test
+// By hand, so a logged config never shows the token (ARCHITECTURE.md, invariant 7 holds for test
 // tokens too: they end up in the same logs).
 impl std::fmt::Debug for EmulatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,7 +12,7 @@
 //! job's state still changes in one place (the job's task). A job that stops waiting
 //! (cancelled, or the daemon shutting down) drops its receiver; its entry is then left out of
 //! the next batch. A crash loses nothing: the job is persisted as Committing, and is resolved
-//! by looking at the remote file on the next start (invariant 2).
+//! by looking at the remote file on the next start (ARCHITECTURE.md, invariant 2).
 
 use std::sync::Arc;
 use std::time::Duration;

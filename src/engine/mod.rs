@@ -4,13 +4,13 @@
 //! One task per running job, at most `upload.transfers` at once. A job's progress is written to
 //! the queue at every step (session id and confirmed offset included), so a job picked up after
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
-//! answer never came by looking at the remote file first (invariant 2).
+//! answer never came by looking at the remote file first (ARCHITECTURE.md, invariant 2).
 //!
 //! Files go up through upload sessions in chunks, each carrying the content hash of its own
 //! bytes; small files are then committed together in batches (`commit`), large ones on their
 //! own. With `upload.batch_commit` off, small files go up in one `files/upload` each. A job is
 //! Done only when the metadata Dropbox returns carries the content hash of the bytes sent
-//! (invariant 4).
+//! (ARCHITECTURE.md, invariant 4).
 //!
 //! Two limits keep both the CPU and the network busy without holding much memory: at most
 //! `upload.transfers` jobs send data at once (each holding at most one chunk in memory), and up
@@ -927,7 +927,7 @@ impl Engine {
     }
 
     /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
-    /// before anything is sent again (invariant 2), holding the job's network slot `sending`
+    /// before anything is sent again (ARCHITECTURE.md, invariant 2), holding the job's network slot `sending`
     /// for the look-ups. Returns true when the job is now Done.
     async fn resolve_commit(
         &self,
@@ -1053,7 +1053,7 @@ impl Engine {
         }
     }
 
-    /// Done only if Dropbox holds exactly the bytes sent (invariant 4).
+    /// Done only if Dropbox holds exactly the bytes sent (ARCHITECTURE.md, invariant 4).
     async fn verified(
         &self,
         job: &Job,

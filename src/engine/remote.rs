@@ -9,7 +9,7 @@
 //! Only "not there" answers come from the listing. A stale one is harmless: the commit uses
 //! `add`, and Dropbox writes nothing for identical bytes already at the path, so the worst a
 //! miss costs is sending bytes that were there. A "there with this content" answer makes a job
-//! Done without sending, so it is confirmed with `get_metadata` first (invariant 4).
+//! Done without sending, so it is confirmed with `get_metadata` first (ARCHITECTURE.md, invariant 4).
 
 use std::collections::HashMap;
 use std::time::Duration;

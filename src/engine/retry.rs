@@ -1,7 +1,7 @@
 //! The retry policy, in one place: how long a job waits after a transient failure.
 //!
 //! Exponential backoff with jitter, capped, and never sooner than the server's Retry-After
-//! (invariant 6). Retries go on for as long as it takes; only the wait grows.
+//! (ARCHITECTURE.md, invariant 6). Retries go on for as long as it takes; only the wait grows.
 
 use std::time::Duration;
 

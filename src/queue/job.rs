@@ -1,4 +1,4 @@
-//! A job's data and its state machine (design.md, "A job's life").
+//! A job's data and its state machine (ARCHITECTURE.md, "A job's life").
 //!
 //! `Queued → Preparing → Uploading{session_id, offset} → Committing → Done`, with the side exits
 //! `Failed` and `Cancelled`, and `Waiting{retry_at}` parking a job after a transient error until
@@ -154,7 +154,7 @@ pub enum JobState {
         landed: Vec<u64>,
     },
     /// The commit was (or is about to be) sent; until its answer is recorded the outcome is
-    /// unknown, and a restart resolves it by looking at the remote file (invariant 2).
+    /// unknown, and a restart resolves it by looking at the remote file (ARCHITECTURE.md, invariant 2).
     Committing {
         content_hash: String,
         session_id: Option<String>,

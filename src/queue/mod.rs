@@ -2,8 +2,8 @@
 //! schedules from.
 //!
 //! Durability rule: every write is flushed (fsync) before the call that made it returns, so
-//! `Upload` returning means the jobs survive `kill -9` (invariant 1), and a job recorded as
-//! `Committing` is known to be so after a crash (invariant 2). Flushes run on the blocking pool
+//! `Upload` returning means the jobs survive `kill -9` (ARCHITECTURE.md, invariant 1), and a job recorded as
+//! `Committing` is known to be so after a crash (ARCHITECTURE.md, invariant 2). Flushes run on the blocking pool
 //! (`Db::flush`, never `flush_async`, which deadlocks when several run at once: sled#1308).
 //!
 //! Unfinished jobs are also kept in memory (`Index`), so scheduling and status never scan the
@@ -308,7 +308,7 @@ impl Queue {
         let _ = self.inner.events.send(JobEvent { job: job.clone() });
     }
 
-    /// Accepts a batch. Returns once every job is on disk (invariant 1).
+    /// Accepts a batch. Returns once every job is on disk (ARCHITECTURE.md, invariant 1).
     pub async fn enqueue(
         &self,
         remote_folder: &str,

@@ -1,5 +1,6 @@
 //! The D-Bus face of the daemon: `io.github.dbxport1` on the session bus, one object at
-//! `/io/github/dbxport1` carrying the `Uploader`, `Account` and `Folders` interfaces.
+//! `/io/github/dbxport1` carrying the `Uploader`, `Account`, `Folders` and `Watches`
+//! interfaces.
 //!
 //! Methods stay thin: check the arguments, hand the work to the queue or the session, return.
 //! Long work happens in the engine and comes back as signals: `JobStateChanged` on every state
@@ -8,7 +9,7 @@
 //! account's `State`).
 //!
 //! The `#[interface]` blocks also generate the client proxies (`UploaderProxy`,
-//! `AccountProxy`, `FoldersProxy`) that `dbxportctl` and the tests use, so both sides share one definition.
+//! `AccountProxy`, `FoldersProxy`, `WatchesProxy`) that `dbxportctl` and the tests use, so both sides share one definition.
 //! `dbus/io.github.dbxport1.xml` is the published form; a test compares it with what the
 //! running daemon introspects.
 

@@ -1,4 +1,4 @@
-//! Transient faults are not failures (invariant 6): 429s and 5xx on the upload routes are
+//! Transient faults are not failures (ARCHITECTURE.md, invariant 6): 429s and 5xx on the upload routes are
 //! retried until every job is Done, and never sooner than Retry-After.
 
 use std::time::Duration;

@@ -20,7 +20,7 @@ pub struct World {
     pub conn: zbus::Connection,
 }
 
-/// Invariant 7, for every test: no token the emulator ever issued (nor the sandbox's own
+/// ARCHITECTURE.md, invariant 7, for every test: no token the emulator ever issued (nor the sandbox's own
 /// access token) appears in the daemon's log.
 impl Drop for World {
     fn drop(&mut self) {

@@ -1,4 +1,4 @@
-//! Permanent refusals fail one job, never the batch (invariant 5): a Dropbox that turns out to
+//! Permanent refusals fail one job, never the batch (ARCHITECTURE.md, invariant 5): a Dropbox that turns out to
 //! be full (its quota changed after the daemon read it, so only Dropbox itself can say so) and
 //! a name Dropbox refuses each fail their own job with a reason in words, and the rest of the
 //! batch goes on to Done. (A quota already known to be too small is refused before sending:

@@ -1,4 +1,4 @@
-//! Transient is not failure (invariant 6) when faults come at random rather than one by one:
+//! Transient is not failure (ARCHITECTURE.md, invariant 6) when faults come at random rather than one by one:
 //! with a fifth of the upload requests answered 5xx, 429 or cut off mid-body and commits
 //! meeting write-lock contention, every job still ends Done with one verified copy, and no
 //! request goes out before the Retry-After of a 429 that came back before it.
