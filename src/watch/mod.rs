@@ -27,7 +27,10 @@
 //!
 //! Watch jobs carry their origin, and the queue runs them after files handed over by a caller.
 
+mod intake;
+mod mounts;
 pub mod rules;
+mod settle;
 pub mod store;
 mod tree;
 mod writers;
@@ -43,9 +46,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::export::ExportOptions;
-use crate::prepare::{self, Access, SourceError, SourceFile, Stamp};
-use crate::queue::{Filter, JobId, JobState, NewJob, Origin, Queue, QueueError};
+use crate::prepare::{self, SourceError, Stamp};
+use crate::queue::{Filter, JobId, JobState, Origin, Queue, QueueError};
+use mounts::mount_changes;
 pub use rules::Rules;
+use settle::{Settle, Touch, Verdict};
 pub use store::{FileId, Outcome, Store, Uploaded, WatchSpec};
 
 /// How often a watch in trouble is looked at again.
@@ -123,20 +128,10 @@ struct Live {
     root_dev: Option<u64>,
 }
 
-/// A file seen recently, not yet handed over (keyed by watch and path).
-struct Candidate {
-    /// Opened for writing (created or modified) and not yet closed or renamed in.
-    writing: bool,
-    last_event: Instant,
-    /// The file at the last look; it is ready when a look finds it unchanged.
-    stamp: Option<Stamp>,
-}
-
-#[derive(Default)]
 struct State {
     watches: BTreeMap<u64, Live>,
-    /// By watch and path: one folder may be watched for several Dropbox folders.
-    candidates: HashMap<(u64, PathBuf), Candidate>,
+    /// Files seen recently, not yet handed over.
+    settle: Settle,
     /// Files handed over whose jobs are not final yet.
     in_flight: HashMap<Origin, JobId>,
     /// Files that settled again while their job was in flight (edited after the job read
@@ -147,10 +142,6 @@ struct State {
 pub struct Watcher {
     queue: Queue,
     store: Store,
-    settle: Duration,
-    /// A file opened for writing and not closed is looked at again after this long without
-    /// events (`watch.writer_idle_ms`); it goes only once no process has it open for writing.
-    writer_idle: Duration,
     state: std::sync::Mutex<State>,
     /// The folders watched through inotify (its watcher None while inotify cannot be set up;
     /// then every watch is in Error). Never locked while `state` is wanted.
@@ -164,20 +155,6 @@ pub struct Watcher {
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The Dropbox path for `path` found by a watch: its place under the local folder, mirrored
-/// under the remote folder, with the name the export gives it (a resized PNG becomes `.jpg`).
-fn remote_path(spec: &WatchSpec, path: &Path) -> Option<String> {
-    let relative = path.strip_prefix(&spec.local_dir).ok()?;
-    let mut parts: Vec<String> = relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let name = parts.pop()?;
-    parts.push(prepare::remote_name(&name, &spec.options.prepare));
-    let folder = spec.remote_folder.trim_end_matches('/');
-    Some(format!("{folder}/{}", parts.join("/")))
 }
 
 /// Why a folder cannot be watched, in words a user can act on.
@@ -216,7 +193,15 @@ impl Watcher {
         let store = Store::open(&queue)?;
         let recorder = store.clone();
         queue.set_done_recorder(Box::new(move |job| recorder.done_entry(job)));
-        let mut state = State::default();
+        // A file opened for writing and not closed is looked at again after `writer_idle`
+        // without events (`watch.writer_idle_ms`); it goes only once no process has it open
+        // for writing.
+        let mut state = State {
+            watches: BTreeMap::new(),
+            settle: Settle::new(settle, writer_idle),
+            in_flight: HashMap::new(),
+            deferred: HashMap::new(),
+        };
         for spec in store.watches()? {
             let rules = Rules::new(&spec.include, &spec.exclude);
             state.watches.insert(
@@ -238,8 +223,6 @@ impl Watcher {
         Ok(Arc::new(Watcher {
             queue,
             store,
-            settle,
-            writer_idle,
             state: std::sync::Mutex::new(state),
             folders: Arc::new(std::sync::Mutex::new(tree::Folders::default())),
             events_tx,
@@ -371,7 +354,7 @@ impl Watcher {
         self.folders().release(id);
         {
             let mut state = self.state();
-            state.candidates.retain(|(watch, _), _| *watch != id);
+            state.settle.forget_watch(id);
             state.deferred.retain(|origin, _| origin.watch != id);
         }
         self.store.remove(id).await?;
@@ -449,11 +432,7 @@ impl Watcher {
                 let now = Instant::now();
                 let mut state = self.state();
                 for (path, stamp) in files {
-                    state.candidates.entry((id, path)).or_insert(Candidate {
-                        writing: false,
-                        last_event: now,
-                        stamp: Some(stamp),
-                    });
+                    state.settle.found((id, path), stamp, now);
                 }
             }
             Ok(Err(e)) => {
@@ -496,18 +475,7 @@ impl Watcher {
         loop {
             let (due, troubled) = {
                 let state = self.state();
-                let due = state
-                    .candidates
-                    .values()
-                    .map(|c| {
-                        c.last_event
-                            + if c.writing {
-                                self.writer_idle
-                            } else {
-                                self.settle
-                            }
-                    })
-                    .min();
+                let due = state.settle.next_due();
                 let troubled = state
                     .watches
                     .values()
@@ -638,31 +606,16 @@ impl Watcher {
                 if !live.rules.takes(&name) {
                     continue;
                 }
-                let writing = match event.kind {
+                let touch = match event.kind {
                     EventKind::Remove(_)
-                    | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-                        state.candidates.remove(&(watch, path.clone()));
-                        continue;
-                    }
+                    | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Touch::Gone,
                     EventKind::Access(AccessKind::Close(AccessMode::Write))
-                    | EventKind::Modify(ModifyKind::Name(_)) => false,
-                    EventKind::Create(_) | EventKind::Modify(_) => true,
+                    | EventKind::Modify(ModifyKind::Name(_)) => Touch::Closed,
+                    EventKind::Create(_) | EventKind::Modify(_) => Touch::Writing,
                     // Opening or reading changes nothing.
                     _ => continue,
                 };
-                let candidate =
-                    state
-                        .candidates
-                        .entry((watch, path.clone()))
-                        .or_insert(Candidate {
-                            writing,
-                            last_event: now,
-                            stamp: None,
-                        });
-                candidate.writing = writing;
-                candidate.last_event = now;
-                candidate.stamp = None;
-                if !writing {
+                if state.settle.touched((watch, path.clone()), touch, now) {
                     // Closed or renamed in: the look now starts the settle time.
                     closed.push((watch, root, path.clone()));
                 }
@@ -683,11 +636,7 @@ impl Watcher {
             .unwrap_or_default();
             let mut state = self.state();
             for ((watch, _, path), stamp) in closed.into_iter().zip(stamps) {
-                if let Some(candidate) = state.candidates.get_mut(&(watch, path))
-                    && !candidate.writing
-                {
-                    candidate.stamp = stamp;
-                }
+                state.settle.looked(&(watch, path), stamp);
             }
         }
         for id in lost_roots {
@@ -710,11 +659,7 @@ impl Watcher {
                 Ok(Ok(files)) => {
                     let mut state = self.state();
                     for (path, stamp) in files {
-                        state.candidates.entry((watch, path)).or_insert(Candidate {
-                            writing: false,
-                            last_event: now,
-                            stamp: Some(stamp),
-                        });
+                        state.settle.found((watch, path), stamp, now);
                     }
                 }
                 Ok(Err(e)) => tracing::warn!(
@@ -738,7 +683,7 @@ impl Watcher {
             return;
         };
         self.folders().release(id);
-        self.state().candidates.retain(|(watch, _), _| *watch != id);
+        self.state().settle.forget_watch(id);
         self.set_state(
             id,
             WatchState::Missing(format!(
@@ -808,19 +753,12 @@ impl Watcher {
         let due: Vec<(u64, PathBuf, PathBuf)> = {
             let state = self.state();
             state
-                .candidates
-                .iter()
-                .filter(|(_, c)| {
-                    now >= c.last_event
-                        + if c.writing {
-                            self.writer_idle
-                        } else {
-                            self.settle
-                        }
-                })
-                .filter_map(|((watch, path), _)| {
-                    let root = state.watches.get(watch)?.spec.local_dir.clone();
-                    Some((*watch, root, path.clone()))
+                .settle
+                .due(now)
+                .into_iter()
+                .filter_map(|(watch, path)| {
+                    let root = state.watches.get(&watch)?.spec.local_dir.clone();
+                    Some((watch, root, path))
                 })
                 .collect()
         };
@@ -842,28 +780,14 @@ impl Watcher {
             let mut state = self.state();
             for ((watch, root, path), look) in due.into_iter().zip(looked) {
                 let key = (watch, path);
-                let stamp = match look {
-                    Ok(stamp) => stamp,
-                    Err(e) => {
-                        if matches!(e, SourceError::Symlink(_)) {
-                            tracing::warn!(watch, "not exported: {e}");
-                        }
-                        state.candidates.remove(&key);
-                        continue;
-                    }
-                };
-                let Some(candidate) = state.candidates.get_mut(&key) else {
-                    continue;
-                };
-                if candidate.stamp == Some(stamp) {
-                    state.candidates.remove(&key);
+                if let Err(SourceError::Symlink(_)) = &look
+                    && let Err(e) = &look
+                {
+                    tracing::warn!(watch, "not exported: {e}");
+                }
+                if let Verdict::Settled(stamp) = state.settle.judge(&key, look.ok(), now) {
                     let (watch, path) = key;
                     settled.push((watch, root, path, stamp));
-                } else {
-                    // Changed since the last look (or never looked at): another settle period.
-                    candidate.stamp = Some(stamp);
-                    candidate.writing = false;
-                    candidate.last_event = now;
                 }
             }
         }
@@ -899,11 +823,7 @@ impl Watcher {
                          closed",
                         path.display()
                     );
-                    state.candidates.entry((watch, path)).or_insert(Candidate {
-                        writing: true,
-                        last_event: now,
-                        stamp: None,
-                    });
+                    state.settle.still_written((watch, path), now);
                 } else {
                     ready.entry(watch).or_default().push((path, stamp));
                 }
@@ -942,98 +862,7 @@ impl Watcher {
         };
         let spec_for_check = spec.clone();
         let new_jobs = tokio::task::spawn_blocking(move || {
-            let mut jobs = Vec::new();
-            let access = Access::Beneath {
-                root: spec_for_check.local_dir.clone(),
-            };
-            for (path, stamp) in files {
-                let file = FileId {
-                    dev: stamp.dev,
-                    ino: stamp.ino,
-                };
-                let origin = Origin {
-                    watch,
-                    dev: file.dev,
-                    ino: file.ino,
-                };
-                if in_flight.contains(&origin) {
-                    continue;
-                }
-                let source = SourceFile {
-                    path: path.clone(),
-                    access: access.clone(),
-                    expect: Some(stamp),
-                };
-                let known = store.uploaded(watch, file)?;
-                if let Some(known) = known.clone()
-                    && known.size == stamp.size
-                {
-                    // ctime too: an edit in place can put size and mtime back, not ctime.
-                    let same = if known.mtime_ms == stamp.mtime_ms
-                        && known.ctime_ns.is_none_or(|c| c == stamp.ctime_ns)
-                    {
-                        true
-                    } else if let Some(hash) = &known.hash {
-                        // Touched: the same bytes need no upload; a failed file is tried again.
-                        prepare::hash_whole(&source).is_ok_and(|(_, h)| &h == hash)
-                    } else {
-                        false
-                    };
-                    if same {
-                        if known.path != path
-                            || known.mtime_ms != stamp.mtime_ms
-                            || known.ctime_ns != Some(stamp.ctime_ns)
-                        {
-                            store.record(
-                                watch,
-                                file,
-                                &Uploaded {
-                                    path: path.clone(),
-                                    mtime_ms: stamp.mtime_ms,
-                                    ctime_ns: Some(stamp.ctime_ns),
-                                    ..known
-                                },
-                            )?;
-                        }
-                        continue;
-                    }
-                }
-                let Some(mut remote_path) = remote_path(&spec_for_check, &path) else {
-                    continue;
-                };
-                // A file that only grew since it went up (it was taken while a writer we could
-                // not see still had it) is that photo finished: it replaces the upload.
-                let mut replaces_rev = None;
-                if let Some(Uploaded {
-                    outcome: Outcome::Done,
-                    size,
-                    hash: Some(hash),
-                    remote_path: Some(earlier),
-                    rev: Some(rev),
-                    ..
-                }) = known
-                    && stamp.size > size
-                    && prepare::hash_first(&source, size).is_ok_and(|(_, h)| h == hash)
-                {
-                    tracing::info!(
-                        watch,
-                        "{}: grew since it went up half-written; replacing {earlier}",
-                        path.display()
-                    );
-                    remote_path = earlier;
-                    replaces_rev = Some(rev);
-                }
-                jobs.push(NewJob {
-                    source: path,
-                    remote_path,
-                    stamp,
-                    access: access.clone(),
-                    replaces_rev,
-                    options: spec_for_check.options.clone(),
-                    origin: Some(origin),
-                });
-            }
-            Ok::<_, QueueError>(jobs)
+            intake::jobs_for(&store, &spec_for_check, files, &in_flight)
         })
         .await
         .map_err(|e| QueueError::Join(e.to_string()))??;
@@ -1131,14 +960,7 @@ impl Watcher {
         let mut any = false;
         for origin in ended {
             if let Some(path) = state.deferred.remove(origin) {
-                state
-                    .candidates
-                    .entry((origin.watch, path))
-                    .or_insert(Candidate {
-                        writing: false,
-                        last_event: now,
-                        stamp: None,
-                    });
+                state.settle.again((origin.watch, path), now);
                 any = true;
             }
         }
@@ -1149,94 +971,9 @@ impl Watcher {
     }
 }
 
-/// Mount and unmount events, from `/proc/self/mountinfo` (the kernel marks it readable with
-/// priority on every change): no polling. If it cannot be opened, `changed` never resolves.
-struct MountChanges {
-    fd: Option<tokio::io::unix::AsyncFd<std::fs::File>>,
-}
-
-fn mount_changes() -> MountChanges {
-    let fd = std::fs::File::open("/proc/self/mountinfo")
-        .ok()
-        .and_then(|file| {
-            // SAFETY: the File owns its descriptor, and the AsyncFd owns the File until dropped.
-            unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(
-                    file,
-                    tokio::io::Interest::PRIORITY,
-                )
-            }
-            .ok()
-        });
-    MountChanges { fd }
-}
-
-impl MountChanges {
-    async fn changed(&mut self) {
-        let Some(fd) = &self.fd else {
-            return std::future::pending().await;
-        };
-        match fd.ready(tokio::io::Interest::PRIORITY).await {
-            Ok(mut guard) => {
-                // Reading the table again from the start re-arms the notification.
-                use std::io::{Read, Seek};
-                let mut file = fd.get_ref();
-                let _ = file.seek(std::io::SeekFrom::Start(0));
-                let _ = std::io::copy(&mut file.take(1 << 20), &mut std::io::sink());
-                guard.clear_ready();
-            }
-            Err(_) => std::future::pending().await,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(recursive: bool) -> WatchSpec {
-        WatchSpec {
-            id: 1,
-            local_dir: "/home/u/Camera".into(),
-            remote_folder: "/Camera".into(),
-            recursive,
-            include: vec![],
-            exclude: vec![],
-            options: ExportOptions::default(),
-            created_ms: 0,
-        }
-    }
-
-    /// One test, not two: tests run in parallel in one mount namespace, so a test that waits
-    /// for quiet would see another's mount.
-    #[tokio::test]
-    async fn mount_changes_are_noticed_quiet_otherwise_and_rearm() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut mounts = mount_changes();
-        assert!(mounts.fd.is_some(), "/proc/self/mountinfo can be watched");
-        // Not ready while nothing changes (else the loop would spin): a wait must time out.
-        let quiet = tokio::time::timeout(Duration::from_millis(300), mounts.changed()).await;
-        assert!(quiet.is_err());
-        let mount = |args: &[&str]| {
-            std::process::Command::new(args[0])
-                .args(&args[1..])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let target = dir.path().to_str().unwrap();
-        if !mount(&["mount", "-t", "tmpfs", "none", target]) {
-            eprintln!("skipped: mounting needs privileges this test run does not have");
-            return;
-        }
-        let seen = tokio::time::timeout(Duration::from_secs(5), mounts.changed()).await;
-        assert!(mount(&["umount", target]));
-        assert!(seen.is_ok(), "the mount was not noticed");
-        // The unmount is a second change, noticed too.
-        let seen = tokio::time::timeout(Duration::from_secs(5), mounts.changed()).await;
-        assert!(seen.is_ok(), "the unmount was not noticed");
-        let quiet = tokio::time::timeout(Duration::from_millis(300), mounts.changed()).await;
-        assert!(quiet.is_err(), "still ready after being read");
-    }
 
     #[test]
     fn trouble_is_told_in_words_a_user_can_act_on() {
@@ -1253,19 +990,5 @@ mod tests {
         );
         assert_eq!(denied.name(), "error");
         assert!(denied.reason().contains("permission denied"));
-    }
-
-    #[test]
-    fn remote_paths_mirror_subfolders() {
-        let s = spec(true);
-        assert_eq!(
-            remote_path(&s, Path::new("/home/u/Camera/2026/05/IMG_1.JPG")).as_deref(),
-            Some("/Camera/2026/05/IMG_1.JPG")
-        );
-        assert_eq!(
-            remote_path(&s, Path::new("/home/u/Camera/a.jpg")).as_deref(),
-            Some("/Camera/a.jpg")
-        );
-        assert_eq!(remote_path(&s, Path::new("/elsewhere/a.jpg")), None);
     }
 }
