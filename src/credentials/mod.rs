@@ -13,6 +13,7 @@
 //! token logs the account out; queued jobs then wait for a new login.
 
 pub mod keyring;
+mod keyring_changes;
 pub mod oauth;
 pub mod store;
 
@@ -30,8 +31,6 @@ use crate::secret::Secret;
 
 /// Refresh this long before the access token's stated expiry (at most a quarter of its life).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-/// How often a waiting session looks for the Secret Service again.
-const KEYRING_RETRY: Duration = Duration::from_secs(5);
 
 /// What D-Bus and `dbxportctl status` show about the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,15 +231,25 @@ impl Session {
         self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// While the keyring is not reachable, looks for it again every few seconds; once it
-    /// answers, the stored login (if any) is used. Returns when the store is open or on
-    /// `shutdown`.
+    /// While the keyring is not reachable, looks for it again whenever the Secret Service
+    /// appears or changes on the session bus (no polling); once it answers, the stored login
+    /// (if any) is used. Returns when the store is open or on `shutdown`.
     pub async fn watch_store(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.current_store().is_some() {
+            return;
+        }
+        let mut changes = keyring_changes::KeyringChanges::listen().await;
+        // The keyring may have come between the look at start and the subscription: one look
+        // now, then one per change.
+        let mut looked_since_subscribing = false;
         while self.current_store().is_none() {
-            tokio::select! {
-                _ = tokio::time::sleep(KEYRING_RETRY) => {}
-                _ = shutdown.cancelled() => return,
+            if looked_since_subscribing {
+                tokio::select! {
+                    _ = changes.next() => {}
+                    _ = shutdown.cancelled() => return,
+                }
             }
+            looked_since_subscribing = true;
             let policy = self.policy.clone();
             match blocking(move || open_store(&policy)).await {
                 Ok((store, credentials)) => {
