@@ -33,6 +33,6 @@ mod removable;
 mod resilience;
 mod storage;
 mod trust;
-mod unit;
+mod systemd_unit;
 mod watch;
 mod watch_config;
