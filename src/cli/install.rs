@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
+use super::term::outln;
 use super::{Cli, Exit};
 
 const UNIT: &str = include_str!("../../systemd/dbxport.service");
@@ -541,7 +542,7 @@ fn print_changes(changes: &[(PathBuf, Change)], dry_run: bool) {
             (Change::Removed, true) => "would remove",
             (Change::Absent, _) => continue,
         };
-        println!("{what} {}", path.display());
+        outln!("{what} {}", path.display());
     }
 }
 
@@ -555,12 +556,12 @@ pub fn run_install(dry_run: bool) -> Result<Exit, String> {
         return Ok(Exit::Ok);
     }
     match systemctl(&["daemon-reload"]) {
-        Ok(()) => println!("systemd: user units reloaded"),
-        Err(why) => println!(
+        Ok(()) => outln!("systemd: user units reloaded"),
+        Err(why) => outln!(
             "systemd: not reloaded: {why}; the unit is read at the next login (D-Bus activation works without it)"
         ),
     }
-    println!(
+    outln!(
         "dbxportd starts on first use; `systemctl --user enable --now dbxport` starts it at login.\n\
          Menus: Dolphin, Nautilus (Scripts), Nemo and Thunar, for photos and videos; restart an open \
          file manager to see them. zsh: add {} to fpath.",
@@ -579,9 +580,9 @@ pub fn run_uninstall(dry_run: bool) -> Result<Exit, String> {
     let changes = uninstall(&places, dry_run).map_err(|e| e.to_string())?;
     print_changes(&changes, dry_run);
     if !dry_run && let Err(why) = systemctl(&["daemon-reload"]) {
-        println!("systemd: not reloaded: {why}");
+        outln!("systemd: not reloaded: {why}");
     }
-    println!(
+    outln!(
         "Kept: the queue and state in $XDG_STATE_HOME/dbxport (~/.local/state/dbxport), the \
          config in $XDG_CONFIG_HOME/dbxport, prepared files in $XDG_CACHE_HOME/dbxport, and the \
          Dropbox login (keyring item \"dbxport: Dropbox login\"; `dbxportctl logout` revokes it)."
@@ -591,13 +592,13 @@ pub fn run_uninstall(dry_run: bool) -> Result<Exit, String> {
 
 /// `dbxportctl completions SHELL`.
 pub fn print_completion(shell: clap_complete::Shell) -> Exit {
-    print!("{}", completion(shell));
+    super::term::write_stdout_raw(completion(shell).as_bytes());
     Exit::Ok
 }
 
 /// `dbxportctl man`.
 pub fn print_man() -> Exit {
-    print!("{}", man_page());
+    super::term::write_stdout_raw(man_page().as_bytes());
     Exit::Ok
 }
 

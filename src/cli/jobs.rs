@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
+use super::term::outln;
 use super::{Exit, describe};
 use crate::service::{AccountProxy, UploaderProxy};
 
@@ -25,6 +26,10 @@ pub struct JobView {
     pub retry_at_ms: Option<u64>,
     /// Done without sending: the same content was already in Dropbox.
     pub skipped: bool,
+    /// Where a done job's file is in Dropbox (another name than `remote_path` when Dropbox
+    /// renamed it to keep both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_path: Option<String>,
 }
 
 impl JobView {
@@ -49,11 +54,8 @@ impl JobView {
                 .get("skipped")
                 .and_then(|v| bool::try_from(&**v).ok())
                 .unwrap_or(false),
+            stored_path: s("stored_path"),
         }
-    }
-
-    pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
     }
 }
 
@@ -67,6 +69,14 @@ pub async fn fetch(
         .collect();
     let jobs = proxy.list_jobs(filter).await.map_err(|e| describe(&e))?;
     Ok(jobs.iter().map(JobView::from_dict).collect())
+}
+
+/// The last component of a path as the daemon gives it (the whole text when it has none).
+pub fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.into())
 }
 
 /// Bytes in a human unit.
@@ -98,22 +108,25 @@ pub async fn list(
     }
     let jobs = fetch(&proxy, &filter).await?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&jobs).expect("jobs serialize")
         );
         return Ok(Exit::Ok);
     }
     if jobs.is_empty() {
-        println!("no jobs");
+        outln!("no jobs");
         return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "{:>20} {:>20} {:<10} {:>10}  FILE → DROPBOX",
-        "ID", "BATCH", "STATE", "SIZE"
+        "ID",
+        "BATCH",
+        "STATE",
+        "SIZE"
     );
     for job in &jobs {
-        println!(
+        outln!(
             "{:>20} {:>20} {:<10} {:>10}  {} → {}",
             job.id,
             job.batch,
@@ -123,7 +136,7 @@ pub async fn list(
             job.remote_path
         );
         if !job.message.is_empty() && job.state != "done" {
-            println!("{:>20}   {}", "", job.message);
+            outln!("{:>20}   {}", "", job.message);
         }
     }
     Ok(Exit::Ok)
@@ -179,34 +192,35 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         ..status
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         );
         return Ok(Exit::Ok);
     }
     match status.account_state.as_str() {
-        "logged_in" => println!(
+        "logged_in" => outln!(
             "Account:  {} (token in {})",
-            status.account, status.credential_store
+            status.account,
+            status.credential_store
         ),
-        _ => println!("Account:  not logged in — {}", status.account_message),
+        _ => outln!("Account:  not logged in — {}", status.account_message),
     }
-    println!(
+    outln!(
         "Queue:    {} unfinished{}, {} to send",
         status.queue_length,
         if status.paused { " (paused)" } else { "" },
         human_bytes(status.bytes_remaining)
     );
     if !status.auto_uploads_held.is_empty() {
-        println!(
+        outln!(
             "Held:     watch-folder uploads wait ({})",
             status.auto_uploads_held
         );
     }
     if status.throughput > 0 {
         let eta = status.eta_seconds.unwrap_or(0);
-        println!(
+        outln!(
             "Sending:  {}/s, about {} left",
             human_bytes(status.throughput),
             if eta >= 120 {
@@ -217,13 +231,13 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         );
     }
     if status.bandwidth_limit > 0 {
-        println!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
+        outln!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
     }
     for (state, n) in &status.states {
-        println!("          {n} {state}");
+        outln!("          {n} {state}");
     }
     for job in active.iter().filter(|j| j.state == "waiting") {
-        println!("          waiting: {} — {}", job.source, job.message);
+        outln!("          waiting: {} — {}", job.source, job.message);
     }
     Ok(Exit::Ok)
 }
@@ -231,14 +245,14 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
 pub async fn cancel(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     let cancelled = proxy.cancel(id).await.map_err(|e| describe(&e))?;
-    println!("cancelled {} job(s)", cancelled.len());
+    outln!("cancelled {} job(s)", cancelled.len());
     Ok(Exit::Ok)
 }
 
 pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     let retried = proxy.retry(id).await.map_err(|e| describe(&e))?;
-    println!("queued {} failed job(s) again", retried.len());
+    outln!("queued {} failed job(s) again", retried.len());
     Ok(Exit::Ok)
 }
 
@@ -258,8 +272,8 @@ pub async fn limit(conn: &zbus::Connection, rate: Option<&str>) -> Result<Exit, 
             .map_err(|e| describe(&e))?;
     }
     match proxy.bandwidth_limit().await.map_err(|e| describe(&e))? {
-        0 => println!("no bandwidth limit"),
-        rate => println!("bandwidth limit: {}/s ({rate} bytes/s)", human_bytes(rate)),
+        0 => outln!("no bandwidth limit"),
+        rate => outln!("bandwidth limit: {}/s ({rate} bytes/s)", human_bytes(rate)),
     }
     Ok(Exit::Ok)
 }
@@ -272,7 +286,7 @@ pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String>
         proxy.resume().await
     }
     .map_err(|e| describe(&e))?;
-    println!("{}", if pause { "paused" } else { "resumed" });
+    outln!("{}", if pause { "paused" } else { "resumed" });
     Ok(Exit::Ok)
 }
 

@@ -9,9 +9,11 @@ mod demo;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod folders;
+mod follow;
 mod install;
 mod jobs;
 mod login;
+pub(crate) mod term;
 mod upload;
 mod watch;
 
@@ -37,6 +39,8 @@ pub enum Exit {
     JobsFailed = 3,
     /// Jobs were cancelled while waiting for them.
     Cancelled = 4,
+    /// Ctrl-C while waiting: the jobs go on in the daemon.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -54,6 +58,12 @@ impl From<Exit> for ExitCode {
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say less: only results, warnings and errors (no progress bars, no "queued" lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more: what is asked of the daemon and how long it takes.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -347,7 +357,7 @@ pub struct DemoArgs {
 
 /// Prints an error the way every subcommand does.
 fn report(error: impl std::fmt::Display) {
-    eprintln!("dbxportctl: {error}");
+    term::warnln!("dbxportctl: {error}");
 }
 
 /// A failure from the daemon or the bus, in the user's terms.
@@ -402,6 +412,11 @@ async fn session_bus() -> Result<zbus::Connection, String> {
 
 /// Runs `dbxportctl` with the given arguments.
 pub async fn run(cli: Cli) -> Exit {
+    term::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => term::Verbosity::Quiet,
+        (_, true) => term::Verbosity::Verbose,
+        _ => term::Verbosity::Normal,
+    });
     let result = match cli.command {
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => return emulator::run(args).await,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
+use super::term::{outln, say};
 use super::{Exit, WatchAddArgs, WatchCommand, describe};
 use crate::service::WatchesProxy;
 
@@ -79,7 +80,7 @@ pub async fn run(conn: &zbus::Connection, command: WatchCommand) -> Result<Exit,
         WatchCommand::Add(args) => add(&proxy, args).await,
         WatchCommand::Rm { id } => {
             proxy.remove_watch(id).await.map_err(|e| describe(&e))?;
-            println!("watch {id} removed");
+            outln!("watch {id} removed");
             Ok(Exit::Ok)
         }
         WatchCommand::Ls { json } => ls(&proxy, json).await,
@@ -109,7 +110,7 @@ async fn add(proxy: &WatchesProxy<'_>, args: WatchAddArgs) -> Result<Exit, Strin
         )
         .await
         .map_err(|e| describe(&e))?;
-    println!("watch {id}: {}", dir.display());
+    outln!("watch {id}: {}", dir.display());
     Ok(Exit::Ok)
 }
 
@@ -122,21 +123,21 @@ async fn ls(proxy: &WatchesProxy<'_>, json: bool) -> Result<Exit, String> {
         .map(WatchView::from_dict)
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&watches).expect("watches serialize")
         );
         return Ok(Exit::Ok);
     }
     if watches.is_empty() {
-        eprintln!("no watched folders");
+        outln!("no watched folders");
     }
     for w in &watches {
         let profile = match (w.mode.as_str(), w.max_dimension) {
             ("resize", Some(px)) => format!("resize {px} px q{}", w.jpeg_quality.unwrap_or(0)),
             _ => "original".to_string(),
         };
-        println!(
+        outln!(
             "{:>6}  {:<8} {} → {}  ({profile}, {}{}; {} handled){}",
             w.id,
             w.state,
