@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
-use super::term::{outln, say};
+use super::term::outln;
 use super::{Exit, WatchAddArgs, WatchCommand, describe};
 use crate::service::WatchesProxy;
 
