@@ -161,7 +161,7 @@ async fn apply(key: &Key, config: &Config) {
     }
     outln!(
         "dbxportd is running and reads the config when it starts: \
-         `systemctl --user restart dbxport` applies it now (queued uploads resume)."
+         `dbxportctl restart` applies it now (queued uploads resume)."
     );
 }
 

@@ -42,16 +42,24 @@ const RESYNC_EVERY: Duration = Duration::from_secs(2);
 const DAEMON_AWAY_LIMIT: Duration = Duration::from_secs(120);
 
 /// The signals `--wait` follows, subscribed before `Upload` is called so nothing is missed.
-pub struct Streams {
+struct Streams {
     states: crate::service::JobStateChangedStream,
     progress: crate::service::JobProgressStream,
     finished: crate::service::BatchFinishedStream,
     owner: zbus::proxy::OwnerChangedStream<'static>,
 }
 
-impl Streams {
-    pub async fn subscribe(proxy: &UploaderProxy<'static>) -> Result<Streams, String> {
-        Ok(Streams {
+/// Signals being drained from the moment of subscribing: whatever the caller awaits next
+/// (`Upload`, a `ListJobs`, a notification) can no longer stall the connection.
+pub struct Subscription {
+    tally: Arc<Mutex<Tally>>,
+    wake: Arc<Notify>,
+    drainer: tokio::task::JoinHandle<()>,
+}
+
+impl Subscription {
+    pub async fn start(proxy: &UploaderProxy<'static>) -> Result<Subscription, String> {
+        let streams = Streams {
             states: proxy
                 .receive_job_state_changed()
                 .await
@@ -69,7 +77,31 @@ impl Streams {
                 .receive_owner_changed()
                 .await
                 .map_err(|e| describe(&e))?,
+        };
+        let tally = Arc::new(Mutex::new(Tally {
+            batch: None,
+            early_summaries: Vec::new(),
+            jobs: HashMap::new(),
+            seq: 0,
+            summary: None,
+            owner_changed: false,
+            lost: false,
+            said: HashSet::new(),
+            screen: Screen::new(),
+        }));
+        let wake = Arc::new(Notify::new());
+        let drainer = tokio::spawn(drain(streams, tally.clone(), wake.clone()));
+        Ok(Subscription {
+            tally,
+            wake,
+            drainer,
         })
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.drainer.abort();
     }
 }
 
@@ -130,7 +162,10 @@ struct Tracked {
 
 /// What has been learnt about the batch; shared by the draining task and the resync.
 struct Tally {
-    batch: u64,
+    /// None until `Upload` has answered.
+    batch: Option<u64>,
+    /// Batch ends heard before the batch's id was known (a tiny batch can end that fast).
+    early_summaries: Vec<(u64, HashMap<String, OwnedValue>)>,
     jobs: HashMap<u64, Tracked>,
     /// Signals applied so far.
     seq: u64,
@@ -141,6 +176,7 @@ struct Tally {
     lost: bool,
     /// Waiting reasons already told, so that an outage is one line, not one per file and try.
     said: HashSet<String>,
+    /// Nothing is drawn before the first resync has found the batch's jobs.
     screen: Screen,
 }
 
@@ -440,17 +476,16 @@ async fn drain(streams: Streams, tally: Arc<Mutex<Tally>>, wake: Arc<Notify>) {
         mut finished,
         mut owner,
     } = streams;
-    let batch = lock(&tally).batch;
     loop {
         tokio::select! {
             signal = states.next() => {
                 let Some(signal) = signal else { break };
                 let Ok(args) = signal.args() else { continue };
-                if args.batch != batch {
+                let mut t = lock(&tally);
+                if t.batch != Some(args.batch) {
                     continue;
                 }
                 let Some(phase) = Phase::parse(args.state) else { continue };
-                let mut t = lock(&tally);
                 t.apply(args.job, phase, args.message, true);
                 if t.all_final() {
                     wake.notify_one();
@@ -464,11 +499,18 @@ async fn drain(streams: Streams, tally: Arc<Mutex<Tally>>, wake: Arc<Notify>) {
             }
             signal = finished.next() => {
                 let Some(signal) = signal else { break };
-                if let Ok(args) = signal.args()
-                    && args.batch == batch
-                {
-                    lock(&tally).summary = Some(args.summary.clone());
-                    wake.notify_one();
+                let Ok(args) = signal.args() else { continue };
+                let mut t = lock(&tally);
+                match t.batch {
+                    Some(batch) if batch == args.batch => {
+                        t.summary = Some(args.summary.clone());
+                        wake.notify_one();
+                    }
+                    // Bounded: a few other batches may end in the moment before `Upload` answers.
+                    None if t.early_summaries.len() < 16 => {
+                        t.early_summaries.push((args.batch, args.summary.clone()));
+                    }
+                    _ => {}
                 }
             }
             change = owner.next() => {
@@ -492,23 +534,19 @@ fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 pub async fn follow(
     proxy: &UploaderProxy<'static>,
     batch: u64,
-    streams: Streams,
+    subscription: Subscription,
     want_link: bool,
 ) -> Result<Followed, String> {
-    let tally = Arc::new(Mutex::new(Tally {
-        batch,
-        jobs: HashMap::new(),
-        seq: 0,
-        summary: None,
-        owner_changed: false,
-        lost: false,
-        said: HashSet::new(),
-        screen: Screen::new(),
-    }));
-    let wake = Arc::new(Notify::new());
-    let drainer = tokio::spawn(drain(streams, tally.clone(), wake.clone()));
+    let tally = subscription.tally.clone();
+    let wake = subscription.wake.clone();
+    {
+        let mut t = lock(&tally);
+        t.batch = Some(batch);
+        let early = std::mem::take(&mut t.early_summaries);
+        t.summary = early.into_iter().find(|(b, _)| *b == batch).map(|(_, s)| s);
+    }
     let ended = watch(proxy, batch, &tally, &wake, want_link).await;
-    drainer.abort();
+    drop(subscription);
     let ended = ended?;
     let t = lock(&tally);
     t.screen.overall.finish_and_clear();
@@ -586,6 +624,9 @@ async fn watch(
                         }
                         let mut t = lock(tally);
                         t.resync(seq, jobs);
+                        if t.jobs.is_empty() {
+                            return Err(format!("batch {batch} holds no jobs (were they cleaned?)"));
+                        }
                         if t.all_final() {
                             let since = *final_since.get_or_insert_with(Instant::now);
                             // Without a link to wait for, a resync that finds every job

@@ -13,6 +13,8 @@ mod follow;
 mod install;
 mod jobs;
 mod login;
+mod restart;
+mod stalls;
 pub(crate) mod term;
 mod upload;
 mod watch;
@@ -96,6 +98,8 @@ enum Command {
     },
     /// Stop starting transfers (persisted across restarts).
     Pause,
+    /// Restart dbxportd so that it reads config.toml again (queued uploads resume).
+    Restart,
     /// Start transfers again after `pause`.
     Resume,
     /// Link a Dropbox account: in the browser (default), by pasting a code, or with a token.
@@ -301,12 +305,15 @@ pub struct WatchAddArgs {
 
 #[derive(Args)]
 pub struct JobsArgs {
-    /// Which jobs: all, active, done or failed.
-    #[arg(long, default_value = "all")]
+    /// Only jobs in this state; combines with --batch and --all.
+    #[arg(long, default_value = "all", value_parser = ["all", "active", "waiting", "done", "failed", "cancelled"])]
     state: String,
-    /// Only the jobs of this batch.
+    /// Only the jobs of this batch (all of them, however old).
     #[arg(long)]
     batch: Option<u64>,
+    /// Every job the queue remembers, not only unfinished ones and those of the last 24 hours.
+    #[arg(long)]
+    all: bool,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -446,12 +453,13 @@ pub async fn run(cli: Cli) -> Exit {
 async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, String> {
     match command {
         Command::Upload(args) => upload::run(conn, args).await,
-        Command::Jobs(args) => jobs::list(conn, &args.state, args.batch, args.json).await,
+        Command::Jobs(args) => jobs::list(conn, &args).await,
         Command::Status { json } => jobs::status(conn, json).await,
         Command::Cancel { id } => jobs::cancel(conn, id).await,
         Command::Retry { id } => jobs::retry(conn, id).await,
         Command::Limit { rate } => jobs::limit(conn, rate.as_deref()).await,
         Command::Pause => jobs::pause(conn, true).await,
+        Command::Restart => restart::run(conn).await,
         Command::Resume => jobs::pause(conn, false).await,
         Command::Login(args) => login::run(conn, &args).await,
         Command::Logout => login::logout(conn).await,

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 
 use zbus::zvariant::{OwnedValue, Value};
 
-use super::follow::{self, Followed, Streams};
+use super::follow::{self, Followed, Subscription};
 use super::jobs::fetch;
+use super::stalls;
 use super::term::{outln, say, warnln};
 use super::{Exit, UploadArgs, describe};
 use crate::notifications::{Display, Notice, notice_for, photos};
@@ -127,8 +128,13 @@ async fn send_batch_with(
         .and_then(|v| bool::try_from(&**v).ok())
         .unwrap_or(false);
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
-    let streams = if wait {
-        Some(Streams::subscribe(&proxy).await?)
+    // What holds uploads back now, told once the files are queued. Asked before subscribing:
+    // with signals subscribed, every await must be one the drainer runs beside.
+    let active = fetch(&proxy, &[("state", Value::from("active"))]).await?;
+    let stalled = stalls::stalls(conn, &proxy, &active, stalls::For::Upload).await?;
+    drop(active);
+    let subscription = if wait {
+        Some(Subscription::start(&proxy).await?)
     } else {
         None
     };
@@ -152,6 +158,10 @@ async fn send_batch_with(
         outln!("{batch}");
     }
     sent.batch = Some((batch, ids.len() as u32));
+    // A wait must never be silent: whatever holds the files back is said now, with its fix.
+    for stall in &stalled {
+        warnln!("dbxportctl: the files wait: {stall}");
+    }
     if let Some(notices) = notices {
         sent.folder = match to {
             Some(folder) => folder.to_string(),
@@ -165,8 +175,8 @@ async fn send_batch_with(
         };
         notices.queued(&sent).await;
     }
-    if let Some(streams) = streams {
-        match follow::follow(&proxy, batch, streams, want_link).await? {
+    if let Some(subscription) = subscription {
+        match follow::follow(&proxy, batch, subscription, want_link).await? {
             Followed::Finished(summary) => sent.finished = Some(summary),
             Followed::Interrupted => sent.interrupted = true,
         }

@@ -172,6 +172,7 @@ struct Index {
 const PAUSED_KEY: &[u8] = b"paused";
 const LAST_OPTIONS_KEY: &[u8] = b"last_export_options";
 const BANDWIDTH_KEY: &[u8] = b"bandwidth_limit";
+const PAUSED_SINCE_KEY: &[u8] = b"paused_since_ms";
 
 fn key(id: u64) -> [u8; 8] {
     // Big-endian so that sled's key order is numeric order.
@@ -692,7 +693,22 @@ impl Queue {
         matches!(self.inner.meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1])
     }
 
+    /// When the queue was paused (ms since the epoch), while it is.
+    pub fn paused_since(&self) -> Option<u64> {
+        if !self.paused() {
+            return None;
+        }
+        let bytes = self.inner.meta.get(PAUSED_SINCE_KEY).ok()??;
+        Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
+    }
+
     pub async fn set_paused(&self, paused: bool) -> Result<()> {
+        // A second `pause` keeps the first one's time: the queue has been paused since then.
+        if paused && !self.paused() {
+            self.inner
+                .meta
+                .insert(PAUSED_SINCE_KEY, &now_ms().to_be_bytes())?;
+        }
         self.inner.meta.insert(PAUSED_KEY, &[paused as u8])?;
         self.flush().await?;
         self.inner.paused.send_replace(paused);

@@ -10,7 +10,18 @@ use zbus::zvariant::OwnedValue;
 
 use super::{MAX_LISTED_ERRORS, ServiceError, checked_folder, job_to_dict};
 use crate::prepare;
-use crate::queue::{Filter, NewJob, Queue};
+use crate::queue::{Filter, JobState, NewJob, Queue};
+
+/// The `state` values `ListJobs` filters on.
+const JOB_STATES: [&str; 6] = ["all", "active", "done", "failed", "cancelled", "waiting"];
+
+fn state_matches(filter: &str, state: &JobState) -> bool {
+    match filter {
+        "active" => !state.is_terminal(),
+        "all" => true,
+        name => state.name() == name,
+    }
+}
 
 pub struct Uploader {
     pub(super) queue: Queue,
@@ -25,6 +36,8 @@ pub struct Uploader {
     pub(super) engine: std::sync::Arc<crate::engine::Engine>,
     /// Whether watch-folder uploads wait (metered connection, battery).
     pub(super) policy: std::sync::Arc<crate::policy::Policy>,
+    /// When this daemon read its config file (ms since the epoch).
+    pub(super) config_loaded_ms: u64,
 }
 
 impl Uploader {
@@ -167,36 +180,39 @@ impl Uploader {
         Ok(self.queue.cancel(id).await?)
     }
 
-    /// Jobs as dictionaries. Filter keys: `state` (s: `all`, `active`, `done`, `failed`) and
-    /// `batch` (t).
+    /// Jobs as dictionaries, oldest first. Filter keys, which combine: `state` (s: `all`,
+    /// `active`, `done`, `failed`, `cancelled`, `waiting`), `batch` (t) and `since_ms` (t:
+    /// only unfinished jobs and jobs created at or after this time, in ms since the epoch).
     async fn list_jobs(
         &self,
         filter: HashMap<String, OwnedValue>,
     ) -> Result<Vec<HashMap<String, OwnedValue>>, ServiceError> {
-        let mut which = Filter::All;
+        let mut state = "all".to_string();
+        let mut batch = None;
+        let mut since_ms = None;
         for (key, v) in &filter {
             match key.as_str() {
                 "state" => {
                     let s = <&str>::try_from(&**v).map_err(|_| {
                         ServiceError::InvalidArgument("filter state must be a string".into())
                     })?;
-                    which = match s {
-                        "all" => Filter::All,
-                        "active" => Filter::Active,
-                        "done" => Filter::Done,
-                        "failed" => Filter::Failed,
-                        other => {
-                            return Err(ServiceError::InvalidArgument(format!(
-                                "filter state {other:?}: expected all, active, done or failed"
-                            )));
-                        }
+                    if !JOB_STATES.contains(&s) {
+                        return Err(ServiceError::InvalidArgument(format!(
+                            "filter state {s:?}: expected one of {}",
+                            JOB_STATES.join(", ")
+                        )));
                     }
+                    state = s.to_string();
                 }
                 "batch" => {
-                    let id = u64::try_from(&**v).map_err(|_| {
+                    batch = Some(u64::try_from(&**v).map_err(|_| {
                         ServiceError::InvalidArgument("filter batch must be a uint64".into())
-                    })?;
-                    which = Filter::Batch(id);
+                    })?);
+                }
+                "since_ms" => {
+                    since_ms = Some(u64::try_from(&**v).map_err(|_| {
+                        ServiceError::InvalidArgument("filter since_ms must be a uint64".into())
+                    })?);
                 }
                 other => {
                     return Err(ServiceError::InvalidArgument(format!(
@@ -205,8 +221,22 @@ impl Uploader {
                 }
             }
         }
-        let jobs = self.queue.list(which)?;
-        Ok(jobs.iter().map(job_to_dict).collect())
+        let base = match (batch, state.as_str()) {
+            (Some(id), _) => Filter::Batch(id),
+            (None, "active" | "waiting") => Filter::Active,
+            (None, "done") => Filter::Done,
+            (None, "failed") => Filter::Failed,
+            (None, _) => Filter::All,
+        };
+        let jobs = self.queue.list(base)?;
+        Ok(jobs
+            .iter()
+            .filter(|job| state_matches(&state, &job.state))
+            .filter(|job| {
+                since_ms.is_none_or(|since| !job.state.is_terminal() || job.created_ms >= since)
+            })
+            .map(job_to_dict)
+            .collect())
     }
 
     /// Stops starting new transfers (running ones finish their current step). Persisted.
@@ -216,6 +246,7 @@ impl Uploader {
     ) -> Result<(), ServiceError> {
         self.queue.set_paused(true).await?;
         self.paused_changed(&emitter).await?;
+        self.paused_since_ms_changed(&emitter).await?;
         Ok(())
     }
 
@@ -225,6 +256,7 @@ impl Uploader {
     ) -> Result<(), ServiceError> {
         self.queue.set_paused(false).await?;
         self.paused_changed(&emitter).await?;
+        self.paused_since_ms_changed(&emitter).await?;
         Ok(())
     }
 
@@ -237,6 +269,19 @@ impl Uploader {
     #[zbus(property)]
     async fn paused(&self) -> bool {
         self.queue.paused()
+    }
+
+    /// When the queue was paused, in ms since the epoch; 0 when it is not paused.
+    #[zbus(property)]
+    async fn paused_since_ms(&self) -> u64 {
+        self.queue.paused_since().unwrap_or(0)
+    }
+
+    /// When the daemon read its config file, in ms since the epoch (it reads it once, as it
+    /// starts): a file changed later takes effect at the next start.
+    #[zbus(property)]
+    async fn config_loaded_ms(&self) -> u64 {
+        self.config_loaded_ms
     }
 
     /// Why uploads from watched folders wait: `""` when they do not, otherwise the reason
