@@ -79,6 +79,25 @@ pub struct Config {
     pub watch: WatchConfig,
     pub notifications: NotificationsConfig,
     pub policy: PolicyConfig,
+    pub history: HistoryConfig,
+}
+
+/// How long finished jobs stay listed (`dbxportctl jobs --all`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// The daemon forgets finished jobs (done, failed, cancelled) this many days after they
+    /// ended, at start and once a day; 0 keeps them forever. A watch's record of the files it
+    /// sent is kept regardless, so nothing is sent twice.
+    pub keep_finished_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            keep_finished_days: 30,
+        }
+    }
 }
 
 /// When automatic (watch-folder) uploads wait. Uploads a caller asked for never do.

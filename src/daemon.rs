@@ -101,6 +101,26 @@ pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
     .map_err(|e| DaemonError::Http(e.to_string()))
 }
 
+/// Forgets finished jobs older than `days`, now and then once a day, until `shutdown`.
+async fn prune_history(queue: Queue, days: u32, shutdown: CancellationToken) {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    loop {
+        let before =
+            crate::queue::now_ms().saturating_sub(u64::from(days) * DAY.as_millis() as u64);
+        match queue.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
+            ),
+            Err(e) => tracing::warn!("cannot prune finished jobs: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DAY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
     dirs: Dirs,
@@ -196,6 +216,13 @@ pub async fn run(
         shutdown.clone(),
     ));
     tokio::spawn(policy.clone().run(shutdown.clone()));
+    if config.history.keep_finished_days > 0 {
+        tokio::spawn(prune_history(
+            queue.clone(),
+            config.history.keep_finished_days,
+            shutdown.clone(),
+        ));
+    }
     let watching = tokio::spawn(watcher.run(shutdown.clone()));
     if config.notifications.enabled {
         tokio::spawn(crate::notifications::run(

@@ -187,6 +187,8 @@ struct Screen {
     bars: HashMap<u64, ProgressBar>,
     /// Columns for result lines (None: not a terminal, lines are not cut).
     width: Option<usize>,
+    /// Result lines on stdout (not with `--json`, whose one object says it all).
+    lines: bool,
 }
 
 impl Screen {
@@ -208,12 +210,15 @@ impl Screen {
             overall,
             bars: HashMap::new(),
             width: term::width(),
+            lines: true,
         }
     }
 
     /// Prints a result line above the bars.
     fn line(&self, line: String) {
-        self.multi.suspend(|| outln!("{line}"));
+        if self.lines {
+            self.multi.suspend(|| outln!("{line}"));
+        }
     }
 
     /// Tells something along the way (stderr) above the bars.
@@ -536,11 +541,18 @@ pub async fn follow(
     batch: u64,
     subscription: Subscription,
     want_link: bool,
+    json: bool,
 ) -> Result<Followed, String> {
     let tally = subscription.tally.clone();
     let wake = subscription.wake.clone();
     {
         let mut t = lock(&tally);
+        if json {
+            t.screen.lines = false;
+            t.screen
+                .multi
+                .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
         t.batch = Some(batch);
         let early = std::mem::take(&mut t.early_summaries);
         t.summary = early.into_iter().find(|(b, _)| *b == batch).map(|(_, s)| s);
@@ -557,13 +569,15 @@ pub async fn follow(
         return Ok(Followed::Interrupted);
     }
     let c = t.counts();
-    outln!(
-        "{} uploaded, {} already there, {} failed, {} cancelled",
-        c.uploaded,
-        c.skipped,
-        c.failed,
-        c.cancelled
-    );
+    if !json {
+        outln!(
+            "{} uploaded, {} already there, {} failed, {} cancelled",
+            c.uploaded,
+            c.skipped,
+            c.failed,
+            c.cancelled
+        );
+    }
     // The counts are the jobs' own final states (the summary may not have come); the
     // failures, warnings and link are the daemon's summary.
     let mut summary = t
@@ -583,14 +597,16 @@ pub async fn follow(
             .map(short_message)
             .collect();
     }
-    for warning in &summary.warnings {
-        warnln!("warning: {warning}");
-    }
-    if let Some(link) = &summary.link {
-        outln!("Shared link: {link}");
-    }
-    if let Some(error) = &summary.link_error {
-        warnln!("dbxportctl: {error}");
+    if !json {
+        for warning in &summary.warnings {
+            warnln!("warning: {warning}");
+        }
+        if let Some(link) = &summary.link {
+            outln!("Shared link: {link}");
+        }
+        if let Some(error) = &summary.link_error {
+            warnln!("dbxportctl: {error}");
+        }
     }
     Ok(Followed::Finished(summary))
 }

@@ -382,17 +382,98 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
     Ok(Exit::Ok)
 }
 
-pub async fn cancel(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+pub async fn clean(
+    conn: &zbus::Connection,
+    older_than: Option<std::time::Duration>,
+) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
-    let cancelled = proxy.cancel(id).await.map_err(|e| describe(&e))?;
-    outln!("cancelled {} job(s)", cancelled.len());
+    let secs = older_than.map_or(0, |d| d.as_secs());
+    let removed = proxy.clean_jobs(secs).await.map_err(|e| describe(&e))?;
+    match older_than {
+        Some(d) => outln!(
+            "forgot {removed} finished job(s) older than {}",
+            humantime::format_duration(d)
+        ),
+        None => outln!("forgot {removed} finished job(s)"),
+    }
     Ok(Exit::Ok)
 }
 
-pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+pub async fn cancel(conn: &zbus::Connection, id: u64, json: bool) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let cancelled = proxy.cancel(id).await.map_err(|e| describe(&e))?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "id": id, "cancelled": cancelled })
+        );
+    } else if cancelled.is_empty() {
+        outln!("nothing to cancel: {id} has no unfinished job");
+    } else {
+        outln!("cancelled {} job(s)", cancelled.len());
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn retry(conn: &zbus::Connection, id: u64, json: bool) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    // The states before, to say what became of each job.
+    let mut before = fetch(&proxy, &[("batch", Value::from(id))]).await?;
+    if before.is_empty() {
+        before = fetch(&proxy, &[("state", Value::from("all"))])
+            .await?
+            .into_iter()
+            .filter(|j| j.id == id)
+            .collect();
+    }
     let retried = proxy.retry(id).await.map_err(|e| describe(&e))?;
-    outln!("queued {} failed job(s) again", retried.len());
+    let count = |state: &str| {
+        before
+            .iter()
+            .filter(|j| j.state == state && retried.contains(&j.id))
+            .count()
+    };
+    let (failed, cancelled, waiting) = (count("failed"), count("cancelled"), count("waiting"));
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "id": id,
+                "retried": retried,
+                "failed": failed,
+                "cancelled": cancelled,
+                "waiting": waiting,
+            })
+        );
+        return Ok(Exit::Ok);
+    }
+    if retried.is_empty() {
+        let mut states: std::collections::BTreeMap<&str, usize> = Default::default();
+        for job in &before {
+            *states.entry(job.state.as_str()).or_default() += 1;
+        }
+        let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        outln!(
+            "nothing to retry in {id}: {} (only failed, cancelled and waiting jobs are)",
+            states.join(", ")
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut said = Vec::new();
+    if failed + cancelled > 0 {
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!("{failed} failed"));
+        }
+        if cancelled > 0 {
+            what.push(format!("{cancelled} cancelled"));
+        }
+        said.push(format!("queued {} job(s) again", what.join(" and ")));
+    }
+    if waiting > 0 {
+        said.push(format!("{waiting} waiting job(s) try again now"));
+    }
+    outln!("{}", said.join("; "));
     Ok(Exit::Ok)
 }
 

@@ -142,12 +142,17 @@ pub async fn account(conn: &zbus::Connection, json: bool) -> Result<Exit, String
             "{}",
             serde_json::to_string_pretty(&view).expect("serializes")
         );
-        return Ok(Exit::Ok);
+        return Ok(if view.logged_in {
+            Exit::Ok
+        } else {
+            Exit::NotLoggedIn
+        });
     }
     if !view.logged_in {
         outln!("Not logged in: {}", view.status_message);
         outln!("Login kept in: {}", view.credential_store);
-        return Ok(Exit::Ok);
+        outln!("Log in with `dbxportctl login`.");
+        return Ok(Exit::NotLoggedIn);
     }
     outln!("Account:  {} <{}>", view.account, view.email);
     if view.allocated_bytes > 0 {

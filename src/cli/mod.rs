@@ -41,6 +41,8 @@ pub enum Exit {
     JobsFailed = 3,
     /// Jobs were cancelled while waiting for them.
     Cancelled = 4,
+    /// `account`: no Dropbox account is linked.
+    NotLoggedIn = 5,
     /// Ctrl-C while waiting: the jobs go on in the daemon.
     Interrupted = 130,
 }
@@ -72,7 +74,9 @@ pub struct Cli {
 enum Command {
     /// Queue files for upload to a Dropbox folder.
     Upload(UploadArgs),
-    /// List jobs (all by default).
+    /// List jobs: unfinished ones and those of the last 24 hours (`--all`: every job), or
+    /// `jobs clean` to forget finished ones.
+    #[command(args_conflicts_with_subcommands = true)]
     Jobs(JobsArgs),
     /// Account, queue and transfer summary.
     Status {
@@ -84,16 +88,24 @@ enum Command {
     Cancel {
         /// A job id or a batch id (as printed by `upload` and `jobs`).
         id: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
-    /// Queue failed jobs again: a job, or every failed job of a batch.
+    /// Send again: failed and cancelled jobs are queued again, waiting ones try now; a job, or
+    /// every such job of a batch.
     Retry {
         /// A job id or a batch id.
         id: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Show or set the upload bandwidth limit, e.g. `limit 2M` (bytes/s; K, M, G = 1000s,
     /// KiB, MiB = 1024s) or `limit off`. Applies at once, to transfers under way too.
     Limit {
         /// The new limit; without it, the current one is shown.
+        #[arg(value_parser = parse_rate_arg)]
         rate: Option<String>,
     },
     /// Stop starting transfers (persisted across restarts).
@@ -181,6 +193,10 @@ pub struct UploadArgs {
     /// xsel); implies --share-link and --wait.
     #[arg(long)]
     pub copy_link: bool,
+    /// Machine-readable output: one JSON object on stdout (the batch, its job ids, the files
+    /// refused, and with --wait the outcome), instead of lines and bars.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Export options, as for `upload` (and a watch's profile). Only what is given goes to the
@@ -190,12 +206,13 @@ pub struct ExportArgs {
     /// Upload the files' bytes untouched.
     #[arg(long, conflicts_with_all = ["resize", "quality"])]
     pub original: bool,
-    /// Resize so the long edge is at most PX pixels (never upscaled; aspect ratio kept;
-    /// EXIF orientation applied; metadata kept; PNG/WebP/TIFF become .jpg).
-    #[arg(long, value_name = "PX")]
+    /// Resize so the long edge is at most PX pixels, 16 to 20000 (never upscaled; aspect
+    /// ratio kept; EXIF orientation applied; metadata kept; PNG/WebP/TIFF become .jpg).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(
+        crate::prepare::MIN_DIMENSION as i64..=crate::prepare::MAX_DIMENSION as i64))]
     pub resize: Option<u32>,
     /// JPEG quality 1-100 for resized photos.
-    #[arg(long, value_name = "Q", requires = "resize")]
+    #[arg(long, value_name = "Q", requires = "resize", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: Option<u8>,
     /// Remove the GPS location from what is uploaded (originals too, pixels untouched).
     #[arg(long)]
@@ -305,8 +322,10 @@ pub struct WatchAddArgs {
 
 #[derive(Args)]
 pub struct JobsArgs {
+    #[command(subcommand)]
+    action: Option<JobsAction>,
     /// Only jobs in this state; combines with --batch and --all.
-    #[arg(long, default_value = "all", value_parser = ["all", "active", "waiting", "done", "failed", "cancelled"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "active", "queued", "preparing", "uploading", "committing", "waiting", "done", "failed", "cancelled"])]
     state: String,
     /// Only the jobs of this batch (all of them, however old).
     #[arg(long)]
@@ -317,6 +336,17 @@ pub struct JobsArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Forget finished jobs (done, failed, cancelled); unfinished ones stay. The daemon also
+    /// does it by itself after `history.keep_finished_days`.
+    Clean {
+        /// Only those that ended longer ago than this, e.g. 7d, 12h, 30days (default: all).
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Args)]
@@ -360,6 +390,11 @@ pub struct DemoArgs {
     /// Keep the demo's directory (emulated Dropbox, daemon log) instead of deleting it.
     #[arg(long)]
     keep: bool,
+}
+
+/// A rate is checked here, so a typo is a usage error (exit 2) before the daemon is asked.
+fn parse_rate_arg(text: &str) -> Result<String, String> {
+    jobs::parse_rate(text).map(|_| text.to_string())
 }
 
 /// Prints an error the way every subcommand does.
@@ -453,10 +488,14 @@ pub async fn run(cli: Cli) -> Exit {
 async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, String> {
     match command {
         Command::Upload(args) => upload::run(conn, args).await,
+        Command::Jobs(JobsArgs {
+            action: Some(JobsAction::Clean { older_than }),
+            ..
+        }) => jobs::clean(conn, older_than).await,
         Command::Jobs(args) => jobs::list(conn, &args).await,
         Command::Status { json } => jobs::status(conn, json).await,
-        Command::Cancel { id } => jobs::cancel(conn, id).await,
-        Command::Retry { id } => jobs::retry(conn, id).await,
+        Command::Cancel { id, json } => jobs::cancel(conn, id, json).await,
+        Command::Retry { id, json } => jobs::retry(conn, id, json).await,
         Command::Limit { rate } => jobs::limit(conn, rate.as_deref()).await,
         Command::Pause => jobs::pause(conn, true).await,
         Command::Restart => restart::run(conn).await,

@@ -35,16 +35,21 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
     let wait = args.wait || args.copy_link;
     let notices = args.notify.then(|| Notices::new(conn));
     let to = args.to.as_deref();
-    let sent = match send_batch_with(conn, &args.files, to, options, wait, notices.as_ref()).await {
-        Ok(sent) => sent,
-        Err(message) => {
-            if let Some(notices) = &notices {
-                notices.failed(&message).await;
+    let json = args.json;
+    let sent =
+        match send_batch_with(conn, &args.files, to, options, wait, json, notices.as_ref()).await {
+            Ok(sent) => sent,
+            Err(message) => {
+                if let Some(notices) = &notices {
+                    notices.failed(&message).await;
+                }
+                return Err(message);
             }
-            return Err(message);
-        }
-    };
+        };
     let (exit, copied) = finish(&sent, args.copy_link).await;
+    if json {
+        outln!("{}", sent.to_json(exit));
+    }
     if let Some(notices) = &notices {
         notices.outcome(&sent, exit, copied).await;
     }
@@ -59,7 +64,7 @@ pub async fn send(
     options: HashMap<String, OwnedValue>,
     wait: bool,
 ) -> Result<Exit, String> {
-    let sent = send_batch_with(conn, files, to, options, wait, None).await?;
+    let sent = send_batch_with(conn, files, to, options, wait, false, None).await?;
     Ok(sent.exit())
 }
 
@@ -77,9 +82,37 @@ struct Sent {
     finished: Option<BatchSummary>,
     /// With `wait`: the user stopped following with Ctrl-C.
     interrupted: bool,
+    /// The job ids, in the order of the files.
+    jobs: Vec<u64>,
 }
 
 impl Sent {
+    /// `upload --json`: the one object a script reads.
+    fn to_json(&self, exit: Exit) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "batch": self.batch.map(|(b, _)| b),
+            "jobs": self.jobs,
+            "refused": self.refused,
+            "exit": exit as u8,
+        });
+        if let Some(s) = &self.finished {
+            out["outcome"] = serde_json::json!({
+                "uploaded": s.done - s.skipped,
+                "skipped": s.skipped,
+                "failed": s.failed,
+                "cancelled": s.cancelled,
+                "failures": s.failures,
+                "warnings": s.warnings,
+                "link": s.link,
+                "link_error": s.link_error,
+            });
+        }
+        if self.interrupted {
+            out["interrupted"] = serde_json::Value::Bool(true);
+        }
+        out
+    }
+
     fn exit(&self) -> Exit {
         if self.interrupted {
             return Exit::Interrupted;
@@ -105,6 +138,7 @@ async fn send_batch_with(
     to: Option<&str>,
     options: HashMap<String, OwnedValue>,
     wait: bool,
+    json: bool,
     notices: Option<&Notices<'_>>,
 ) -> Result<Sent, String> {
     let mut sent = Sent::default();
@@ -153,7 +187,8 @@ async fn send_batch_with(
     };
     let (batch, ids) = queued.map_err(|e| describe(&e))?;
     say!("queued {} file(s) as batch {batch}", ids.len());
-    if !super::term::stdout_is_terminal() {
+    sent.jobs = ids.clone();
+    if !json && !super::term::stdout_is_terminal() {
         // For scripts: `batch=$(dbxportctl upload …)`.
         outln!("{batch}");
     }
@@ -176,7 +211,7 @@ async fn send_batch_with(
         notices.queued(&sent).await;
     }
     if let Some(subscription) = subscription {
-        match follow::follow(&proxy, batch, subscription, want_link).await? {
+        match follow::follow(&proxy, batch, subscription, want_link, json).await? {
             Followed::Finished(summary) => sent.finished = Some(summary),
             Followed::Interrupted => sent.interrupted = true,
         }

@@ -13,7 +13,18 @@ use crate::prepare;
 use crate::queue::{Filter, JobState, NewJob, Queue};
 
 /// The `state` values `ListJobs` filters on.
-const JOB_STATES: [&str; 6] = ["all", "active", "done", "failed", "cancelled", "waiting"];
+const JOB_STATES: [&str; 10] = [
+    "all",
+    "active",
+    "queued",
+    "preparing",
+    "uploading",
+    "committing",
+    "waiting",
+    "done",
+    "failed",
+    "cancelled",
+];
 
 fn state_matches(filter: &str, state: &JobState) -> bool {
     match filter {
@@ -169,8 +180,9 @@ impl Uploader {
         self.enqueue_paths(decoded, remote_folder, options).await
     }
 
-    /// Queues failed jobs again: a job, or every failed job of a batch (e.g. after freeing
-    /// space in Dropbox or fixing a file's permissions). Returns the ids queued.
+    /// Sends again: failed and cancelled jobs are queued again and waiting ones try now; a
+    /// job, or every such job of a batch (e.g. after freeing space in Dropbox or fixing a
+    /// file's permissions). Returns the ids queued or woken.
     async fn retry(&self, id: u64) -> Result<Vec<u64>, ServiceError> {
         Ok(self.queue.retry(id).await?)
     }
@@ -181,7 +193,8 @@ impl Uploader {
     }
 
     /// Jobs as dictionaries, oldest first. Filter keys, which combine: `state` (s: `all`,
-    /// `active`, `done`, `failed`, `cancelled`, `waiting`), `batch` (t) and `since_ms` (t:
+    /// `active`, or one state: `queued`, `preparing`, `uploading`, `committing`, `waiting`,
+    /// `done`, `failed`, `cancelled`), `batch` (t) and `since_ms` (t:
     /// only unfinished jobs and jobs created at or after this time, in ms since the epoch).
     async fn list_jobs(
         &self,
@@ -223,10 +236,10 @@ impl Uploader {
         }
         let base = match (batch, state.as_str()) {
             (Some(id), _) => Filter::Batch(id),
-            (None, "active" | "waiting") => Filter::Active,
             (None, "done") => Filter::Done,
             (None, "failed") => Filter::Failed,
-            (None, _) => Filter::All,
+            (None, "all" | "cancelled") => Filter::All,
+            (None, _) => Filter::Active,
         };
         let jobs = self.queue.list(base)?;
         Ok(jobs
@@ -237,6 +250,17 @@ impl Uploader {
             })
             .map(job_to_dict)
             .collect())
+    }
+
+    /// Forgets finished jobs (done, failed, cancelled) that ended more than `older_than_secs`
+    /// seconds ago (0: every finished job), and batches left empty. A watch's record of the
+    /// files it sent is kept. Returns how many jobs were removed.
+    async fn clean_jobs(&self, older_than_secs: u64) -> Result<u32, ServiceError> {
+        let before = crate::queue::now_ms().saturating_sub(older_than_secs.saturating_mul(1000));
+        // `before` is exclusive: a job that ended this very millisecond goes with 0 too.
+        let removed = self.queue.prune(before.saturating_add(1)).await?;
+        tracing::info!("removed {removed} finished job(s) on request");
+        Ok(removed as u32)
     }
 
     /// Stops starting new transfers (running ones finish their current step). Persisted.

@@ -13,6 +13,7 @@ mod config_cli;
 mod conflicts;
 mod crash;
 mod ctl_output;
+mod ctl_scripts;
 mod durability;
 mod end_to_end;
 mod faults;
