@@ -300,7 +300,8 @@ impl Tally {
             self.screen.line(line);
         }
         if phase == Phase::Waiting {
-            let reason = short_message(job);
+            let reason =
+                term::clean(&super::stalls::plain_cause(&job.message, &job.source)).into_owned();
             // Bounded: an outage has a handful of causes, not one per file.
             if self.said.len() < 64 && self.said.insert(reason.clone()) {
                 self.screen.tell(format!("waiting: {reason}"));

@@ -262,8 +262,8 @@ pub enum WatchCommand {
     Add(WatchAddArgs),
     /// Stop watching (jobs already queued go on).
     Rm {
-        /// The watch's id, as `watch ls` shows it.
-        id: u64,
+        /// The watch's id, as `watch ls` shows it, or the watched folder's path.
+        watch: String,
     },
     /// The watched folders, their state and profile.
     Ls {

@@ -157,6 +157,7 @@ async fn send_batch_with(
         warnln!("dbxportctl: nothing to upload");
         return Ok(sent);
     }
+    warn_not_media(&paths);
     let want_link = options
         .get("share_link")
         .and_then(|v| bool::try_from(&**v).ok())
@@ -217,6 +218,48 @@ async fn send_batch_with(
         }
     }
     Ok(sent)
+}
+
+/// Says, once for the batch, which files are neither photos nor videos (a `SOURCES.md` caught
+/// by a glob): they are sent as they are, which may not be what was meant.
+fn warn_not_media(paths: &[PathBuf]) {
+    use std::io::Read;
+    let others: Vec<String> = paths
+        .iter()
+        .filter(|path| {
+            let mut head = [0u8; 16];
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            prepare::sniff(&head[..n], &name) == prepare::Format::Other
+        })
+        .map(|path| {
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
+    let more = match others.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    warnln!(
+        "warning: {} not a photo or video, sent as it is: {}{more}",
+        if others.len() == 1 {
+            "1 file is"
+        } else {
+            "these files are"
+        },
+        shown.join(", ")
+    );
 }
 
 /// With `copy_link`, puts the batch's link on the clipboard. The exit code, and with

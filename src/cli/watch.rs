@@ -78,13 +78,40 @@ pub async fn run(conn: &zbus::Connection, command: WatchCommand) -> Result<Exit,
     let proxy = WatchesProxy::new(conn).await.map_err(|e| describe(&e))?;
     match command {
         WatchCommand::Add(args) => add(&proxy, args).await,
-        WatchCommand::Rm { id } => {
+        WatchCommand::Rm { watch } => {
+            let id = match watch.parse::<u64>() {
+                Ok(id) => id,
+                Err(_) => watch_id_for(&proxy, &watch).await?,
+            };
             proxy.remove_watch(id).await.map_err(|e| describe(&e))?;
             outln!("watch {id} removed");
             Ok(Exit::Ok)
         }
         WatchCommand::Ls { json } => ls(&proxy, json).await,
     }
+}
+
+/// The id of the watch on the folder `path` (as given, relative to here, or with a trailing
+/// slash).
+async fn watch_id_for(proxy: &WatchesProxy<'_>, path: &str) -> Result<u64, String> {
+    let given = std::path::Path::new(path);
+    let absolute = std::path::absolute(given).unwrap_or_else(|_| given.to_path_buf());
+    let canonical = std::fs::canonicalize(&absolute).ok();
+    let watches = proxy.list_watches().await.map_err(|e| describe(&e))?;
+    watches
+        .iter()
+        .map(WatchView::from_dict)
+        .find(|w| {
+            let dir = std::path::Path::new(&w.local_dir);
+            dir == absolute || Some(dir) == canonical.as_deref()
+        })
+        .map(|w| w.id)
+        .ok_or_else(|| {
+            format!(
+                "no watch on {}: `dbxportctl watch ls` lists the watches and their ids",
+                absolute.display()
+            )
+        })
 }
 
 async fn add(proxy: &WatchesProxy<'_>, args: WatchAddArgs) -> Result<Exit, String> {

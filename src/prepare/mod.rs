@@ -40,14 +40,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use formats::remote_name;
+pub use formats::{remote_name, sniff};
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
     SourceError, Stamp, check_source, hash_whole, open_source, read_chunk, read_range, read_whole,
 };
 
 use decode::{DecodeError, Metadata, Pixels};
-use formats::Format;
+pub use formats::Format;
 
 /// Sources larger than this are not read into memory for re-encoding or editing.
 const MAX_SOURCE_BYTES: u64 = 512 * 1024 * 1024;

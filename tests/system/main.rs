@@ -14,6 +14,7 @@ mod conflicts;
 mod crash;
 mod ctl_output;
 mod ctl_scripts;
+mod ctl_words;
 mod durability;
 mod end_to_end;
 mod faults;
