@@ -151,10 +151,10 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::Http(e.to_string()))?
     {
-        Err(QueueError::Open {
-            error: sled::Error::Io(e),
-            ..
-        }) if e.kind() == std::io::ErrorKind::WouldBlock => {
+        // sled words its lock failure as an I/O error of its own making, text only.
+        Err(QueueError::Open { error, .. })
+            if error.to_string().contains("could not acquire lock") =>
+        {
             // Locked by a daemon of another session (or one not on the bus yet).
             return Err(DaemonError::AlreadyRunning { pid: None });
         }

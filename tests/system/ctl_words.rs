@@ -22,6 +22,21 @@ async fn a_second_daemon_names_the_first() {
         ),
         "one line, no sled error, no advice to move the database"
     );
+    // Seen from another session (another bus), the queue's lock tells the same.
+    let out = w
+        .sandbox
+        .command(env!("CARGO_BIN_EXE_dbxportd"))
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .trim()
+            .starts_with("dbxportd: dbxportd is already running: ")
+            && !stderr.contains("aside"),
+        "{stderr}"
+    );
     // The first one carries on.
     assert!(w.ctl(&["status"]).status.success());
 }
