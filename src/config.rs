@@ -347,6 +347,22 @@ pub struct DropboxConfig {
     pub read_timeout_secs: u64,
 }
 
+/// An app key compiled in by a release or a distribution (`DBXPORT_APP_KEY=… cargo build`),
+/// so that users of a packaged build never register an app. Not a secret: with PKCE the key
+/// only names the app, and every login is still approved by the user at Dropbox.
+pub const BUILT_IN_APP_KEY: Option<&str> = option_env!("DBXPORT_APP_KEY");
+
+impl DropboxConfig {
+    /// The app key in use: the config's when it names one (a user's own app wins), else the
+    /// one compiled in, if any.
+    pub fn effective_app_key(&self) -> Option<String> {
+        self.app_key
+            .clone()
+            .filter(|k| !k.trim().is_empty())
+            .or_else(|| BUILT_IN_APP_KEY.filter(|k| !k.is_empty()).map(String::from))
+    }
+}
+
 impl Default for DropboxConfig {
     fn default() -> Self {
         Self {
@@ -527,6 +543,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configs_app_key_wins_over_the_built_in_one() {
+        let mut dropbox = DropboxConfig {
+            app_key: Some("users-own".into()),
+            ..DropboxConfig::default()
+        };
+        assert_eq!(dropbox.effective_app_key().as_deref(), Some("users-own"));
+        dropbox.app_key = None;
+        assert_eq!(
+            dropbox.effective_app_key().as_deref(),
+            BUILT_IN_APP_KEY.filter(|k| !k.is_empty())
+        );
+    }
 
     #[test]
     fn missing_file_gives_defaults() {
