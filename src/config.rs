@@ -79,6 +79,25 @@ pub struct Config {
     pub watch: WatchConfig,
     pub notifications: NotificationsConfig,
     pub policy: PolicyConfig,
+    pub history: HistoryConfig,
+}
+
+/// How long finished jobs stay listed (`dbxportctl jobs --all`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// The daemon forgets finished jobs (done, failed, cancelled) this many days after they
+    /// ended, at start and once a day; 0 keeps them forever. A watch's record of the files it
+    /// sent is kept regardless, so nothing is sent twice.
+    pub keep_finished_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            keep_finished_days: 30,
+        }
+    }
 }
 
 /// When automatic (watch-folder) uploads wait. Uploads a caller asked for never do.
@@ -332,6 +351,22 @@ pub struct DropboxConfig {
     pub read_timeout_secs: u64,
 }
 
+/// An app key compiled in by a release or a distribution (`DBXPORT_APP_KEY=… cargo build`),
+/// so that users of a packaged build never register an app. Not a secret: with PKCE the key
+/// only names the app, and every login is still approved by the user at Dropbox.
+pub const BUILT_IN_APP_KEY: Option<&str> = option_env!("DBXPORT_APP_KEY");
+
+impl DropboxConfig {
+    /// The app key in use: the config's when it names one (a user's own app wins), else the
+    /// one compiled in, if any.
+    pub fn effective_app_key(&self) -> Option<String> {
+        self.app_key
+            .clone()
+            .filter(|k| !k.trim().is_empty())
+            .or_else(|| BUILT_IN_APP_KEY.filter(|k| !k.is_empty()).map(String::from))
+    }
+}
+
 impl Default for DropboxConfig {
     fn default() -> Self {
         Self {
@@ -512,6 +547,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configs_app_key_wins_over_the_built_in_one() {
+        let mut dropbox = DropboxConfig {
+            app_key: Some("users-own".into()),
+            ..DropboxConfig::default()
+        };
+        assert_eq!(dropbox.effective_app_key().as_deref(), Some("users-own"));
+        dropbox.app_key = None;
+        assert_eq!(
+            dropbox.effective_app_key().as_deref(),
+            BUILT_IN_APP_KEY.filter(|k| !k.is_empty())
+        );
+    }
 
     #[test]
     fn missing_file_gives_defaults() {

@@ -41,6 +41,9 @@ pub enum DaemonError {
         "cannot serve on the session bus: {0}. Is DBUS_SESSION_BUS_ADDRESS set, and is no other dbxportd running?"
     )]
     Bus(zbus::Error),
+    /// Another daemon serves this session (or holds the queue database).
+    #[error("dbxportd is already running{}: `dbxportctl status` talks to it; `dbxportctl restart` restarts it", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { pid: Option<u32> },
 }
 
 /// Makes freed chunk buffers go back to the system. glibc serves large allocations with mmap
@@ -101,6 +104,34 @@ pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
     .map_err(|e| DaemonError::Http(e.to_string()))
 }
 
+/// The pid of the daemon that owns the bus name in this session, if one does.
+async fn running_daemon() -> Option<u32> {
+    let conn = zbus::Connection::session().await.ok()?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.ok()?;
+    let name = zbus::names::BusName::try_from(service::BUS_NAME).ok()?;
+    dbus.get_connection_unix_process_id(name).await.ok()
+}
+
+/// Forgets finished jobs older than `days`, now and then once a day, until `shutdown`.
+async fn prune_history(queue: Queue, days: u32, shutdown: CancellationToken) {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    loop {
+        let before =
+            crate::queue::now_ms().saturating_sub(u64::from(days) * DAY.as_millis() as u64);
+        match queue.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
+            ),
+            Err(e) => tracing::warn!("cannot prune finished jobs: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DAY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
     dirs: Dirs,
@@ -110,10 +141,25 @@ pub async fn run(
     private_dir(&dirs.state)?;
     private_dir(&dirs.cache)?;
     private_dir(&dirs.prepared())?;
+    // A second daemon stops here, saying which one runs, before it touches the queue
+    // (whose lock would otherwise be its only, cryptic, complaint).
+    if let Some(pid) = running_daemon().await {
+        return Err(DaemonError::AlreadyRunning { pid: Some(pid) });
+    }
     let db_path = dirs.queue_db();
-    let queue = tokio::task::spawn_blocking(move || Queue::open(&db_path))
+    let queue = match tokio::task::spawn_blocking(move || Queue::open(&db_path))
         .await
-        .map_err(|e| DaemonError::Http(e.to_string()))??;
+        .map_err(|e| DaemonError::Http(e.to_string()))?
+    {
+        // sled words its lock failure as an I/O error of its own making, text only.
+        Err(QueueError::Open { error, .. })
+            if error.to_string().contains("could not acquire lock") =>
+        {
+            // Locked by a daemon of another session (or one not on the bus yet).
+            return Err(DaemonError::AlreadyRunning { pid: None });
+        }
+        other => other?,
+    };
     let client = client_for(&config)?;
     let policy = StorePolicy {
         keyring: config.credentials.store == CredentialStoreKind::Keyring,
@@ -197,6 +243,13 @@ pub async fn run(
         shutdown.clone(),
     ));
     tokio::spawn(policy.clone().run(shutdown.clone()));
+    if config.history.keep_finished_days > 0 {
+        tokio::spawn(prune_history(
+            queue.clone(),
+            config.history.keep_finished_days,
+            shutdown.clone(),
+        ));
+    }
     let watching = tokio::spawn(watcher.run(shutdown.clone()));
     if config.notifications.enabled {
         tokio::spawn(crate::notifications::run(

@@ -9,9 +9,13 @@ pub fn init() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Colour codes only where a terminal shows them: a log redirected to a file, or the
+    // journal, gets plain text (and NO_COLOR is honoured).
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if under_journal {
         builder.without_time().with_ansi(false).init();
     } else {
-        builder.init();
+        builder.with_ansi(colour).init();
     }
 }

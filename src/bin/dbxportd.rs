@@ -19,8 +19,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line that says what is wrong and what to do, for the journal and the
-            // terminal; no backtrace, whatever RUST_BACKTRACE says.
-            tracing::error!("{e:#}");
+            // terminal (both read stderr: a log line as well would say it twice); no
+            // backtrace, whatever RUST_BACKTRACE says.
             eprintln!("dbxportd: {e:#}");
             std::process::ExitCode::FAILURE
         }

@@ -11,6 +11,7 @@ use crate::config::edit::{self, EditError, Key, Kind};
 use crate::config::{Config, Dirs};
 use crate::service::UploaderProxy;
 
+use super::term::outln;
 use super::{ConfigCommand, Exit, describe};
 
 /// The well-known name, to ask whether the daemon runs without starting it.
@@ -21,7 +22,7 @@ pub async fn run(command: ConfigCommand) -> Result<Exit, String> {
     let path = dirs.config_file;
     match command {
         ConfigCommand::Path => {
-            println!("{}", path.display());
+            outln!("{}", path.display());
             Ok(Exit::Ok)
         }
         ConfigCommand::Get { key, json } => get(&path, key.as_deref(), json),
@@ -32,7 +33,7 @@ pub async fn run(command: ConfigCommand) -> Result<Exit, String> {
             let changed = edit::set(&text, &path, &key, value).map_err(explain)?;
             edit::write(&path, &changed).map_err(explain)?;
             let now = Config::parse(&changed, &path).map_err(|e| e.to_string())?;
-            println!(
+            outln!(
                 "{} = {} (in {})",
                 key.name,
                 shown(edit::get(&now, &key)),
@@ -49,7 +50,7 @@ pub async fn run(command: ConfigCommand) -> Result<Exit, String> {
                 edit::write(&path, &changed).map_err(explain)?;
             }
             let now = Config::parse(&changed, &path).map_err(|e| e.to_string())?;
-            println!(
+            outln!(
                 "{} = {} (the default)",
                 key.name,
                 shown(edit::get(&now, &key))
@@ -91,14 +92,14 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
             Some(_) => out.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
             None => serde_json::Value::Object(out),
         };
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         return Ok(Exit::Ok);
     }
     if let (Some(_), [key]) = (key, &keys[..]) {
         // One key: the bare value, for scripts (`$(dbxportctl config get upload.remote_folder)`).
         match edit::get(&config, key) {
-            Some(toml::Value::String(s)) => println!("{s}"),
-            value => println!("{}", shown(value)),
+            Some(toml::Value::String(s)) => outln!("{s}"),
+            value => outln!("{}", shown(value)),
         }
         return Ok(Exit::Ok);
     }
@@ -107,7 +108,7 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
     } else {
         " (not there: all defaults)"
     };
-    println!("# {}{present}", path.display());
+    outln!("# {}{present}", path.display());
     for key in &keys {
         let value = edit::get(&config, key);
         if key.kind == Kind::Structured {
@@ -115,7 +116,7 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
                 .as_ref()
                 .and_then(|v| v.as_array())
                 .map_or(0, Vec::len);
-            println!("{} = [{n} declared in the file]", key.name);
+            outln!("{} = [{n} declared in the file]", key.name);
             continue;
         }
         let note = if value == key.default {
@@ -123,7 +124,7 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
         } else {
             format!("    # default: {}", shown(key.default.clone()))
         };
-        println!("{} = {}{note}", key.name, shown(value));
+        outln!("{} = {}{note}", key.name, shown(value));
     }
     Ok(Exit::Ok)
 }
@@ -142,7 +143,7 @@ async fn apply(key: &Key, config: &Config) {
         Err(_) => None,
     };
     let Some(conn) = running else {
-        println!("dbxportd reads it when it starts.");
+        outln!("dbxportd reads it when it starts.");
         return;
     };
     if key.name == "upload.bandwidth_limit" {
@@ -153,14 +154,14 @@ async fn apply(key: &Key, config: &Config) {
             Err(e) => Err(e),
         };
         match told {
-            Ok(()) => println!("dbxportd applies it now."),
-            Err(e) => println!("dbxportd did not take it now: {}", describe(&e)),
+            Ok(()) => outln!("dbxportd applies it now."),
+            Err(e) => outln!("dbxportd did not take it now: {}", describe(&e)),
         }
         return;
     }
-    println!(
+    outln!(
         "dbxportd is running and reads the config when it starts: \
-         `systemctl --user restart dbxport` applies it now (queued uploads resume)."
+         `dbxportctl restart` applies it now (queued uploads resume)."
     );
 }
 

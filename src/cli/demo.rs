@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use super::term::{outln, say};
 use super::{DemoArgs, Exit, report};
 use crate::config::{Config, MIB};
 use crate::dropbox::content_hash::content_hash_file;
@@ -68,7 +69,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
     options.config.upload.remote_folder = REMOTE_FOLDER.into();
     options.drop_root_file_access = false;
     options.log_filter = "info".into();
-    eprintln!(
+    say!(
         "Starting a private D-Bus, the Dropbox emulator and dbxportd in {}",
         dir.path().display()
     );
@@ -77,11 +78,11 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
         .map_err(|e| e.to_string())?;
     sandbox.start_daemon().await.map_err(|e| e.to_string())?;
     let account = sandbox.login().await.map_err(|e| e.to_string())?;
-    eprintln!(
+    say!(
         "Emulated Dropbox at {} — logged in as {account}",
         sandbox.emulator.base_url()
     );
-    eprintln!(
+    say!(
         "Uploading {} photos from {} to {REMOTE_FOLDER}",
         photos.len(),
         photos_dir.display()
@@ -102,7 +103,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
     sandbox.shutdown().await;
     if args.keep {
         let kept = dir.keep();
-        eprintln!(
+        say!(
             "Kept {} (emulated Dropbox under dropbox/, daemon log {})",
             kept.display(),
             log.display()
@@ -153,11 +154,13 @@ async fn list_remote(sandbox: &Sandbox, photos: &[PathBuf]) -> Result<(), String
         })
         .await
         .map_err(|e| e.to_string())?;
-    println!();
-    println!("Dropbox now holds in {REMOTE_FOLDER}:");
-    println!(
+    outln!();
+    outln!("Dropbox now holds in {REMOTE_FOLDER}:");
+    outln!(
         "{:>12}  {:<64}  {:<8}  NAME",
-        "SIZE", "CONTENT HASH", "LOCAL"
+        "SIZE",
+        "CONTENT HASH",
+        "LOCAL"
     );
     let mut files: Vec<dropbox::FileMetadata> = entries
         .into_iter()
@@ -174,7 +177,7 @@ async fn list_remote(sandbox: &Sandbox, photos: &[PathBuf]) -> Result<(), String
             (Some(_), _) => "DIFFERS",
             (None, _) => "-",
         };
-        println!(
+        outln!(
             "{:>12}  {:<64}  {:<8}  {}",
             file.size,
             file.content_hash.as_deref().unwrap_or("-"),

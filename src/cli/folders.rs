@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::OwnedValue;
 
+use super::term::{outln, say};
 use super::{Exit, describe};
 use crate::service::FoldersProxy;
 
@@ -47,7 +48,7 @@ pub async fn list(conn: &zbus::Connection, path: Option<&str>, json: bool) -> Re
         .map(FolderView::from_dict)
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&folders).expect("folders serialize")
         );
@@ -55,10 +56,10 @@ pub async fn list(conn: &zbus::Connection, path: Option<&str>, json: bool) -> Re
     }
     if folders.is_empty() {
         // On stderr: a script reading names from stdout must not take this for a folder.
-        eprintln!("no folders in {path}");
+        say!("no folders in {path}");
     }
     for folder in &folders {
-        println!("{}", folder.name);
+        outln!("{}", folder.name);
     }
     Ok(Exit::Ok)
 }
@@ -71,6 +72,6 @@ pub async fn mkdir(conn: &zbus::Connection, path: &str) -> Result<Exit, String> 
         .create_folder(path.to_string())
         .await
         .map_err(|e| describe(&e))?;
-    println!("{created}");
+    outln!("{created}");
     Ok(Exit::Ok)
 }

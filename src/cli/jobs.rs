@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
-use super::{Exit, describe};
+use super::term::outln;
+use super::{Exit, JobsArgs, describe, term};
 use crate::service::{AccountProxy, UploaderProxy};
 
 /// A job as the daemon describes it (`ListJobs`).
@@ -25,6 +26,12 @@ pub struct JobView {
     pub retry_at_ms: Option<u64>,
     /// Done without sending: the same content was already in Dropbox.
     pub skipped: bool,
+    /// Where a done job's file is in Dropbox (another name than `remote_path` when Dropbox
+    /// renamed it to keep both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_path: Option<String>,
+    /// When the job was queued (ms since the epoch).
+    pub created_ms: u64,
 }
 
 impl JobView {
@@ -49,11 +56,9 @@ impl JobView {
                 .get("skipped")
                 .and_then(|v| bool::try_from(&**v).ok())
                 .unwrap_or(false),
+            stored_path: s("stored_path"),
+            created_ms: u("created_ms"),
         }
-    }
-
-    pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
     }
 }
 
@@ -67,6 +72,14 @@ pub async fn fetch(
         .collect();
     let jobs = proxy.list_jobs(filter).await.map_err(|e| describe(&e))?;
     Ok(jobs.iter().map(JobView::from_dict).collect())
+}
+
+/// The last component of a path as the daemon gives it (the whole text when it has none).
+pub fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.into())
 }
 
 /// Bytes in a human unit.
@@ -85,48 +98,161 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-pub async fn list(
-    conn: &zbus::Connection,
-    state: &str,
-    batch: Option<u64>,
-    json: bool,
-) -> Result<Exit, String> {
+/// How far back `jobs` looks without `--all`: finished jobs of the last day, every unfinished.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+pub async fn list(conn: &zbus::Connection, args: &JobsArgs) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
-    let mut filter = vec![("state", Value::from(state))];
-    if let Some(batch) = batch {
-        filter = vec![("batch", Value::from(batch))];
+    let mut filter = vec![("state", Value::from(args.state.as_str()))];
+    if let Some(batch) = args.batch {
+        filter.push(("batch", Value::from(batch)));
+    }
+    let recent_only = !args.all && args.batch.is_none();
+    if recent_only {
+        let since = crate::queue::now_ms().saturating_sub(RECENT.as_millis() as u64);
+        filter.push(("since_ms", Value::from(since)));
     }
     let jobs = fetch(&proxy, &filter).await?;
-    if json {
-        println!(
+    if args.json {
+        outln!(
             "{}",
             serde_json::to_string_pretty(&jobs).expect("jobs serialize")
         );
         return Ok(Exit::Ok);
     }
     if jobs.is_empty() {
-        println!("no jobs");
-        return Ok(Exit::Ok);
+        outln!("no jobs");
+    } else {
+        print_jobs(&jobs);
     }
-    println!(
-        "{:>20} {:>20} {:<10} {:>10}  FILE → DROPBOX",
-        "ID", "BATCH", "STATE", "SIZE"
-    );
-    for job in &jobs {
-        println!(
-            "{:>20} {:>20} {:<10} {:>10}  {} → {}",
-            job.id,
-            job.batch,
-            job.state,
-            human_bytes(job.size),
-            job.source,
-            job.remote_path
+    if recent_only && term::stdout_is_terminal() {
+        outln!(
+            "(unfinished jobs and those of the last 24 hours; `dbxportctl jobs --all` for every job)"
         );
-        if !job.message.is_empty() && job.state != "done" {
-            println!("{:>20}   {}", "", job.message);
-        }
     }
     Ok(Exit::Ok)
+}
+
+/// The jobs, batch by batch: the folders once in the batch's heading, then a short line per
+/// job (id, state, size, name), and the reason under a failed or waiting job.
+fn print_jobs(jobs: &[JobView]) {
+    let width = term::width();
+    let id_width = jobs
+        .iter()
+        .map(|j| j.id.to_string().len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let mut start = 0;
+    while start < jobs.len() {
+        let batch = jobs[start].batch;
+        let end = jobs[start..]
+            .iter()
+            .position(|j| j.batch != batch)
+            .map_or(jobs.len(), |n| start + n);
+        let group = &jobs[start..end];
+        let local = common_dir(group.iter().map(|j| j.source.as_str()));
+        let remote = common_dir(group.iter().map(|j| j.remote_path.as_str()));
+        outln!(
+            "batch {batch}: {} → {}",
+            term::clean(if local.is_empty() { "/" } else { &local }),
+            term::clean(if remote.is_empty() { "/" } else { &remote })
+        );
+        for job in group {
+            let name = relative(&job.source, &local);
+            let remote_name = job
+                .stored_path
+                .as_deref()
+                .unwrap_or(&job.remote_path)
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let mut shown = term::clean(name).into_owned();
+            if !remote_name.eq_ignore_ascii_case(file_name(&job.source).as_str()) {
+                shown.push_str(" → ");
+                shown.push_str(&term::clean(remote_name));
+            }
+            let lead = format!(
+                "{:>id_width$} {:<10} {:>9}  ",
+                job.id,
+                job.state,
+                human_bytes(job.size)
+            );
+            let shown = match width {
+                Some(w) => {
+                    term::shorten(&shown, w.saturating_sub(lead.chars().count())).into_owned()
+                }
+                None => shown,
+            };
+            outln!("{lead}{shown}");
+            if !job.message.is_empty() && matches!(job.state.as_str(), "failed" | "waiting") {
+                let message = job.message.replace(&job.source, name);
+                let message = match job.retry_at_ms {
+                    Some(at) => waiting_message(&message, at),
+                    None => message,
+                };
+                outln!("{:>id_width$} {}", "", term::clean(&message));
+            }
+        }
+        start = end;
+    }
+}
+
+/// The longest folder holding every path (`""` for the top).
+fn common_dir<'a>(paths: impl Iterator<Item = &'a str>) -> String {
+    let mut common: Option<Vec<&str>> = None;
+    for path in paths {
+        let parts: Vec<&str> = path.split('/').collect();
+        let parent = &parts[..parts.len().saturating_sub(1)];
+        common = Some(match common {
+            None => parent.to_vec(),
+            Some(c) => c
+                .iter()
+                .zip(parent)
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| *a)
+                .collect(),
+        });
+    }
+    common.unwrap_or_default().join("/")
+}
+
+/// `path` below `dir` (as `common_dir` gave it).
+fn relative<'a>(path: &'a str, dir: &str) -> &'a str {
+    path.strip_prefix(dir)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(path)
+}
+
+/// A waiting job's reason with the time of its next try, which is the daemon's own
+/// (`retry_at_ms`), not a figure quoted inside the reason: Dropbox may say "retry in 1s"
+/// while the backoff waits minutes.
+pub fn waiting_message(reason: &str, retry_at_ms: u64) -> String {
+    let reason = match reason.rfind("; retry in ") {
+        Some(at) => &reason[..at],
+        None => reason,
+    };
+    let now = crate::queue::now_ms();
+    if retry_at_ms <= now {
+        return format!("{reason}; trying again now");
+    }
+    let wait = std::time::Duration::from_secs((retry_at_ms - now).div_ceil(1000));
+    format!(
+        "{reason}; next try in {} (at {})",
+        humantime::format_duration(wait),
+        clock(retry_at_ms)
+    )
+}
+
+/// A time of day (local) as HH:MM:SS.
+pub fn clock(ms: u64) -> String {
+    let secs = (ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r fills the struct we own from a time value we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return format!("{}", ms / 1000);
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 #[derive(Serialize)]
@@ -136,109 +262,218 @@ struct Status {
     account_message: String,
     credential_store: String,
     paused: bool,
+    /// When the queue was paused (ms since the epoch), while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_since_ms: Option<u64>,
     /// Why watch-folder uploads wait ("" when they do not).
     auto_uploads_held: String,
     queue_length: u32,
     states: std::collections::BTreeMap<String, usize>,
+    /// Jobs that failed and wait for `retry` (however old).
+    failed: usize,
     bytes_remaining: u64,
-    /// Bytes per second over the last few seconds.
+    /// Bytes per second over the last few seconds, while something is being sent.
     throughput: u64,
     /// Seconds left at that rate, when something is moving.
     eta_seconds: Option<u64>,
     bandwidth_limit: u64,
+    /// What keeps uploads from moving, each with the command that fixes it.
+    stalls: Vec<String>,
 }
 
 pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String> {
     let uploader = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     let account = AccountProxy::new(conn).await.map_err(|e| describe(&e))?;
     let active = fetch(&uploader, &[("state", Value::from("active"))]).await?;
+    let failed = fetch(&uploader, &[("state", Value::from("failed"))])
+        .await?
+        .len();
     let mut states = std::collections::BTreeMap::new();
     for job in &active {
         *states.entry(job.state.clone()).or_insert(0) += 1;
     }
+    let sending = active
+        .iter()
+        .any(|j| matches!(j.state.as_str(), "uploading" | "committing"));
+    let stalls =
+        super::stalls::stalls(conn, &uploader, &active, super::stalls::For::Status).await?;
+    let throughput = match sending {
+        true => uploader.throughput().await.map_err(|e| describe(&e))?,
+        // A rate left over from the last transfer is not a rate: nothing moves now.
+        false => 0,
+    };
+    let bytes_remaining: u64 = active.iter().map(|j| j.size.saturating_sub(j.sent)).sum();
+    let paused = uploader.paused().await.map_err(|e| describe(&e))?;
     let status = Status {
         account_state: account.state().await.map_err(|e| describe(&e))?,
         account: account.account_name().await.map_err(|e| describe(&e))?,
         account_message: account.status_message().await.map_err(|e| describe(&e))?,
         credential_store: account.credential_store().await.map_err(|e| describe(&e))?,
-        paused: uploader.paused().await.map_err(|e| describe(&e))?,
+        paused,
+        paused_since_ms: match paused {
+            true => Some(uploader.paused_since_ms().await.map_err(|e| describe(&e))?)
+                .filter(|ms| *ms > 0),
+            false => None,
+        },
         auto_uploads_held: uploader
             .auto_uploads_held()
             .await
             .map_err(|e| describe(&e))?,
         queue_length: uploader.queue_length().await.map_err(|e| describe(&e))?,
-        bytes_remaining: active.iter().map(|j| j.size.saturating_sub(j.sent)).sum(),
+        bytes_remaining,
         states,
-        throughput: uploader.throughput().await.map_err(|e| describe(&e))?,
-        eta_seconds: None,
+        failed,
+        throughput,
+        eta_seconds: (throughput > 0).then(|| bytes_remaining.div_ceil(throughput)),
         bandwidth_limit: uploader.bandwidth_limit().await.map_err(|e| describe(&e))?,
-    };
-    let status = Status {
-        eta_seconds: (status.throughput > 0)
-            .then(|| status.bytes_remaining.div_ceil(status.throughput)),
-        ..status
+        stalls: stalls.iter().map(ToString::to_string).collect(),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         );
         return Ok(Exit::Ok);
     }
     match status.account_state.as_str() {
-        "logged_in" => println!(
-            "Account:  {} (token in {})",
-            status.account, status.credential_store
+        "logged_in" => outln!(
+            "Account:  {} (login kept in {})",
+            status.account,
+            status.credential_store
         ),
-        _ => println!("Account:  not logged in — {}", status.account_message),
+        _ => outln!("Account:  not logged in"),
     }
-    println!(
-        "Queue:    {} unfinished{}, {} to send",
-        status.queue_length,
-        if status.paused { " (paused)" } else { "" },
-        human_bytes(status.bytes_remaining)
-    );
-    if !status.auto_uploads_held.is_empty() {
-        println!(
-            "Held:     watch-folder uploads wait ({})",
-            status.auto_uploads_held
+    let mut queue = format!("{} unfinished", status.queue_length);
+    if !status.states.is_empty() {
+        let parts: Vec<String> = status
+            .states
+            .iter()
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect();
+        queue.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    if status.bytes_remaining > 0 {
+        queue.push_str(&format!(
+            ", {} to send",
+            human_bytes(status.bytes_remaining)
+        ));
+    }
+    outln!("Queue:    {queue}");
+    if status.failed > 0 {
+        outln!(
+            "Failed:   {} (`dbxportctl jobs --state failed --all` shows why; `dbxportctl retry ID` sends again)",
+            status.failed
         );
     }
     if status.throughput > 0 {
         let eta = status.eta_seconds.unwrap_or(0);
-        println!(
+        outln!(
             "Sending:  {}/s, about {} left",
             human_bytes(status.throughput),
-            if eta >= 120 {
-                format!("{} min", eta.div_ceil(60))
-            } else {
-                format!("{eta} s")
-            }
+            humantime::format_duration(std::time::Duration::from_secs(eta))
         );
     }
     if status.bandwidth_limit > 0 {
-        println!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
+        outln!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
     }
-    for (state, n) in &status.states {
-        println!("          {n} {state}");
-    }
-    for job in active.iter().filter(|j| j.state == "waiting") {
-        println!("          waiting: {} — {}", job.source, job.message);
+    for stall in &stalls {
+        outln!("Note:     {stall}");
     }
     Ok(Exit::Ok)
 }
 
-pub async fn cancel(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+pub async fn clean(
+    conn: &zbus::Connection,
+    older_than: Option<std::time::Duration>,
+) -> Result<Exit, String> {
+    let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    let secs = older_than.map_or(0, |d| d.as_secs());
+    let removed = proxy.clean_jobs(secs).await.map_err(|e| describe(&e))?;
+    match older_than {
+        Some(d) => outln!(
+            "forgot {removed} finished job(s) older than {}",
+            humantime::format_duration(d)
+        ),
+        None => outln!("forgot {removed} finished job(s)"),
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn cancel(conn: &zbus::Connection, id: u64, json: bool) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
     let cancelled = proxy.cancel(id).await.map_err(|e| describe(&e))?;
-    println!("cancelled {} job(s)", cancelled.len());
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "id": id, "cancelled": cancelled })
+        );
+    } else if cancelled.is_empty() {
+        outln!("nothing to cancel: {id} has no unfinished job");
+    } else {
+        outln!("cancelled {} job(s)", cancelled.len());
+    }
     Ok(Exit::Ok)
 }
 
-pub async fn retry(conn: &zbus::Connection, id: u64) -> Result<Exit, String> {
+pub async fn retry(conn: &zbus::Connection, id: u64, json: bool) -> Result<Exit, String> {
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
+    // The states before, to say what became of each job.
+    let mut before = fetch(&proxy, &[("batch", Value::from(id))]).await?;
+    if before.is_empty() {
+        before = fetch(&proxy, &[("state", Value::from("all"))])
+            .await?
+            .into_iter()
+            .filter(|j| j.id == id)
+            .collect();
+    }
     let retried = proxy.retry(id).await.map_err(|e| describe(&e))?;
-    println!("queued {} failed job(s) again", retried.len());
+    let count = |state: &str| {
+        before
+            .iter()
+            .filter(|j| j.state == state && retried.contains(&j.id))
+            .count()
+    };
+    let (failed, cancelled, waiting) = (count("failed"), count("cancelled"), count("waiting"));
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "id": id,
+                "retried": retried,
+                "failed": failed,
+                "cancelled": cancelled,
+                "waiting": waiting,
+            })
+        );
+        return Ok(Exit::Ok);
+    }
+    if retried.is_empty() {
+        let mut states: std::collections::BTreeMap<&str, usize> = Default::default();
+        for job in &before {
+            *states.entry(job.state.as_str()).or_default() += 1;
+        }
+        let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        outln!(
+            "nothing to retry in {id}: {} (only failed, cancelled and waiting jobs are)",
+            states.join(", ")
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut said = Vec::new();
+    if failed + cancelled > 0 {
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!("{failed} failed"));
+        }
+        if cancelled > 0 {
+            what.push(format!("{cancelled} cancelled"));
+        }
+        said.push(format!("queued {} job(s) again", what.join(" and ")));
+    }
+    if waiting > 0 {
+        said.push(format!("{waiting} waiting job(s) try again now"));
+    }
+    outln!("{}", said.join("; "));
     Ok(Exit::Ok)
 }
 
@@ -258,8 +493,8 @@ pub async fn limit(conn: &zbus::Connection, rate: Option<&str>) -> Result<Exit, 
             .map_err(|e| describe(&e))?;
     }
     match proxy.bandwidth_limit().await.map_err(|e| describe(&e))? {
-        0 => println!("no bandwidth limit"),
-        rate => println!("bandwidth limit: {}/s ({rate} bytes/s)", human_bytes(rate)),
+        0 => outln!("no bandwidth limit"),
+        rate => outln!("bandwidth limit: {}/s ({rate} bytes/s)", human_bytes(rate)),
     }
     Ok(Exit::Ok)
 }
@@ -272,7 +507,7 @@ pub async fn pause(conn: &zbus::Connection, pause: bool) -> Result<Exit, String>
         proxy.resume().await
     }
     .map_err(|e| describe(&e))?;
-    println!("{}", if pause { "paused" } else { "resumed" });
+    outln!("{}", if pause { "paused" } else { "resumed" });
     Ok(Exit::Ok)
 }
 

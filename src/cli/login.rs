@@ -13,6 +13,7 @@ use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
 use super::jobs::human_bytes;
+use super::term::{outln, say};
 use super::{Exit, LoginArgs, describe};
 use crate::service::AccountProxy;
 
@@ -27,9 +28,7 @@ pub async fn run(conn: &zbus::Connection, args: &LoginArgs) -> Result<Exit, Stri
     let has_display =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !has_display {
-        eprintln!(
-            "No display here: showing the page to open elsewhere instead (as with --no-browser)."
-        );
+        say!("No display here: showing the page to open elsewhere instead (as with --no-browser).");
         return with_pasted_code(&account).await;
     }
     // Subscribe before starting, so the outcome cannot be missed.
@@ -48,18 +47,18 @@ pub async fn run(conn: &zbus::Connection, args: &LoginArgs) -> Result<Exit, Stri
         .status()
         .is_ok_and(|s| s.success());
     if opened {
-        eprintln!("Opened the Dropbox login in your browser. If nothing appeared, open:\n  {url}");
+        say!("Opened the Dropbox login in your browser. If nothing appeared, open:\n  {url}");
     } else {
-        eprintln!("Open this page in a browser to link dbxport to Dropbox:\n  {url}");
+        say!("Open this page in a browser to link dbxport to Dropbox:\n  {url}");
     }
-    eprintln!("Waiting for the browser… (Ctrl-C to give up)");
+    say!("Waiting for the browser… (Ctrl-C to give up)");
     let signal = tokio::select! {
         signal = finished.next() => signal.ok_or("lost the connection to dbxportd")?,
         _ = tokio::signal::ctrl_c() => return Err("login abandoned".into()),
     };
     let args = signal.args().map_err(|e| e.to_string())?;
     if args.ok {
-        println!("Logged in to Dropbox as {}", args.account);
+        outln!("Logged in to Dropbox as {}", args.account);
         Ok(Exit::Ok)
     } else {
         Err(format!("login failed: {}", args.error))
@@ -76,8 +75,8 @@ async fn with_pasted_code(account: &AccountProxy<'_>) -> Result<Exit, String> {
         .begin_login(options)
         .await
         .map_err(|e| describe(&e))?;
-    eprintln!("1. Open this page in a browser and allow dbxport:\n  {url}");
-    eprintln!("2. Paste the code Dropbox shows, then press Enter:");
+    say!("1. Open this page in a browser and allow dbxport:\n  {url}");
+    say!("2. Paste the code Dropbox shows, then press Enter:");
     let mut code = String::new();
     std::io::stdin()
         .lock()
@@ -87,7 +86,7 @@ async fn with_pasted_code(account: &AccountProxy<'_>) -> Result<Exit, String> {
         .finish_login(code.trim().to_string())
         .await
         .map_err(|e| describe(&e))?;
-    println!("Logged in to Dropbox as {name}");
+    outln!("Logged in to Dropbox as {name}");
     Ok(Exit::Ok)
 }
 
@@ -105,14 +104,14 @@ async fn with_token(account: &AccountProxy<'_>, refresh: bool) -> Result<Exit, S
         .login_with_token(kind.into(), token)
         .await
         .map_err(|e| describe(&e))?;
-    println!("Logged in to Dropbox as {name}");
+    outln!("Logged in to Dropbox as {name}");
     Ok(Exit::Ok)
 }
 
 pub async fn logout(conn: &zbus::Connection) -> Result<Exit, String> {
     let account = AccountProxy::new(conn).await.map_err(|e| describe(&e))?;
     let what = account.logout().await.map_err(|e| describe(&e))?;
-    println!("Logged out: {what}");
+    outln!("Logged out: {what}");
     Ok(Exit::Ok)
 }
 
@@ -139,26 +138,31 @@ pub async fn account(conn: &zbus::Connection, json: bool) -> Result<Exit, String
         credential_store: a.credential_store().await.map_err(|e| describe(&e))?,
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&view).expect("serializes")
         );
-        return Ok(Exit::Ok);
+        return Ok(if view.logged_in {
+            Exit::Ok
+        } else {
+            Exit::NotLoggedIn
+        });
     }
     if !view.logged_in {
-        println!("Not logged in: {}", view.status_message);
-        println!("Login kept in: {}", view.credential_store);
-        return Ok(Exit::Ok);
+        outln!("Not logged in: {}", view.status_message);
+        outln!("Login kept in: {}", view.credential_store);
+        outln!("Log in with `dbxportctl login`.");
+        return Ok(Exit::NotLoggedIn);
     }
-    println!("Account:  {} <{}>", view.account, view.email);
+    outln!("Account:  {} <{}>", view.account, view.email);
     if view.allocated_bytes > 0 {
-        println!(
+        outln!(
             "Space:    {} used of {} ({} free)",
             human_bytes(view.used_bytes),
             human_bytes(view.allocated_bytes),
             human_bytes(view.allocated_bytes.saturating_sub(view.used_bytes))
         );
     }
-    println!("Login kept in: {}", view.credential_store);
+    outln!("Login kept in: {}", view.credential_store);
     Ok(Exit::Ok)
 }

@@ -9,9 +9,13 @@ mod demo;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod folders;
+mod follow;
 mod install;
 mod jobs;
 mod login;
+mod restart;
+mod stalls;
+pub(crate) mod term;
 mod upload;
 mod watch;
 
@@ -37,6 +41,10 @@ pub enum Exit {
     JobsFailed = 3,
     /// Jobs were cancelled while waiting for them.
     Cancelled = 4,
+    /// `account`: no Dropbox account is linked.
+    NotLoggedIn = 5,
+    /// Ctrl-C while waiting: the jobs go on in the daemon.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -54,13 +62,21 @@ impl From<Exit> for ExitCode {
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say less: only results, warnings and errors (no progress bars, no "queued" lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more: what is asked of the daemon and how long it takes.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Queue files for upload to a Dropbox folder.
     Upload(UploadArgs),
-    /// List jobs (all by default).
+    /// List jobs: unfinished ones and those of the last 24 hours (`--all`: every job), or
+    /// `jobs clean` to forget finished ones.
+    #[command(args_conflicts_with_subcommands = true)]
     Jobs(JobsArgs),
     /// Account, queue and transfer summary.
     Status {
@@ -72,20 +88,30 @@ enum Command {
     Cancel {
         /// A job id or a batch id (as printed by `upload` and `jobs`).
         id: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
-    /// Queue failed jobs again: a job, or every failed job of a batch.
+    /// Send again: failed and cancelled jobs are queued again, waiting ones try now; a job, or
+    /// every such job of a batch.
     Retry {
         /// A job id or a batch id.
         id: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Show or set the upload bandwidth limit, e.g. `limit 2M` (bytes/s; K, M, G = 1000s,
     /// KiB, MiB = 1024s) or `limit off`. Applies at once, to transfers under way too.
     Limit {
         /// The new limit; without it, the current one is shown.
+        #[arg(value_parser = parse_rate_arg)]
         rate: Option<String>,
     },
     /// Stop starting transfers (persisted across restarts).
     Pause,
+    /// Restart dbxportd so that it reads config.toml again (queued uploads resume).
+    Restart,
     /// Start transfers again after `pause`.
     Resume,
     /// Link a Dropbox account: in the browser (default), by pasting a code, or with a token.
@@ -167,6 +193,10 @@ pub struct UploadArgs {
     /// xsel); implies --share-link and --wait.
     #[arg(long)]
     pub copy_link: bool,
+    /// Machine-readable output: one JSON object on stdout (the batch, its job ids, the files
+    /// refused, and with --wait the outcome), instead of lines and bars.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Export options, as for `upload` (and a watch's profile). Only what is given goes to the
@@ -176,12 +206,13 @@ pub struct ExportArgs {
     /// Upload the files' bytes untouched.
     #[arg(long, conflicts_with_all = ["resize", "quality"])]
     pub original: bool,
-    /// Resize so the long edge is at most PX pixels (never upscaled; aspect ratio kept;
-    /// EXIF orientation applied; metadata kept; PNG/WebP/TIFF become .jpg).
-    #[arg(long, value_name = "PX")]
+    /// Resize so the long edge is at most PX pixels, 16 to 20000 (never upscaled; aspect
+    /// ratio kept; EXIF orientation applied; metadata kept; PNG/WebP/TIFF become .jpg).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(
+        crate::prepare::MIN_DIMENSION as i64..=crate::prepare::MAX_DIMENSION as i64))]
     pub resize: Option<u32>,
     /// JPEG quality 1-100 for resized photos.
-    #[arg(long, value_name = "Q", requires = "resize")]
+    #[arg(long, value_name = "Q", requires = "resize", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: Option<u8>,
     /// Remove the GPS location from what is uploaded (originals too, pixels untouched).
     #[arg(long)]
@@ -231,8 +262,8 @@ pub enum WatchCommand {
     Add(WatchAddArgs),
     /// Stop watching (jobs already queued go on).
     Rm {
-        /// The watch's id, as `watch ls` shows it.
-        id: u64,
+        /// The watch's id, as `watch ls` shows it, or the watched folder's path.
+        watch: String,
     },
     /// The watched folders, their state and profile.
     Ls {
@@ -291,15 +322,31 @@ pub struct WatchAddArgs {
 
 #[derive(Args)]
 pub struct JobsArgs {
-    /// Which jobs: all, active, done or failed.
-    #[arg(long, default_value = "all")]
+    #[command(subcommand)]
+    action: Option<JobsAction>,
+    /// Only jobs in this state; combines with --batch and --all.
+    #[arg(long, default_value = "all", value_parser = ["all", "active", "queued", "preparing", "uploading", "committing", "waiting", "done", "failed", "cancelled"])]
     state: String,
-    /// Only the jobs of this batch.
+    /// Only the jobs of this batch (all of them, however old).
     #[arg(long)]
     batch: Option<u64>,
+    /// Every job the queue remembers, not only unfinished ones and those of the last 24 hours.
+    #[arg(long)]
+    all: bool,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Forget finished jobs (done, failed, cancelled); unfinished ones stay. The daemon also
+    /// does it by itself after `history.keep_finished_days`.
+    Clean {
+        /// Only those that ended longer ago than this, e.g. 7d, 12h, 30days (default: all).
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Args)]
@@ -345,9 +392,14 @@ pub struct DemoArgs {
     keep: bool,
 }
 
+/// A rate is checked here, so a typo is a usage error (exit 2) before the daemon is asked.
+fn parse_rate_arg(text: &str) -> Result<String, String> {
+    jobs::parse_rate(text).map(|_| text.to_string())
+}
+
 /// Prints an error the way every subcommand does.
 fn report(error: impl std::fmt::Display) {
-    eprintln!("dbxportctl: {error}");
+    term::warnln!("dbxportctl: {error}");
 }
 
 /// A failure from the daemon or the bus, in the user's terms.
@@ -402,6 +454,11 @@ async fn session_bus() -> Result<zbus::Connection, String> {
 
 /// Runs `dbxportctl` with the given arguments.
 pub async fn run(cli: Cli) -> Exit {
+    term::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => term::Verbosity::Quiet,
+        (_, true) => term::Verbosity::Verbose,
+        _ => term::Verbosity::Normal,
+    });
     let result = match cli.command {
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => return emulator::run(args).await,
@@ -431,12 +488,17 @@ pub async fn run(cli: Cli) -> Exit {
 async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, String> {
     match command {
         Command::Upload(args) => upload::run(conn, args).await,
-        Command::Jobs(args) => jobs::list(conn, &args.state, args.batch, args.json).await,
+        Command::Jobs(JobsArgs {
+            action: Some(JobsAction::Clean { older_than }),
+            ..
+        }) => jobs::clean(conn, older_than).await,
+        Command::Jobs(args) => jobs::list(conn, &args).await,
         Command::Status { json } => jobs::status(conn, json).await,
-        Command::Cancel { id } => jobs::cancel(conn, id).await,
-        Command::Retry { id } => jobs::retry(conn, id).await,
+        Command::Cancel { id, json } => jobs::cancel(conn, id, json).await,
+        Command::Retry { id, json } => jobs::retry(conn, id, json).await,
         Command::Limit { rate } => jobs::limit(conn, rate.as_deref()).await,
         Command::Pause => jobs::pause(conn, true).await,
+        Command::Restart => restart::run(conn).await,
         Command::Resume => jobs::pause(conn, false).await,
         Command::Login(args) => login::run(conn, &args).await,
         Command::Logout => login::logout(conn).await,

@@ -2,9 +2,9 @@
 //! them to the end with a progress bar per file in flight and one for the batch.
 //!
 //! Files that cannot be uploaded (missing, a directory) are reported one by one and left out,
-//! so the rest still go; the exit code then says some were refused. Waiting follows the
-//! daemon's `JobStateChanged`/`JobProgress` signals, subscribed before `Upload` is called so
-//! nothing is missed; a periodic `ListJobs` re-syncs in case the bus dropped signals.
+//! so the rest still go; the exit code then says some were refused. Waiting is `follow.rs`'s:
+//! the daemon's signals, subscribed before `Upload` is called so nothing is missed, with
+//! `ListJobs` as a resync.
 //!
 //! File-manager menus run it with `--notify`: there is no terminal to read, so what went wrong
 //! before the daemon took the files, and (with `--wait`) how the batch ended, also goes out as
@@ -13,14 +13,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use futures_util::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use zbus::zvariant::{OwnedValue, Value};
 
-use super::jobs::{JobView, fetch};
-use super::{Exit, UploadArgs, describe, report};
+use super::follow::{self, Followed, Subscription};
+use super::jobs::fetch;
+use super::stalls;
+use super::term::{outln, say, warnln};
+use super::{Exit, UploadArgs, describe};
 use crate::notifications::{Display, Notice, notice_for, photos};
 use crate::prepare;
 use crate::queue::BatchSummary;
@@ -35,16 +35,21 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
     let wait = args.wait || args.copy_link;
     let notices = args.notify.then(|| Notices::new(conn));
     let to = args.to.as_deref();
-    let sent = match send_batch_with(conn, &args.files, to, options, wait, notices.as_ref()).await {
-        Ok(sent) => sent,
-        Err(message) => {
-            if let Some(notices) = &notices {
-                notices.failed(&message).await;
+    let json = args.json;
+    let sent =
+        match send_batch_with(conn, &args.files, to, options, wait, json, notices.as_ref()).await {
+            Ok(sent) => sent,
+            Err(message) => {
+                if let Some(notices) = &notices {
+                    notices.failed(&message).await;
+                }
+                return Err(message);
             }
-            return Err(message);
-        }
-    };
+        };
     let (exit, copied) = finish(&sent, args.copy_link).await;
+    if json {
+        outln!("{}", sent.to_json(exit));
+    }
     if let Some(notices) = &notices {
         notices.outcome(&sent, exit, copied).await;
     }
@@ -59,7 +64,7 @@ pub async fn send(
     options: HashMap<String, OwnedValue>,
     wait: bool,
 ) -> Result<Exit, String> {
-    let sent = send_batch_with(conn, files, to, options, wait, None).await?;
+    let sent = send_batch_with(conn, files, to, options, wait, false, None).await?;
     Ok(sent.exit())
 }
 
@@ -75,10 +80,43 @@ struct Sent {
     folder: String,
     /// With `wait`: the batch's end, as the daemon summed it up.
     finished: Option<BatchSummary>,
+    /// With `wait`: the user stopped following with Ctrl-C.
+    interrupted: bool,
+    /// The job ids, in the order of the files.
+    jobs: Vec<u64>,
 }
 
 impl Sent {
+    /// `upload --json`: the one object a script reads.
+    fn to_json(&self, exit: Exit) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "batch": self.batch.map(|(b, _)| b),
+            "jobs": self.jobs,
+            "refused": self.refused,
+            "exit": exit as u8,
+        });
+        if let Some(s) = &self.finished {
+            out["outcome"] = serde_json::json!({
+                "uploaded": s.done - s.skipped,
+                "skipped": s.skipped,
+                "failed": s.failed,
+                "cancelled": s.cancelled,
+                "failures": s.failures,
+                "warnings": s.warnings,
+                "link": s.link,
+                "link_error": s.link_error,
+            });
+        }
+        if self.interrupted {
+            out["interrupted"] = serde_json::Value::Bool(true);
+        }
+        out
+    }
+
     fn exit(&self) -> Exit {
+        if self.interrupted {
+            return Exit::Interrupted;
+        }
         let outcome = match &self.finished {
             Some(s) if s.failed > 0 => Exit::JobsFailed,
             Some(s) if s.cancelled > 0 => Exit::Cancelled,
@@ -100,6 +138,7 @@ async fn send_batch_with(
     to: Option<&str>,
     options: HashMap<String, OwnedValue>,
     wait: bool,
+    json: bool,
     notices: Option<&Notices<'_>>,
 ) -> Result<Sent, String> {
     let mut sent = Sent::default();
@@ -109,18 +148,28 @@ async fn send_batch_with(
         match prepare::check_source(&absolute) {
             Ok(_) => paths.push(absolute),
             Err(e) => {
-                report(&e);
+                warnln!("dbxportctl: {e}");
                 sent.refused.push(e.to_string());
             }
         }
     }
     if paths.is_empty() {
-        report("nothing to upload");
+        warnln!("dbxportctl: nothing to upload");
         return Ok(sent);
     }
+    warn_not_media(&paths);
+    let want_link = options
+        .get("share_link")
+        .and_then(|v| bool::try_from(&**v).ok())
+        .unwrap_or(false);
     let proxy = UploaderProxy::new(conn).await.map_err(|e| describe(&e))?;
-    let streams = if wait {
-        Some(Streams::subscribe(&proxy).await?)
+    // What holds uploads back now, told once the files are queued. Asked before subscribing:
+    // with signals subscribed, every await must be one the drainer runs beside.
+    let active = fetch(&proxy, &[("state", Value::from("active"))]).await?;
+    let stalled = stalls::stalls(conn, &proxy, &active, stalls::For::Upload).await?;
+    drop(active);
+    let subscription = if wait {
+        Some(Subscription::start(&proxy).await?)
     } else {
         None
     };
@@ -138,8 +187,17 @@ async fn send_batch_with(
         }
     };
     let (batch, ids) = queued.map_err(|e| describe(&e))?;
-    eprintln!("queued {} file(s) as batch {batch}", ids.len());
+    say!("queued {} file(s) as batch {batch}", ids.len());
+    sent.jobs = ids.clone();
+    if !json && !super::term::stdout_is_terminal() {
+        // For scripts: `batch=$(dbxportctl upload …)`.
+        outln!("{batch}");
+    }
     sent.batch = Some((batch, ids.len() as u32));
+    // A wait must never be silent: whatever holds the files back is said now, with its fix.
+    for stall in &stalled {
+        warnln!("dbxportctl: the files wait: {stall}");
+    }
     if let Some(notices) = notices {
         sent.folder = match to {
             Some(folder) => folder.to_string(),
@@ -153,10 +211,55 @@ async fn send_batch_with(
         };
         notices.queued(&sent).await;
     }
-    if let Some(streams) = streams {
-        sent.finished = Some(follow(&proxy, batch, streams).await?);
+    if let Some(subscription) = subscription {
+        match follow::follow(&proxy, batch, subscription, want_link, json).await? {
+            Followed::Finished(summary) => sent.finished = Some(summary),
+            Followed::Interrupted => sent.interrupted = true,
+        }
     }
     Ok(sent)
+}
+
+/// Says, once for the batch, which files are neither photos nor videos (a `SOURCES.md` caught
+/// by a glob): they are sent as they are, which may not be what was meant.
+fn warn_not_media(paths: &[PathBuf]) {
+    use std::io::Read;
+    let others: Vec<String> = paths
+        .iter()
+        .filter(|path| {
+            let mut head = [0u8; 16];
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            prepare::sniff(&head[..n], &name) == prepare::Format::Other
+        })
+        .map(|path| {
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
+    let more = match others.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    warnln!(
+        "warning: {} not a photo or video, sent as it is: {}{more}",
+        if others.len() == 1 {
+            "1 file is"
+        } else {
+            "these files are"
+        },
+        shown.join(", ")
+    );
 }
 
 /// With `copy_link`, puts the batch's link on the clipboard. The exit code, and with
@@ -171,9 +274,9 @@ async fn finish(sent: &Sent, copy_link: bool) -> (Exit, Option<bool>) {
         Some(link) => {
             let copied = crate::notifications::copy_to_clipboard(link).await;
             if copied {
-                eprintln!("link copied to the clipboard");
+                say!("link copied to the clipboard");
             } else {
-                report("cannot copy the link: none of wl-copy, xclip or xsel worked");
+                warnln!("dbxportctl: cannot copy the link: none of wl-copy, xclip or xsel worked");
             }
             copied
         }
@@ -315,252 +418,4 @@ fn folder_name(folder: &str) -> &str {
 
 fn refused_lines(refused: &[String]) -> String {
     format!("Not sent:\n{}", refused.join("\n"))
-}
-
-/// What the user sees of one batch while it runs.
-struct View {
-    jobs: HashMap<u64, JobView>,
-    multi: MultiProgress,
-    overall: ProgressBar,
-    bars: HashMap<u64, ProgressBar>,
-}
-
-fn file_name(path: &str) -> String {
-    std::path::Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.into())
-}
-
-impl View {
-    fn new(jobs: Vec<JobView>) -> View {
-        let multi = MultiProgress::new();
-        let total: u64 = jobs.iter().map(|j| j.size).sum();
-        let overall = multi.add(ProgressBar::new(total));
-        overall.set_style(
-            ProgressStyle::with_template(
-                "{msg:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        let mut view = View {
-            jobs: HashMap::new(),
-            multi,
-            overall,
-            bars: HashMap::new(),
-        };
-        for job in jobs {
-            view.update(job);
-        }
-        view
-    }
-
-    /// (uploaded, already there, failed, cancelled)
-    fn counts(&self) -> (usize, usize, usize, usize) {
-        let count = |s: &str| self.jobs.values().filter(|j| j.state == s).count();
-        let skipped = self
-            .jobs
-            .values()
-            .filter(|j| j.state == "done" && j.skipped)
-            .count();
-        (
-            count("done") - skipped,
-            skipped,
-            count("failed"),
-            count("cancelled"),
-        )
-    }
-
-    fn all_final(&self) -> bool {
-        self.jobs.values().all(JobView::is_final)
-    }
-
-    fn refresh_overall(&self) {
-        let sent: u64 = self
-            .jobs
-            .values()
-            .map(|j| if j.state == "done" { j.size } else { j.sent })
-            .sum();
-        self.overall.set_position(sent);
-        let (done, skipped, failed, _) = self.counts();
-        let done = done + skipped;
-        self.overall.set_message(format!(
-            "{done}/{} files{}",
-            self.jobs.len(),
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
-            }
-        ));
-    }
-
-    /// A job's new state: print final outcomes as lines, keep bars for the ones in flight.
-    fn update(&mut self, job: JobView) {
-        let was_final = self.jobs.get(&job.id).is_some_and(JobView::is_final);
-        if job.is_final() {
-            if let Some(bar) = self.bars.remove(&job.id) {
-                bar.finish_and_clear();
-                self.multi.remove(&bar);
-            }
-            if !was_final {
-                let line = match job.state.as_str() {
-                    "done" => format!("done      {}: {}", job.source, job.message),
-                    "failed" => format!("failed    {}", job.message),
-                    _ => format!("cancelled {}", job.source),
-                };
-                self.multi.suspend(|| println!("{line}"));
-            }
-        } else if matches!(job.state.as_str(), "uploading" | "committing")
-            && !self.bars.contains_key(&job.id)
-        {
-            let bar = self.multi.add(ProgressBar::new(job.size));
-            bar.set_style(
-                ProgressStyle::with_template("{msg:>24} [{bar:30}] {bytes}/{total_bytes}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_message(file_name(&job.source));
-            bar.set_position(job.sent);
-            self.bars.insert(job.id, bar);
-        }
-        if job.state == "waiting" && self.jobs.get(&job.id).is_none_or(|j| j.state != "waiting") {
-            let line = format!("waiting   {}: {}", file_name(&job.source), job.message);
-            self.multi.suspend(|| eprintln!("{line}"));
-        }
-        self.jobs.insert(job.id, job);
-        self.refresh_overall();
-    }
-
-    fn progress(&mut self, id: u64, sent: u64) {
-        if let Some(job) = self.jobs.get_mut(&id) {
-            job.sent = sent;
-        }
-        if let Some(bar) = self.bars.get(&id) {
-            bar.set_position(sent);
-        }
-        self.refresh_overall();
-    }
-}
-
-/// The streams `--wait` follows, subscribed before `Upload` is called.
-pub struct Streams {
-    states: crate::service::JobStateChangedStream,
-    progress: crate::service::JobProgressStream,
-    finished: crate::service::BatchFinishedStream,
-}
-
-impl Streams {
-    pub async fn subscribe(proxy: &UploaderProxy<'_>) -> Result<Streams, String> {
-        Ok(Streams {
-            states: proxy
-                .receive_job_state_changed()
-                .await
-                .map_err(|e| describe(&e))?,
-            progress: proxy
-                .receive_job_progress()
-                .await
-                .map_err(|e| describe(&e))?,
-            finished: proxy
-                .receive_batch_finished()
-                .await
-                .map_err(|e| describe(&e))?,
-        })
-    }
-}
-
-/// How long to wait for `BatchFinished` once every job is final (it follows at once, unless a
-/// shared link is being made).
-const SUMMARY_WAIT: Duration = Duration::from_secs(90);
-
-async fn follow(
-    proxy: &UploaderProxy<'_>,
-    batch: u64,
-    streams: Streams,
-) -> Result<BatchSummary, String> {
-    let Streams {
-        mut states,
-        mut progress,
-        mut finished,
-    } = streams;
-    let jobs = fetch(proxy, &[("batch", Value::from(batch))]).await?;
-    let mut view = View::new(jobs);
-    let mut resync = tokio::time::interval(Duration::from_secs(2));
-    let mut summary: Option<HashMap<String, OwnedValue>> = None;
-    let mut all_final_since: Option<tokio::time::Instant> = None;
-    while summary.is_none() {
-        if view.all_final() {
-            let since = *all_final_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() > SUMMARY_WAIT {
-                break;
-            }
-        }
-        tokio::select! {
-            signal = states.next() => {
-                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
-                let Ok(args) = signal.args() else { continue };
-                if args.batch != batch {
-                    continue;
-                }
-                if let Some(job) = view.jobs.get(&args.job).cloned() {
-                    view.update(JobView { state: args.state.to_string(), message: args.message.to_string(), ..job });
-                }
-            }
-            signal = progress.next() => {
-                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
-                if let Ok(args) = signal.args() {
-                    view.progress(args.job, args.sent);
-                }
-            }
-            signal = finished.next() => {
-                let Some(signal) = signal else { return Err("lost the connection to dbxportd".into()) };
-                if let Ok(args) = signal.args()
-                    && args.batch == batch
-                {
-                    summary = Some(args.summary.clone());
-                }
-            }
-            _ = resync.tick() => {
-                for job in fetch(proxy, &[("batch", Value::from(batch))]).await? {
-                    view.update(job);
-                }
-            }
-        }
-    }
-    // Final states with content hashes and messages, from the daemon itself.
-    for job in fetch(proxy, &[("batch", Value::from(batch))]).await? {
-        view.update(job);
-    }
-    view.overall.finish_and_clear();
-    let (done, skipped, failed, cancelled) = view.counts();
-    println!("{done} uploaded, {skipped} already there, {failed} failed, {cancelled} cancelled");
-    // The counts are the jobs' own final states (the summary may not have come in time); the
-    // failures, warnings and link are the daemon's summary.
-    let mut summary = summary
-        .as_ref()
-        .map(crate::service::summary_from_dict)
-        .unwrap_or_default();
-    summary.done = (done + skipped) as u32;
-    summary.skipped = skipped as u32;
-    summary.failed = failed as u32;
-    summary.cancelled = cancelled as u32;
-    if summary.failures.is_empty() {
-        summary.failures = view
-            .jobs
-            .values()
-            .filter(|j| j.state == "failed")
-            .map(|j| j.message.clone())
-            .collect();
-    }
-    for warning in &summary.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if let Some(link) = &summary.link {
-        println!("Shared link: {link}");
-    }
-    if let Some(error) = &summary.link_error {
-        eprintln!("dbxportctl: {error}");
-    }
-    Ok(summary)
 }

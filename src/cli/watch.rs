@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
+use super::term::outln;
 use super::{Exit, WatchAddArgs, WatchCommand, describe};
 use crate::service::WatchesProxy;
 
@@ -77,13 +78,40 @@ pub async fn run(conn: &zbus::Connection, command: WatchCommand) -> Result<Exit,
     let proxy = WatchesProxy::new(conn).await.map_err(|e| describe(&e))?;
     match command {
         WatchCommand::Add(args) => add(&proxy, args).await,
-        WatchCommand::Rm { id } => {
+        WatchCommand::Rm { watch } => {
+            let id = match watch.parse::<u64>() {
+                Ok(id) => id,
+                Err(_) => watch_id_for(&proxy, &watch).await?,
+            };
             proxy.remove_watch(id).await.map_err(|e| describe(&e))?;
-            println!("watch {id} removed");
+            outln!("watch {id} removed");
             Ok(Exit::Ok)
         }
         WatchCommand::Ls { json } => ls(&proxy, json).await,
     }
+}
+
+/// The id of the watch on the folder `path` (as given, relative to here, or with a trailing
+/// slash).
+async fn watch_id_for(proxy: &WatchesProxy<'_>, path: &str) -> Result<u64, String> {
+    let given = std::path::Path::new(path);
+    let absolute = std::path::absolute(given).unwrap_or_else(|_| given.to_path_buf());
+    let canonical = std::fs::canonicalize(&absolute).ok();
+    let watches = proxy.list_watches().await.map_err(|e| describe(&e))?;
+    watches
+        .iter()
+        .map(WatchView::from_dict)
+        .find(|w| {
+            let dir = std::path::Path::new(&w.local_dir);
+            dir == absolute || Some(dir) == canonical.as_deref()
+        })
+        .map(|w| w.id)
+        .ok_or_else(|| {
+            format!(
+                "no watch on {}: `dbxportctl watch ls` lists the watches and their ids",
+                absolute.display()
+            )
+        })
 }
 
 async fn add(proxy: &WatchesProxy<'_>, args: WatchAddArgs) -> Result<Exit, String> {
@@ -109,7 +137,7 @@ async fn add(proxy: &WatchesProxy<'_>, args: WatchAddArgs) -> Result<Exit, Strin
         )
         .await
         .map_err(|e| describe(&e))?;
-    println!("watch {id}: {}", dir.display());
+    outln!("watch {id}: {}", dir.display());
     Ok(Exit::Ok)
 }
 
@@ -122,21 +150,21 @@ async fn ls(proxy: &WatchesProxy<'_>, json: bool) -> Result<Exit, String> {
         .map(WatchView::from_dict)
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&watches).expect("watches serialize")
         );
         return Ok(Exit::Ok);
     }
     if watches.is_empty() {
-        eprintln!("no watched folders");
+        outln!("no watched folders");
     }
     for w in &watches {
         let profile = match (w.mode.as_str(), w.max_dimension) {
             ("resize", Some(px)) => format!("resize {px} px q{}", w.jpeg_quality.unwrap_or(0)),
             _ => "original".to_string(),
         };
-        println!(
+        outln!(
             "{:>6}  {:<8} {} → {}  ({profile}, {}{}; {} handled){}",
             w.id,
             w.state,

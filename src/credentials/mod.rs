@@ -210,7 +210,7 @@ impl Session {
         let (logins, _) = broadcast::channel(16);
         Ok(Arc::new(Session {
             client,
-            app_key: config.app_key.clone(),
+            app_key: config.effective_app_key(),
             authorize_url: config.authorize_url.clone(),
             redirect_port: config.redirect_port,
             policy,

@@ -40,7 +40,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use formats::remote_name;
+pub use formats::{remote_name, sniff};
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
     Access, SourceError, SourceFile, Stamp, check_source, hash_first, hash_whole, read_chunk,
@@ -48,7 +48,7 @@ pub use source::{
 };
 
 use decode::{DecodeError, Metadata, Pixels};
-use formats::Format;
+pub use formats::Format;
 
 /// Sources larger than this are not read into memory for re-encoding or editing.
 const MAX_SOURCE_BYTES: u64 = 512 * 1024 * 1024;

@@ -227,8 +227,8 @@ impl JobState {
     pub fn can_become(&self, next: &JobState) -> bool {
         use JobState::*;
         if self.is_terminal() {
-            // Only a failed job comes back, and only to the start (Retry).
-            return matches!((self, next), (Failed { .. }, Queued));
+            // Only a failed or cancelled job comes back, and only to the start (Retry).
+            return matches!((self, next), (Failed { .. } | Cancelled, Queued));
         }
         match (self, next) {
             (_, Failed { .. } | Cancelled | Queued) => true,
@@ -355,7 +355,8 @@ mod tests {
                 failed(),
                 Cancelled,
             ] {
-                let retry = matches!((&state, &next), (Failed { .. }, Queued));
+                // Retry: failed and cancelled jobs go back to the start, and only there.
+                let retry = matches!((&state, &next), (Failed { .. } | Cancelled, Queued));
                 assert_eq!(state.can_become(&next), retry, "{state:?} -> {next:?}");
             }
         }

@@ -163,6 +163,8 @@ struct Inner {
     batches_done: broadcast::Sender<BatchId>,
     /// What else a job's Done writes, in the same flush (see [`Queue::set_done_recorder`]).
     done_recorder: std::sync::OnceLock<DoneRecorder>,
+    /// The next id to hand out.
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// Given a job that just became Done, an entry to write with it: (tree, key, value).
@@ -181,6 +183,31 @@ struct Index {
 const PAUSED_KEY: &[u8] = b"paused";
 const LAST_OPTIONS_KEY: &[u8] = b"last_export_options";
 const BANDWIDTH_KEY: &[u8] = b"bandwidth_limit";
+const PAUSED_SINCE_KEY: &[u8] = b"paused_since_ms";
+const NEXT_ID_KEY: &[u8] = b"next_id";
+
+/// The first id above every id in use: the stored counter, and the highest key of each tree
+/// keyed by id (a counter lost in a crash must not hand out an id again).
+fn first_free_id(meta: &sled::Tree, trees: &[&sled::Tree]) -> Result<u64> {
+    let mut next = match meta.get(NEXT_ID_KEY)? {
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .as_ref()
+                .try_into()
+                .map_err(|_| QueueError::Corrupt("the id counter is not 8 bytes".into()))?,
+        ),
+        // Ids start at 1: 0 reads like "none".
+        None => 1,
+    };
+    for tree in trees {
+        if let Some((k, _)) = tree.last()?
+            && let Ok(bytes) = <[u8; 8]>::try_from(k.as_ref())
+        {
+            next = next.max(u64::from_be_bytes(bytes).saturating_add(1));
+        }
+    }
+    Ok(next)
+}
 
 fn key(id: u64) -> [u8; 8] {
     // Big-endian so that sled's key order is numeric order.
@@ -254,6 +281,8 @@ impl Queue {
         let paused = matches!(meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1]);
         let (events, _) = broadcast::channel(4096);
         let (batches_done, _) = broadcast::channel(256);
+        let watches = db.open_tree("watches")?;
+        let next_id = first_free_id(&meta, &[&jobs, &batches, &watches])?;
         Ok(Queue {
             inner: Arc::new(Inner {
                 db,
@@ -267,6 +296,7 @@ impl Queue {
                 events,
                 batches_done,
                 done_recorder: std::sync::OnceLock::new(),
+                next_id: std::sync::atomic::AtomicU64::new(next_id),
             }),
         })
     }
@@ -277,9 +307,25 @@ impl Queue {
         Ok(self.inner.db.open_tree(name)?)
     }
 
-    /// A new unique id (jobs, batches and watches share the sequence).
+    /// A new unique id (jobs, batches and watches share the sequence). Ids count up by one
+    /// from the highest ever used: sled's own `generate_id` jumps by about a million at each
+    /// start, which made ids 20 digits wide and meaningless to read.
     pub fn generate_id(&self) -> Result<u64> {
-        Ok(self.inner.db.generate_id()?)
+        self.take_ids(1)
+    }
+
+    /// `n` consecutive new ids; returns the first.
+    fn take_ids(&self, n: u64) -> Result<u64> {
+        let first = self
+            .inner
+            .next_id
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        // Written with the records that use it, and flushed with them: after a crash the
+        // highest key still on disk (see `first_free_id`) covers what the counter lost.
+        self.inner
+            .meta
+            .insert(NEXT_ID_KEY, &(first + n).to_be_bytes())?;
+        Ok(first)
     }
 
     /// At a clean stop: flushes, and records what the database holds, so the next start can
@@ -314,13 +360,14 @@ impl Queue {
         remote_folder: &str,
         new_jobs: Vec<NewJob>,
     ) -> Result<(BatchId, Vec<Job>)> {
-        let batch_id = self.inner.db.generate_id()?;
+        // The batch's id, then its jobs' in order.
+        let batch_id = self.take_ids(new_jobs.len() as u64 + 1)?;
         let created_ms = now_ms();
         let mut jobs = Vec::with_capacity(new_jobs.len());
         let mut write = sled::Batch::default();
-        for new in new_jobs {
+        for (id, new) in (batch_id + 1..).zip(new_jobs) {
             let mut job = Job {
-                id: self.inner.db.generate_id()?,
+                id,
                 batch: batch_id,
                 source: new.source,
                 remote_path: new.remote_path,
@@ -627,8 +674,9 @@ impl Queue {
         self.index().active.len()
     }
 
-    /// Queues failed jobs again: one job, or every failed job of a batch. Their batch is
-    /// summarized again when they end. Returns the jobs queued.
+    /// Queues failed and cancelled jobs again, and makes waiting ones try again now: one
+    /// job, or every such job of a batch. Their batch is summarized again when they end.
+    /// Returns the jobs queued again and the waiting jobs woken.
     pub async fn retry(&self, id: u64) -> Result<Vec<JobId>> {
         let candidates: Vec<JobId> = match self.batch(id)? {
             Some(batch) => batch.jobs,
@@ -637,23 +685,39 @@ impl Queue {
         };
         let mut retried = Vec::new();
         let mut batches = HashSet::new();
+        let now = now_ms();
         for job_id in candidates {
             let Some(mut job) = self.get(job_id)? else {
                 continue;
             };
-            if !matches!(job.state, JobState::Failed { .. }) {
-                continue;
+            match &mut job.state {
+                JobState::Failed { .. } | JobState::Cancelled => {
+                    if !job.state.can_become(&JobState::Queued) {
+                        continue;
+                    }
+                    job.state = JobState::Queued;
+                    job.attempts = 0;
+                    job.bytes_sent = 0;
+                    let mut index = self.index();
+                    *index.unfinished.entry(job.batch).or_default() += 1;
+                    index.active.insert(job.id, job.clone());
+                    self.inner.jobs.insert(key(job.id), encode(&job))?;
+                    batches.insert(job.batch);
+                }
+                // Waiting out a backoff: the user says now. Same state, an earlier time.
+                JobState::Waiting { retry_at_ms, .. } if *retry_at_ms > now => {
+                    *retry_at_ms = now;
+                    let mut index = self.index();
+                    let Some(active) = index.active.get_mut(&job.id) else {
+                        continue;
+                    };
+                    if let JobState::Waiting { retry_at_ms, .. } = &mut active.state {
+                        *retry_at_ms = now;
+                    }
+                    self.inner.jobs.insert(key(job.id), encode(&job))?;
+                }
+                _ => continue,
             }
-            job.state = JobState::Queued;
-            job.attempts = 0;
-            job.bytes_sent = 0;
-            {
-                let mut index = self.index();
-                *index.unfinished.entry(job.batch).or_default() += 1;
-                index.active.insert(job.id, job.clone());
-                self.inner.jobs.insert(key(job.id), encode(&job))?;
-            }
-            batches.insert(job.batch);
             retried.push(job.id);
             self.publish(&job);
         }
@@ -666,6 +730,53 @@ impl Queue {
         self.flush().await?;
         self.inner.changed.notify_waiters();
         Ok(retried)
+    }
+
+    /// Removes finished jobs (done, failed, cancelled) that ended before `before_ms`, and the
+    /// batches left with no job. A job's end is its batch's summary time, or, before a batch
+    /// has one, the job's creation. Other trees (the watches' record of uploaded files) are
+    /// not touched: a watch must not send again what it sent before. Returns how many jobs
+    /// went. Blocking work runs on the blocking pool.
+    pub async fn prune(&self, before_ms: u64) -> Result<usize> {
+        let inner = self.inner.clone();
+        let removed = tokio::task::spawn_blocking(move || -> Result<usize> {
+            let mut removed = 0;
+            for entry in inner.batches.iter() {
+                let (batch_key, value) = entry?;
+                let mut batch: Batch = decode(&value)?;
+                let ended_ms = batch.summary.as_ref().map(|s| s.finished_ms);
+                let mut kept = Vec::with_capacity(batch.jobs.len());
+                let mut write = sled::Batch::default();
+                for id in &batch.jobs {
+                    let Some(bytes) = inner.jobs.get(key(*id))? else {
+                        continue;
+                    };
+                    let job: Job = decode(&bytes)?;
+                    let ended = ended_ms.unwrap_or(job.created_ms);
+                    if job.state.is_terminal() && ended < before_ms {
+                        write.remove(&key(*id));
+                        removed += 1;
+                    } else {
+                        kept.push(*id);
+                    }
+                }
+                if kept.len() == batch.jobs.len() {
+                    continue;
+                }
+                inner.jobs.apply_batch(write)?;
+                if kept.is_empty() {
+                    inner.batches.remove(batch_key)?;
+                } else {
+                    batch.jobs = kept;
+                    inner.batches.insert(batch_key, encode(&batch))?;
+                }
+            }
+            inner.db.flush()?;
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| QueueError::Join(e.to_string()))??;
+        Ok(removed)
     }
 
     /// Cancels a job, or every unfinished job of a batch. Returns the jobs cancelled.
@@ -722,7 +833,22 @@ impl Queue {
         matches!(self.inner.meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1])
     }
 
+    /// When the queue was paused (ms since the epoch), while it is.
+    pub fn paused_since(&self) -> Option<u64> {
+        if !self.paused() {
+            return None;
+        }
+        let bytes = self.inner.meta.get(PAUSED_SINCE_KEY).ok()??;
+        Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
+    }
+
     pub async fn set_paused(&self, paused: bool) -> Result<()> {
+        // A second `pause` keeps the first one's time: the queue has been paused since then.
+        if paused && !self.paused() {
+            self.inner
+                .meta
+                .insert(PAUSED_SINCE_KEY, &now_ms().to_be_bytes())?;
+        }
         self.inner.meta.insert(PAUSED_KEY, &[paused as u8])?;
         self.flush().await?;
         self.inner.paused.send_replace(paused);
@@ -914,6 +1040,89 @@ mod tests {
             panic!("the watch job runs once the hold ends")
         };
         assert_eq!(job.id, watch_jobs[0].id);
+    }
+
+    #[tokio::test]
+    async fn ids_are_small_and_do_not_jump_at_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let (first_batch, first_jobs) = {
+            let queue = Queue::open(&path).unwrap();
+            let (batch, jobs) = queue
+                .enqueue("/P", vec![new_job("a"), new_job("b")])
+                .await
+                .unwrap();
+            (batch, jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+        };
+        assert_eq!((first_batch, first_jobs), (1, vec![2, 3]));
+        for expected in [4, 6, 8] {
+            let queue = Queue::open(&path).unwrap();
+            let (batch, jobs) = queue.enqueue("/P", vec![new_job("c")]).await.unwrap();
+            assert_eq!((batch, jobs[0].id), (expected, expected + 1));
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_takes_cancelled_again_and_waiting_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        let (batch, jobs) = queue
+            .enqueue("/P", vec![new_job("a"), new_job("b"), new_job("c")])
+            .await
+            .unwrap();
+        queue.cancel(jobs[0].id).await.unwrap();
+        queue
+            .transition(jobs[1].id, JobState::Preparing)
+            .await
+            .unwrap();
+        let later = now_ms() + 3_600_000;
+        queue
+            .transition(
+                jobs[1].id,
+                JobState::Waiting {
+                    retry_at_ms: later,
+                    reason: "offline".into(),
+                    resume: Box::new(JobState::Preparing),
+                },
+            )
+            .await
+            .unwrap();
+        let retried = queue.retry(batch).await.unwrap();
+        assert_eq!(retried, vec![jobs[0].id, jobs[1].id]);
+        assert_eq!(
+            queue.get(jobs[0].id).unwrap().unwrap().state,
+            JobState::Queued
+        );
+        let JobState::Waiting { retry_at_ms, .. } = queue.get(jobs[1].id).unwrap().unwrap().state
+        else {
+            panic!("still waiting, for less long")
+        };
+        assert!(retry_at_ms < later);
+        assert!(matches!(queue.claim_next(now_ms(), false), Claim::Job(_)));
+    }
+
+    #[tokio::test]
+    async fn prune_removes_old_finished_jobs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        let (old, old_jobs) = queue
+            .enqueue("/P", vec![new_job("a"), new_job("b")])
+            .await
+            .unwrap();
+        queue.cancel(old_jobs[0].id).await.unwrap();
+        let (_, new_jobs) = queue.enqueue("/P", vec![new_job("c")]).await.unwrap();
+        queue.cancel(new_jobs[0].id).await.unwrap();
+        // Everything so far ended before `cut`; the unfinished `b` stays whatever its age.
+        let cut = now_ms() + 1;
+        assert_eq!(queue.prune(cut).await.unwrap(), 2);
+        assert!(queue.get(old_jobs[0].id).unwrap().is_none());
+        assert!(queue.get(old_jobs[1].id).unwrap().is_some());
+        assert_eq!(
+            queue.batch(old).unwrap().unwrap().jobs,
+            vec![old_jobs[1].id]
+        );
+        assert_eq!(queue.list(Filter::All).unwrap().len(), 1);
+        assert_eq!(queue.prune(0).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -96,6 +96,7 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     d.insert("size".into(), value(job.source_size));
     d.insert("sent".into(), value(job.bytes_sent));
     d.insert("attempts".into(), value(job.attempts));
+    d.insert("created_ms".into(), value(job.created_ms));
     d.insert("warnings".into(), value(job.warnings.clone()));
     match &job.state {
         JobState::Done {
@@ -204,6 +205,7 @@ pub async fn serve(
                 client: client.clone(),
                 engine,
                 policy,
+                config_loaded_ms: crate::queue::now_ms(),
             },
         )?
         .serve_at(

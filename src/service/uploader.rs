@@ -10,7 +10,29 @@ use zbus::zvariant::OwnedValue;
 
 use super::{MAX_LISTED_ERRORS, ServiceError, checked_folder, job_to_dict};
 use crate::prepare;
-use crate::queue::{Filter, NewJob, Queue};
+use crate::queue::{Filter, JobState, NewJob, Queue};
+
+/// The `state` values `ListJobs` filters on.
+const JOB_STATES: [&str; 10] = [
+    "all",
+    "active",
+    "queued",
+    "preparing",
+    "uploading",
+    "committing",
+    "waiting",
+    "done",
+    "failed",
+    "cancelled",
+];
+
+fn state_matches(filter: &str, state: &JobState) -> bool {
+    match filter {
+        "active" => !state.is_terminal(),
+        "all" => true,
+        name => state.name() == name,
+    }
+}
 
 pub struct Uploader {
     pub(super) queue: Queue,
@@ -25,6 +47,8 @@ pub struct Uploader {
     pub(super) engine: std::sync::Arc<crate::engine::Engine>,
     /// Whether watch-folder uploads wait (metered connection, battery).
     pub(super) policy: std::sync::Arc<crate::policy::Policy>,
+    /// When this daemon read its config file (ms since the epoch).
+    pub(super) config_loaded_ms: u64,
 }
 
 impl Uploader {
@@ -157,8 +181,9 @@ impl Uploader {
         self.enqueue_paths(decoded, remote_folder, options).await
     }
 
-    /// Queues failed jobs again: a job, or every failed job of a batch (e.g. after freeing
-    /// space in Dropbox or fixing a file's permissions). Returns the ids queued.
+    /// Sends again: failed and cancelled jobs are queued again and waiting ones try now; a
+    /// job, or every such job of a batch (e.g. after freeing space in Dropbox or fixing a
+    /// file's permissions). Returns the ids queued or woken.
     async fn retry(&self, id: u64) -> Result<Vec<u64>, ServiceError> {
         Ok(self.queue.retry(id).await?)
     }
@@ -168,36 +193,40 @@ impl Uploader {
         Ok(self.queue.cancel(id).await?)
     }
 
-    /// Jobs as dictionaries. Filter keys: `state` (s: `all`, `active`, `done`, `failed`) and
-    /// `batch` (t).
+    /// Jobs as dictionaries, oldest first. Filter keys, which combine: `state` (s: `all`,
+    /// `active`, or one state: `queued`, `preparing`, `uploading`, `committing`, `waiting`,
+    /// `done`, `failed`, `cancelled`), `batch` (t) and `since_ms` (t:
+    /// only unfinished jobs and jobs created at or after this time, in ms since the epoch).
     async fn list_jobs(
         &self,
         filter: HashMap<String, OwnedValue>,
     ) -> Result<Vec<HashMap<String, OwnedValue>>, ServiceError> {
-        let mut which = Filter::All;
+        let mut state = "all".to_string();
+        let mut batch = None;
+        let mut since_ms = None;
         for (key, v) in &filter {
             match key.as_str() {
                 "state" => {
                     let s = <&str>::try_from(&**v).map_err(|_| {
                         ServiceError::InvalidArgument("filter state must be a string".into())
                     })?;
-                    which = match s {
-                        "all" => Filter::All,
-                        "active" => Filter::Active,
-                        "done" => Filter::Done,
-                        "failed" => Filter::Failed,
-                        other => {
-                            return Err(ServiceError::InvalidArgument(format!(
-                                "filter state {other:?}: expected all, active, done or failed"
-                            )));
-                        }
+                    if !JOB_STATES.contains(&s) {
+                        return Err(ServiceError::InvalidArgument(format!(
+                            "filter state {s:?}: expected one of {}",
+                            JOB_STATES.join(", ")
+                        )));
                     }
+                    state = s.to_string();
                 }
                 "batch" => {
-                    let id = u64::try_from(&**v).map_err(|_| {
+                    batch = Some(u64::try_from(&**v).map_err(|_| {
                         ServiceError::InvalidArgument("filter batch must be a uint64".into())
-                    })?;
-                    which = Filter::Batch(id);
+                    })?);
+                }
+                "since_ms" => {
+                    since_ms = Some(u64::try_from(&**v).map_err(|_| {
+                        ServiceError::InvalidArgument("filter since_ms must be a uint64".into())
+                    })?);
                 }
                 other => {
                     return Err(ServiceError::InvalidArgument(format!(
@@ -206,8 +235,33 @@ impl Uploader {
                 }
             }
         }
-        let jobs = self.queue.list(which)?;
-        Ok(jobs.iter().map(job_to_dict).collect())
+        let base = match (batch, state.as_str()) {
+            (Some(id), _) => Filter::Batch(id),
+            (None, "done") => Filter::Done,
+            (None, "failed") => Filter::Failed,
+            (None, "all" | "cancelled") => Filter::All,
+            (None, _) => Filter::Active,
+        };
+        let jobs = self.queue.list(base)?;
+        Ok(jobs
+            .iter()
+            .filter(|job| state_matches(&state, &job.state))
+            .filter(|job| {
+                since_ms.is_none_or(|since| !job.state.is_terminal() || job.created_ms >= since)
+            })
+            .map(job_to_dict)
+            .collect())
+    }
+
+    /// Forgets finished jobs (done, failed, cancelled) that ended more than `older_than_secs`
+    /// seconds ago (0: every finished job), and batches left empty. A watch's record of the
+    /// files it sent is kept. Returns how many jobs were removed.
+    async fn clean_jobs(&self, older_than_secs: u64) -> Result<u32, ServiceError> {
+        let before = crate::queue::now_ms().saturating_sub(older_than_secs.saturating_mul(1000));
+        // `before` is exclusive: a job that ended this very millisecond goes with 0 too.
+        let removed = self.queue.prune(before.saturating_add(1)).await?;
+        tracing::info!("removed {removed} finished job(s) on request");
+        Ok(removed as u32)
     }
 
     /// Stops starting new transfers (running ones finish their current step). Persisted.
@@ -217,6 +271,7 @@ impl Uploader {
     ) -> Result<(), ServiceError> {
         self.queue.set_paused(true).await?;
         self.paused_changed(&emitter).await?;
+        self.paused_since_ms_changed(&emitter).await?;
         Ok(())
     }
 
@@ -226,6 +281,7 @@ impl Uploader {
     ) -> Result<(), ServiceError> {
         self.queue.set_paused(false).await?;
         self.paused_changed(&emitter).await?;
+        self.paused_since_ms_changed(&emitter).await?;
         Ok(())
     }
 
@@ -238,6 +294,19 @@ impl Uploader {
     #[zbus(property)]
     async fn paused(&self) -> bool {
         self.queue.paused()
+    }
+
+    /// When the queue was paused, in ms since the epoch; 0 when it is not paused.
+    #[zbus(property)]
+    async fn paused_since_ms(&self) -> u64 {
+        self.queue.paused_since().unwrap_or(0)
+    }
+
+    /// When the daemon read its config file, in ms since the epoch (it reads it once, as it
+    /// starts): a file changed later takes effect at the next start.
+    #[zbus(property)]
+    async fn config_loaded_ms(&self) -> u64 {
+        self.config_loaded_ms
     }
 
     /// Why uploads from watched folders wait: `""` when they do not, otherwise the reason

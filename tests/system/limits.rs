@@ -55,8 +55,9 @@ async fn uploads_keep_to_the_bandwidth_limit() {
     );
     let out = w.ctl(&["limit", "off"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("no bandwidth limit"));
+    // Checked before the daemon is asked: a usage error.
     let out = w.ctl(&["limit", "fast"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a rate"));
 }
 

@@ -234,7 +234,7 @@ async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     let status = w.ctl(&["status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout)
-            .contains("watch-folder uploads wait (metered connection)"),
+            .contains("watch-folder uploads are held (metered connection)"),
         "{}",
         String::from_utf8_lossy(&status.stdout)
     );
