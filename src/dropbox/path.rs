@@ -71,6 +71,13 @@ pub enum PathError {
     Disallowed { path: String, name: String },
 }
 
+/// The form in which Dropbox compares paths (its `path_lower`): letter case does not tell two
+/// files apart, so `/C/a.jpg` and `/c/A.JPG` are one file. Two uploads whose keys are equal
+/// write the same Dropbox file.
+pub fn path_key(path: &str) -> String {
+    path.to_lowercase()
+}
+
 /// Checks a folder path for `list_folder` and `create_folder_v2` and returns it in the form
 /// Dropbox takes: `""` for the root (given as `""` or `"/"`), otherwise the path unchanged.
 pub fn validate_folder(path: &str) -> Result<String, PathError> {
