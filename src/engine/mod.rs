@@ -458,6 +458,7 @@ impl Engine {
         if let JobState::Committing {
             content_hash,
             session_id,
+            before,
         } = &state
         {
             let sending = self
@@ -466,7 +467,13 @@ impl Engine {
                 .await
                 .expect("the semaphore is never closed");
             if self
-                .resolve_commit(&job, content_hash, session_id.as_deref(), sending)
+                .resolve_commit(
+                    &job,
+                    content_hash,
+                    session_id.as_deref(),
+                    before.as_deref(),
+                    sending,
+                )
                 .await?
             {
                 return Ok(());
@@ -624,14 +631,7 @@ impl Engine {
         if self.already_there(job, &hash).await? {
             return Ok(());
         }
-        self.to(
-            job.id,
-            JobState::Committing {
-                content_hash: hash.clone(),
-                session_id: None,
-            },
-        )
-        .await?;
+        self.committing(job, &hash, None).await?;
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),
@@ -798,14 +798,7 @@ impl Engine {
         }
         drop(sending);
         let session = session_id.expect("the loop runs until a session exists");
-        self.to(
-            id,
-            JobState::Committing {
-                content_hash: hash.clone(),
-                session_id: Some(session.clone()),
-            },
-        )
-        .await?;
+        self.committing(job, &hash, Some(&session)).await?;
         self.commit(job, &session, stamp.size, &hash).await
     }
 
@@ -904,17 +897,61 @@ impl Engine {
         }
     }
 
+    /// The job is about to send its commit: records it as Committing, so that a crash or a
+    /// lost answer is resolved by looking at Dropbox. Under `rename` the files already holding
+    /// this content under the job's name (or a renamed copy of it) are listed first and kept
+    /// with the state: a commit under `rename` always makes a new file, and only a file not
+    /// among these can be the one it made.
+    async fn committing(&self, job: &Job, hash: &str, session: Option<&str>) -> Result<(), Step> {
+        let before = if job.options.conflict == Conflict::Rename {
+            let copies = self.copies_with_hash(job, hash).await?;
+            Some(copies.iter().map(lower_path).collect())
+        } else {
+            None
+        };
+        self.to(
+            job.id,
+            JobState::Committing {
+                content_hash: hash.to_string(),
+                session_id: session.map(str::to_string),
+                before,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
     /// before anything is sent again (invariant 2), holding the job's network slot `sending`
-    /// for the look-ups. Returns true when the job is now Done.
+    /// for the look-ups. Returns true when the job is now Done. `before`: see
+    /// `JobState::Committing`.
     async fn resolve_commit(
         &self,
         job: &Job,
         hash: &str,
         session: Option<&str>,
+        before: Option<&[String]>,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<bool, Step> {
-        if let Some(meta) = self.remote_with_hash(job, hash).await? {
+        if let Some(before) = before {
+            // Under `rename` a file with this content that was there before the commit (at the
+            // name asked for, or a copy) is not its work: only a new one counts, wherever
+            // Dropbox put it.
+            let landed = self
+                .copies_with_hash(job, hash)
+                .await?
+                .into_iter()
+                .find(|meta| !before.contains(&lower_path(meta)));
+            if let Some(meta) = landed {
+                tracing::info!(
+                    job = job.id,
+                    "an earlier commit landed as {:?}",
+                    meta.path_display
+                );
+                self.verified(job, meta, hash, false).await?;
+                return Ok(true);
+            }
+        } else if let Some(meta) = self.remote_with_hash(job, hash).await? {
             tracing::info!(
                 job = job.id,
                 "an earlier commit landed: {}",
@@ -925,7 +962,8 @@ impl Engine {
         }
         // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
         // name asked for ("photo (1).jpg"): that copy is this job's file.
-        if job.options.conflict.renames()
+        if before.is_none()
+            && job.options.conflict.renames()
             && let Some(meta) = self.find_renamed_copy(job, hash).await?
         {
             tracing::info!(
@@ -989,34 +1027,60 @@ impl Engine {
         job: &Job,
         hash: &str,
     ) -> Result<Option<dropbox::FileMetadata>, Step> {
+        let (_, name) = job
+            .remote_path
+            .rsplit_once('/')
+            .unwrap_or(("", &job.remote_path));
+        let name = name.to_lowercase();
+        Ok(self
+            .copies_with_hash(job, hash)
+            .await?
+            .into_iter()
+            .find(|meta| meta.name.to_lowercase() != name))
+    }
+
+    /// The files in the job's target folder holding exactly this content under the job's
+    /// name or a name Dropbox gives renamed copies of it (`name (N).ext`,
+    /// `name (conflicted copy…).ext`). Read from a fresh listing, never a cached one: what it
+    /// says decides whether a commit made a file.
+    async fn copies_with_hash(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Vec<dropbox::FileMetadata>, Step> {
         let (parent, name) = job
             .remote_path
             .rsplit_once('/')
             .unwrap_or(("", &job.remote_path));
+        let exact = name.to_lowercase();
         let stem = name
             .rsplit_once('.')
             .map_or(name, |(stem, _)| stem)
             .to_lowercase();
+        let mut found = Vec::new();
         let arg = dropbox::ListFolderArg {
             path: parent.to_string(),
             ..Default::default()
         };
         let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
             Ok(page) => page,
-            Err(dropbox::Error::Route(_)) => return Ok(None),
+            // No folder: nothing in it.
+            Err(dropbox::Error::Route(_)) => return Ok(found),
             Err(e) => return Err(self.classify(job, e).await),
         };
         loop {
             for entry in std::mem::take(&mut page.entries) {
                 if let dropbox::Metadata::File(meta) = entry
                     && meta.content_hash.as_deref() == Some(hash)
-                    && meta.name.to_lowercase().starts_with(&format!("{stem} ("))
                 {
-                    return Ok(Some(meta));
+                    let lower = meta.name.to_lowercase();
+                    if lower == exact || lower.starts_with(&format!("{stem} (")) {
+                        found.push(meta);
+                    }
                 }
             }
             if !page.has_more {
-                return Ok(None);
+                return Ok(found);
             }
             let cursor = page.cursor.clone();
             page = match call!(self, |token| self
@@ -1024,7 +1088,7 @@ impl Engine {
                 .list_folder_continue(token, &cursor))
             {
                 Ok(page) => page,
-                Err(dropbox::Error::Route(_)) => return Ok(None),
+                Err(dropbox::Error::Route(_)) => return Ok(found),
                 Err(e) => return Err(self.classify(job, e).await),
             };
         }
@@ -1196,6 +1260,14 @@ fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared> {
         temporary: true,
         warnings: Vec::new(),
     })
+}
+
+/// A file's path as Dropbox compares it.
+fn lower_path(meta: &dropbox::FileMetadata) -> String {
+    meta.path_lower
+        .clone()
+        .or_else(|| meta.path_display.as_deref().map(dropbox::path::path_key))
+        .unwrap_or_else(|| meta.name.to_lowercase())
 }
 
 fn cores() -> usize {

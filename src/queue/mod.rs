@@ -865,6 +865,7 @@ mod tests {
                 JobState::Committing {
                     content_hash: "h".into(),
                     session_id: None,
+                    before: None,
                 },
             )
             .await;
