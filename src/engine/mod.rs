@@ -47,8 +47,9 @@ use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, 
 
 /// Runs one Dropbox request through [`Session::with_token`] (a fresh token; on
 /// `expired_access_token` one shared refresh and one more try) and evaluates to its result. A
-/// 429 holds back every job for its Retry-After; a session that cannot give a token ends the
-/// step. A macro so that call sites can borrow their arguments as they would in a plain call.
+/// 429 holds back every request for its Retry-After (the client keeps that, for every route);
+/// a session that cannot give a token ends the step. A macro so that call sites can borrow
+/// their arguments as they would in a plain call.
 macro_rules! call {
     ($engine:expr, |$token:ident| $request:expr) => {{
         let engine = &$engine;
@@ -58,10 +59,7 @@ macro_rules! call {
                 // A move, so the future owns the token; everything else is borrowed.
                 let token = token;
                 let $token = &token;
-                engine.hold_back().await;
-                let result = $request.await;
-                engine.note_rate_limit(&result);
-                result
+                $request.await
             })
             .await
             .map_err(session_step)?
@@ -167,10 +165,6 @@ pub struct Engine {
     /// To the batch committer (`commit`).
     commits: mpsc::UnboundedSender<commit::Entry>,
     commits_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<commit::Entry>>>,
-    /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
-    /// the whole account, so a 429's Retry-After holds back every job, not just the one that
-    /// got it.
-    not_before: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches as they end (see `batches`).
     batches: broadcast::Sender<BatchFinished>,
     /// Bytes sent recently, for the rate and ETA `status` shows.
@@ -224,7 +218,6 @@ impl Engine {
             slot_freed: Notify::new(),
             commits,
             commits_incoming: std::sync::Mutex::new(Some(commits_incoming)),
-            not_before: Default::default(),
             batches: broadcast::channel(256).0,
             meter: Default::default(),
             remote: Default::default(),
@@ -1129,30 +1122,6 @@ impl Engine {
         )
         .await?;
         Ok(())
-    }
-
-    fn note_rate_limit<T, E>(&self, result: &Result<T, dropbox::Error<E>>) {
-        if let Err(e @ dropbox::Error::RateLimited { .. }) = result
-            && let Some(after) = e.retry_after()
-        {
-            self.defer_all(after);
-        }
-    }
-
-    /// Waits out an account-wide Retry-After.
-    async fn hold_back(&self) {
-        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    fn defer_all(&self, after: Duration) {
-        let until = tokio::time::Instant::now() + after;
-        let mut not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
-        if not_before.is_none_or(|t| t < until) {
-            *not_before = Some(until);
-        }
     }
 
     /// Sorts a Dropbox error into what happens to the job.
