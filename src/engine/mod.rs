@@ -444,6 +444,17 @@ impl Engine {
     /// Moves one job forward until it is Done or something stops it.
     async fn drive(&self, job: Job) -> Result<(), Step> {
         let id = job.id;
+        // A name Dropbox refuses is known now: fail with that reason, before any request (its
+        // own refusal, `malformed_path`, reads as if the folder were wrong).
+        if let Some(why) = dropbox::path::refused_file_name(&job.remote_path) {
+            return Err(Step::Failed {
+                kind: FailureKind::Refused,
+                message: format!(
+                    "{}: {why}; rename the file to upload it",
+                    job.source.display()
+                ),
+            });
+        }
         let mut state = job.state.clone();
         if let JobState::Waiting { resume, .. } = state {
             state = self.to(id, *resume).await?;
