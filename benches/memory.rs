@@ -200,7 +200,9 @@ async fn main() {
     println!(
         "machine: {} CPUs; load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     let files = env_u64("BENCH_FILES", 20_000);
     if files > 0 {
