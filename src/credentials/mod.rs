@@ -78,6 +78,17 @@ pub enum SessionError {
     NoAppKey,
     #[error("Dropbox refused the login: {0}")]
     Refused(String),
+    /// A token handed over to log in with was refused; the login in use (if any) is kept.
+    #[error(
+        "Dropbox refused the {kind} token you gave ({why}); {kept}. Check that the whole token \
+         was copied, and that a refresh token belongs to this app (dropbox.app_key)",
+        kept = if *.logged_in { "the login in use is unchanged" } else { "no account is linked" }
+    )]
+    NewTokenRefused {
+        kind: &'static str,
+        why: String,
+        logged_in: bool,
+    },
     #[error("cannot reach Dropbox: {0}")]
     Transient(String),
     #[error(transparent)]
@@ -90,6 +101,22 @@ impl SessionError {
     /// Whether waiting and retrying may help.
     pub fn is_transient(&self) -> bool {
         matches!(self, SessionError::Transient(_))
+    }
+}
+
+/// Why a refresh gave no access token.
+enum Refresh {
+    /// Dropbox refused the refresh token (`invalid_grant`, `invalid_client`): the reason.
+    Refused(String),
+    Other(SessionError),
+}
+
+impl From<Refresh> for SessionError {
+    fn from(e: Refresh) -> SessionError {
+        match e {
+            Refresh::Refused(why) => SessionError::Refused(why),
+            Refresh::Other(e) => e,
+        }
     }
 }
 
@@ -323,19 +350,32 @@ impl Session {
         })?;
         let access = match credentials.kind {
             TokenKind::Access => (credentials.token.clone(), None),
-            TokenKind::Refresh => self.refresh(&credentials.token).await?,
+            TokenKind::Refresh => match self.refresh(&credentials.token).await {
+                Err(Refresh::Refused(why)) => {
+                    // The stored login itself no longer works: log out; jobs wait for a login.
+                    let reason =
+                        format!("Dropbox no longer accepts the stored login ({why}); log in again");
+                    tracing::warn!("{reason}");
+                    self.status.send_replace(AccountStatus::LoggedOut {
+                        reason: reason.clone(),
+                    });
+                    return Err(SessionError::Refused(reason));
+                }
+                other => other.map_err(SessionError::from)?,
+            },
         };
         state.access = Some(access.clone());
         Ok(access.0)
     }
 
     /// A new access token; its expiry is moved forward by a margin so it is replaced before
-    /// Dropbox stops taking it.
-    async fn refresh(
-        &self,
-        refresh_token: &Secret,
-    ) -> Result<(Secret, Option<Instant>), SessionError> {
-        let app_key = self.app_key.as_deref().ok_or(SessionError::NoAppKey)?;
+    /// Dropbox stops taking it. Changes nothing in the session: what a refusal means depends
+    /// on whose token it was (the stored login's, or one handed over to log in with).
+    async fn refresh(&self, refresh_token: &Secret) -> Result<(Secret, Option<Instant>), Refresh> {
+        let app_key = self
+            .app_key
+            .as_deref()
+            .ok_or(Refresh::Other(SessionError::NoAppKey))?;
         match self
             .client
             .refresh_access_token(app_key, refresh_token)
@@ -350,15 +390,9 @@ impl Session {
                 Ok((response.access_token, expiry))
             }
             Err(OAuthError::InvalidGrant(why) | OAuthError::InvalidClient(why)) => {
-                let reason =
-                    format!("Dropbox no longer accepts the stored login ({why}); log in again");
-                tracing::warn!("{reason}");
-                self.status.send_replace(AccountStatus::LoggedOut {
-                    reason: reason.clone(),
-                });
-                Err(SessionError::Refused(reason))
+                Err(Refresh::Refused(why.to_string()))
             }
-            Err(e) => Err(SessionError::Transient(e.to_string())),
+            Err(e) => Err(Refresh::Other(SessionError::Transient(e.to_string()))),
         }
     }
 
@@ -433,16 +467,34 @@ impl Session {
 
     /// Links an account from a token handed over by the user, after checking it with Dropbox.
     /// Returns the account's display name.
+    /// Nothing of the session changes until the new token has proved itself: a refused one
+    /// leaves the login in use (and the queued jobs running on it) as it was, and the error
+    /// says it was the new token that was refused.
     pub async fn login_with_token(
         &self,
         kind: TokenKind,
         token: Secret,
     ) -> Result<String, SessionError> {
+        let refused = |why: String| SessionError::NewTokenRefused {
+            kind: match kind {
+                TokenKind::Access => "access",
+                TokenKind::Refresh => "refresh",
+            },
+            why,
+            logged_in: self.is_logged_in(),
+        };
         let access = match kind {
             TokenKind::Access => (token.clone(), None),
-            TokenKind::Refresh => self.refresh(&token).await?,
+            TokenKind::Refresh => match self.refresh(&token).await {
+                Ok(access) => access,
+                Err(Refresh::Refused(why)) => return Err(refused(why)),
+                Err(Refresh::Other(e)) => return Err(e),
+            },
         };
-        self.link(kind, token, access).await
+        match self.link(kind, token, access).await {
+            Err(SessionError::Refused(why)) => Err(refused(why)),
+            other => other,
+        }
     }
 
     /// Checks the account behind `access`, stores the login and makes it current.

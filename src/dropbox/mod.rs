@@ -5,6 +5,8 @@
 //! One [`Client`] per daemon: it holds the connection pools and the base URLs (the real hosts or
 //! the emulator on 127.0.0.1). Every call is a single HTTP request and is never retried here;
 //! the engine owns the retry policy and asks [`Error::is_transient`] and [`Error::retry_after`].
+//! One thing is kept here for every caller: after a 429 no request leaves before its
+//! Retry-After has passed (`retry_after`), since Dropbox's limits are the account's.
 //! Tokens are passed per call as [`Secret`]s and appear only in the `Authorization` header or
 //! the token endpoint's form, never in an error or a log line.
 
@@ -14,6 +16,7 @@ mod error;
 pub mod limit;
 mod oauth;
 pub mod path;
+mod retry_after;
 mod types;
 
 use std::fmt;
@@ -144,6 +147,8 @@ struct Inner {
     read_timeout: Duration,
     /// Upload bandwidth limit, shared by every transfer.
     limit: Arc<limit::RateLimit>,
+    /// The latest 429's Retry-After, which every request waits out.
+    gate: retry_after::Gate,
 }
 
 impl fmt::Debug for Client {
@@ -199,6 +204,7 @@ impl Client {
                 endpoints: options.endpoints,
                 read_timeout: options.read_timeout,
                 limit: Arc::default(),
+                gate: retry_after::Gate::default(),
             }),
         })
     }
@@ -533,6 +539,7 @@ impl Client {
         secrets: &[&str],
     ) -> Result<TokenResponse, OAuthError> {
         let url = route_url(&self.inner.endpoints.api, "oauth2/token");
+        self.inner.gate.wait().await;
         let response = self
             .inner
             .rpc
@@ -550,12 +557,16 @@ impl Client {
             status = reply.status,
             "Dropbox replied"
         );
-        decode_token_response(
+        let result = decode_token_response(
             reply.status,
             reply.retry_after.as_deref(),
             &reply.body,
             secrets,
-        )
+        );
+        if let Err(OAuthError::RateLimited { retry_after }) = &result {
+            self.inner.gate.defer(*retry_after);
+        }
+        result
     }
 
     async fn rpc<A, T, E>(
@@ -594,12 +605,21 @@ impl Client {
             .header(AUTHORIZATION, authorization)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
+        self.inner.gate.wait().await;
         let response = request
             .send()
             .await
             .map_err(|e| Error::Transport(transport(e)))?;
         let reply = self.read_whole(response).await.map_err(Error::Transport)?;
-        reply.into_result(route, token, parse)
+        self.noted(reply.into_result(route, token, parse))
+    }
+
+    /// A route's result, after a 429 in it has set the wait for every later request.
+    fn noted<T, E: RouteError>(&self, result: Result<T, Error<E>>) -> Result<T, Error<E>> {
+        if let Err(Error::RateLimited { retry_after, .. }) = &result {
+            self.inner.gate.defer(*retry_after);
+        }
+        result
     }
 
     /// The answer of an RPC or token call, within `read_timeout` as a whole: reqwest's read
@@ -638,11 +658,12 @@ impl Client {
             .header(CONTENT_TYPE, "application/octet-stream")
             .header("Dropbox-API-Arg", arg)
             .header(CONTENT_LENGTH, body.len());
+        self.inner.gate.wait().await;
         let reply = self
             .send_upload(request, body, progress)
             .await
             .map_err(Error::Transport)?;
-        reply.into_result(route, token, parse)
+        self.noted(reply.into_result(route, token, parse))
     }
 
     /// Sends an upload and reads the reply, failing if nothing moves for `read_timeout`: no

@@ -71,6 +71,13 @@ pub enum PathError {
     Disallowed { path: String, name: String },
 }
 
+/// The form in which Dropbox compares paths (its `path_lower`): letter case does not tell two
+/// files apart, so `/C/a.jpg` and `/c/A.JPG` are one file. Two uploads whose keys are equal
+/// write the same Dropbox file.
+pub fn path_key(path: &str) -> String {
+    path.to_lowercase()
+}
+
 /// Checks a folder path for `list_folder` and `create_folder_v2` and returns it in the form
 /// Dropbox takes: `""` for the root (given as `""` or `"/"`), otherwise the path unchanged.
 pub fn validate_folder(path: &str) -> Result<String, PathError> {
@@ -105,6 +112,30 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
         });
     }
     check_name(name, name)
+}
+
+/// Why Dropbox would refuse the file name at the end of `remote_path`, in words about a file
+/// name (None: it takes it). Dropbox's own refusal (`malformed_path`) says nothing of which
+/// part is wrong and reads as if the folder were.
+pub fn refused_file_name(remote_path: &str) -> Option<String> {
+    let name = remote_path.rsplit_once('/').map_or(remote_path, |(_, n)| n);
+    let why = match validate_name(name).err()? {
+        PathError::Character { what, .. } => {
+            format!("the file name {name:?} contains {what}, which Dropbox does not allow in names")
+        }
+        PathError::TrailingWhitespace { .. } => {
+            format!("the file name {name:?} ends with whitespace, which Dropbox does not allow")
+        }
+        PathError::TooLong { chars, .. } => format!(
+            "the file name is {chars} characters long; Dropbox allows at most {MAX_NAME_CHARS}"
+        ),
+        PathError::Disallowed { .. } => {
+            format!("Dropbox refuses the file name {name:?} (a name it reserves)")
+        }
+        PathError::Empty => "the file has no name".to_string(),
+        e => e.to_string(),
+    };
+    Some(why)
 }
 
 /// The rules for one non-empty component of `path`.
@@ -320,6 +351,23 @@ mod tests {
             // Anywhere in the path, not only at the end.
             assert!(validate_folder(&format!("/{name}/x")).is_err());
         }
+    }
+
+    #[test]
+    fn refused_file_names_are_explained_as_names() {
+        assert_eq!(refused_file_name("/Photos/IMG_1.jpg"), None);
+        let why = refused_file_name("/Photos/IMG\\1.jpg").unwrap();
+        assert!(
+            why.contains("file name") && why.contains("backslash"),
+            "{why}"
+        );
+        assert!(!why.contains("folder"), "{why}");
+        let why = refused_file_name("/Photos/Thumbs.db").unwrap();
+        assert!(
+            why.contains("Thumbs.db") && why.contains("reserves"),
+            "{why}"
+        );
+        assert!(refused_file_name("/Photos/a.jpg ").is_some());
     }
 
     #[test]

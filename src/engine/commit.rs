@@ -163,7 +163,7 @@ impl Engine {
         let results = match result {
             Ok(Ok(results)) => results,
             // Refused before any work was done: the same batch goes again after Retry-After
-            // (the call already held back the whole account).
+            // (the client holds back every request until then).
             Ok(Err(e @ dropbox::Error::RateLimited { .. })) => {
                 tracing::info!("batch commit of {} files: {e}", batch.len());
                 return batch

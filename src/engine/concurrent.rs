@@ -156,14 +156,7 @@ impl Engine {
             return Err(self.requeue(id).await);
         }
         let hash = from_block_digests(digests.values().flatten());
-        self.to(
-            id,
-            JobState::Committing {
-                content_hash: hash.clone(),
-                session_id: Some(session.clone()),
-            },
-        )
-        .await?;
+        self.committing(job, &hash, Some(&session)).await?;
         self.commit(job, &session, size, &hash).await
     }
 

@@ -47,8 +47,9 @@ use crate::queue::{Claim, FailureKind, Job, JobId, JobState, Queue, QueueError, 
 
 /// Runs one Dropbox request through [`Session::with_token`] (a fresh token; on
 /// `expired_access_token` one shared refresh and one more try) and evaluates to its result. A
-/// 429 holds back every job for its Retry-After; a session that cannot give a token ends the
-/// step. A macro so that call sites can borrow their arguments as they would in a plain call.
+/// 429 holds back every request for its Retry-After (the client keeps that, for every route);
+/// a session that cannot give a token ends the step. A macro so that call sites can borrow
+/// their arguments as they would in a plain call.
 macro_rules! call {
     ($engine:expr, |$token:ident| $request:expr) => {{
         let engine = &$engine;
@@ -58,10 +59,7 @@ macro_rules! call {
                 // A move, so the future owns the token; everything else is borrowed.
                 let token = token;
                 let $token = &token;
-                engine.hold_back().await;
-                let result = $request.await;
-                engine.note_rate_limit(&result);
-                result
+                $request.await
             })
             .await
             .map_err(session_step)?
@@ -167,10 +165,6 @@ pub struct Engine {
     /// To the batch committer (`commit`).
     commits: mpsc::UnboundedSender<commit::Entry>,
     commits_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<commit::Entry>>>,
-    /// No request leaves before this instant. Dropbox's rate limits and write locks apply to
-    /// the whole account, so a 429's Retry-After holds back every job, not just the one that
-    /// got it.
-    not_before: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Batches as they end (see `batches`).
     batches: broadcast::Sender<BatchFinished>,
     /// Bytes sent recently, for the rate and ETA `status` shows.
@@ -224,7 +218,6 @@ impl Engine {
             slot_freed: Notify::new(),
             commits,
             commits_incoming: std::sync::Mutex::new(Some(commits_incoming)),
-            not_before: Default::default(),
             batches: broadcast::channel(256).0,
             meter: Default::default(),
             remote: Default::default(),
@@ -451,6 +444,17 @@ impl Engine {
     /// Moves one job forward until it is Done or something stops it.
     async fn drive(&self, job: Job) -> Result<(), Step> {
         let id = job.id;
+        // A name Dropbox refuses is known now: fail with that reason, before any request (its
+        // own refusal, `malformed_path`, reads as if the folder were wrong).
+        if let Some(why) = dropbox::path::refused_file_name(&job.remote_path) {
+            return Err(Step::Failed {
+                kind: FailureKind::Refused,
+                message: format!(
+                    "{}: {why}; rename the file to upload it",
+                    job.source.display()
+                ),
+            });
+        }
         let mut state = job.state.clone();
         if let JobState::Waiting { resume, .. } = state {
             state = self.to(id, *resume).await?;
@@ -458,6 +462,7 @@ impl Engine {
         if let JobState::Committing {
             content_hash,
             session_id,
+            before,
         } = &state
         {
             let sending = self
@@ -466,7 +471,13 @@ impl Engine {
                 .await
                 .expect("the semaphore is never closed");
             if self
-                .resolve_commit(&job, content_hash, session_id.as_deref(), sending)
+                .resolve_commit(
+                    &job,
+                    content_hash,
+                    session_id.as_deref(),
+                    before.as_deref(),
+                    sending,
+                )
                 .await?
             {
                 return Ok(());
@@ -646,14 +657,7 @@ impl Engine {
         if self.already_there(job, &hash).await? {
             return Ok(());
         }
-        self.to(
-            job.id,
-            JobState::Committing {
-                content_hash: hash.clone(),
-                session_id: None,
-            },
-        )
-        .await?;
+        self.committing(job, &hash, None).await?;
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),
@@ -820,14 +824,7 @@ impl Engine {
         }
         drop(sending);
         let session = session_id.expect("the loop runs until a session exists");
-        self.to(
-            id,
-            JobState::Committing {
-                content_hash: hash.clone(),
-                session_id: Some(session.clone()),
-            },
-        )
-        .await?;
+        self.committing(job, &hash, Some(&session)).await?;
         self.commit(job, &session, stamp.size, &hash).await
     }
 
@@ -926,17 +923,61 @@ impl Engine {
         }
     }
 
+    /// The job is about to send its commit: records it as Committing, so that a crash or a
+    /// lost answer is resolved by looking at Dropbox. Under `rename` the files already holding
+    /// this content under the job's name (or a renamed copy of it) are listed first and kept
+    /// with the state: a commit under `rename` always makes a new file, and only a file not
+    /// among these can be the one it made.
+    async fn committing(&self, job: &Job, hash: &str, session: Option<&str>) -> Result<(), Step> {
+        let before = if job.options.conflict == Conflict::Rename {
+            let copies = self.copies_with_hash(job, hash).await?;
+            Some(copies.iter().map(lower_path).collect())
+        } else {
+            None
+        };
+        self.to(
+            job.id,
+            JobState::Committing {
+                content_hash: hash.to_string(),
+                session_id: session.map(str::to_string),
+                before,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
-    /// before anything is sent again (ARCHITECTURE.md, invariant 2), holding the job's network slot `sending`
-    /// for the look-ups. Returns true when the job is now Done.
+    /// before anything is sent again (ARCHITECTURE.md, invariant 2), holding the job's network
+    /// slot `sending` for the look-ups. Returns true when the job is now Done. `before`: see
+    /// `JobState::Committing`.
     async fn resolve_commit(
         &self,
         job: &Job,
         hash: &str,
         session: Option<&str>,
+        before: Option<&[String]>,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<bool, Step> {
-        if let Some(meta) = self.remote_with_hash(job, hash).await? {
+        if let Some(before) = before {
+            // Under `rename` a file with this content that was there before the commit (at the
+            // name asked for, or a copy) is not its work: only a new one counts, wherever
+            // Dropbox put it.
+            let landed = self
+                .copies_with_hash(job, hash)
+                .await?
+                .into_iter()
+                .find(|meta| !before.contains(&lower_path(meta)));
+            if let Some(meta) = landed {
+                tracing::info!(
+                    job = job.id,
+                    "an earlier commit landed as {:?}",
+                    meta.path_display
+                );
+                self.verified(job, meta, hash, false).await?;
+                return Ok(true);
+            }
+        } else if let Some(meta) = self.remote_with_hash(job, hash).await? {
             tracing::info!(
                 job = job.id,
                 "an earlier commit landed: {}",
@@ -947,7 +988,8 @@ impl Engine {
         }
         // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
         // name asked for ("photo (1).jpg"): that copy is this job's file.
-        if job.options.conflict.renames()
+        if before.is_none()
+            && job.options.conflict.renames()
             && let Some(meta) = self.find_renamed_copy(job, hash).await?
         {
             tracing::info!(
@@ -1012,34 +1054,60 @@ impl Engine {
         job: &Job,
         hash: &str,
     ) -> Result<Option<dropbox::FileMetadata>, Step> {
+        let (_, name) = job
+            .remote_path
+            .rsplit_once('/')
+            .unwrap_or(("", &job.remote_path));
+        let name = name.to_lowercase();
+        Ok(self
+            .copies_with_hash(job, hash)
+            .await?
+            .into_iter()
+            .find(|meta| meta.name.to_lowercase() != name))
+    }
+
+    /// The files in the job's target folder holding exactly this content under the job's
+    /// name or a name Dropbox gives renamed copies of it (`name (N).ext`,
+    /// `name (conflicted copy…).ext`). Read from a fresh listing, never a cached one: what it
+    /// says decides whether a commit made a file.
+    async fn copies_with_hash(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Vec<dropbox::FileMetadata>, Step> {
         let (parent, name) = job
             .remote_path
             .rsplit_once('/')
             .unwrap_or(("", &job.remote_path));
+        let exact = name.to_lowercase();
         let stem = name
             .rsplit_once('.')
             .map_or(name, |(stem, _)| stem)
             .to_lowercase();
+        let mut found = Vec::new();
         let arg = dropbox::ListFolderArg {
             path: parent.to_string(),
             ..Default::default()
         };
         let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
             Ok(page) => page,
-            Err(dropbox::Error::Route(_)) => return Ok(None),
+            // No folder: nothing in it.
+            Err(dropbox::Error::Route(_)) => return Ok(found),
             Err(e) => return Err(self.classify(job, e).await),
         };
         loop {
             for entry in std::mem::take(&mut page.entries) {
                 if let dropbox::Metadata::File(meta) = entry
                     && meta.content_hash.as_deref() == Some(hash)
-                    && meta.name.to_lowercase().starts_with(&format!("{stem} ("))
                 {
-                    return Ok(Some(meta));
+                    let lower = meta.name.to_lowercase();
+                    if lower == exact || lower.starts_with(&format!("{stem} (")) {
+                        found.push(meta);
+                    }
                 }
             }
             if !page.has_more {
-                return Ok(None);
+                return Ok(found);
             }
             let cursor = page.cursor.clone();
             page = match call!(self, |token| self
@@ -1047,7 +1115,7 @@ impl Engine {
                 .list_folder_continue(token, &cursor))
             {
                 Ok(page) => page,
-                Err(dropbox::Error::Route(_)) => return Ok(None),
+                Err(dropbox::Error::Route(_)) => return Ok(found),
                 Err(e) => return Err(self.classify(job, e).await),
             };
         }
@@ -1088,30 +1156,6 @@ impl Engine {
         )
         .await?;
         Ok(())
-    }
-
-    fn note_rate_limit<T, E>(&self, result: &Result<T, dropbox::Error<E>>) {
-        if let Err(e @ dropbox::Error::RateLimited { .. }) = result
-            && let Some(after) = e.retry_after()
-        {
-            self.defer_all(after);
-        }
-    }
-
-    /// Waits out an account-wide Retry-After.
-    async fn hold_back(&self) {
-        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    fn defer_all(&self, after: Duration) {
-        let until = tokio::time::Instant::now() + after;
-        let mut not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
-        if not_before.is_none_or(|t| t < until) {
-            *not_before = Some(until);
-        }
     }
 
     /// Sorts a Dropbox error into what happens to the job.
@@ -1220,6 +1264,14 @@ fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared> {
         access: prepare::Access::Given,
         warnings: Vec::new(),
     })
+}
+
+/// A file's path as Dropbox compares it.
+fn lower_path(meta: &dropbox::FileMetadata) -> String {
+    meta.path_lower
+        .clone()
+        .or_else(|| meta.path_display.as_deref().map(dropbox::path::path_key))
+        .unwrap_or_else(|| meta.name.to_lowercase())
 }
 
 fn cores() -> usize {

@@ -158,6 +158,13 @@ pub enum JobState {
     Committing {
         content_hash: String,
         session_id: Option<String>,
+        /// Under `rename`: the files (lowercased paths) that already held this content, under
+        /// the job's name or a renamed copy of it, before the commit was sent. A commit under
+        /// `rename` always makes a new file, so when its answer is lost the file it made is one
+        /// not among these; None where no such listing was taken (other policies, or a record
+        /// written by an older daemon).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Vec<String>>,
     },
     /// A transient error; the job returns to `resume` at `retry_at_ms`.
     Waiting {
@@ -299,6 +306,7 @@ mod tests {
         Committing {
             content_hash: "h".into(),
             session_id: None,
+            before: None,
         }
     }
     fn done() -> JobState {

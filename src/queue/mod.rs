@@ -10,8 +10,10 @@
 //! database; finished ones live only in sled.
 
 mod job;
-
+mod same_path;
 mod seal;
+
+pub use same_path::collisions;
 
 pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};
 
@@ -178,6 +180,17 @@ struct Index {
     claimed: HashSet<JobId>,
     /// Unfinished jobs per batch: a batch is over when its count reaches zero.
     unfinished: HashMap<BatchId, usize>,
+    /// Unfinished jobs by Dropbox path: those writing one file run one at a time.
+    same_path: same_path::SamePath,
+}
+
+impl Index {
+    /// An unfinished job joins the index.
+    fn add(&mut self, job: Job) {
+        *self.unfinished.entry(job.batch).or_default() += 1;
+        self.same_path.insert(&job.remote_path, job.id);
+        self.active.insert(job.id, job);
+    }
 }
 
 const PAUSED_KEY: &[u8] = b"paused";
@@ -274,8 +287,7 @@ impl Queue {
                 job.state = JobState::Queued;
                 jobs.insert(key(job.id), encode(&job))?;
             }
-            *index.unfinished.entry(job.batch).or_default() += 1;
-            index.active.insert(job.id, job);
+            index.add(job);
         }
         db.flush()?;
         let paused = matches!(meta.get(PAUSED_KEY), Ok(Some(v)) if v.as_ref() == [1]);
@@ -363,9 +375,23 @@ impl Queue {
         // The batch's id, then its jobs' in order.
         let batch_id = self.take_ids(new_jobs.len() as u64 + 1)?;
         let created_ms = now_ms();
+        let replaces = self.replaced_sources(&new_jobs);
         let mut jobs = Vec::with_capacity(new_jobs.len());
         let mut write = sled::Batch::default();
-        for (id, new) in (batch_id + 1..).zip(new_jobs) {
+        for ((id, new), replaces) in (batch_id + 1..).zip(new_jobs).zip(replaces) {
+            let warnings = replaces
+                .map(|earlier| {
+                    format!(
+                        "{} replaced {} in Dropbox at {}: both were handed over for that path \
+                         (Dropbox does not tell letter case apart) under conflict = overwrite, \
+                         and this one came last",
+                        new.source.display(),
+                        earlier.display(),
+                        new.remote_path
+                    )
+                })
+                .into_iter()
+                .collect();
             let mut job = Job {
                 id,
                 batch: batch_id,
@@ -383,7 +409,7 @@ impl Queue {
                 attempts: 0,
                 bytes_sent: 0,
                 options: new.options,
-                warnings: Vec::new(),
+                warnings,
                 origin: new.origin,
             };
             job.set_stamp(new.stamp);
@@ -405,8 +431,7 @@ impl Queue {
         {
             let mut index = self.index();
             for job in &jobs {
-                *index.unfinished.entry(job.batch).or_default() += 1;
-                index.active.insert(job.id, job.clone());
+                index.add(job.clone());
             }
         }
         for job in &jobs {
@@ -420,6 +445,29 @@ impl Queue {
     /// ignored).
     pub fn set_done_recorder(&self, recorder: DoneRecorder) {
         let _ = self.inner.done_recorder.set(recorder);
+    }
+
+    /// For each new job under `overwrite`, the source of the unfinished job (queued before,
+    /// or earlier in `new_jobs`) whose file in Dropbox it will replace: it runs after that one
+    /// (`same_path`), and says so, so that neither job's "uploaded" hides the other.
+    fn replaced_sources(&self, new_jobs: &[NewJob]) -> Vec<Option<PathBuf>> {
+        let index = self.index();
+        // The latest source for each path among the new jobs so far.
+        let mut earlier: HashMap<String, PathBuf> = HashMap::new();
+        new_jobs
+            .iter()
+            .map(|new| {
+                let key = crate::dropbox::path::path_key(&new.remote_path);
+                let before = index
+                    .same_path
+                    .last(&new.remote_path)
+                    .and_then(|id| index.active.get(&id))
+                    .map(|job| job.source.clone())
+                    .or_else(|| earlier.get(&key).cloned());
+                earlier.insert(key, new.source.clone());
+                before.filter(|_| new.options.conflict == crate::export::Conflict::Overwrite)
+            })
+            .collect()
     }
 
     /// Moves a job to `next`, if the state machine allows it, and makes that durable.
@@ -466,6 +514,7 @@ impl Queue {
             let job = job.clone();
             if job.state.is_terminal() {
                 index.active.remove(&id);
+                index.same_path.remove(&job.remote_path, id);
                 if let Some(left) = index.unfinished.get_mut(&job.batch) {
                     *left -= 1;
                     if *left == 0 {
@@ -545,7 +594,12 @@ impl Queue {
         {
             let mut index = self.index();
             let job = index.active.get_mut(&id).ok_or(QueueError::NotFound(id))?;
-            job.warnings = warnings;
+            // Added to what the job already says (that it replaces another job's file, say).
+            for warning in warnings {
+                if !job.warnings.contains(&warning) {
+                    job.warnings.push(warning);
+                }
+            }
             self.inner.jobs.insert(key(id), encode(&*job))?;
         }
         self.flush().await
@@ -560,13 +614,19 @@ impl Queue {
 
     /// The next job to work on, skipping claimed and still-waiting jobs: files handed over by
     /// a caller first, then watch-folder finds, each in arrival order. While `auto_held` (a
-    /// policy: metered connection, battery), watch-folder finds are not runnable at all.
+    /// policy: metered connection, battery), watch-folder finds are not runnable at all. A job
+    /// writing the same Dropbox path as an earlier unfinished job waits for it (`same_path`).
     pub fn claim_next(&self, now_ms: u64, auto_held: bool) -> Claim {
         let mut index = self.index();
         let mut earliest: Option<u64> = None;
         let mut found: Option<&Job> = None;
         for (id, job) in &index.active {
-            if index.claimed.contains(id) || (auto_held && job.origin.is_some()) {
+            if index.claimed.contains(id)
+                || (auto_held && job.origin.is_some())
+                || index
+                    .same_path
+                    .blocked(&job.remote_path, *id, &index.claimed)
+            {
                 continue;
             }
             if let JobState::Waiting { retry_at_ms, .. } = job.state
@@ -699,8 +759,7 @@ impl Queue {
                     job.attempts = 0;
                     job.bytes_sent = 0;
                     let mut index = self.index();
-                    *index.unfinished.entry(job.batch).or_default() += 1;
-                    index.active.insert(job.id, job.clone());
+                    index.add(job.clone());
                     self.inner.jobs.insert(key(job.id), encode(&job))?;
                     batches.insert(job.batch);
                 }
@@ -966,6 +1025,7 @@ mod tests {
                 JobState::Committing {
                     content_hash: "h".into(),
                     session_id: None,
+                    before: None,
                 },
             )
             .await;

@@ -96,7 +96,7 @@ impl Uploader {
             }
             return Err(ServiceError::InvalidPath(lines.join("\n")));
         }
-        let jobs = good
+        let jobs: Vec<NewJob> = good
             .into_iter()
             .filter_map(Result::ok)
             .map(|(path, stamp)| {
@@ -118,6 +118,7 @@ impl Uploader {
                 }
             })
             .collect();
+        refuse_collisions(&jobs)?;
         if self.remember_last_choice && !options.is_empty() {
             self.queue.set_last_export_options(&export).await?;
         }
@@ -127,6 +128,40 @@ impl Uploader {
             .await?;
         Ok((batch, jobs.iter().map(|j| j.id).collect()))
     }
+}
+
+/// Two files of one call that would be written to one Dropbox file under `overwrite` (the
+/// later replacing the earlier) refuse the whole call, naming both: one photo of a batch
+/// replacing another is never what was meant, and the fix (another folder, or `rename`) is
+/// the caller's to choose. Under the other policies both are kept (see `queue::same_path`).
+fn refuse_collisions(jobs: &[NewJob]) -> Result<(), ServiceError> {
+    let pairs = crate::queue::collisions(jobs);
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let count = pairs.len();
+    let mut lines: Vec<String> = pairs
+        .into_iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|(first, second)| {
+            format!(
+                "{} and {} would both be written to Dropbox as {} (Dropbox does not tell letter \
+                 case apart), and under conflict = overwrite one would replace the other",
+                jobs[first].source.display(),
+                jobs[second].source.display(),
+                jobs[second].remote_path
+            )
+        })
+        .collect();
+    if count > MAX_LISTED_ERRORS {
+        lines.push(format!("… and {} more", count - MAX_LISTED_ERRORS));
+    }
+    lines.push(
+        "Nothing was queued. Upload them into different folders, or choose conflict = rename \
+         to keep both"
+            .into(),
+    );
+    Err(ServiceError::InvalidPath(lines.join("\n")))
 }
 
 #[interface(
@@ -144,7 +179,10 @@ impl Uploader {
     /// resize so the long edge fits), `jpeg_quality` (u, 1–100), `strip_location` (b),
     /// `conflict` (s: `skip-identical`, `rename`, `overwrite`), `share_link` (b). Every path
     /// must be absolute and name an existing regular file; otherwise nothing is queued and the
-    /// error names each bad path.
+    /// error names each bad path. Dropbox does not tell letter case apart: two files for one
+    /// Dropbox path (`a/IMG_1.JPG` and `b/img_1.jpg`) under `overwrite` refuse the call,
+    /// naming both; under the other policies, and across calls, a job for a path that an
+    /// unfinished job also writes runs after it (`overwrite`: the last handed over wins).
     async fn upload(
         &self,
         paths: Vec<String>,

@@ -414,3 +414,70 @@ async fn a_file_too_large_for_dropbox_fails_before_it_is_sent() {
         .count();
     assert_eq!(starts, 2);
 }
+
+/// `login --refresh-token-stdin` with a token Dropbox refuses, while logged in: the login in
+/// use stays as it was (queued jobs go on, a restart finds the same login), and the error says
+/// it was the new token that was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_new_token_leaves_the_working_login_as_it_was() {
+    let mut w = world_with(small_config(), Setup::default()).await;
+    login_with_refresh(&w).await;
+    let account = w.account().await;
+    let before = account.account_name().await.unwrap();
+    let uploader = w.uploader().await;
+    uploader.pause().await.unwrap();
+    let files = make_photos(&w.photo_dir(), 4);
+    let (batch, _) = uploader
+        .upload(paths(&files), "/Kept".into(), dict(&[]))
+        .await
+        .unwrap();
+
+    let mut child = w
+        .sandbox
+        .command(env!("CARGO_BIN_EXE_dbxportctl"))
+        .args(["login", "--refresh-token-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bad = "not-a-refresh-token-dropbox-ever-issued";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bad.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("refused the refresh token you gave")
+            && said.contains("the login in use is unchanged"),
+        "the error names the new token: {said}"
+    );
+    assert!(!said.contains("stored login"), "{said}");
+    assert!(!said.contains(bad), "the token was echoed: {said}");
+
+    // Still logged in, as the same account; the queued jobs go on.
+    assert!(account.logged_in().await.unwrap());
+    assert_eq!(account.account_name().await.unwrap(), before);
+    uploader.resume().await.unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert_jobs_verified(&w, &done);
+
+    // A restart finds the same login: it was never dropped.
+    w.sandbox.stop_daemon();
+    w.sandbox.start_daemon().await.unwrap();
+    w.reconnect().await;
+    let account = w.account().await;
+    wait_for("the login after the restart", || async {
+        account.logged_in().await.unwrap().then_some(())
+    })
+    .await;
+    assert_eq!(account.account_name().await.unwrap(), before);
+}

@@ -140,3 +140,48 @@ async fn ctl_reports_each_bad_file_and_uploads_the_rest() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0].message.contains("locked.jpg"), "{failed:?}");
 }
+
+/// A file whose name Dropbox refuses (a backslash in it) fails with the reason in its name, not
+/// with the text about a malformed folder path that Dropbox's refusal gives; the rest go up, and
+/// nothing is sent for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backslash_in_a_file_name_fails_as_a_bad_name() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    let good = make_photos(&dir, 1).remove(0);
+    let bad = dir.join("IMG\\0001.jpg");
+    std::fs::copy(&good, &bad).unwrap();
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(&[good.clone(), bad.clone()]),
+            "/Names".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    let failed = done
+        .iter()
+        .find(|j| j.source == bad.to_string_lossy())
+        .unwrap();
+    assert_eq!(failed.state, "failed", "{failed:?}");
+    let text = &failed.message;
+    assert!(
+        text.contains(&*bad.to_string_lossy())
+            && text.contains("file name")
+            && text.contains("backslash")
+            && text.contains("rename the file"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("malformed") && !text.contains("folder"),
+        "{text}"
+    );
+    let ok = done
+        .iter()
+        .find(|j| j.source == good.to_string_lossy())
+        .unwrap();
+    assert_jobs_verified(&w, std::slice::from_ref(ok));
+    assert_eq!(uploads_started(&w), 1, "nothing was sent for the bad name");
+}

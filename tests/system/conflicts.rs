@@ -182,3 +182,104 @@ async fn a_lost_commit_under_rename_ends_as_one_renamed_file() {
     assert_eq!(files.len(), 2, "no second copy: {:?}", files.keys());
     assert!(files.contains_key("/R/p (1).jpg"));
 }
+
+/// The job's `stored_path` (where Dropbox holds its file) as ListJobs gives it.
+async fn stored_path(uploader: &dbxport::service::UploaderProxy<'_>, batch: u64) -> String {
+    let listed = uploader
+        .list_jobs(dict(&[("batch", Value::from(batch))]))
+        .await
+        .unwrap();
+    listed[0]
+        .get("stored_path")
+        .and_then(|v| <&str>::try_from(&**v).ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_reset_under_rename_is_not_done_until_a_new_file_exists() {
+    let w = world(small_config()).await;
+    let data = b"the same picture, uploaded again".to_vec();
+    // The very bytes are already there: under rename a new copy is still wanted.
+    seed(&w, "/R/p.jpg", &data).await;
+    let local = write(&w.photo_dir(), "p.jpg", &data);
+    // The commit is cut off by a reset before Dropbox acts on it.
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::ResetMidBody,
+        1,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(&[local]),
+            "/R".into(),
+            dict(&[("conflict", Value::from("rename"))]),
+        )
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert!(
+        w.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.fault.as_deref() == Some("reset_mid_body")),
+        "the reset happened"
+    );
+    let files = stored(&w);
+    assert_eq!(files.len(), 2, "a new file exists: {:?}", files.keys());
+    assert_eq!(
+        files["/R/p (1).jpg"],
+        dropbox::content_hash::content_hash(&data)
+    );
+    assert_eq!(stored_path(&uploader, batch).await, "/R/p (1).jpg");
+    assert!(
+        done[0].message.contains("/R/p (1).jpg"),
+        "{}",
+        done[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_under_rename_reports_where_the_file_landed() {
+    let w = world(small_config()).await;
+    let data = b"ren: a picture with two copies already".to_vec();
+    seed(&w, "/R/ren.jpg", &data).await;
+    seed(&w, "/R/ren (1).jpg", &data).await;
+    let local = write(&w.photo_dir(), "ren.jpg", &data);
+    // The commit lands (as "ren (2).jpg"), and its answer is lost.
+    w.sandbox.emulator.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::LoseAnswer,
+        1,
+    );
+    let uploader = w.uploader().await;
+    let (batch, _) = uploader
+        .upload(
+            paths(&[local]),
+            "/R".into(),
+            dict(&[("conflict", Value::from("rename"))]),
+        )
+        .await
+        .unwrap();
+    let done = batch_final(&uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert!(
+        w.sandbox
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.fault.as_deref() == Some("lose_answer")),
+        "the answer was lost"
+    );
+    let files = stored(&w);
+    assert_eq!(files.len(), 3, "one new file: {:?}", files.keys());
+    assert_eq!(stored_path(&uploader, batch).await, "/R/ren (2).jpg");
+    assert!(
+        done[0].message.contains("/R/ren (2).jpg"),
+        "{}",
+        done[0].message
+    );
+}

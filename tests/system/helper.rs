@@ -437,11 +437,13 @@ pub fn write_random_file(path: &Path, size: u64, seed: u64) {
 }
 
 /// After each 429, no request reached Dropbox before its Retry-After (`retry_after` of that
-/// answer) had passed — except one request of the other lane (a transfer, or the batch
-/// committer) that was already on the wire: it arrives within moments, and never on the same
-/// route. "Moments" is 500 ms: the suite runs many daemons at once on two cores, and a request
-/// already being sent can take that long to arrive; a retry that ignored Retry-After would come
-/// on the same route, or as a second early request, and is caught either way.
+/// answer) had passed — except requests of the other lanes that were already on the wire: they
+/// arrive within moments, and never on the same route. With one transfer there are three lanes
+/// (the transfer, the batch committer, and a large file's own commit, which holds no transfer
+/// slot), so at most two such requests. "Moments" is 500 ms: the suite runs many daemons at
+/// once on two cores, and a request already being sent can take that long to arrive; a retry
+/// that ignored Retry-After would come on the same route, or later than that, and is caught
+/// either way.
 pub fn assert_retry_after_kept(
     requests: &[dbxport::emulator::RequestRecord],
     retry_after: impl Fn(&dbxport::emulator::RequestRecord) -> Duration,
@@ -454,7 +456,7 @@ pub fn assert_retry_after_kept(
             .filter(|later| later.route.starts_with("/2/files/") && later.received < earliest)
             .collect();
         assert!(
-            early.len() <= 1,
+            early.len() <= 2,
             "{} requests within Retry-After {wait:?} of a 429 on {}: {early:?}",
             early.len(),
             limited.route

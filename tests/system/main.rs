@@ -8,6 +8,7 @@ mod account;
 mod activation;
 mod bad_input;
 mod batches;
+mod collisions;
 mod commits;
 mod config_cli;
 mod conflicts;
