@@ -267,14 +267,29 @@ pub fn set(
         // Keep the comment that precedes or follows the old value.
         Some(toml_edit::Item::Value(old)) => {
             let decor = old.decor().clone();
-            *old = value;
+            *old = value.clone();
             *old.decor_mut() = decor;
         }
         _ => {
-            table.insert(field, toml_edit::Item::Value(value));
+            table.insert(field, toml_edit::Item::Value(value.clone()));
         }
     }
-    checked(doc.to_string(), path)
+    let changed = doc.to_string();
+    // A value of the right kind the config still refuses (an unknown choice, say): said for
+    // the key, in the config's own words, not as a TOML error pointing into a file the user
+    // never wrote. Only when the file was fine before, so the value is the cause.
+    if let Err(e) = toml::from_str::<Config>(&changed)
+        && toml::from_str::<Config>(text).is_ok()
+    {
+        return Err(EditError::BadValue {
+            key: key.name.clone(),
+            value: value
+                .as_str()
+                .map_or_else(|| value.to_string().trim().to_string(), str::to_string),
+            expected: e.message().trim().replace('`', ""),
+        });
+    }
+    checked(changed, path)
 }
 
 /// `text` without `key`, which goes back to its default.
@@ -484,5 +499,15 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn a_refused_choice_is_told_for_the_key_not_as_a_toml_error() {
+        let key = key("export.conflict").unwrap();
+        let value = parse_value(&key, "merge").unwrap();
+        let err = set("", p(), &key, value).unwrap_err().to_string();
+        assert!(err.starts_with("export.conflict = \"merge\": "), "{err}");
+        assert!(err.contains("skip-identical, rename, overwrite"), "{err}");
+        assert!(!err.contains("line"), "{err}");
     }
 }

@@ -80,6 +80,12 @@ async fn pause_holds_transfers_across_a_restart_until_resume() {
         .upload(paths(&files), "/Paused".into(), dict(&[]))
         .await
         .unwrap();
+    // The proxy caches QueueLength from PropertiesChanged, which may arrive after Upload's
+    // reply: wait for it once, then it must stay.
+    wait_for("QueueLength 3", || async {
+        (uploader.queue_length().await.unwrap() == 3).then_some(())
+    })
+    .await;
     // Accepted and queued, but nothing goes to Dropbox while paused. (Observed through the
     // daemon's own view: the jobs stay queued while it answers other calls.)
     for _ in 0..3 {
