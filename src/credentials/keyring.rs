@@ -63,10 +63,21 @@ impl KeyringStore {
 /// taken as a reason to fall back silently.
 fn classify(error: Error) -> CredentialError {
     match error {
-        Error::PlatformFailure(e) => CredentialError::Unavailable(e.to_string()),
-        Error::NoStorageAccess(e) => CredentialError::Locked(e.to_string()),
-        e => CredentialError::Keyring(e.to_string()),
+        Error::PlatformFailure(e) => CredentialError::Unavailable(plain(&e.to_string())),
+        Error::NoStorageAccess(e) => CredentialError::Locked(plain(&e.to_string())),
+        e => CredentialError::Keyring(plain(&e.to_string())),
     }
+}
+
+/// The keyring library's words, as a person reads them: its "SS error:" prefix (Secret
+/// Service) dropped, and the one message people meet most said plainly.
+fn plain(detail: &str) -> String {
+    let detail = detail.trim();
+    let detail = detail.strip_prefix("SS error:").unwrap_or(detail).trim();
+    if detail.contains("prompt dismissed") {
+        return "its unlock prompt was dismissed".into();
+    }
+    detail.to_string()
 }
 
 impl CredentialStore for KeyringStore {
@@ -103,5 +114,32 @@ impl CredentialStore for KeyringStore {
 
     fn describe(&self) -> String {
         format!("the Secret Service (keyring), item \"{LABEL}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_errors_are_said_plainly_with_the_way_out() {
+        let err = CredentialError::Locked(plain("SS error: prompt dismissed"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "the keyring is locked or refused access (its unlock prompt was dismissed)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("SS error"), "{text}");
+        assert!(
+            text.contains("dbxportctl config set credentials.store file"),
+            "{text}"
+        );
+        let err = CredentialError::Unavailable(plain("SS error: no result found"));
+        assert!(
+            err.to_string()
+                .starts_with("no keyring answers in this session (no result found)")
+        );
     }
 }

@@ -33,10 +33,18 @@ pub struct StoredCredentials {
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     /// No Secret Service answers on the session bus (none installed, or not started yet).
-    #[error("the Secret Service (keyring) is not available: {0}")]
+    #[error(
+        "no keyring answers in this session ({0}). Start one (GNOME Keyring, KWallet, \
+         KeePassXC), or keep the login in a private file instead: dbxportctl config set \
+         credentials.store file"
+    )]
     Unavailable(String),
     /// The Secret Service answered but refused access (locked, no default collection).
-    #[error("the keyring is locked or refused access: {0}; unlock it (log in to the desktop)")]
+    #[error(
+        "the keyring is locked or refused access ({0}). Unlock it (log in to the desktop, or \
+         open your keyring app), or keep the login in a private file instead: dbxportctl \
+         config set credentials.store file"
+    )]
     Locked(String),
     #[error("the keyring failed: {0}")]
     Keyring(String),
