@@ -79,7 +79,9 @@ pub async fn run(conn: &zbus::Connection) -> Result<Exit, String> {
     })
     .await
     .unwrap_or(false);
-    if !gone {
+    // The bus name goes before the process has finished stopping (it still flushes and holds
+    // the queue database's lock): a new daemon started now would find the lock taken.
+    if !gone || !process_exited(pid as i32, LIMIT).await {
         return Err(format!(
             "dbxportd (pid {pid}) did not stop within {} s",
             LIMIT.as_secs()
@@ -152,6 +154,36 @@ pub async fn run(conn: &zbus::Connection) -> Result<Exit, String> {
     }
     outln!("dbxportd restarted");
     Ok(Exit::Ok)
+}
+
+/// Waits until process `pid` has exited, up to `limit`: through a pidfd, which becomes
+/// readable when the process ends (no polling); where the kernel has none, by looking every
+/// 50 ms whether the pid still exists.
+async fn process_exited(pid: i32, limit: std::time::Duration) -> bool {
+    let alive = || unsafe { libc::kill(pid, 0) } == 0;
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+        let owned =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        // SAFETY: the AsyncFd owns the descriptor until it is dropped.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)
+        };
+        if let Ok(fd) = registered {
+            return tokio::time::timeout(limit, fd.readable())
+                .await
+                .is_ok_and(|r| r.is_ok());
+        }
+    }
+    tokio::time::timeout(limit, async {
+        while alive() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok()
 }
 
 fn read_nul_list(path: String) -> Vec<std::ffi::OsString> {
