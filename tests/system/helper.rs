@@ -495,6 +495,24 @@ impl World {
             .unwrap_or_else(|| panic!("no watch {id} in {listed:?}"))
     }
 
+    /// Every job so far, in every state.
+    pub async fn all_jobs(&self) -> Vec<JobInfo> {
+        jobs(&self.uploader().await, &[]).await
+    }
+
+    /// Waits until the emulator holds a file with content hash `hash`.
+    pub async fn wait_for_stored_hash(&self, what: &str, hash: &str) {
+        wait_for(what, || async {
+            self.sandbox
+                .emulator
+                .files()
+                .iter()
+                .any(|f| f.content_hash == hash)
+                .then_some(())
+        })
+        .await
+    }
+
     /// The paths of the files the emulator holds, as Dropbox displays them.
     pub fn stored_paths(&self) -> Vec<String> {
         self.sandbox
@@ -539,4 +557,13 @@ pub fn mount_tmpfs(at: &Path, size: &str, mode: &str) -> Option<Tmpfs> {
         .status()
         .is_ok_and(|s| s.success())
         .then_some(Tmpfs(target))
+}
+
+/// Adds a watch of `dir` for the Dropbox folder `to` over D-Bus; returns its id.
+pub async fn add_watch(w: &World, dir: &Path, to: &str, options: &[(&str, Value<'_>)]) -> u64 {
+    w.watches()
+        .await
+        .add_watch(dir.to_string_lossy().into_owned(), to.into(), dict(options))
+        .await
+        .expect("AddWatch")
 }

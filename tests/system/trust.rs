@@ -30,18 +30,6 @@ fn watch_config() -> dbxport::config::Config {
     config
 }
 
-async fn add_watch(w: &World, dir: &Path, to: &str, options: &[(&str, Value<'_>)]) -> u64 {
-    w.watches()
-        .await
-        .add_watch(dir.to_string_lossy().into_owned(), to.into(), dict(options))
-        .await
-        .expect("AddWatch")
-}
-
-async fn all_jobs(w: &World) -> Vec<JobInfo> {
-    jobs(&w.uploader().await, &[]).await
-}
-
 /// A private file outside the watched folder, and its content hash.
 fn private_file(w: &World) -> (PathBuf, String) {
     let dir = w.dir.path().join("home/.ssh");
@@ -68,7 +56,7 @@ async fn marker(w: &World, dir: &Path, name: &str) {
     std::fs::copy(&sample, &path).unwrap();
     let source = path.to_string_lossy().into_owned();
     wait_for(&format!("{name} done"), || async {
-        all_jobs(w)
+        w.all_jobs()
             .await
             .iter()
             .any(|j| j.source == source && j.state == "done")
@@ -119,7 +107,7 @@ async fn a_watch_follows_no_symlink_file_or_folder() {
         "{stored:?}"
     );
     assert_eq!(stored.len(), 2, "{stored:?}");
-    let jobs = all_jobs(&w).await;
+    let jobs = w.all_jobs().await;
     assert_eq!(jobs.len(), 2, "no job for any link: {jobs:#?}");
 }
 
@@ -140,7 +128,7 @@ async fn a_queued_file_swapped_for_a_symlink_is_refused() {
     std::fs::copy(sample_photos().remove(0), &watched).unwrap();
     let watched_source = watched.to_string_lossy().into_owned();
     wait_for("the watch to queue the photo", || async {
-        all_jobs(&w)
+        w.all_jobs()
             .await
             .iter()
             .any(|j| j.source == watched_source)
@@ -165,7 +153,7 @@ async fn a_queued_file_swapped_for_a_symlink_is_refused() {
     }
     uploader.resume().await.unwrap();
     let ended = wait_for("both jobs final", || async {
-        let jobs = all_jobs(&w).await;
+        let jobs = w.all_jobs().await;
         (jobs.len() == 2
             && jobs
                 .iter()
@@ -215,7 +203,7 @@ async fn a_stalled_writer_keeps_its_file_back_until_it_closes_it() {
     // still open for writing, and says so.
     wait_for_log(&w, "slow.jpg: still open for writing by another program").await;
     assert!(
-        all_jobs(&w).await.is_empty(),
+        w.all_jobs().await.is_empty(),
         "a job for a half-written file"
     );
     assert!(w.sandbox.emulator.files().is_empty());
@@ -223,7 +211,7 @@ async fn a_stalled_writer_keeps_its_file_back_until_it_closes_it() {
     writer.write_all(&photo[photo.len() / 2..]).unwrap();
     drop(writer);
     let done = wait_for("the finished photo done", || async {
-        let jobs = all_jobs(&w).await;
+        let jobs = w.all_jobs().await;
         (jobs.len() == 1 && jobs[0].state == "done").then_some(jobs)
     })
     .await;
@@ -267,7 +255,7 @@ async fn a_photo_sent_half_written_is_replaced_by_the_finished_one() {
     drop(writer);
     let whole = hash(&path);
     let jobs = wait_for("the finished photo's job done", || async {
-        let jobs = all_jobs(&w).await;
+        let jobs = w.all_jobs().await;
         (jobs.len() == 2 && jobs.iter().all(|j| j.state == "done")).then_some(jobs)
     })
     .await;
@@ -315,15 +303,7 @@ async fn an_edit_in_place_with_the_mtime_put_back_is_exported_again() {
 
     edit_in_place(&path, size / 2, 64);
     let edited = hash(&path);
-    wait_for("the edit exported", || async {
-        w.sandbox
-            .emulator
-            .files()
-            .iter()
-            .any(|f| f.content_hash == edited)
-            .then_some(())
-    })
-    .await;
+    w.wait_for_stored_hash("the edit exported", &edited).await;
 }
 
 /// Finding 3, after the bytes were read: a photo edited while its upload is being committed
@@ -346,15 +326,7 @@ async fn an_edit_made_while_the_upload_commits_is_exported_after_it() {
     let size = std::fs::metadata(&path).unwrap().len();
     edit_in_place(&path, size / 3, 128);
     let edited = hash(&path);
-    wait_for("the edit exported", || async {
-        w.sandbox
-            .emulator
-            .files()
-            .iter()
-            .any(|f| f.content_hash == edited)
-            .then_some(())
-    })
-    .await;
+    w.wait_for_stored_hash("the edit exported", &edited).await;
 }
 
 /// Finding 3, during an upload: the file is edited in place (mtime put back) between two
@@ -444,7 +416,7 @@ async fn an_unreadable_subfolder_is_skipped_and_the_watch_goes_on() {
     let photos = make_photos(&card.join("DCIM"), 3);
     let id = add_watch(&w, &card, "/Card", &[("recursive", Value::from(true))]).await;
     let done = wait_for("3 photos exported", || async {
-        let jobs = all_jobs(&w).await;
+        let jobs = w.all_jobs().await;
         (jobs.len() == 3 && jobs.iter().all(|j| j.state == "done")).then_some(jobs)
     })
     .await;
@@ -512,7 +484,7 @@ async fn kill_9_during_a_watch_export(conflict: &str) {
         w.reconnect().await;
     }
     wait_for("every photo exported", || async {
-        let jobs = all_jobs(&w).await;
+        let jobs = w.all_jobs().await;
         (jobs.iter().filter(|j| j.state == "done").count() >= PHOTOS
             && jobs.iter().all(|j| j.state == "done"))
         .then_some(())
@@ -526,7 +498,7 @@ async fn kill_9_during_a_watch_export(conflict: &str) {
         "{conflict}: twins after kill -9: {twins:?}"
     );
     assert_eq!(stored.len(), PHOTOS + 1, "{stored:?}");
-    let jobs = all_jobs(&w).await;
+    let jobs = w.all_jobs().await;
     assert_eq!(
         jobs.len(),
         PHOTOS + 1,

@@ -25,21 +25,6 @@ fn watch_config() -> dbxport::config::Config {
     config
 }
 
-impl World {
-    /// Every job so far, in every state.
-    async fn all_jobs(&self) -> Vec<JobInfo> {
-        jobs(&self.uploader().await, &[]).await
-    }
-}
-
-async fn add_watch(w: &World, dir: &Path, to: &str, options: &[(&str, Value<'_>)]) -> u64 {
-    w.watches()
-        .await
-        .add_watch(dir.to_string_lossy().into_owned(), to.into(), dict(options))
-        .await
-        .expect("AddWatch")
-}
-
 /// Waits until `n` jobs exist and all are Done; returns them. A failed or cancelled job ends
 /// the wait at once.
 async fn jobs_done(w: &World, n: usize) -> Vec<JobInfo> {
