@@ -2,13 +2,10 @@
 //! name is already in Dropbox, and whether the batch ends with a shared link. Every job carries
 //! its batch's options, so a restart runs it exactly as it was asked for.
 //!
-//! Defaults come from the config (`[export]`); each `Upload` call may override any of them for
-//! its batch through its `a{sv}` options.
-
-use std::collections::HashMap;
+//! Defaults come from the config (`[export]`); each caller may override any of them for its
+//! batch ([`ExportOverrides`]; on D-Bus, `Upload`'s `a{sv}` options).
 
 use serde::{Deserialize, Serialize};
-use zbus::zvariant::{OwnedValue, Value};
 
 use crate::prepare::{Mode, PrepareOptions};
 
@@ -70,56 +67,40 @@ pub struct ExportOptions {
     pub share_link: bool,
 }
 
-/// What a caller sent, in words: "a string (s)", so an error says what was wrong without
-/// assuming the reader knows D-Bus signatures.
-pub fn kind_of(value: &Value<'_>) -> String {
-    let sig = value.value_signature().to_string();
-    let words = match sig.as_str() {
-        "s" | "o" | "g" => "a string",
-        "b" => "a boolean",
-        "y" | "n" | "q" | "i" | "u" | "x" | "t" => "a whole number",
-        "d" => "a fractional number",
-        "v" => "a variant",
-        _ if sig.starts_with("a{") => "a dictionary",
-        _ if sig.starts_with('a') => "a list",
-        _ if sig.starts_with('(') => "a structure",
-        _ => "a value",
-    };
-    format!("{words} ({sig})")
+/// A caller's choices for one batch or watch, each overriding the defaults when given (the
+/// D-Bus adapters read them from `Upload`'s and `AddWatch`'s `a{sv}` options; other callers
+/// build them directly).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOverrides {
+    /// `true`: send the original bytes; `false`: resize.
+    pub original: Option<bool>,
+    /// The same switch, said the other way round (`resize = true` is `original = false`).
+    pub resize: Option<bool>,
+    /// Resize so the long edge fits (implies resizing).
+    pub max_dimension: Option<u32>,
+    /// JPEG quality of a resized photo, 1–100 (implies resizing).
+    pub jpeg_quality: Option<u32>,
+    pub strip_location: Option<bool>,
+    pub conflict: Option<Conflict>,
+    pub share_link: Option<bool>,
+}
+
+impl ExportOverrides {
+    /// Whether the caller chose nothing (the defaults apply as they are).
+    pub fn is_empty(&self) -> bool {
+        *self == ExportOverrides::default()
+    }
 }
 
 impl ExportOptions {
-    /// Applies `Upload`'s options to these defaults. Unknown keys and wrong types are errors
-    /// naming the key.
-    pub fn with_overrides(
-        mut self,
-        options: &HashMap<String, OwnedValue>,
-    ) -> Result<ExportOptions, String> {
-        let flag = |key: &str, value: &OwnedValue| {
-            bool::try_from(&**value)
-                .map_err(|_| format!("option {key} must be a boolean, not {}", kind_of(value)))
-        };
-        let number = |key: &str, value: &OwnedValue| {
-            let n: Option<i128> = match &**value {
-                Value::U8(v) => Some((*v).into()),
-                Value::U16(v) => Some((*v).into()),
-                Value::U32(v) => Some((*v).into()),
-                Value::U64(v) => Some((*v).into()),
-                Value::I16(v) => Some((*v).into()),
-                Value::I32(v) => Some((*v).into()),
-                Value::I64(v) => Some((*v).into()),
-                _ => None,
-            };
-            match n {
-                // Out of range above is still out of range: the range checks below say so.
-                Some(n) if n >= 0 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-                Some(n) => Err(format!("option {key} must be a positive number, not {n}")),
-                None => Err(format!(
-                    "option {key} must be a number, not {}",
-                    kind_of(value)
-                )),
-            }
-        };
+    /// These defaults with a caller's overrides applied; contradictory or out-of-range choices
+    /// are errors naming the option.
+    pub fn with_overrides(mut self, o: &ExportOverrides) -> Result<ExportOptions, String> {
+        if o.original == Some(true) && (o.max_dimension.is_some() || o.jpeg_quality.is_some()) {
+            return Err(
+                "option original=true cannot be combined with max_dimension or jpeg_quality".into(),
+            );
+        }
         let (mut max_dimension, mut quality) = match self.prepare.mode {
             Mode::Resize {
                 max_dimension,
@@ -128,38 +109,29 @@ impl ExportOptions {
             Mode::Original => (DEFAULT_MAX_DIMENSION, DEFAULT_JPEG_QUALITY),
         };
         let mut resize = matches!(self.prepare.mode, Mode::Resize { .. });
-        for (key, value) in options {
-            match key.as_str() {
-                "original" => resize = !flag(key, value)?,
-                "resize" => resize = flag(key, value)?,
-                "max_dimension" => {
-                    max_dimension = number(key, value)?;
-                    resize = true;
-                }
-                "jpeg_quality" => {
-                    quality = u8::try_from(number(key, value)?)
-                        .map_err(|_| "jpeg_quality must be between 1 and 100".to_string())?;
-                    resize = true;
-                }
-                "strip_location" => self.prepare.strip_location = flag(key, value)?,
-                "conflict" => {
-                    let text = <&str>::try_from(&**value).map_err(|_| {
-                        format!("option conflict must be a string, not {}", kind_of(value))
-                    })?;
-                    self.conflict = Conflict::parse(text)?;
-                }
-                "share_link" => self.share_link = flag(key, value)?,
-                other => return Err(format!("unknown option {other:?}")),
-            }
+        if let Some(original) = o.original {
+            resize = !original;
         }
-        if options
-            .get("original")
-            .is_some_and(|v| bool::try_from(&**v) == Ok(true))
-            && (options.contains_key("max_dimension") || options.contains_key("jpeg_quality"))
-        {
-            return Err(
-                "option original=true cannot be combined with max_dimension or jpeg_quality".into(),
-            );
+        if let Some(wanted) = o.resize {
+            resize = wanted;
+        }
+        if let Some(dimension) = o.max_dimension {
+            max_dimension = dimension;
+            resize = true;
+        }
+        if let Some(q) = o.jpeg_quality {
+            quality = u8::try_from(q)
+                .map_err(|_| "jpeg_quality must be between 1 and 100".to_string())?;
+            resize = true;
+        }
+        if let Some(strip) = o.strip_location {
+            self.prepare.strip_location = strip;
+        }
+        if let Some(conflict) = o.conflict {
+            self.conflict = conflict;
+        }
+        if let Some(link) = o.share_link {
+            self.share_link = link;
         }
         self.prepare.mode = if resize {
             Mode::Resize {
@@ -177,41 +149,53 @@ impl ExportOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zbus::zvariant::Value;
-
-    fn opts(pairs: &[(&str, Value<'_>)]) -> HashMap<String, OwnedValue> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
-            .collect()
-    }
 
     #[test]
-    fn overrides_apply_and_bad_ones_are_named() {
-        let base = ExportOptions::default();
-        let o = base
-            .clone()
-            .with_overrides(&opts(&[
-                ("conflict", Value::from("overwrite")),
-                ("share_link", Value::from(true)),
-            ]))
+    fn overrides_apply_over_the_defaults() {
+        let o = ExportOptions::default()
+            .with_overrides(&ExportOverrides {
+                conflict: Some(Conflict::Overwrite),
+                share_link: Some(true),
+                max_dimension: Some(2048),
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(o.conflict, Conflict::Overwrite);
         assert!(o.share_link);
-        let err = base
-            .clone()
-            .with_overrides(&opts(&[("conflict", Value::from("merge"))]))
+        assert_eq!(
+            o.prepare.mode,
+            Mode::Resize {
+                max_dimension: 2048,
+                jpeg_quality: DEFAULT_JPEG_QUALITY
+            }
+        );
+        // Nothing chosen: the defaults as they are.
+        let defaults = ExportOptions::default();
+        assert_eq!(
+            defaults
+                .clone()
+                .with_overrides(&ExportOverrides::default())
+                .unwrap(),
+            defaults
+        );
+    }
+
+    #[test]
+    fn contradictions_and_ranges_are_refused_by_name() {
+        let both = ExportOverrides {
+            original: Some(true),
+            jpeg_quality: Some(80),
+            ..Default::default()
+        };
+        let err = ExportOptions::default().with_overrides(&both).unwrap_err();
+        assert!(err.contains("original=true"), "{err}");
+        let err = ExportOptions::default()
+            .with_overrides(&ExportOverrides {
+                jpeg_quality: Some(300),
+                ..Default::default()
+            })
             .unwrap_err();
-        assert!(err.contains("merge"), "{err}");
-        let err = base
-            .clone()
-            .with_overrides(&opts(&[("share_link", Value::from("yes"))]))
-            .unwrap_err();
-        assert!(err.contains("share_link"), "{err}");
-        let err = base
-            .with_overrides(&opts(&[("colour", Value::from(1u32))]))
-            .unwrap_err();
-        assert!(err.contains("colour"), "{err}");
+        assert!(err.contains("jpeg_quality"), "{err}");
     }
 
     #[test]

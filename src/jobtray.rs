@@ -462,34 +462,14 @@ impl Tray {
     async fn requested(&mut self, batch: BatchId, request: Request) {
         let outcome = match request {
             Request::Cancel => self.queue.cancel(batch).await.map(|_| ()),
+            // D-Bus clients hear of it through `Paused`, which follows the queue's switch.
             Request::Suspend | Request::Resume => {
-                let paused = request == Request::Suspend;
-                let result = self.queue.set_paused(paused).await;
-                if result.is_ok() {
-                    self.tell_bus_paused().await;
-                }
-                result
+                self.queue.set_paused(request == Request::Suspend).await
             }
         };
         match outcome {
             Ok(()) => tracing::info!("job tray: {request:?} for batch {batch}"),
             Err(e) => tracing::warn!("job tray: {request:?} for batch {batch}: {e}"),
-        }
-    }
-
-    /// Tells D-Bus clients (`Paused`) of a pause from the tray; the entries follow the queue's
-    /// switch (`show_suspended`).
-    async fn tell_bus_paused(&self) {
-        let server = self.conn.object_server();
-        if let Ok(uploader) = server
-            .interface::<_, crate::service::Uploader>(crate::service::OBJECT_PATH)
-            .await
-        {
-            let _ = uploader
-                .get()
-                .await
-                .paused_changed(uploader.signal_emitter())
-                .await;
         }
     }
 

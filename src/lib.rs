@@ -43,6 +43,7 @@ pub mod export;
 /// Entry points for the fuzz targets (`fuzz/`) and their regression tests; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod intake;
 pub mod jobtray;
 pub mod logging;
 pub mod notifications;

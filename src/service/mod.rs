@@ -15,6 +15,7 @@
 
 mod account;
 mod folders;
+mod options;
 mod uploader;
 mod watches;
 
@@ -34,15 +35,11 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use crate::credentials::Session;
 use crate::dropbox::Client;
-use crate::dropbox::path::validate_folder;
 use crate::engine::Engine;
 use crate::queue::{Job, JobState, Queue, QueueError};
 
 pub const BUS_NAME: &str = "io.github.dbxport1";
 pub const OBJECT_PATH: &str = "/io/github/dbxport1";
-
-/// At most this many bad paths are listed in one error; the count says how many more.
-pub(crate) const MAX_LISTED_ERRORS: usize = 20;
 
 /// Errors callers see, as named D-Bus errors (`io.github.dbxport1.Error.InvalidPath`, …).
 #[derive(Debug, zbus::DBusError)]
@@ -62,6 +59,17 @@ pub enum ServiceError {
     NotLoggedIn(String),
     /// Something failed inside the daemon; the message says what.
     Failed(String),
+}
+
+impl From<crate::intake::IntakeError> for ServiceError {
+    fn from(e: crate::intake::IntakeError) -> Self {
+        use crate::intake::IntakeError;
+        match e {
+            IntakeError::Invalid(message) => ServiceError::InvalidArgument(message),
+            e @ IntakeError::Refused(_) => ServiceError::InvalidPath(e.to_string()),
+            IntakeError::Queue(e) => e.into(),
+        }
+    }
 }
 
 impl From<QueueError> for ServiceError {
@@ -171,16 +179,6 @@ pub fn summary_from_dict(d: &HashMap<String, OwnedValue>) -> crate::queue::Batch
     }
 }
 
-/// Checks a Dropbox folder path given by a caller; `""` means the configured default.
-pub(crate) fn checked_folder(requested: &str, default: &str) -> Result<String, ServiceError> {
-    let folder = if requested.is_empty() {
-        default
-    } else {
-        requested
-    };
-    validate_folder(folder).map_err(|e| ServiceError::InvalidArgument(format!("remote folder {e}")))
-}
-
 /// Connects to the session bus, serves the interfaces and takes the well-known name (after
 /// the handlers are in place, so a D-Bus-activated first call is not lost).
 pub async fn serve(
@@ -198,10 +196,13 @@ pub async fn serve(
         .serve_at(
             OBJECT_PATH,
             Uploader {
+                intake: crate::intake::Intake {
+                    queue: queue.clone(),
+                    default_folder,
+                    defaults: config.export.options(),
+                    remember_last_choice: config.export.remember_last_choice,
+                },
                 queue,
-                default_folder,
-                defaults: config.export.options(),
-                remember_last_choice: config.export.remember_last_choice,
                 client: client.clone(),
                 engine,
                 policy,
@@ -260,6 +261,9 @@ pub async fn forward_signals(
     let mut logins = session.logins();
     let mut watch_changes = watcher.subscribe();
     let mut auto_hold = policy.subscribe();
+    // The one place `Paused` is announced: whoever flips the switch (Pause, Resume, the job
+    // tray's buttons), the queue's watch says so.
+    let mut paused = queue.watch_paused();
     let watches = server.interface::<_, Watches>(OBJECT_PATH).await?;
     let mut last_len = queue.active_len();
     // Progress goes out in flushes a few times a second, the latest figure of each job that
@@ -323,6 +327,14 @@ pub async fn forward_signals(
                 }
                 uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?;
             }
+            changed = paused.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let iface = uploader.get().await;
+                iface.paused_changed(uploader.signal_emitter()).await?;
+                iface.paused_since_ms_changed(uploader.signal_emitter()).await?;
+            }
             changed = store_status.changed() => {
                 if changed.is_err() {
                     return Ok(());
@@ -362,21 +374,6 @@ pub async fn forward_signals(
 mod tests {
     use super::*;
 
-    #[test]
-    fn remote_folders_are_checked() {
-        assert_eq!(checked_folder("", "/Photos").unwrap(), "/Photos");
-        assert_eq!(checked_folder("/", "/Photos").unwrap(), "");
-        assert_eq!(checked_folder("/A/B", "/Photos").unwrap(), "/A/B");
-        for bad in ["A", "/A/", "/A ", "/a/../b", "/x/Thumbs.db"] {
-            assert!(
-                matches!(
-                    checked_folder(bad, "/P"),
-                    Err(ServiceError::InvalidArgument(_))
-                ),
-                "{bad}"
-            );
-        }
-    }
     #[test]
     fn a_summary_reads_back_as_it_was_sent() {
         let summary = crate::queue::BatchSummary {

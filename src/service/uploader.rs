@@ -8,9 +8,9 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::{MAX_LISTED_ERRORS, ServiceError, checked_folder, job_to_dict};
-use crate::prepare;
-use crate::queue::{Filter, JobState, NewJob, Queue};
+use super::options::export_overrides;
+use super::{ServiceError, job_to_dict};
+use crate::queue::{Filter, JobState, Queue};
 
 /// The `state` values `ListJobs` filters on.
 const JOB_STATES: [&str; 10] = [
@@ -35,12 +35,9 @@ fn state_matches(filter: &str, state: &JobState) -> bool {
 }
 
 pub struct Uploader {
+    /// Turns `Upload`'s files into jobs (the library's one intake).
+    pub(super) intake: crate::intake::Intake,
     pub(super) queue: Queue,
-    pub(super) default_folder: String,
-    /// Export options for batches that do not say otherwise (config `[export]`).
-    pub(super) defaults: crate::export::ExportOptions,
-    /// Whether a batch's explicit options become the next batches' defaults.
-    pub(super) remember_last_choice: bool,
     /// For the bandwidth limit, which lives in the client's transfers.
     pub(super) client: crate::dropbox::Client,
     /// For the throughput.
@@ -59,109 +56,13 @@ impl Uploader {
         remote_folder: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
-        let defaults = match self.remember_last_choice {
-            true => self
-                .queue
-                .last_export_options()
-                .unwrap_or_else(|| self.defaults.clone()),
-            false => self.defaults.clone(),
-        };
-        let export = defaults
-            .with_overrides(&options)
-            .map_err(ServiceError::InvalidArgument)?;
-        if paths.is_empty() {
-            return Err(ServiceError::InvalidArgument("no files given".into()));
-        }
-        let folder = checked_folder(&remote_folder, &self.default_folder)?;
-        // Stat every path off the runtime: 10,000 stats are fast but still blocking calls.
-        let checked = tokio::task::spawn_blocking(move || {
-            paths
-                .into_iter()
-                .map(|path| prepare::check_source(&path).map(|stamp| (path, stamp)))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| ServiceError::Failed(e.to_string()))?;
-        let (good, bad): (Vec<_>, Vec<_>) = checked.into_iter().partition(Result::is_ok);
-        if !bad.is_empty() {
-            let count = bad.len();
-            let mut lines: Vec<String> = bad
-                .into_iter()
-                .filter_map(Result::err)
-                .take(MAX_LISTED_ERRORS)
-                .map(|e| e.to_string())
-                .collect();
-            if count > MAX_LISTED_ERRORS {
-                lines.push(format!("… and {} more", count - MAX_LISTED_ERRORS));
-            }
-            return Err(ServiceError::InvalidPath(lines.join("\n")));
-        }
-        let jobs: Vec<NewJob> = good
-            .into_iter()
-            .filter_map(Result::ok)
-            .map(|(path, stamp)| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                // A resized PNG goes up as `name.jpg`: the name is fixed now, so a restart,
-                // a conflict check and the user all see the same one.
-                let name = prepare::remote_name(&name, &export.prepare);
-                NewJob {
-                    remote_path: format!("{folder}/{name}"),
-                    source: path,
-                    stamp,
-                    access: prepare::Access::Given,
-                    replaces_rev: None,
-                    options: export.clone(),
-                    origin: None,
-                }
-            })
-            .collect();
-        refuse_collisions(&jobs)?;
-        if self.remember_last_choice && !options.is_empty() {
-            self.queue.set_last_export_options(&export).await?;
-        }
-        let (batch, jobs) = self
-            .queue
-            .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)
+        let overrides = export_overrides(&options).map_err(ServiceError::InvalidArgument)?;
+        let queued = self
+            .intake
+            .upload(paths, &remote_folder, &overrides)
             .await?;
-        Ok((batch, jobs.iter().map(|j| j.id).collect()))
+        Ok((queued.batch, queued.jobs))
     }
-}
-
-/// Two files of one call that would be written to one Dropbox file under `overwrite` (the
-/// later replacing the earlier) refuse the whole call, naming both: one photo of a batch
-/// replacing another is never what was meant, and the fix (another folder, or `rename`) is
-/// the caller's to choose. Under the other policies both are kept (see `queue::same_path`).
-fn refuse_collisions(jobs: &[NewJob]) -> Result<(), ServiceError> {
-    let pairs = crate::queue::collisions(jobs);
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    let count = pairs.len();
-    let mut lines: Vec<String> = pairs
-        .into_iter()
-        .take(MAX_LISTED_ERRORS)
-        .map(|(first, second)| {
-            format!(
-                "{} and {} would both be written to Dropbox as {} (Dropbox does not tell letter \
-                 case apart), and under conflict = overwrite one would replace the other",
-                jobs[first].source.display(),
-                jobs[second].source.display(),
-                jobs[second].remote_path
-            )
-        })
-        .collect();
-    if count > MAX_LISTED_ERRORS {
-        lines.push(format!("… and {} more", count - MAX_LISTED_ERRORS));
-    }
-    lines.push(
-        "Nothing was queued. Upload them into different folders, or choose conflict = rename \
-         to keep both"
-            .into(),
-    );
-    Err(ServiceError::InvalidPath(lines.join("\n")))
 }
 
 #[interface(
@@ -303,24 +204,14 @@ impl Uploader {
     }
 
     /// Stops starting new transfers (running ones finish their current step). Persisted.
-    async fn pause(
-        &self,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
-    ) -> Result<(), ServiceError> {
-        self.queue.set_paused(true).await?;
-        self.paused_changed(&emitter).await?;
-        self.paused_since_ms_changed(&emitter).await?;
-        Ok(())
+    /// `Paused` announces the change (`forward_signals` follows the queue's switch, whoever
+    /// flips it: this method, the job tray).
+    async fn pause(&self) -> Result<(), ServiceError> {
+        Ok(self.queue.set_paused(true).await?)
     }
 
-    async fn resume(
-        &self,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
-    ) -> Result<(), ServiceError> {
-        self.queue.set_paused(false).await?;
-        self.paused_changed(&emitter).await?;
-        self.paused_since_ms_changed(&emitter).await?;
-        Ok(())
+    async fn resume(&self) -> Result<(), ServiceError> {
+        Ok(self.queue.set_paused(false).await?)
     }
 
     /// Unfinished jobs.

@@ -14,8 +14,10 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::{ServiceError, checked_folder, value};
+use super::options::{export_overrides, flag, kind_of};
+use super::{ServiceError, value};
 use crate::export::ExportOptions;
+use crate::intake::checked_folder;
 use crate::prepare::Mode;
 use crate::watch::{NewWatch, WatchError, WatchInfo, Watcher};
 
@@ -43,7 +45,7 @@ fn strings(key: &str, v: &OwnedValue) -> Result<Vec<String>, ServiceError> {
     .map_err(|_| {
         ServiceError::InvalidArgument(format!(
             "option {key} must be a list of strings (as), not {}",
-            crate::export::kind_of(v)
+            kind_of(v)
         ))
     })
 }
@@ -111,14 +113,7 @@ impl Watches {
         let mut export = HashMap::new();
         for (key, v) in options {
             match key.as_str() {
-                "recursive" => {
-                    recursive = bool::try_from(&*v).map_err(|_| {
-                        ServiceError::InvalidArgument(format!(
-                            "option recursive must be a boolean, not {}",
-                            crate::export::kind_of(&v)
-                        ))
-                    })?
-                }
+                "recursive" => recursive = flag(&key, &v).map_err(ServiceError::InvalidArgument)?,
                 "include" => include = strings(&key, &v)?,
                 "exclude" => exclude = strings(&key, &v)?,
                 _ => {
@@ -126,10 +121,11 @@ impl Watches {
                 }
             }
         }
+        let overrides = export_overrides(&export).map_err(ServiceError::InvalidArgument)?;
         let options = self
             .defaults
             .clone()
-            .with_overrides(&export)
+            .with_overrides(&overrides)
             .map_err(ServiceError::InvalidArgument)?;
         let folder = checked_folder(&remote_folder, &self.default_folder)?;
         Ok(self

@@ -13,17 +13,15 @@ use crate::prepare::{self, Access, SourceFile, Stamp};
 use crate::queue::{NewJob, Origin, QueueError};
 
 /// The Dropbox path for `path` found by a watch: its place under the local folder, mirrored
-/// under the remote folder, with the name the export gives it (a resized PNG becomes `.jpg`).
+/// under the remote folder, named as the export names it (`crate::intake`'s one rule).
 fn remote_path(spec: &WatchSpec, path: &Path) -> Option<String> {
-    let relative = path.strip_prefix(&spec.local_dir).ok()?;
-    let mut parts: Vec<String> = relative
+    let relative: Vec<String> = path
+        .strip_prefix(&spec.local_dir)
+        .ok()?
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    let name = parts.pop()?;
-    parts.push(prepare::remote_name(&name, &spec.options.prepare));
-    let folder = spec.remote_folder.trim_end_matches('/');
-    Some(format!("{folder}/{}", parts.join("/")))
+    crate::intake::remote_path(&spec.remote_folder, &relative, &spec.options.prepare)
 }
 
 /// The jobs for `files` (settled, as `Stamp`s) of watch `spec`, leaving out those whose
@@ -117,13 +115,15 @@ pub(super) fn jobs_for(
             replaces_rev = Some(rev);
         }
         jobs.push(NewJob {
-            source: path,
-            remote_path,
-            stamp,
-            access: access.clone(),
             replaces_rev,
-            options: spec.options.clone(),
             origin: Some(origin),
+            ..crate::intake::job(
+                path,
+                stamp,
+                access.clone(),
+                remote_path,
+                spec.options.clone(),
+            )
         });
     }
     Ok(jobs)

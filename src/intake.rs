@@ -1,0 +1,259 @@
+//! Intake: how files handed to dbxport become jobs. Every caller goes through here — `Upload`
+//! over D-Bus, a watched folder (`watch::intake` decides *which* files, then names them here),
+//! and whatever comes next — so the rules are one:
+//! - what a source must be (an absolute path to a regular file: `prepare::check_source`), and
+//!   how it is opened later (`Access`);
+//! - which Dropbox path it gets: the folder, then the name the export gives it (a resized PNG
+//!   goes up as `.jpg`), fixed now so that a restart, a conflict check and the user all see
+//!   the same one;
+//! - which options apply: the config's defaults, or the last choice when the config says so,
+//!   then the caller's overrides;
+//! - what refuses a call as a whole: bad paths (each named) and two files for one Dropbox path
+//!   under `overwrite`. Nothing is queued then: a half-queued batch is worse than a clear no.
+
+use std::path::PathBuf;
+
+use crate::dropbox::path::validate_folder;
+use crate::export::{ExportOptions, ExportOverrides};
+use crate::prepare::{self, Access, PrepareOptions, Stamp};
+use crate::queue::{BatchId, JobId, NewJob, Queue, QueueError};
+
+/// At most this many bad paths are listed in one error; the count says how many more.
+pub const MAX_LISTED_ERRORS: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// An option, folder or argument the caller can fix; the message says which and how.
+    #[error("{0}")]
+    Invalid(String),
+    /// Files that cannot be queued, one line each naming the file and why (and what to do).
+    #[error("{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// A Dropbox folder given by a caller, checked; `""` means `default`. The root comes back as
+/// `""` (paths are built as `{folder}/{name}`).
+pub fn checked_folder(requested: &str, default: &str) -> Result<String, IntakeError> {
+    let folder = if requested.is_empty() {
+        default
+    } else {
+        requested
+    };
+    validate_folder(folder).map_err(|e| IntakeError::Invalid(format!("remote folder {e}")))
+}
+
+/// The Dropbox path of a source: `folder`, then `relative`'s folders (a watch mirrors its
+/// subfolders), then its file name as the export names it.
+pub fn remote_path(folder: &str, relative: &[String], prepare: &PrepareOptions) -> Option<String> {
+    let (name, dirs) = relative.split_last()?;
+    let mut parts: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let name = prepare::remote_name(name, prepare);
+    parts.push(&name);
+    Some(format!(
+        "{}/{}",
+        folder.trim_end_matches('/'),
+        parts.join("/")
+    ))
+}
+
+/// One job for `source`, found as `stamp`, to go to `remote_path`.
+pub fn job(
+    source: PathBuf,
+    stamp: Stamp,
+    access: Access,
+    remote_path: String,
+    options: ExportOptions,
+) -> NewJob {
+    NewJob {
+        source,
+        remote_path,
+        stamp,
+        access,
+        replaces_rev: None,
+        options,
+        origin: None,
+    }
+}
+
+/// What a caller's files became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub batch: BatchId,
+    pub jobs: Vec<JobId>,
+}
+
+/// Hands callers' files to the queue under the config's defaults.
+pub struct Intake {
+    pub queue: Queue,
+    /// Where files go when the caller names no folder (config `upload.remote_folder`).
+    pub default_folder: String,
+    /// Export options for batches that do not say otherwise (config `[export]`).
+    pub defaults: ExportOptions,
+    /// Whether a batch's explicit options become the next batches' defaults.
+    pub remember_last_choice: bool,
+}
+
+impl Intake {
+    /// The options a batch with these overrides runs with.
+    pub fn options(&self, overrides: &ExportOverrides) -> Result<ExportOptions, IntakeError> {
+        let defaults = match self.remember_last_choice {
+            true => self
+                .queue
+                .last_export_options()
+                .unwrap_or_else(|| self.defaults.clone()),
+            false => self.defaults.clone(),
+        };
+        defaults
+            .with_overrides(overrides)
+            .map_err(IntakeError::Invalid)
+    }
+
+    /// Queues `paths` (absolute, each a regular file) into `folder` (`""`: the default) as one
+    /// batch; returns once the jobs are on disk. All or nothing.
+    pub async fn upload(
+        &self,
+        paths: Vec<PathBuf>,
+        folder: &str,
+        overrides: &ExportOverrides,
+    ) -> Result<Queued, IntakeError> {
+        let export = self.options(overrides)?;
+        if paths.is_empty() {
+            return Err(IntakeError::Invalid("no files given".into()));
+        }
+        let folder = checked_folder(folder, &self.default_folder)?;
+        // Stat every path off the runtime: 10,000 stats are fast but still blocking calls.
+        let checked = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .map(|path| prepare::check_source(&path).map(|stamp| (path, stamp)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| IntakeError::Invalid(format!("checking the files failed: {e}")))?;
+        let mut bad = Vec::new();
+        let mut jobs = Vec::with_capacity(checked.len());
+        for result in checked {
+            match result {
+                Ok((path, stamp)) => {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let Some(remote) = remote_path(&folder, &[name], &export.prepare) else {
+                        continue;
+                    };
+                    jobs.push(job(path, stamp, Access::Given, remote, export.clone()));
+                }
+                Err(e) => bad.push(e.to_string()),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(IntakeError::Refused(listed(bad)));
+        }
+        refuse_collisions(&jobs)?;
+        if self.remember_last_choice && !overrides.is_empty() {
+            self.queue.set_last_export_options(&export).await?;
+        }
+        let (batch, jobs) = self
+            .queue
+            .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)
+            .await?;
+        Ok(Queued {
+            batch,
+            jobs: jobs.iter().map(|j| j.id).collect(),
+        })
+    }
+}
+
+/// The first [`MAX_LISTED_ERRORS`] lines, and how many more there were.
+fn listed(mut lines: Vec<String>) -> Vec<String> {
+    let count = lines.len();
+    if count > MAX_LISTED_ERRORS {
+        lines.truncate(MAX_LISTED_ERRORS);
+        lines.push(format!("… and {} more", count - MAX_LISTED_ERRORS));
+    }
+    lines
+}
+
+/// Two files of one call that would be written to one Dropbox file under `overwrite` (the
+/// later replacing the earlier) refuse the whole call, naming both: one photo of a batch
+/// replacing another is never what was meant, and the fix (another folder, or `rename`) is
+/// the caller's to choose. Under the other policies both are kept (see `queue::same_path`).
+fn refuse_collisions(jobs: &[NewJob]) -> Result<(), IntakeError> {
+    let pairs = crate::queue::collisions(jobs);
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let lines = pairs
+        .into_iter()
+        .map(|(first, second)| {
+            format!(
+                "{} and {} would both be written to Dropbox as {} (Dropbox does not tell letter \
+                 case apart), and under conflict = overwrite one would replace the other",
+                jobs[first].source.display(),
+                jobs[second].source.display(),
+                jobs[second].remote_path
+            )
+        })
+        .collect();
+    let mut lines = listed(lines);
+    lines.push(
+        "Nothing was queued. Upload them into different folders, or choose conflict = rename \
+         to keep both"
+            .into(),
+    );
+    Err(IntakeError::Refused(lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::Mode;
+
+    #[test]
+    fn remote_paths_put_the_folder_then_the_exported_name() {
+        let original = PrepareOptions::default();
+        let resized = PrepareOptions {
+            mode: Mode::Resize {
+                max_dimension: 1600,
+                jpeg_quality: 85,
+            },
+            ..Default::default()
+        };
+        let rel = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            remote_path("", &rel(&["a.png"]), &original).as_deref(),
+            Some("/a.png")
+        );
+        assert_eq!(
+            remote_path("/Photos/", &rel(&["2026", "a.png"]), &resized).as_deref(),
+            Some("/Photos/2026/a.jpg")
+        );
+        assert_eq!(remote_path("/Photos", &[], &original), None);
+    }
+
+    #[test]
+    fn folders_default_and_bad_ones_are_refused() {
+        assert_eq!(checked_folder("", "/Photos").unwrap(), "/Photos");
+        assert_eq!(checked_folder("/", "/Photos").unwrap(), "");
+        assert_eq!(checked_folder("/A/B", "/Photos").unwrap(), "/A/B");
+        for bad in ["A", "/A/", "/A ", "/a/../b", "/x/Thumbs.db"] {
+            assert!(
+                matches!(
+                    checked_folder(bad, "/P"),
+                    Err(IntakeError::Invalid(m)) if m.starts_with("remote folder")
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_lists_of_refusals_are_cut_with_a_count() {
+        let lines = listed((0..25).map(|i| format!("bad {i}")).collect());
+        assert_eq!(lines.len(), MAX_LISTED_ERRORS + 1);
+        assert_eq!(lines.last().unwrap(), "… and 5 more");
+    }
+}
