@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dbxport::config::Config;
-use dbxport::emulator::{Emulator, EmulatorConfig, RequestRecord};
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::emulator::{Emulator, EmulatorConfig, RequestRecord};
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use zbus::zvariant::Value;

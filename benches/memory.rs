@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dbxport::config::Config;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use futures_util::StreamExt;
 
 fn env_u64(name: &str, default: u64) -> u64 {
