@@ -1,5 +1,5 @@
 //! Engine figures for BENCHMARKS.md (issue 5, "Speed"): the release `dbxportd` on a private
-//! bus against the in-crate emulator on 127.0.0.1.
+//! bus against the test kit's emulator on 127.0.0.1.
 //!
 //! - photos: `BENCH_FILES` (1000) files of 2.5–3.5 MB of pseudo-random bytes, queued with one
 //!   `Upload` call (default options) until `BatchFinished`: once with `upload.batch_commit =
