@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dbxport::config::Config;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use zbus::zvariant::Value;
 
 async fn wait_batch(proxy: &UploaderProxy<'_>, batch: u64) -> usize {

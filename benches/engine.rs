@@ -1,5 +1,5 @@
 //! Engine figures for BENCHMARKS.md (issue 5, "Speed"): the release `dbxportd` on a private
-//! bus against the in-crate emulator on 127.0.0.1.
+//! bus against the test kit's emulator on 127.0.0.1.
 //!
 //! - photos: `BENCH_FILES` (1000) files of 2.5–3.5 MB of pseudo-random bytes, queued with one
 //!   `Upload` call (default options) until `BatchFinished`: once with `upload.batch_commit =
@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dbxport::config::Config;
-use dbxport::emulator::{Emulator, EmulatorConfig, RequestRecord};
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::emulator::{Emulator, EmulatorConfig, RequestRecord};
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use zbus::zvariant::Value;

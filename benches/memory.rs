@@ -1,5 +1,5 @@
 //! Memory figures for BENCHMARKS.md (issue 13, "Memory at scale"): the release `dbxportd` on a
-//! private bus against the in-crate emulator on 127.0.0.1, its peak RSS read from
+//! private bus against the test kit's emulator on 127.0.0.1, its peak RSS read from
 //! /proc/PID/status (VmHWM) and its RSS (VmRSS) at each step.
 //!
 //! - many files: `BENCH_FILES` (20,000) files of 2 KiB (distinct bytes) handed over in one
@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dbxport::config::Config;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use futures_util::StreamExt;
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::{UploaderProxy, WatchesProxy};
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use futures_util::StreamExt;
 use zbus::zvariant::Value;
 

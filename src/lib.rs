@@ -13,6 +13,7 @@
 //! - [`prepare`]: turns a source file into what is uploaded: the original, or a resized JPEG
 //!   that keeps its metadata; optionally without its location.
 //! - [`export`]: the export options (preparation, conflict policy, shared link) as data.
+//! - [`intake`]: how files handed over (by `Upload`, a watch, any caller) become jobs.
 //! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification,
 //!   and summarizes batches as they end.
 //! - [`credentials`]: the Dropbox login — browser login with PKCE, where the refresh token
@@ -28,21 +29,19 @@
 //!   [`os_path`]: paths of any bytes in the database's JSON records.
 //! - [`daemon`]: `dbxportd` assembled from the parts above.
 //! - [`cli`]: the `dbxportctl` commands.
-//! - [`emulator`]: a faithful Dropbox API emulator on 127.0.0.1 for tests and the demo, and
-//!   [`sandbox`], which runs bus + emulator + daemon together in one private directory.
+//!
+//! Not in this crate: the Dropbox emulator and the sandbox (bus + emulator + daemon in one
+//! private directory) live in the test kit (`testkit/`, crate `dbxport-testkit`), which
+//! depends on this library and is never depended on by it; `dbxportctl demo` and `dbxportctl
+//! emulator` run its binary. The fuzz targets (`fuzz/`) use this library's public API.
 
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
 pub mod dropbox;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 pub mod engine;
 pub mod export;
-/// Entry points for the fuzz targets (`fuzz/`) and their regression tests; not an API.
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod intake;
 pub mod jobtray;
 pub mod logging;
@@ -51,8 +50,6 @@ pub mod os_path;
 pub mod policy;
 pub mod prepare;
 pub mod queue;
-#[cfg(feature = "emulator")]
-pub mod sandbox;
 pub mod secret;
 pub mod service;
 pub mod watch;

@@ -1,6 +1,7 @@
 //! Fuzz target `prepare`: mutated photos (JPEG, PNG, WebP, TIFF) through prepare: resize to
 //! 64 px and strip the location, then strip an original.
-//! The checks live in `dbxport::fuzzing::prepare`, shared with the regression tests.
+//! The checks live in `dbxport_fuzz::prepare` (`src/lib.rs`, over dbxport's public API),
+//! shared with the regression tests.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,5 +14,5 @@ fuzz_target!(
         // aborts on it after the unwind), and its message is still printed.
         drop(std::panic::take_hook());
     },
-    |data: &[u8]| dbxport::fuzzing::prepare(data)
+    |data: &[u8]| dbxport_fuzz::prepare(data)
 );

@@ -4,10 +4,6 @@
 //! codes scripts can rely on, and the connection to the daemon.
 
 mod config;
-#[cfg(feature = "emulator")]
-mod demo;
-#[cfg(feature = "emulator")]
-mod emulator;
 mod folders;
 mod follow;
 mod install;
@@ -15,7 +11,8 @@ mod jobs;
 mod login;
 mod restart;
 mod stalls;
-pub(crate) mod term;
+pub mod term;
+mod testkit;
 mod upload;
 mod watch;
 
@@ -164,11 +161,15 @@ enum Command {
     /// Print the man page (roff; for packagers; `install` puts it in place).
     Man,
     /// Run the Dropbox API emulator on 127.0.0.1 (for trying dbxport or another client).
-    #[cfg(feature = "emulator")]
-    Emulator(EmulatorArgs),
+    ///
+    /// Runs the test kit's binary, dbxport-testkit: `dbxportctl emulator --help` for its flags.
+    #[command(disable_help_flag = true)]
+    Emulator(TestkitArgs),
     /// Watch real photos go through a private daemon into an emulated Dropbox.
-    #[cfg(feature = "emulator")]
-    Demo(DemoArgs),
+    ///
+    /// Runs the test kit's binary, dbxport-testkit: `dbxportctl demo --help` for its flags.
+    #[command(disable_help_flag = true)]
+    Demo(TestkitArgs),
 }
 
 #[derive(Args)]
@@ -364,32 +365,16 @@ pub struct LoginArgs {
     refresh_token_stdin: bool,
 }
 
-#[cfg(feature = "emulator")]
+/// The arguments of a command the test kit's binary runs (`demo`, `emulator`), passed to it
+/// unread: it owns their flags, help and checks.
 #[derive(Args)]
-pub struct EmulatorArgs {
-    /// Port on 127.0.0.1 (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Directory holding the emulated Dropbox's files.
-    #[arg(long)]
-    root: PathBuf,
-    /// Accept this access token instead of minting one.
-    #[arg(long)]
-    token: Option<String>,
-    /// Require this app key (client_id) on the OAuth routes.
-    #[arg(long)]
-    app_key: Option<String>,
-}
-
-#[cfg(feature = "emulator")]
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Photos to upload (default: the sample photos shipped in tests/data/photos).
-    #[arg(long)]
-    photos: Option<PathBuf>,
-    /// Keep the demo's directory (emulated Dropbox, daemon log) instead of deleting it.
-    #[arg(long)]
-    keep: bool,
+pub struct TestkitArgs {
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<std::ffi::OsString>,
 }
 
 /// A rate is checked here, so a typo is a usage error (exit 2) before the daemon is asked.
@@ -460,10 +445,9 @@ pub async fn run(cli: Cli) -> Exit {
         _ => term::Verbosity::Normal,
     });
     let result = match cli.command {
-        #[cfg(feature = "emulator")]
-        Command::Emulator(args) => return emulator::run(args).await,
-        #[cfg(feature = "emulator")]
-        Command::Demo(args) => return demo::run(args).await,
+        // The test kit's commands, in its own binary: the product does not link the emulator.
+        Command::Emulator(args) => return testkit::run("emulator", args.args),
+        Command::Demo(args) => return testkit::run("demo", args.args),
         // The file is the user's: no daemon or bus needed to read or change it.
         Command::Config(command) => config::run(command).await,
         // These work on files only: no bus needed.
@@ -511,7 +495,6 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         | Command::Uninstall { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable!("handled before connecting"),
-        #[cfg(feature = "emulator")]
         Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
     }
 }

@@ -56,18 +56,6 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
     Ok(exit)
 }
 
-/// Queues `files` (and follows them when `wait`); shared with `dbxportctl demo`.
-pub async fn send(
-    conn: &zbus::Connection,
-    files: &[PathBuf],
-    to: Option<&str>,
-    options: HashMap<String, OwnedValue>,
-    wait: bool,
-) -> Result<Exit, String> {
-    let sent = send_batch_with(conn, files, to, options, wait, false, None).await?;
-    Ok(sent.exit())
-}
-
 /// What became of an upload request.
 #[derive(Debug, Default)]
 struct Sent {

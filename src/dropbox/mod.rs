@@ -763,37 +763,39 @@ fn body_is_read(status: u16) -> bool {
     !(500..600).contains(&status)
 }
 
-/// What the client makes of an answer, without the network: the body as [`read_reply`] keeps
-/// it, then decoded as a route's result `T` or its error union `E`, with `token` as the
-/// request's token. Exists for [`crate::fuzzing`], so that the fuzzers and their regression
-/// tests feed hostile answers to the very code a reply meets.
-pub(crate) fn replay_answer<T: DeserializeOwned, E: RouteError>(
+/// Decodes an HTTP answer of a Dropbox route as this client does, without the network: the
+/// body (dropped for a 5xx, NULs neutralised, as `read_reply` keeps it) as the route's result
+/// `T`, or its error union `E` for an error status; `retry_after` is the `Retry-After` header
+/// and `token` the request's token, which no error text may show. For a caller with its own
+/// transport or a recorded answer; the fuzz targets (`fuzz/`) feed it hostile answers.
+pub fn decode_answer<T: DeserializeOwned, E: RouteError>(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
     token: &Secret,
 ) -> Result<T, Error<E>> {
-    replayed_reply(status, retry_after, body).into_result("replayed", token, parse_json)
+    answer_as_read(status, retry_after, body).into_result("decoded", token, parse_json)
 }
 
-/// [`replay_answer`] for a route whose result is Void.
-pub(crate) fn replay_void_answer<E: RouteError>(
+/// [`decode_answer`] for a route whose result is Void.
+pub fn decode_void_answer<E: RouteError>(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
     token: &Secret,
 ) -> Result<(), Error<E>> {
-    replayed_reply(status, retry_after, body).into_result("replayed", token, parse_void)
+    answer_as_read(status, retry_after, body).into_result("decoded", token, parse_void)
 }
 
-/// [`replay_answer`] for the token endpoint, with `secrets` as the values sent in its form.
-pub(crate) fn replay_token_answer(
+/// [`decode_answer`] for the OAuth token endpoint, with `secrets` as the values sent in its
+/// form (none may show in an error text).
+pub fn decode_token_answer(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
     secrets: &[&str],
 ) -> Result<TokenResponse, OAuthError> {
-    let reply = replayed_reply(status, retry_after, body);
+    let reply = answer_as_read(status, retry_after, body);
     decode_token_response(
         reply.status,
         reply.retry_after.as_deref(),
@@ -802,7 +804,8 @@ pub(crate) fn replay_token_answer(
     )
 }
 
-fn replayed_reply(status: u16, retry_after: Option<&str>, body: &[u8]) -> Reply {
+/// The answer as `read_reply` would have kept it off the wire.
+fn answer_as_read(status: u16, retry_after: Option<&str>, body: &[u8]) -> Reply {
     let body = if body_is_read(status) {
         Bytes::copy_from_slice(body)
     } else {

@@ -1,6 +1,6 @@
 //! The client on the wire: each test starts a small HTTP server on 127.0.0.1 that records the
 //! raw requests and answers with canned bytes, then checks both the requests and the result.
-//! `emulator` runs the shared-link calls against the in-crate emulator instead.
+//! The shared-link calls against the test kit's emulator are in `testkit/tests/client.rs`.
 
 use std::sync::Mutex;
 
@@ -1289,9 +1289,6 @@ fn ca_file_errors_name_the_file() {
         BuildError::Endpoint { which: "api", .. }
     ));
 }
-
-#[cfg(feature = "emulator")]
-mod emulator;
 
 #[test]
 fn nul_characters_from_the_network_never_reach_a_string() {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 

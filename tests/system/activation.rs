@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use dbxport::sandbox::Sandbox;
+use dbxport_testkit::sandbox::Sandbox;
 
 use crate::helper::*;
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use dbxport::dropbox::content_hash::content_hash;
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 use zbus::zvariant::Value;
 
 use crate::helper::*;

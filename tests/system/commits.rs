@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 
-fn routes(w: &World, route: &str) -> Vec<dbxport::emulator::RequestRecord> {
+fn routes(w: &World, route: &str) -> Vec<dbxport_testkit::emulator::RequestRecord> {
     w.sandbox
         .emulator
         .requests()

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use dbxport::dropbox::{self, CommitInfo, UploadArg, WriteMode};
-use dbxport::emulator::Fault;
 use dbxport::secret::Secret;
+use dbxport_testkit::emulator::Fault;
 use zbus::zvariant::Value;
 
 use crate::helper::*;

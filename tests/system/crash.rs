@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dbxport::config::MIB;
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zbus::zvariant::Value;

@@ -1,7 +1,7 @@
 //! Invariants 1–3 under `kill -9` and lost answers: nothing accepted is lost, and each job
 //! ends as exactly one remote file.
 
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 use zbus::zvariant::Value;
 
 use crate::helper::*;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 

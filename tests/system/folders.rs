@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use dbxport::dropbox;
-use dbxport::emulator::Fault;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::{FoldersProxy, ServiceError};
+use dbxport_testkit::emulator::Fault;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 
 use crate::helper::*;
 

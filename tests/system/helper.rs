@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use dbxport::config::{Config, MIB};
 use dbxport::dropbox::content_hash::content_hash_file;
-use dbxport::sandbox::{Sandbox, SandboxOptions};
 use dbxport::service::UploaderProxy;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use zbus::zvariant::{OwnedValue, Value};
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
@@ -406,7 +406,7 @@ pub fn is_upload_route(route: &str) -> bool {
 
 /// Request-body bytes the emulator received on the upload routes in `records` (whole bodies,
 /// and what arrived of bodies cut off).
-pub fn upload_bytes(records: &[dbxport::emulator::RequestRecord]) -> u64 {
+pub fn upload_bytes(records: &[dbxport_testkit::emulator::RequestRecord]) -> u64 {
     records
         .iter()
         .filter(|r| is_upload_route(&r.route))
@@ -445,8 +445,8 @@ pub fn write_random_file(path: &Path, size: u64, seed: u64) {
 /// that ignored Retry-After would come on the same route, or later than that, and is caught
 /// either way.
 pub fn assert_retry_after_kept(
-    requests: &[dbxport::emulator::RequestRecord],
-    retry_after: impl Fn(&dbxport::emulator::RequestRecord) -> Duration,
+    requests: &[dbxport_testkit::emulator::RequestRecord],
+    retry_after: impl Fn(&dbxport_testkit::emulator::RequestRecord) -> Duration,
 ) {
     for (i, limited) in requests.iter().enumerate().filter(|(_, r)| r.status == 429) {
         let wait = retry_after(limited);

@@ -3,8 +3,8 @@
 //! does not match, an error tag no client knows. The daemon times out, retries or fails the
 //! one job with a reason; memory stays bounded; nothing panics and the daemon keeps serving.
 
-use dbxport::emulator::Fault;
 use dbxport::service::{FoldersProxy, ServiceError};
+use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 

@@ -1,6 +1,7 @@
 //! Whole-system tests: the real `dbxportd` and `dbxportctl` binaries on a private
-//! `dbus-daemon`, against the in-crate Dropbox emulator on 127.0.0.1, each test in its own
-//! directory with its own XDG dirs. One test binary (one link step), helpers in `helper`.
+//! `dbus-daemon`, against the test kit's Dropbox emulator (`dbxport-testkit`) on 127.0.0.1,
+//! each test in its own directory with its own XDG dirs. One test binary (one link step),
+//! helpers in `helper`.
 
 mod helper;
 
@@ -37,6 +38,7 @@ mod removable;
 mod resilience;
 mod storage;
 mod systemd_unit;
+mod testkit_commands;
 mod trust;
 mod wait;
 mod watch;

@@ -17,7 +17,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use dbxport::emulator::Fault;
+use dbxport_testkit::emulator::Fault;
 use zbus::zvariant::Value;
 
 use crate::helper::*;

@@ -1,8 +1,15 @@
-//! Shared links against the in-crate emulator: the client's types must decode what a faithful
-//! server sends, and `shared_link_for` must reuse a link rather than make a second one.
+//! The product's Dropbox client against the test kit's emulator, shared links: the client's
+//! types must decode what a faithful server sends, and `shared_link_for` must reuse a link
+//! rather than make a second one. (Once unit tests of `dbxport::dropbox`; here because the
+//! product's own tests cannot use the test kit, which depends on the product.)
 
-use super::*;
-use crate::emulator::{Emulator, EmulatorConfig};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dbxport::dropbox::*;
+use dbxport::secret::Secret;
+use dbxport_testkit::emulator::{Emulator, EmulatorConfig};
+use url::Url;
 
 const CREATE: &str = "/2/sharing/create_shared_link_with_settings";
 const LIST: &str = "/2/sharing/list_shared_links";
@@ -33,6 +40,18 @@ async fn upload(client: &Client, token: &Secret, path: &str, data: &'static [u8]
         .upload(token, &arg, Bytes::from_static(data), None)
         .await
         .expect("upload")
+}
+
+/// A client pointed at the emulator, as the product's unit tests build one.
+fn client(api: Url, content: Url) -> Client {
+    Client::new(ClientOptions {
+        endpoints: Endpoints { api, content },
+        ca_file: None,
+        user_agent: "dbxport-test/1".into(),
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(10),
+    })
+    .unwrap()
 }
 
 /// The routes of the requests after the first `skip`, in order.

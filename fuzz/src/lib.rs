@@ -1,10 +1,11 @@
-//! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz, nightly only; see FUZZING.md) and
-//! for the regression tests that replay their seeds and findings on stable in `cargo test`.
+//! The checks of the fuzz targets (`fuzz_targets/`, cargo-fuzz, nightly only; see FUZZING.md),
+//! shared with the regression tests that replay their seeds and findings on stable in the
+//! product's `cargo test` (`tests/fuzz_inputs.rs` includes this file).
 //!
-//! Each function takes the fuzzer's bytes, runs them through the real code path and asserts the
-//! invariants its target stands for, so that a fuzz target is one line and a regression test
-//! checks exactly what the fuzzer checked. Not an API: hidden from the docs, and nothing else
-//! in the crate calls it.
+//! Each function takes the fuzzer's bytes, runs them through dbxport's public API (the same
+//! functions the daemon calls: the client's answer decoders, the path checks, config parsing,
+//! prepare) and asserts the invariants its target stands for, so that a fuzz target is one line
+//! and a regression test checks exactly what the fuzzer checked.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -13,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::dropbox::path::{validate_folder, validate_name};
-use crate::dropbox::{
+use dbxport::config::Config;
+use dbxport::dropbox::path::{validate_folder, validate_name};
+use dbxport::dropbox::{
     self, CommitInfo, CreateFolderError, CreateSharedLinkWithSettingsError, DeleteError, Error,
     FileMetadata, FinishBatchEntry, FolderMetadata, FullAccount, GetMetadataError, ListFolderArg,
     ListFolderContinueError, ListFolderError, ListFolderResult, ListSharedLinksArg,
@@ -25,8 +26,8 @@ use crate::dropbox::{
     UploadSessionFinishError, UploadSessionStartArg, UploadSessionStartError,
     UploadSessionStartResult, VoidError, WriteMode, header_safe_json,
 };
-use crate::prepare::{self, Mode, PrepareOptions, remote_name};
-use crate::secret::Secret;
+use dbxport::prepare::{self, Mode, PrepareOptions, remote_name};
+use dbxport::secret::Secret;
 
 /// The long edge `prepare` resizes to: small, so that every photo is resized and the encoder's
 /// work stays small next to the decoder's.
@@ -91,7 +92,7 @@ pub fn dropbox_responses(data: &[u8]) {
         .filter(|line| line.len() <= 40);
 
     // What read_reply makes of the body: no NUL survives into a parsed string.
-    if let Ok(value) = dropbox::replay_answer::<Value, VoidError>(200, None, data, &token) {
+    if let Ok(value) = dropbox::decode_answer::<Value, VoidError>(200, None, data, &token) {
         assert!(!has_nul(&value), "a NUL survived: {value:?}");
     }
 
@@ -107,7 +108,7 @@ pub fn dropbox_responses(data: &[u8]) {
     result::<SpaceUsage>(data, &token);
     result::<SharedLinkMetadata>(data, &token);
     result::<ListSharedLinksResult>(data, &token);
-    let _ = dropbox::replay_void_answer::<UploadSessionAppendError>(200, None, data, &token);
+    let _ = dropbox::decode_void_answer::<UploadSessionAppendError>(200, None, data, &token);
 
     // Every status Dropbox documents, and one it does not.
     for status in [400, 401, 403, 429, 500, 503, 418] {
@@ -131,7 +132,7 @@ pub fn dropbox_responses(data: &[u8]) {
     failure::<ListSharedLinksError>(409, None, data, &token);
 
     for status in [200, 400, 401, 429, 500] {
-        if let Err(e) = dropbox::replay_token_answer(status, retry_after, data, &[TOKEN]) {
+        if let Err(e) = dropbox::decode_token_answer(status, retry_after, data, &[TOKEN]) {
             let text = e.to_string();
             assert!(!text.contains(TOKEN), "the token in an error text: {text}");
         }
@@ -142,7 +143,7 @@ pub fn dropbox_responses(data: &[u8]) {
 
 /// A 2xx answer parsed as `T`.
 fn result<T: DeserializeOwned + Debug>(data: &[u8], token: &Secret) {
-    if let Err(e) = dropbox::replay_answer::<T, VoidError>(200, None, data, token) {
+    if let Err(e) = dropbox::decode_answer::<T, VoidError>(200, None, data, token) {
         let _ = e.to_string();
     }
 }
@@ -154,7 +155,7 @@ fn failure<E: RouteError>(
     data: &[u8],
     token: &Secret,
 ) -> String {
-    match dropbox::replay_answer::<Value, E>(status, retry_after, data, token) {
+    match dropbox::decode_answer::<Value, E>(status, retry_after, data, token) {
         Ok(value) => panic!("HTTP {status} decoded as a result: {value:?}"),
         Err(e) => {
             let _ = (e.is_transient(), e.retry_after());
@@ -168,12 +169,12 @@ fn failure<E: RouteError>(
 fn unknown_tags(tag: &str) {
     let token = Secret::new(TOKEN);
     let body = serde_json::to_vec(&json!({"error": {".tag": tag}})).expect("JSON");
-    match dropbox::replay_answer::<Value, VoidError>(401, None, &body, &token) {
+    match dropbox::decode_answer::<Value, VoidError>(401, None, &body, &token) {
         Err(Error::Auth(dropbox::AuthError::Other)) => {}
         other => panic!("401 with tag {tag:?}: {other:?}"),
     }
     let body = serde_json::to_vec(&json!({"error": {"reason": {".tag": tag}}})).expect("JSON");
-    match dropbox::replay_answer::<Value, VoidError>(429, None, &body, &token) {
+    match dropbox::decode_answer::<Value, VoidError>(429, None, &body, &token) {
         Err(Error::RateLimited {
             reason: dropbox::RateLimitReason::Other,
             ..
@@ -200,7 +201,7 @@ fn unknown_tag<E: RouteError>(tag: &str, nested: &[&str]) {
     let decode = |error: Value| {
         let body =
             serde_json::to_vec(&json!({"error": error, "error_summary": "x"})).expect("JSON");
-        match dropbox::replay_answer::<Value, E>(409, None, &body, &token) {
+        match dropbox::decode_answer::<Value, E>(409, None, &body, &token) {
             Err(Error::Route(e)) => format!("{e:?}"),
             other => panic!("409 with {error}: {other:?}"),
         }
@@ -369,58 +370,5 @@ pub fn config(data: &[u8]) {
         Err(e) => {
             let _ = e.to_string();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    /// Every seed (`fuzz/seeds/<target>/`) and every minimised finding
-    /// (`tests/data/fuzz-regressions/<target>/`) of a target, through the target's function.
-    fn replay(target: &str, run: fn(&[u8])) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let mut count = 0;
-        for dir in [
-            root.join("fuzz/seeds").join(target),
-            root.join("tests/data/fuzz-regressions").join(target),
-        ] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.expect("a directory entry").path();
-                let data = std::fs::read(&path).expect("a readable input");
-                let outcome = std::panic::catch_unwind(|| run(&data));
-                assert!(outcome.is_ok(), "{target} fails on {}", path.display());
-                count += 1;
-            }
-        }
-        assert!(count > 0, "no inputs for {target}");
-    }
-
-    #[test]
-    fn prepare_inputs() {
-        replay("prepare", super::prepare);
-    }
-
-    #[test]
-    fn dropbox_responses_inputs() {
-        replay("dropbox_responses", super::dropbox_responses);
-    }
-
-    #[test]
-    fn api_arg_inputs() {
-        replay("api_arg", super::api_arg);
-    }
-
-    #[test]
-    fn paths_inputs() {
-        replay("paths", super::paths);
-    }
-
-    #[test]
-    fn config_inputs() {
-        replay("config", super::config);
     }
 }

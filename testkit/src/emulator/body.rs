@@ -19,7 +19,7 @@ use rand::Rng;
 
 use sha2::{Digest, Sha256};
 
-use crate::dropbox::content_hash::{BLOCK_SIZE, BlockDigest, from_block_digests};
+use super::content_hash::{BLOCK_SIZE, BlockDigest, from_block_digests};
 
 /// After a body passes its limit, at most this much more is read and discarded, so a client
 /// still sending gets the error instead of a reset; beyond that the connection is cut.
@@ -139,7 +139,7 @@ pub(crate) struct Spooled {
 }
 
 /// The 4 MiB block digests of a stream fed in pieces of any size: what
-/// [`ContentHasher`](crate::dropbox::content_hash::ContentHasher) computes, with the digests
+/// the client's `ContentHasher` computes, with the digests
 /// kept.
 #[derive(Default)]
 pub(crate) struct BlockHasher {

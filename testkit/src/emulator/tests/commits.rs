@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::super::body::BlockHasher;
 use super::super::{Emulator, EmulatorConfig};
 use super::*;
-use crate::dropbox::content_hash::from_block_digests;
+use crate::emulator::content_hash::from_block_digests;
 
 const MIB: usize = 1024 * 1024;
 const BLOCK: usize = 4 * MIB;

@@ -22,6 +22,7 @@
 mod args;
 mod auth;
 mod body;
+pub mod content_hash;
 mod faults;
 mod listing;
 pub(crate) mod paths;

@@ -1,5 +1,6 @@
-//! `dbxportctl emulator`: the Dropbox API emulator on its own, until Ctrl-C, so a person or
-//! another client can point at it (`api_url` and `content_url` = the printed URL).
+//! `dbxportctl emulator` (`dbxport-testkit emulator`): the Dropbox API emulator on its own,
+//! until Ctrl-C, so a person or another client can point at it (`api_url` and `content_url` =
+//! the printed URL).
 
 use super::{EmulatorArgs, Exit, report};
 use crate::emulator::{Emulator, EmulatorConfig};

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::service::{AccountProxy, BUS_NAME};
+use dbxport::config::Config;
+use dbxport::service::{AccountProxy, BUS_NAME};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -139,7 +139,7 @@ impl SandboxOptions {
         let mut config = Config::default();
         // Most sandboxes have no Secret Service; those that test the keyring start one and
         // ask for it.
-        config.credentials.store = crate::config::CredentialStoreKind::File;
+        config.credentials.store = dbxport::config::CredentialStoreKind::File;
         SandboxOptions {
             dbxportd,
             config,
@@ -365,7 +365,7 @@ impl Sandbox {
         account
             .login_with_token("access".into(), self.emulator.access_token())
             .await
-            .map_err(|e| SandboxError::Login(crate::cli::describe(&e)))
+            .map_err(|e| SandboxError::Login(dbxport::cli::describe(&e)))
     }
 
     pub fn daemon_pid(&self) -> Option<u32> {

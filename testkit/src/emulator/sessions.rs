@@ -37,9 +37,9 @@ use serde_json::{Value, json};
 use tokio::sync::OwnedMutexGuard;
 
 use super::body::Spooled;
+use super::content_hash::{BlockDigest, content_hash_file, from_block_digests};
 use super::wire::{flat, nested, void};
 use super::{EmulatorError, lock};
-use crate::dropbox::content_hash::{BlockDigest, content_hash_file, from_block_digests};
 
 /// The largest file a session may build: 2^41 − 2^22 bytes.
 pub(crate) const MAX_FILE: u64 = (1 << 41) - (1 << 22);

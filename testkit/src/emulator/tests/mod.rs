@@ -16,7 +16,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 use super::{Emulator, EmulatorConfig};
-use crate::dropbox::content_hash::content_hash;
+use dbxport::dropbox::content_hash::content_hash;
 
 /// A started emulator with its root and a client that neither retries nor follows redirects.
 pub(super) struct Harness {

@@ -1,25 +1,44 @@
-//! `dbxportctl demo`: the whole path on one machine, with nothing to set up but `dbus-daemon`.
+//! `dbxportctl demo` (`dbxport-testkit demo`): the whole path on one machine, with nothing to
+//! set up but `dbus-daemon`.
 //!
 //! It starts a private session bus (never the user's, so a real dbxportd and its queue are
 //! left alone), the Dropbox emulator on a free loopback port, and the real `dbxportd` with its
-//! own XDG directories; uploads the sample photos with progress bars, exactly as
-//! `dbxportctl upload --wait` does; lists what the emulated Dropbox now holds with sizes and
-//! content hashes; and stops everything it started.
+//! own XDG directories; uploads the sample photos with progress bars by running `dbxportctl
+//! upload --wait` (the binary next to this one) on the private bus; lists what the emulated
+//! Dropbox now holds with sizes and content hashes; and stops everything it started.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::term::{outln, say};
-use super::{DemoArgs, Exit, report};
-use crate::config::{Config, MIB};
-use crate::dropbox::content_hash::content_hash_file;
-use crate::dropbox::{self, ListFolderArg, Metadata};
+use dbxport::config::{Config, MIB};
+use dbxport::dropbox::content_hash::content_hash_file;
+use dbxport::dropbox::{self, ListFolderArg, Metadata};
+use dbxport::secret::Secret;
+
+use super::{DemoArgs, Exit, outln, report, say};
 use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::secret::Secret;
 
 const REMOTE_FOLDER: &str = "/dbxport-demo";
 
 fn sample_photos() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/photos"))
+    // The samples are the product's test data, one level up from this crate; shown without
+    // the `..` when the source tree is still there.
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/photos"));
+    path.canonicalize().unwrap_or(path)
+}
+
+/// A binary of the product, next to this one (`cargo build --bins` puts them together).
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let path = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build the binaries (cargo build --bins)",
+            path.display()
+        ))
+    }
 }
 
 pub async fn run(args: DemoArgs) -> Exit {
@@ -48,15 +67,8 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
     if photos.is_empty() {
         return Err(format!("no photos in {}", photos_dir.display()));
     }
-    let dbxportd = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("dbxportd");
-    if !dbxportd.exists() {
-        return Err(format!(
-            "{} not found: build both binaries (cargo build --bins)",
-            dbxportd.display()
-        ));
-    }
+    let dbxportd = sibling("dbxportd")?;
+    let dbxportctl = sibling("dbxportctl")?;
     let dir = tempfile::Builder::new()
         .prefix("dbxport-demo-")
         .tempdir()
@@ -88,15 +100,7 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
         photos_dir.display()
     );
 
-    let conn = sandbox.bus.connect().await.map_err(|e| e.to_string())?;
-    let outcome = super::upload::send(
-        &conn,
-        &photos,
-        Some(REMOTE_FOLDER),
-        Default::default(),
-        true,
-    )
-    .await;
+    let outcome = upload(&dbxportctl, sandbox.bus.address(), &photos).await;
     let listing = list_remote(&sandbox, &photos).await;
 
     let log = sandbox.daemon_log();
@@ -114,13 +118,53 @@ async fn demo(args: DemoArgs) -> Result<Exit, String> {
     Ok(exit)
 }
 
+/// `dbxportctl upload --wait --to REMOTE_FOLDER PHOTOS…` on the private bus, its output and
+/// progress bars on this terminal; its exit code is the demo's.
+async fn upload(dbxportctl: &Path, bus: &str, photos: &[PathBuf]) -> Result<Exit, String> {
+    let mut command = tokio::process::Command::new(dbxportctl);
+    match dbxport::cli::term::verbosity() {
+        dbxport::cli::term::Verbosity::Quiet => {
+            command.arg("--quiet");
+        }
+        dbxport::cli::term::Verbosity::Verbose => {
+            command.arg("--verbose");
+        }
+        dbxport::cli::term::Verbosity::Normal => {}
+    }
+    command
+        .args(["upload", "--wait", "--to", REMOTE_FOLDER])
+        .args(photos)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus);
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", dbxportctl.display()))?;
+    // Ctrl-C reaches the upload too (one process group): it says the jobs go on and ends
+    // with 130, and the demo, which must not die with it, then stops what it started.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot follow Ctrl-C: {e}"))?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = interrupt.recv() => {}
+        }
+    }
+    .map_err(|e| format!("{}: {e}", dbxportctl.display()))?;
+    Ok(match status.code() {
+        Some(0) => Exit::Ok,
+        Some(3) => Exit::JobsFailed,
+        Some(4) => Exit::Cancelled,
+        Some(130) => Exit::Interrupted,
+        _ => Exit::Error,
+    })
+}
+
 /// Prints the remote folder as the emulated Dropbox reports it, through the same client the
 /// daemon uses.
 async fn list_remote(sandbox: &Sandbox, photos: &[PathBuf]) -> Result<(), String> {
     let mut config = Config::default();
     config.dropbox.api_url = sandbox.emulator.base_url();
     config.dropbox.content_url = sandbox.emulator.base_url();
-    let client = crate::daemon::client_for(&config).map_err(|e| e.to_string())?;
+    let client = dbxport::daemon::client_for(&config).map_err(|e| e.to_string())?;
     let token = Secret::new(sandbox.emulator.access_token());
     let arg = ListFolderArg {
         path: REMOTE_FOLDER.into(),

@@ -233,4 +233,41 @@ mod tests {
         assert_eq!(renamed("a.jpg", 1, true), "a (conflicted copy).jpg");
         assert_eq!(renamed("a.jpg", 2, true), "a (conflicted copy 2).jpg");
     }
+
+    /// The emulator models what the server refuses; the client (the product's
+    /// `validate_folder`) must refuse the same paths, no more (a folder Dropbox would take must
+    /// not be refused there) and no fewer.
+    #[test]
+    fn agrees_with_the_client() {
+        use dbxport::dropbox::path::{MAX_NAME_CHARS, validate_folder};
+        let long = format!("/{}", "x".repeat(MAX_NAME_CHARS + 1));
+        for path in [
+            "/Photos",
+            "/Photos/2024",
+            "/Photos/Café 😀",
+            "/ leading space",
+            "/a.b./c:d?e*f",
+            "/tab\tinside",
+            "/...",
+            "/Photos/",
+            "/Photos ",
+            "/Photos /x",
+            "/a//b",
+            "/a/../b",
+            "/./a",
+            "/a\\b",
+            "/a\u{7f}",
+            "/a\0",
+            "/x/Desktop.INI",
+            "/Icon\r",
+            "/.dropbox.attr/x",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                validate_folder(path).is_ok(),
+                parse(path, true).is_ok(),
+                "{path:?}"
+            );
+        }
+    }
 }
