@@ -1,5 +1,9 @@
 //! `dbxportd` as a library function, so tests and the demo start exactly what systemd starts.
 //!
+//! [`run`] serves on the D-Bus connection it is given: the session bus for `dbxportd`
+//! ([`connect_session`]), or one end of a peer-to-peer socket, where a test talks to the
+//! interfaces with no bus daemon at all.
+//!
 //! Order matters: the queue opens first (a second daemon fails here, on sled's lock, before it
 //! touches the bus), then the Dropbox session, then the engine, and the D-Bus name is taken
 //! last, once every handler is ready to answer.
@@ -105,9 +109,16 @@ pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
 }
 
 /// The pid of the daemon that owns the bus name in this session, if one does.
-async fn running_daemon() -> Option<u32> {
-    let conn = zbus::Connection::session().await.ok()?;
-    let dbus = zbus::fdo::DBusProxy::new(&conn).await.ok()?;
+/// The session bus, where `dbxportd` serves.
+pub async fn connect_session() -> Result<zbus::Connection, DaemonError> {
+    zbus::Connection::session().await.map_err(DaemonError::Bus)
+}
+
+/// The pid of the daemon that owns the name on `conn`'s bus, if one does (a peer-to-peer
+/// connection has no bus, hence no other daemon to find).
+async fn running_daemon(conn: &zbus::Connection) -> Option<u32> {
+    conn.unique_name()?;
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
     let name = zbus::names::BusName::try_from(service::BUS_NAME).ok()?;
     dbus.get_connection_unix_process_id(name).await.ok()
 }
@@ -134,6 +145,7 @@ async fn prune_history(queue: Queue, days: u32, shutdown: CancellationToken) {
 
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
+    conn: zbus::Connection,
     dirs: Dirs,
     config: Config,
     shutdown: CancellationToken,
@@ -143,7 +155,11 @@ pub async fn run(
     private_dir(&dirs.prepared())?;
     // A second daemon stops here, saying which one runs, before it touches the queue
     // (whose lock would otherwise be its only, cryptic, complaint).
-    if let Some(pid) = running_daemon().await {
+    // Answer from now on: on a peer-to-peer connection the peer may call before the
+    // interfaces are in place, and must hear "unknown object" (and ask again), not silence.
+    // (On a bus nobody calls before the name is taken, which comes last.)
+    let _ = conn.object_server();
+    if let Some(pid) = running_daemon(&conn).await {
         return Err(DaemonError::AlreadyRunning { pid: Some(pid) });
     }
     let db_path = dirs.queue_db();
@@ -214,7 +230,8 @@ pub async fn run(
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);
         }
     }
-    let conn = service::serve(
+    service::serve(
+        &conn,
         queue.clone(),
         session.clone(),
         client,

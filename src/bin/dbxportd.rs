@@ -53,6 +53,7 @@ async fn run() -> anyhow::Result<()> {
         tracing::info!("stopping: finishing or abandoning in-flight requests");
         on_signal.cancel();
     });
-    dbxport::daemon::run(dirs, config, shutdown).await?;
+    let conn = dbxport::daemon::connect_session().await?;
+    dbxport::daemon::run(conn, dirs, config, shutdown).await?;
     Ok(())
 }

@@ -179,9 +179,12 @@ pub fn summary_from_dict(d: &HashMap<String, OwnedValue>) -> crate::queue::Batch
     }
 }
 
-/// Connects to the session bus, serves the interfaces and takes the well-known name (after
-/// the handlers are in place, so a D-Bus-activated first call is not lost).
+/// Serves the interfaces on `conn` and, on a bus, takes the well-known name — after the
+/// handlers are in place, so a D-Bus-activated first call is not lost. On a peer-to-peer
+/// connection there is no name to take: the peer talks to the object directly.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
+    conn: &zbus::Connection,
     queue: Queue,
     session: Arc<Session>,
     client: Client,
@@ -189,16 +192,15 @@ pub async fn serve(
     watcher: Arc<crate::watch::Watcher>,
     policy: Arc<crate::policy::Policy>,
     config: &crate::config::Config,
-) -> Result<zbus::Connection, zbus::Error> {
-    let default_folder = config.upload.remote_folder.clone();
-    let list_page_size = config.dropbox.list_page_size;
-    zbus::connection::Builder::session()?
-        .serve_at(
+) -> Result<(), zbus::Error> {
+    let server = conn.object_server();
+    server
+        .at(
             OBJECT_PATH,
             Uploader {
                 intake: crate::intake::Intake {
                     queue: queue.clone(),
-                    default_folder,
+                    default_folder: config.upload.remote_folder.clone(),
                     defaults: config.export.options(),
                     remember_last_choice: config.export.remember_last_choice,
                 },
@@ -208,32 +210,41 @@ pub async fn serve(
                 policy,
                 config_loaded_ms: crate::queue::now_ms(),
             },
-        )?
-        .serve_at(
+        )
+        .await?;
+    server
+        .at(
             OBJECT_PATH,
             Account {
                 session: session.clone(),
             },
-        )?
-        .serve_at(
+        )
+        .await?;
+    server
+        .at(
             OBJECT_PATH,
             Folders {
                 session,
                 client,
-                page_size: list_page_size,
+                page_size: config.dropbox.list_page_size,
             },
-        )?
-        .serve_at(
+        )
+        .await?;
+    server
+        .at(
             OBJECT_PATH,
             Watches {
                 watcher,
                 default_folder: config.upload.remote_folder.clone(),
                 defaults: config.export.options(),
             },
-        )?
-        .name(BUS_NAME)?
-        .build()
-        .await
+        )
+        .await?;
+    if conn.unique_name().is_some() {
+        // Fails when another connection owns it (never queued behind it, never replacing it).
+        conn.request_name(BUS_NAME).await?;
+    }
+    Ok(())
 }
 
 /// How often coalesced `JobProgress` signals go out.

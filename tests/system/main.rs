@@ -31,6 +31,7 @@ mod keyring;
 mod limits;
 mod login;
 mod notices;
+mod peer;
 mod policies;
 mod prepare;
 mod refusals;
