@@ -1,4 +1,7 @@
-//! What is already in Dropbox, for the skip-identical check made before a file is sent.
+//! Remote resolution: what is already in Dropbox, by looking. Before a file is sent, whether
+//! the same content is already at its name (skip-identical); after a commit whose answer was
+//! lost, whether it landed and where (ARCHITECTURE.md, invariant 2); and after every commit,
+//! whether Dropbox holds exactly the bytes sent (invariant 4).
 //!
 //! Asking per file (`get_metadata`) costs a request per photo: a thousand photos into one
 //! folder would make a thousand, each counting against the account's rate limit. So once a
@@ -16,9 +19,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Engine, Step, session_step};
+use super::{Engine, Step, dropbox_step, session_step};
 use crate::dropbox::{self, FileMetadata, ListFolderArg, Metadata};
-use crate::queue::Job;
+use crate::export::Conflict;
+use crate::queue::{FailureKind, Job, JobState};
 
 /// How long a listing (or a count of look-ups) stays valid.
 const FRESH: Duration = Duration::from_secs(30);
@@ -138,7 +142,7 @@ impl Engine {
             | Err(dropbox::Error::Route(dropbox::GetMetadataError::Path(
                 dropbox::LookupError::NotFound,
             ))) => Ok(None),
-            Err(e) => Err(self.classify(job, e).await),
+            Err(e) => Err(dropbox_step(job, e)),
         }
     }
 
@@ -159,7 +163,7 @@ impl Engine {
             Err(dropbox::Error::Route(dropbox::ListFolderError::Path(
                 dropbox::LookupError::NotFound,
             ))) => return Ok(Some(files)),
-            Err(e) => return Err(self.classify(job, e).await),
+            Err(e) => return Err(dropbox_step(job, e)),
         };
         for pages in 1.. {
             for entry in std::mem::take(&mut page.entries) {
@@ -179,11 +183,232 @@ impl Engine {
                 .list_folder_continue(token, &cursor))
             {
                 Ok(page) => page,
-                Err(e) => return Err(self.classify(job, e).await),
+                Err(e) => return Err(dropbox_step(job, e)),
             };
         }
         Ok(Some(files))
     }
+}
+
+impl Engine {
+    /// A commit was sent but its answer never recorded: did it land? Looks at the remote file
+    /// before anything is sent again (ARCHITECTURE.md, invariant 2), holding the job's network
+    /// slot `sending` for the look-ups. Returns true when the job is now Done. `before`: see
+    /// `JobState::Committing`.
+    pub(super) async fn resolve_commit(
+        &self,
+        job: &Job,
+        hash: &str,
+        session: Option<&str>,
+        before: Option<&[String]>,
+        sending: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<bool, Step> {
+        if let Some(before) = before {
+            // Under `rename` a file with this content that was there before the commit (at the
+            // name asked for, or a copy) is not its work: only a new one counts, wherever
+            // Dropbox put it.
+            let landed = self
+                .copies_with_hash(job, hash)
+                .await?
+                .into_iter()
+                .find(|meta| !before.contains(&lower_path(meta)));
+            if let Some(meta) = landed {
+                tracing::info!(
+                    job = job.id,
+                    "an earlier commit landed as {:?}",
+                    meta.path_display
+                );
+                self.verified(job, meta, hash, false).await?;
+                return Ok(true);
+            }
+        } else if let Some(meta) = self.remote_with_hash(job, hash).await? {
+            tracing::info!(
+                job = job.id,
+                "an earlier commit landed: {}",
+                job.remote_path
+            );
+            self.verified(job, meta, hash, false).await?;
+            return Ok(true);
+        }
+        // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
+        // name asked for ("photo (1).jpg"): that copy is this job's file.
+        if before.is_none()
+            && job.options.conflict.renames()
+            && let Some(meta) = self.find_renamed_copy(job, hash).await?
+        {
+            tracing::info!(
+                job = job.id,
+                "an earlier commit landed under another name: {:?}",
+                meta.path_display
+            );
+            self.verified(job, meta, hash, false).await?;
+            return Ok(true);
+        }
+        // Not there: a closed session can simply be committed again (no data to send).
+        drop(sending);
+        if let Some(session) = session
+            // The session holds the bytes; only their size is wanted here.
+            && let Some(prepared) = self.prepared(job, None, true).await?
+        {
+            self.commit(job, session, prepared.stamp.size, hash).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// With `skip-identical`, a file of the same name and content already in Dropbox makes the
+    /// job Done without sending anything. Returns true when that is so.
+    pub(super) async fn already_there(&self, job: &Job, hash: &str) -> Result<bool, Step> {
+        if job.options.conflict != Conflict::SkipIdentical {
+            return Ok(false);
+        }
+        let listed = self.remote_file(job).await?;
+        if listed.is_none_or(|meta| meta.content_hash.as_deref() != Some(hash)) {
+            return Ok(false);
+        }
+        // The listing may be a few seconds old: confirm before sending nothing.
+        let Some(meta) = self.remote_with_hash(job, hash).await? else {
+            return Ok(false);
+        };
+        tracing::info!(
+            job = job.id,
+            "already in Dropbox with the same content: {}",
+            job.remote_path
+        );
+        self.verified(job, meta, hash, true).await?;
+        Ok(true)
+    }
+
+    /// The file at the job's remote path, if it holds exactly the content with `hash`.
+    pub(super) async fn remote_with_hash(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Option<dropbox::FileMetadata>, Step> {
+        Ok(self
+            .get_file(job)
+            .await?
+            .filter(|meta| meta.content_hash.as_deref() == Some(hash)))
+    }
+
+    /// A file beside the job's target, named as Dropbox names renamed copies
+    /// (`name (N).ext`, `name (conflicted copy…).ext`), holding exactly this content.
+    pub(super) async fn find_renamed_copy(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Option<dropbox::FileMetadata>, Step> {
+        let (_, name) = job
+            .remote_path
+            .rsplit_once('/')
+            .unwrap_or(("", &job.remote_path));
+        let name = name.to_lowercase();
+        Ok(self
+            .copies_with_hash(job, hash)
+            .await?
+            .into_iter()
+            .find(|meta| meta.name.to_lowercase() != name))
+    }
+
+    /// The files in the job's target folder holding exactly this content under the job's
+    /// name or a name Dropbox gives renamed copies of it (`name (N).ext`,
+    /// `name (conflicted copy…).ext`). Read from a fresh listing, never a cached one: what it
+    /// says decides whether a commit made a file.
+    pub(super) async fn copies_with_hash(
+        &self,
+        job: &Job,
+        hash: &str,
+    ) -> Result<Vec<dropbox::FileMetadata>, Step> {
+        let (parent, name) = job
+            .remote_path
+            .rsplit_once('/')
+            .unwrap_or(("", &job.remote_path));
+        let exact = name.to_lowercase();
+        let stem = name
+            .rsplit_once('.')
+            .map_or(name, |(stem, _)| stem)
+            .to_lowercase();
+        let mut found = Vec::new();
+        let arg = dropbox::ListFolderArg {
+            path: parent.to_string(),
+            ..Default::default()
+        };
+        let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
+            Ok(page) => page,
+            // No folder: nothing in it.
+            Err(dropbox::Error::Route(_)) => return Ok(found),
+            Err(e) => return Err(dropbox_step(job, e)),
+        };
+        loop {
+            for entry in std::mem::take(&mut page.entries) {
+                if let dropbox::Metadata::File(meta) = entry
+                    && meta.content_hash.as_deref() == Some(hash)
+                {
+                    let lower = meta.name.to_lowercase();
+                    if lower == exact || lower.starts_with(&format!("{stem} (")) {
+                        found.push(meta);
+                    }
+                }
+            }
+            if !page.has_more {
+                return Ok(found);
+            }
+            let cursor = page.cursor.clone();
+            page = match call!(self, |token| self
+                .client
+                .list_folder_continue(token, &cursor))
+            {
+                Ok(page) => page,
+                Err(dropbox::Error::Route(_)) => return Ok(found),
+                Err(e) => return Err(dropbox_step(job, e)),
+            };
+        }
+    }
+
+    /// Done only if Dropbox holds exactly the bytes sent (ARCHITECTURE.md, invariant 4).
+    pub(super) async fn verified(
+        &self,
+        job: &Job,
+        meta: dropbox::FileMetadata,
+        hash: &str,
+        skipped: bool,
+    ) -> Result<(), Step> {
+        if meta.content_hash.as_deref() != Some(hash) {
+            return Err(Step::Failed {
+                kind: FailureKind::Verification,
+                message: format!(
+                    "{}: Dropbox stored different content at {} than was sent (content hash {} instead of {hash})",
+                    job.source.display(),
+                    job.remote_path,
+                    meta.content_hash.as_deref().unwrap_or("missing"),
+                ),
+            });
+        }
+        self.note_remote(&meta).await;
+        let remote_path = meta
+            .path_display
+            .clone()
+            .unwrap_or_else(|| job.remote_path.clone());
+        self.to(
+            job.id,
+            JobState::Done {
+                content_hash: hash.to_string(),
+                remote_path,
+                rev: meta.rev,
+                skipped,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A file's path as Dropbox compares it.
+pub(super) fn lower_path(meta: &dropbox::FileMetadata) -> String {
+    meta.path_lower
+        .clone()
+        .or_else(|| meta.path_display.as_deref().map(dropbox::path::path_key))
+        .unwrap_or_else(|| meta.name.to_lowercase())
 }
 
 #[cfg(test)]
