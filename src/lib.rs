@@ -42,6 +42,7 @@ pub mod daemon;
 pub mod dropbox;
 pub mod engine;
 pub mod export;
+pub mod folders;
 pub mod intake;
 pub mod jobtray;
 pub mod logging;

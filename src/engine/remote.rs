@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::{Engine, Step, dropbox_step, session_step};
 use crate::dropbox::{self, FileMetadata, ListFolderArg, Metadata};
 use crate::export::Conflict;
+use crate::folders::{self, ListingError};
 use crate::queue::{FailureKind, Job, JobState};
 
 /// How long a listing (or a count of look-ups) stays valid.
@@ -61,6 +62,15 @@ impl FolderView {
 pub(super) struct RemoteIndex {
     /// Held while a listing is read, so a folder is listed once however many jobs ask.
     folders: tokio::sync::Mutex<HashMap<String, FolderView>>,
+}
+
+/// A listing that stopped, as what happens to the job.
+fn listing_step(job: &Job, error: ListingError) -> Step {
+    match error {
+        ListingError::Session(e) => session_step(e),
+        ListingError::List(e) => dropbox_step(job, e),
+        ListingError::Continue(e) => dropbox_step(job, e),
+    }
 }
 
 /// The job's remote path as (folder, name), both lowercased as Dropbox compares them.
@@ -156,36 +166,31 @@ impl Engine {
             limit: Some(crate::config::MAX_LIST_PAGE_SIZE),
             ..ListFolderArg::new(folder)
         };
-        let mut files = HashMap::new();
-        let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
-            Ok(page) => page,
+        let listing = folders::list_folder(
+            &self.session,
+            &self.client,
+            &arg,
+            Some(MAX_PAGES),
+            |entry| matches!(entry, Metadata::File(_)),
+        )
+        .await;
+        let listing = match listing {
+            Ok(listing) if !listing.complete => return Ok(None),
+            Ok(listing) => listing,
             // Not there yet: nothing in it.
-            Err(dropbox::Error::Route(dropbox::ListFolderError::Path(
+            Err(ListingError::List(dropbox::Error::Route(dropbox::ListFolderError::Path(
                 dropbox::LookupError::NotFound,
-            ))) => return Ok(Some(files)),
-            Err(e) => return Err(dropbox_step(job, e)),
+            )))) => return Ok(Some(HashMap::new())),
+            Err(e) => return Err(listing_step(job, e)),
         };
-        for pages in 1.. {
-            for entry in std::mem::take(&mut page.entries) {
-                if let Metadata::File(meta) = entry {
-                    files.insert(meta.name.to_lowercase(), meta);
-                }
-            }
-            if !page.has_more {
-                break;
-            }
-            if pages >= MAX_PAGES {
-                return Ok(None);
-            }
-            let cursor = page.cursor.clone();
-            page = match call!(self, |token| self
-                .client
-                .list_folder_continue(token, &cursor))
-            {
-                Ok(page) => page,
-                Err(e) => return Err(dropbox_step(job, e)),
-            };
-        }
+        let files = listing
+            .entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Metadata::File(meta) => Some((meta.name.to_lowercase(), meta)),
+                _ => None,
+            })
+            .collect();
         Ok(Some(files))
     }
 }
@@ -328,40 +333,27 @@ impl Engine {
             .rsplit_once('.')
             .map_or(name, |(stem, _)| stem)
             .to_lowercase();
-        let mut found = Vec::new();
-        let arg = dropbox::ListFolderArg {
-            path: parent.to_string(),
-            ..Default::default()
-        };
-        let mut page = match call!(self, |token| self.client.list_folder(token, &arg)) {
-            Ok(page) => page,
-            // No folder: nothing in it.
-            Err(dropbox::Error::Route(_)) => return Ok(found),
-            Err(e) => return Err(dropbox_step(job, e)),
-        };
-        loop {
-            for entry in std::mem::take(&mut page.entries) {
-                if let dropbox::Metadata::File(meta) = entry
-                    && meta.content_hash.as_deref() == Some(hash)
-                {
-                    let lower = meta.name.to_lowercase();
-                    if lower == exact || lower.starts_with(&format!("{stem} (")) {
-                        found.push(meta);
-                    }
-                }
-            }
-            if !page.has_more {
-                return Ok(found);
-            }
-            let cursor = page.cursor.clone();
-            page = match call!(self, |token| self
-                .client
-                .list_folder_continue(token, &cursor))
-            {
-                Ok(page) => page,
-                Err(dropbox::Error::Route(_)) => return Ok(found),
-                Err(e) => return Err(dropbox_step(job, e)),
-            };
+        let arg = dropbox::ListFolderArg::new(parent);
+        let listing = folders::list_folder(&self.session, &self.client, &arg, None, |entry| {
+            matches!(entry, Metadata::File(meta) if meta.content_hash.as_deref() == Some(hash) && {
+                let lower = meta.name.to_lowercase();
+                lower == exact || lower.starts_with(&format!("{stem} ("))
+            })
+        })
+        .await;
+        match listing {
+            Ok(listing) => Ok(listing
+                .entries
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    Metadata::File(meta) => Some(meta),
+                    _ => None,
+                })
+                .collect()),
+            // No folder (or it went mid-listing): nothing in it.
+            Err(ListingError::List(dropbox::Error::Route(_)))
+            | Err(ListingError::Continue(dropbox::Error::Route(_))) => Ok(Vec::new()),
+            Err(e) => Err(listing_step(job, e)),
         }
     }
 

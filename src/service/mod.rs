@@ -218,9 +218,7 @@ pub async fn serve(
         .serve_at(
             OBJECT_PATH,
             Folders {
-                session,
-                client,
-                page_size: list_page_size,
+                folders: crate::folders::Folders::new(session, client, list_page_size),
             },
         )?
         .serve_at(
