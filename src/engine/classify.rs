@@ -116,3 +116,231 @@ pub(super) fn session_step(e: SessionError) -> Step {
         Step::LoggedOut
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::dropbox::{
+        CreateFolderError, GetMetadataError, LookupError, RateLimitReason,
+        UploadSessionFinishError, WriteError,
+    };
+    use crate::engine::test_support::job;
+    use crate::export::Conflict;
+    use crate::queue::JobState;
+
+    /// What a step is, in one word, with its wait when it has one.
+    fn kind(step: &Step) -> (&'static str, Option<Duration>) {
+        match step {
+            Step::Transient { retry_after, .. } => ("wait", *retry_after),
+            Step::LoggedOut => ("logged out", None),
+            Step::Failed {
+                kind: FailureKind::Refused,
+                ..
+            } => ("fail: refused", None),
+            Step::Failed {
+                kind: FailureKind::Source,
+                ..
+            } => ("fail: source", None),
+            Step::Failed { .. } => ("fail: other", None),
+            Step::Requeued => ("requeue", None),
+            Step::Stopped => ("stop", None),
+        }
+    }
+
+    #[test]
+    fn every_dropbox_error_kind_has_its_outcome() {
+        let fresh = job(JobState::Preparing, Conflict::SkipIdentical);
+        let tried = crate::queue::Job {
+            attempts: DECODE_RETRIES,
+            ..fresh.clone()
+        };
+        let secs = Duration::from_secs;
+        type E = dropbox::Error<UploadSessionFinishError>;
+        let write_lock = || UploadSessionFinishError::Path(WriteError::TooManyWriteOperations);
+        let decode = || E::Decode {
+            status: 200,
+            message: "missing field".into(),
+        };
+        let table: Vec<(&str, &crate::queue::Job, E, (&str, Option<Duration>))> = vec![
+            (
+                "expired token (after its refresh)",
+                &fresh,
+                E::Auth(AuthError::ExpiredAccessToken),
+                ("wait", None),
+            ),
+            (
+                "invalid token",
+                &fresh,
+                E::Auth(AuthError::InvalidAccessToken),
+                ("logged out", None),
+            ),
+            (
+                "suspended account",
+                &fresh,
+                E::Auth(AuthError::UserSuspended),
+                ("logged out", None),
+            ),
+            (
+                "429",
+                &fresh,
+                E::RateLimited {
+                    reason: RateLimitReason::TooManyRequests,
+                    retry_after: secs(30),
+                },
+                ("wait", Some(secs(30))),
+            ),
+            (
+                "429 write lock",
+                &fresh,
+                E::RateLimited {
+                    reason: RateLimitReason::TooManyWriteOperations,
+                    retry_after: secs(2),
+                },
+                ("wait", Some(secs(2))),
+            ),
+            ("5xx", &fresh, E::Server { status: 503 }, ("wait", None)),
+            (
+                "connection lost",
+                &fresh,
+                E::Transport("reset".into()),
+                ("wait", None),
+            ),
+            (
+                "write contention (409)",
+                &fresh,
+                E::Route(write_lock()),
+                ("wait", None),
+            ),
+            (
+                "unreadable answer, first tries",
+                &fresh,
+                decode(),
+                ("wait", None),
+            ),
+            (
+                "unreadable answer, tries used up",
+                &tried,
+                decode(),
+                ("fail: refused", None),
+            ),
+            (
+                "400",
+                &fresh,
+                E::BadInput("bad arg".into()),
+                ("fail: refused", None),
+            ),
+            (
+                "403",
+                &fresh,
+                E::Access("no".into()),
+                ("fail: refused", None),
+            ),
+            (
+                "route refusal",
+                &fresh,
+                E::Route(UploadSessionFinishError::Path(
+                    WriteError::InsufficientSpace,
+                )),
+                ("fail: refused", None),
+            ),
+        ];
+        for (what, job, error, expected) in table {
+            assert_eq!(kind(&dropbox_step(job, error)), expected, "{what}");
+        }
+        // Other routes' errors go the same way.
+        let not_found = dropbox::Error::Route(GetMetadataError::Path(LookupError::NotFound));
+        assert_eq!(kind(&dropbox_step(&fresh, not_found)).0, "fail: refused");
+        let busy =
+            dropbox::Error::Route(CreateFolderError::Path(WriteError::TooManyWriteOperations));
+        assert_eq!(kind(&dropbox_step(&fresh, busy)).0, "wait");
+    }
+
+    #[test]
+    fn a_failure_names_the_file_and_where_it_was_going() {
+        let job = job(JobState::Preparing, Conflict::SkipIdentical);
+        let step = dropbox_step(
+            &job,
+            dropbox::Error::<UploadSessionFinishError>::BadInput("bad arg".into()),
+        );
+        let Step::Failed { message, .. } = step else {
+            panic!("{step:?}")
+        };
+        assert!(
+            message.starts_with("/photos/a.jpg → /Album/a.jpg: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn source_errors_wait_for_a_change_or_space_and_fail_otherwise() {
+        let path = || PathBuf::from("/photos/a.jpg");
+        let cache = |errno| SourceError::Cache {
+            path: path(),
+            dir: "/cache".into(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        let table = [
+            (
+                "changed while read",
+                SourceError::Changed(path()),
+                ("wait", None),
+            ),
+            (
+                "cache disk full",
+                cache(libc::ENOSPC),
+                ("wait", Some(CACHE_FULL_RETRY)),
+            ),
+            (
+                "cache quota",
+                cache(libc::EDQUOT),
+                ("wait", Some(CACHE_FULL_RETRY)),
+            ),
+            (
+                "cache unwritable",
+                cache(libc::EACCES),
+                ("fail: source", None),
+            ),
+            (
+                "gone",
+                SourceError::NotFound(path()),
+                ("fail: source", None),
+            ),
+            (
+                "replaced",
+                SourceError::Replaced(path()),
+                ("fail: source", None),
+            ),
+            (
+                "corrupt",
+                SourceError::Corrupt {
+                    path: path(),
+                    reason: "eof".into(),
+                },
+                ("fail: source", None),
+            ),
+        ];
+        for (what, error, expected) in table {
+            assert_eq!(kind(&source_step(error)), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn session_and_queue_errors() {
+        let table = [
+            (SessionError::Transient("offline".into()), "wait"),
+            (SessionError::NotLoggedIn("no account".into()), "logged out"),
+            (SessionError::Refused("revoked".into()), "logged out"),
+            (SessionError::NoAppKey, "logged out"),
+        ];
+        for (error, expected) in table {
+            let what = error.to_string();
+            assert_eq!(kind(&session_step(error)).0, expected, "{what}");
+        }
+        // Cancelled or finished under the job: stop, write nothing.
+        let illegal = QueueError::NotFound(7);
+        assert_eq!(kind(&Step::from(illegal)).0, "stop");
+    }
+}

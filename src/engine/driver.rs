@@ -10,10 +10,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Step, blocking, retry, source_step};
+use crate::config::UploadConfig;
 use crate::dropbox;
 use crate::prepare::{self, SourceError, SourceFile};
 use crate::queue::{FailureKind, Job, JobId, JobState, QueueError, now_ms};
@@ -50,36 +52,22 @@ impl Engine {
         let Some(job) = self.queue.get(id)? else {
             return Ok(());
         };
-        if job.state.is_terminal() {
+        let Some(next) = settled(&job, step, now_ms(), retry::backoff) else {
             return Ok(());
-        }
-        match step {
-            Step::Transient {
+        };
+        match &next {
+            JobState::Waiting {
+                retry_at_ms,
                 reason,
-                retry_after,
+                ..
             } => {
-                let wait = retry::backoff(job.attempts + 1, retry_after);
+                let wait = std::time::Duration::from_millis(retry_at_ms.saturating_sub(now_ms()));
                 tracing::info!(job = id, file = %job.source.display(), "waiting {wait:?}: {reason}");
-                let retry_at_ms = now_ms() + wait.as_millis() as u64;
-                self.queue
-                    .transition(
-                        id,
-                        JobState::Waiting {
-                            retry_at_ms,
-                            reason,
-                            resume: Box::new(job.state),
-                        },
-                    )
-                    .await?;
             }
-            Step::Failed { kind, message } => {
-                tracing::warn!(job = id, "failed: {message}");
-                self.queue
-                    .transition(id, JobState::Failed { kind, message })
-                    .await?;
-            }
-            Step::LoggedOut | Step::Requeued | Step::Stopped => {}
+            JobState::Failed { message, .. } => tracing::warn!(job = id, "failed: {message}"),
+            _ => {}
         }
+        self.queue.transition(id, next).await?;
         Ok(())
     }
 
@@ -155,22 +143,19 @@ impl Engine {
                 ..
             }
         );
-        let queued = job.source_stamp();
-        if let Some(queued) = queued
-            && !queued.same_file(&stamp)
-        {
-            return Err(source_step(SourceError::Replaced(job.source.clone())));
-        }
-        let changed = match queued {
-            Some(queued) => queued != stamp,
-            // A record from before identities were kept: only size and mtime to compare.
-            None => (stamp.size, stamp.mtime_ms) != (job.source_size, job.source_mtime_ms),
-        };
-        if queued != Some(stamp) {
-            self.queue.restamp(id, stamp).await?;
-        }
-        if changed && resuming {
-            return Err(self.requeue(id).await);
+        match source_verdict(&job, stamp, resuming) {
+            SourceVerdict::Replaced => {
+                return Err(source_step(SourceError::Replaced(job.source.clone())));
+            }
+            SourceVerdict::Restart => {
+                self.queue.restamp(id, stamp).await?;
+                return Err(self.requeue(id).await);
+            }
+            SourceVerdict::Go { restamp } => {
+                if restamp {
+                    self.queue.restamp(id, stamp).await?;
+                }
+            }
         }
         let Some(prepared) = self.prepared(&job, Some(stamp), resuming).await? else {
             // The prepared bytes a session was started with are gone: start over.
@@ -202,16 +187,7 @@ impl Engine {
                 ),
             });
         }
-        let size = prepared.stamp.size;
-        let concurrent = match &state {
-            JobState::Uploading {
-                session_id: Some(_),
-                concurrent,
-                ..
-            } => *concurrent,
-            // More than one chunk, and committed on its own: chunks go in parallel.
-            _ => size > self.upload.session_threshold && size > self.upload.chunk_size,
-        };
+        let transfer = transfer_for(&state, prepared.stamp.size, &self.upload);
         let sending = self
             .network_slots
             .acquire()
@@ -230,19 +206,16 @@ impl Engine {
             );
             return Err(self.requeue(id).await);
         }
-        if concurrent {
-            return self
-                .upload_concurrent(&job, state, &prepared.file(), prepared.stamp, sending)
-                .await;
-        }
-        if !self.upload.batch_commit
-            && prepared.stamp.size <= self.upload.session_threshold
-            && !matches!(state, JobState::Uploading { .. })
-        {
-            self.upload_whole(&job, &prepared.file()).await
-        } else {
-            self.upload_session(&job, state, &prepared.file(), prepared.stamp.size, sending)
-                .await
+        match transfer {
+            Transfer::Concurrent => {
+                self.upload_concurrent(&job, state, &prepared.file(), prepared.stamp, sending)
+                    .await
+            }
+            Transfer::Whole => self.upload_whole(&job, &prepared.file()).await,
+            Transfer::Session => {
+                self.upload_session(&job, state, &prepared.file(), prepared.stamp.size, sending)
+                    .await
+            }
         }
     }
 
@@ -311,4 +284,392 @@ pub(super) fn cached_prepared(dir: &Path, id: JobId) -> Option<prepare::Prepared
         access: prepare::Access::Given,
         warnings: Vec::new(),
     })
+}
+
+/// What a job that stopped with `step` becomes: Waiting (after a backoff from `wait`, its
+/// state kept to resume), Failed, or nothing to write (logged out, requeued or stopped: what
+/// is persisted stays; or the job is already final).
+pub(super) fn settled(
+    job: &Job,
+    step: Step,
+    now_ms: u64,
+    wait: impl FnOnce(u32, Option<Duration>) -> Duration,
+) -> Option<JobState> {
+    if job.state.is_terminal() {
+        return None;
+    }
+    match step {
+        Step::Transient {
+            reason,
+            retry_after,
+        } => Some(JobState::Waiting {
+            retry_at_ms: now_ms + wait(job.attempts + 1, retry_after).as_millis() as u64,
+            reason,
+            resume: Box::new(job.state.clone()),
+        }),
+        Step::Failed { kind, message } => Some(JobState::Failed { kind, message }),
+        Step::LoggedOut | Step::Requeued | Step::Stopped => None,
+    }
+}
+
+/// What the source found on disk (`now`) means for a job about to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SourceVerdict {
+    /// Another file has taken the name (another device or inode): refused.
+    Replaced,
+    /// The file changed under a session being resumed: its bytes no longer match what was
+    /// sent, so the job starts over (with the new stamp recorded).
+    Restart,
+    /// Go on; `restamp`: record the stamp first (the version to send from now on).
+    Go { restamp: bool },
+}
+
+/// Compares the source on disk with what was queued (ARCHITECTURE.md, invariants 8 and 9).
+/// `resuming`: the job continues an upload session.
+pub(super) fn source_verdict(job: &Job, now: prepare::Stamp, resuming: bool) -> SourceVerdict {
+    let queued = job.source_stamp();
+    if let Some(queued) = queued
+        && !queued.same_file(&now)
+    {
+        return SourceVerdict::Replaced;
+    }
+    let changed = match queued {
+        Some(queued) => queued != now,
+        // A record from before identities were kept: only size and mtime to compare.
+        None => (now.size, now.mtime_ms) != (job.source_size, job.source_mtime_ms),
+    };
+    if changed && resuming {
+        return SourceVerdict::Restart;
+    }
+    SourceVerdict::Go {
+        restamp: queued != Some(now),
+    }
+}
+
+/// How a job's bytes go up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transfer {
+    /// One `files/upload` request (`transfer`).
+    Whole,
+    /// A sequential upload session, committed alone or in a batch (`transfer`).
+    Session,
+    /// A concurrent upload session, committed alone (`concurrent`).
+    Concurrent,
+}
+
+/// The transfer for a `size`-byte file in `state`: a session being resumed goes on as it
+/// started; a file of more than one chunk that is committed on its own goes in parallel
+/// chunks; a small file goes in one request when batching is off, else through a session.
+pub(super) fn transfer_for(state: &JobState, size: u64, upload: &UploadConfig) -> Transfer {
+    let concurrent = match state {
+        JobState::Uploading {
+            session_id: Some(_),
+            concurrent,
+            ..
+        } => *concurrent,
+        _ => size > upload.session_threshold && size > upload.chunk_size,
+    };
+    if concurrent {
+        Transfer::Concurrent
+    } else if !upload.batch_commit
+        && size <= upload.session_threshold
+        && !matches!(state, JobState::Uploading { .. })
+    {
+        Transfer::Whole
+    } else {
+        Transfer::Session
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_support::job;
+    use crate::export::Conflict;
+    use crate::prepare::Stamp;
+    use crate::queue::FailureKind;
+
+    fn uploading(session: Option<&str>, offset: u64, concurrent: bool) -> JobState {
+        JobState::Uploading {
+            session_id: session.map(str::to_string),
+            offset,
+            concurrent,
+            landed: Vec::new(),
+        }
+    }
+
+    fn committing() -> JobState {
+        JobState::Committing {
+            content_hash: "h".into(),
+            session_id: Some("s".into()),
+            before: None,
+        }
+    }
+
+    #[test]
+    fn settle_writes_waiting_with_the_state_to_resume_or_failed_or_nothing() {
+        let now = 1_000_000;
+        // The backoff is given the attempt number and Retry-After; here it answers with a
+        // figure that shows both.
+        let wait = |attempt: u32, after: Option<Duration>| {
+            Duration::from_secs(u64::from(attempt)) + after.unwrap_or_default()
+        };
+        let transient = |after| Step::Transient {
+            reason: "Dropbox had a server error".into(),
+            retry_after: after,
+        };
+        let failed = || Step::Failed {
+            kind: FailureKind::Refused,
+            message: "refused".into(),
+        };
+        let waiting = |at: u64, resume: JobState| {
+            Some(JobState::Waiting {
+                retry_at_ms: at,
+                reason: "Dropbox had a server error".into(),
+                resume: Box::new(resume),
+            })
+        };
+        let mut retried = job(committing(), Conflict::SkipIdentical);
+        retried.attempts = 2;
+        let table: Vec<(&str, crate::queue::Job, Step, Option<JobState>)> = vec![
+            (
+                "transient while preparing",
+                job(JobState::Preparing, Conflict::SkipIdentical),
+                transient(None),
+                waiting(now + 1_000, JobState::Preparing),
+            ),
+            (
+                "transient mid-session keeps its offset",
+                job(uploading(Some("s"), 8, false), Conflict::SkipIdentical),
+                transient(None),
+                waiting(now + 1_000, uploading(Some("s"), 8, false)),
+            ),
+            (
+                "Retry-After on the third try",
+                retried,
+                transient(Some(Duration::from_secs(30))),
+                waiting(now + 33_000, committing()),
+            ),
+            (
+                "failed",
+                job(JobState::Preparing, Conflict::SkipIdentical),
+                failed(),
+                Some(JobState::Failed {
+                    kind: FailureKind::Refused,
+                    message: "refused".into(),
+                }),
+            ),
+            (
+                "logged out: the job keeps its state",
+                job(uploading(Some("s"), 8, false), Conflict::SkipIdentical),
+                Step::LoggedOut,
+                None,
+            ),
+            (
+                "requeued: already written",
+                job(JobState::Queued, Conflict::SkipIdentical),
+                Step::Requeued,
+                None,
+            ),
+            (
+                "stopped: already written",
+                job(committing(), Conflict::SkipIdentical),
+                Step::Stopped,
+                None,
+            ),
+            (
+                "already cancelled",
+                job(JobState::Cancelled, Conflict::SkipIdentical),
+                transient(None),
+                None,
+            ),
+            (
+                "already done",
+                job(
+                    JobState::Done {
+                        content_hash: "h".into(),
+                        remote_path: "/Album/a.jpg".into(),
+                        rev: "r".into(),
+                        skipped: false,
+                    },
+                    Conflict::SkipIdentical,
+                ),
+                failed(),
+                None,
+            ),
+        ];
+        for (what, job, step, expected) in table {
+            assert_eq!(settled(&job, step, now, wait), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_source_on_disk_decides_whether_a_job_goes_on_restarts_or_is_refused() {
+        let queued = Stamp {
+            size: 100,
+            mtime_ms: Some(5),
+            ctime_ns: 9,
+            dev: 1,
+            ino: 2,
+        };
+        let mut recorded = job(JobState::Preparing, Conflict::SkipIdentical);
+        (recorded.source_size, recorded.source_mtime_ms) = (queued.size, queued.mtime_ms);
+        (
+            recorded.source_dev,
+            recorded.source_ino,
+            recorded.source_ctime_ns,
+        ) = (queued.dev, queued.ino, queued.ctime_ns);
+        // A record from before identities were kept: size and mtime only.
+        let mut legacy = recorded.clone();
+        (legacy.source_dev, legacy.source_ino, legacy.source_ctime_ns) = (0, 0, 0);
+        let edited = Stamp {
+            size: 120,
+            ctime_ns: 10,
+            ..queued
+        };
+        let touched = Stamp {
+            ctime_ns: 10,
+            ..queued
+        };
+        let swapped = Stamp { ino: 3, ..queued };
+        let table = [
+            (
+                "unchanged, fresh",
+                &recorded,
+                queued,
+                false,
+                SourceVerdict::Go { restamp: false },
+            ),
+            (
+                "unchanged, resuming",
+                &recorded,
+                queued,
+                true,
+                SourceVerdict::Go { restamp: false },
+            ),
+            (
+                "edited, fresh: the new version is sent",
+                &recorded,
+                edited,
+                false,
+                SourceVerdict::Go { restamp: true },
+            ),
+            (
+                "edited, resuming: start over",
+                &recorded,
+                edited,
+                true,
+                SourceVerdict::Restart,
+            ),
+            (
+                "ctime only, resuming: start over",
+                &recorded,
+                touched,
+                true,
+                SourceVerdict::Restart,
+            ),
+            (
+                "another file in its place",
+                &recorded,
+                swapped,
+                false,
+                SourceVerdict::Replaced,
+            ),
+            (
+                "another file in its place, resuming",
+                &recorded,
+                swapped,
+                true,
+                SourceVerdict::Replaced,
+            ),
+            (
+                "legacy record, same size and mtime: identity recorded",
+                &legacy,
+                queued,
+                true,
+                SourceVerdict::Go { restamp: true },
+            ),
+            (
+                "legacy record, edited, resuming",
+                &legacy,
+                edited,
+                true,
+                SourceVerdict::Restart,
+            ),
+        ];
+        for (what, job, now, resuming, expected) in table {
+            assert_eq!(source_verdict(job, now, resuming), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_transfer_follows_size_batching_and_what_a_resumed_session_started_as() {
+        let mib = 1024 * 1024;
+        let batched = UploadConfig {
+            session_threshold: 16 * mib,
+            chunk_size: 8 * mib,
+            batch_commit: true,
+            ..UploadConfig::default()
+        };
+        let unbatched = UploadConfig {
+            batch_commit: false,
+            ..batched.clone()
+        };
+        use Transfer::*;
+        let table = [
+            (
+                "small, batched",
+                JobState::Preparing,
+                mib,
+                &batched,
+                Session,
+            ),
+            (
+                "small, unbatched",
+                JobState::Preparing,
+                mib,
+                &unbatched,
+                Whole,
+            ),
+            (
+                "at the threshold, unbatched",
+                JobState::Preparing,
+                16 * mib,
+                &unbatched,
+                Whole,
+            ),
+            ("large", JobState::Preparing, 17 * mib, &batched, Concurrent),
+            (
+                "large, unbatched",
+                JobState::Preparing,
+                17 * mib,
+                &unbatched,
+                Concurrent,
+            ),
+            (
+                "small, unbatched, a session started before",
+                uploading(None, 0, false),
+                mib,
+                &unbatched,
+                Session,
+            ),
+            (
+                "large, resumed as sequential",
+                uploading(Some("s"), 8 * mib, false),
+                17 * mib,
+                &batched,
+                Session,
+            ),
+            (
+                "resumed as concurrent",
+                uploading(Some("s"), 0, true),
+                17 * mib,
+                &batched,
+                Concurrent,
+            ),
+        ];
+        for (what, state, size, upload, expected) in table {
+            assert_eq!(transfer_for(&state, size, upload), expected, "{what}");
+        }
+    }
 }

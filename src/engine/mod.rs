@@ -168,3 +168,42 @@ impl Engine {
         self.progress.subscribe()
     }
 }
+
+/// What the engine's table tests share: jobs and remote files made from a few words.
+#[cfg(test)]
+mod test_support {
+    use crate::dropbox::FileMetadata;
+    use crate::export::Conflict;
+    use crate::queue::{Job, JobState};
+
+    /// A job for `/photos/a.jpg` → `/Album/a.jpg` in `state`, under `conflict`.
+    pub fn job(state: JobState, conflict: Conflict) -> Job {
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "id": 7,
+            "batch": 1,
+            "source": "/photos/a.jpg",
+            "remote_path": "/Album/a.jpg",
+            "created_ms": 0,
+            "state": state,
+        }))
+        .expect("a job record");
+        job.options.conflict = conflict;
+        job
+    }
+
+    /// A file named `name` in `/Album` holding the content `hash`.
+    pub fn file(name: &str, hash: &str) -> FileMetadata {
+        FileMetadata {
+            name: name.into(),
+            path_lower: Some(format!("/album/{}", name.to_lowercase())),
+            path_display: Some(format!("/Album/{name}")),
+            id: format!("id:{name}"),
+            client_modified: "2026-01-01T00:00:00Z".into(),
+            server_modified: "2026-01-01T00:00:00Z".into(),
+            rev: format!("rev-{name}"),
+            size: 1,
+            content_hash: Some(hash.into()),
+            is_downloadable: true,
+        }
+    }
+}

@@ -64,6 +64,66 @@ pub(super) struct RemoteIndex {
     folders: tokio::sync::Mutex<HashMap<String, FolderView>>,
 }
 
+/// What a commit whose answer was lost resolves to.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Resolution {
+    /// It landed: this file is the job's (its content hash still to be verified).
+    Landed(FileMetadata),
+    /// It did not land, and the closed session can be committed again (no data to send).
+    CommitAgain,
+    /// It did not land and there is no session to commit: the file is sent again.
+    SendAgain,
+}
+
+/// Decides what a lost commit resolves to from what Dropbox holds (ARCHITECTURE.md, invariant
+/// 2). `at_path`: the file at the job's path; `copies`: the folder's files under the job's
+/// name or a renamed copy's (`name (N).ext`); only those holding `hash` count. `before`: the
+/// copies recorded before a commit under `rename` (see `JobState::Committing`), which are not
+/// its work: only a new one is. Without `before`, the file at the path is the job's, and under
+/// a policy that lets Dropbox rename, so is a copy beside it ("photo (1).jpg").
+pub(super) fn resolution(
+    job: &Job,
+    hash: &str,
+    before: Option<&[String]>,
+    at_path: Option<FileMetadata>,
+    copies: Vec<FileMetadata>,
+    session: bool,
+) -> Resolution {
+    let mut copies = copies
+        .into_iter()
+        .filter(|meta| is_copy_with_hash(&job.remote_path, hash, meta));
+    let landed = match before {
+        Some(before) => copies.find(|meta| !before.contains(&lower_path(meta))),
+        None => at_path
+            .filter(|meta| meta.content_hash.as_deref() == Some(hash))
+            .or_else(|| {
+                let (_, name) = split(&job.remote_path);
+                copies
+                    .filter(|_| job.options.conflict.renames())
+                    .find(|meta| meta.name.to_lowercase() != name)
+            }),
+    };
+    match landed {
+        Some(meta) => Resolution::Landed(meta),
+        None if session => Resolution::CommitAgain,
+        None => Resolution::SendAgain,
+    }
+}
+
+/// Whether `meta` holds exactly the content `hash` under the name of `remote_path` or a name
+/// Dropbox gives renamed copies of it (`name (N).ext`, `name (conflicted copy…).ext`).
+fn is_copy_with_hash(remote_path: &str, hash: &str, meta: &FileMetadata) -> bool {
+    let (_, name) = remote_path.rsplit_once('/').unwrap_or(("", remote_path));
+    let exact = name.to_lowercase();
+    let stem = name
+        .rsplit_once('.')
+        .map_or(name, |(stem, _)| stem)
+        .to_lowercase();
+    let lower = meta.name.to_lowercase();
+    meta.content_hash.as_deref() == Some(hash)
+        && (lower == exact || lower.starts_with(&format!("{stem} (")))
+}
+
 /// A listing that stopped, as what happens to the job.
 fn listing_step(job: &Job, error: ListingError) -> Step {
     match error {
@@ -208,57 +268,41 @@ impl Engine {
         before: Option<&[String]>,
         sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<bool, Step> {
-        if let Some(before) = before {
-            // Under `rename` a file with this content that was there before the commit (at the
-            // name asked for, or a copy) is not its work: only a new one counts, wherever
-            // Dropbox put it.
-            let landed = self
-                .copies_with_hash(job, hash)
-                .await?
-                .into_iter()
-                .find(|meta| !before.contains(&lower_path(meta)));
-            if let Some(meta) = landed {
+        // Look only where `resolution` will: the file at the path unless the commit was under
+        // `rename` with the copies before it recorded; the folder's copies under a policy that
+        // lets Dropbox rename, when the path does not hold it.
+        let at_path = match before {
+            None => self.remote_with_hash(job, hash).await?,
+            Some(_) => None,
+        };
+        let copies = if before.is_some() || (at_path.is_none() && job.options.conflict.renames()) {
+            self.copies_with_hash(job, hash).await?
+        } else {
+            Vec::new()
+        };
+        match resolution(job, hash, before, at_path, copies, session.is_some()) {
+            Resolution::Landed(meta) => {
                 tracing::info!(
                     job = job.id,
                     "an earlier commit landed as {:?}",
-                    meta.path_display
+                    meta.path_display.as_deref().unwrap_or(&job.remote_path)
                 );
                 self.verified(job, meta, hash, false).await?;
-                return Ok(true);
+                Ok(true)
             }
-        } else if let Some(meta) = self.remote_with_hash(job, hash).await? {
-            tracing::info!(
-                job = job.id,
-                "an earlier commit landed: {}",
-                job.remote_path
-            );
-            self.verified(job, meta, hash, false).await?;
-            return Ok(true);
+            Resolution::CommitAgain => {
+                drop(sending);
+                // The session holds the bytes; only their size is wanted here.
+                match (session, self.prepared(job, None, true).await?) {
+                    (Some(session), Some(prepared)) => {
+                        self.commit(job, session, prepared.stamp.size, hash).await?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Resolution::SendAgain => Ok(false),
         }
-        // Under a policy that lets Dropbox rename, the lost commit may have landed beside the
-        // name asked for ("photo (1).jpg"): that copy is this job's file.
-        if before.is_none()
-            && job.options.conflict.renames()
-            && let Some(meta) = self.find_renamed_copy(job, hash).await?
-        {
-            tracing::info!(
-                job = job.id,
-                "an earlier commit landed under another name: {:?}",
-                meta.path_display
-            );
-            self.verified(job, meta, hash, false).await?;
-            return Ok(true);
-        }
-        // Not there: a closed session can simply be committed again (no data to send).
-        drop(sending);
-        if let Some(session) = session
-            // The session holds the bytes; only their size is wanted here.
-            && let Some(prepared) = self.prepared(job, None, true).await?
-        {
-            self.commit(job, session, prepared.stamp.size, hash).await?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 
     /// With `skip-identical`, a file of the same name and content already in Dropbox makes the
@@ -296,25 +340,6 @@ impl Engine {
             .filter(|meta| meta.content_hash.as_deref() == Some(hash)))
     }
 
-    /// A file beside the job's target, named as Dropbox names renamed copies
-    /// (`name (N).ext`, `name (conflicted copy…).ext`), holding exactly this content.
-    pub(super) async fn find_renamed_copy(
-        &self,
-        job: &Job,
-        hash: &str,
-    ) -> Result<Option<dropbox::FileMetadata>, Step> {
-        let (_, name) = job
-            .remote_path
-            .rsplit_once('/')
-            .unwrap_or(("", &job.remote_path));
-        let name = name.to_lowercase();
-        Ok(self
-            .copies_with_hash(job, hash)
-            .await?
-            .into_iter()
-            .find(|meta| meta.name.to_lowercase() != name))
-    }
-
     /// The files in the job's target folder holding exactly this content under the job's
     /// name or a name Dropbox gives renamed copies of it (`name (N).ext`,
     /// `name (conflicted copy…).ext`). Read from a fresh listing, never a cached one: what it
@@ -324,21 +349,13 @@ impl Engine {
         job: &Job,
         hash: &str,
     ) -> Result<Vec<dropbox::FileMetadata>, Step> {
-        let (parent, name) = job
+        let (parent, _) = job
             .remote_path
             .rsplit_once('/')
             .unwrap_or(("", &job.remote_path));
-        let exact = name.to_lowercase();
-        let stem = name
-            .rsplit_once('.')
-            .map_or(name, |(stem, _)| stem)
-            .to_lowercase();
         let arg = dropbox::ListFolderArg::new(parent);
         let listing = folders::list_folder(&self.session, &self.client, &arg, None, |entry| {
-            matches!(entry, Metadata::File(meta) if meta.content_hash.as_deref() == Some(hash) && {
-                let lower = meta.name.to_lowercase();
-                lower == exact || lower.starts_with(&format!("{stem} ("))
-            })
+            matches!(entry, Metadata::File(meta) if is_copy_with_hash(&job.remote_path, hash, meta))
         })
         .await;
         match listing {
@@ -414,5 +431,55 @@ mod tests {
             ("/photos/trip".into(), "img_1.jpg".into())
         );
         assert_eq!(split("/a.jpg"), (String::new(), "a.jpg".into()));
+    }
+}
+
+#[cfg(test)]
+mod resolution_tests {
+    use super::*;
+    use crate::engine::test_support::{file, job};
+
+    fn committing() -> JobState {
+        JobState::Committing {
+            content_hash: "h".into(),
+            session_id: None,
+            before: None,
+        }
+    }
+
+    #[test]
+    fn a_lost_commit_resolves_by_what_dropbox_holds() {
+        use Resolution::*;
+        let add = job(committing(), Conflict::SkipIdentical);
+        let overwrite = job(committing(), Conflict::Overwrite);
+        let rename = job(committing(), Conflict::Rename);
+        let here = || file("a.jpg", "h");
+        let other = || file("a.jpg", "x");
+        let copy = || file("a (1).jpg", "h");
+        let stranger = || file("b.jpg", "h");
+        let before_path = vec!["/album/a.jpg".to_string()];
+        let landed = |meta: FileMetadata| Landed(meta);
+        #[rustfmt::skip]
+        let table: Vec<(&str, &Job, Option<&[String]>, Option<FileMetadata>, Vec<FileMetadata>, bool, Resolution)> = vec![
+            ("at its path with its content", &add, None, Some(here()), vec![], false, landed(here())),
+            ("at its path with other content, a session", &overwrite, None, Some(other()), vec![], true, CommitAgain),
+            ("not there, a session: commit it again", &add, None, None, vec![], true, CommitAgain),
+            ("not there, no session: send again", &add, None, None, vec![], false, SendAgain),
+            ("renamed beside it (add may rename)", &add, None, None, vec![copy()], false, landed(copy())),
+            ("a copy is not its file under overwrite", &overwrite, None, None, vec![copy()], false, SendAgain),
+            ("another name with its content is not a copy", &add, None, None, vec![stranger()], false, SendAgain),
+            ("a copy with other content", &add, None, None, vec![file("a (1).jpg", "x")], false, SendAgain),
+            ("rename: only the old file there", &rename, Some(&before_path), None, vec![here()], true, CommitAgain),
+            ("rename: a new copy beside the old", &rename, Some(&before_path), None, vec![here(), copy()], false, landed(copy())),
+            ("rename: at its name, nothing there before", &rename, Some(&[]), None, vec![here()], false, landed(here())),
+            ("rename: a new copy in another letter case", &rename, Some(&before_path), None, vec![file("A (2).JPG", "h")], false, landed(file("A (2).JPG", "h"))),
+        ];
+        for (what, job, before, at_path, copies, session, expected) in table {
+            assert_eq!(
+                resolution(job, "h", before, at_path, copies, session),
+                expected,
+                "{what}"
+            );
+        }
     }
 }
