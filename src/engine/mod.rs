@@ -112,6 +112,8 @@ pub struct Engine {
     meter: Arc<meter::Meter>,
     /// What is already in Dropbox's folders, for skip-identical.
     remote: remote::RemoteIndex,
+    /// Held while a batch's shared link is made (`batches`), so it is made once.
+    links: tokio::sync::Mutex<()>,
     /// Whether watch-folder jobs wait (`policy`); read at each claim.
     auto_hold: tokio::sync::watch::Receiver<crate::policy::Hold>,
 }
@@ -155,6 +157,7 @@ impl Engine {
             batches: broadcast::channel(256).0,
             meter: Default::default(),
             remote: Default::default(),
+            links: Default::default(),
             auto_hold,
         })
     }

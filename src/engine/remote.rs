@@ -394,6 +394,8 @@ impl Engine {
             });
         }
         self.note_remote(&meta).await;
+        // The file is there; the batch's link (if asked for) before the job is Done.
+        self.ensure_shared_link(job).await?;
         let remote_path = meta
             .path_display
             .clone()

@@ -32,8 +32,10 @@ struct Bench {
     dir: tempfile::TempDir,
     emulator: Emulator,
     queue: Queue,
+    engine: std::sync::Arc<Engine>,
     shutdown: CancellationToken,
-    engine: tokio::task::JoinHandle<()>,
+    /// The engine's `run`.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Bench {
@@ -95,13 +97,14 @@ impl Bench {
             auto_hold,
         );
         let shutdown = CancellationToken::new();
-        let engine = tokio::spawn(engine.run(shutdown.clone()));
+        let task = tokio::spawn(engine.clone().run(shutdown.clone()));
         Bench {
             dir,
             emulator,
             queue,
-            shutdown,
             engine,
+            shutdown,
+            task,
         }
     }
 
@@ -129,6 +132,17 @@ impl Bench {
     /// Queues `files` for `folder` as one batch, as a caller's upload would; returns the jobs
     /// and the queue's events from before they were queued.
     async fn enqueue(&self, folder: &str, files: &[&Path]) -> (Vec<Job>, Events) {
+        self.enqueue_with(folder, files, ExportOptions::default())
+            .await
+    }
+
+    /// [`Bench::enqueue`] with these export options.
+    async fn enqueue_with(
+        &self,
+        folder: &str,
+        files: &[&Path],
+        options: ExportOptions,
+    ) -> (Vec<Job>, Events) {
         let events = self.queue.subscribe();
         let jobs = files
             .iter()
@@ -138,7 +152,7 @@ impl Bench {
                 stamp: dbxport::prepare::check_source(path).unwrap(),
                 access: Default::default(),
                 replaces_rev: None,
-                options: ExportOptions::default(),
+                options: options.clone(),
                 origin: None,
             })
             .collect();
@@ -193,7 +207,7 @@ impl Bench {
 
     async fn stop(self) {
         self.shutdown.cancel();
-        self.engine.await.unwrap();
+        self.task.await.unwrap();
         self.emulator.shutdown().await;
     }
 }
@@ -310,5 +324,98 @@ async fn a_refusal_classified_final_fails_that_file_and_the_rest_go_up() {
     let queued = bench.enqueue("/Engine", &[&next.0]).await;
     let (jobs, finals) = bench.until_final(queued).await;
     assert_done_with(&bench, &finals[&jobs[0].id].0, &next.1);
+    bench.stop().await;
+}
+
+/// Queues `files` with a shared link asked for, waits for the batch's end, and returns each
+/// job's final record and states, and the batch's summary.
+async fn upload_with_link(
+    bench: &Bench,
+    files: &[&Path],
+) -> (
+    Vec<Job>,
+    HashMap<JobId, (Job, Vec<JobState>)>,
+    dbxport::queue::BatchSummary,
+) {
+    let mut finished = bench.engine.subscribe_batches();
+    let options = ExportOptions {
+        share_link: true,
+        ..ExportOptions::default()
+    };
+    let queued = bench.enqueue_with("/Linked", files, options).await;
+    let batch = queued.0[0].batch;
+    let (jobs, finals) = bench.until_final(queued).await;
+    let summary = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let ended = finished.recv().await.expect("the engine's batch events");
+            if ended.batch == batch {
+                return ended.summary;
+            }
+        }
+    })
+    .await
+    .expect("the batch's summary");
+    (jobs, finals, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_link_dropbox_cannot_make_yet_is_waited_for_in_the_jobs_waiting_state() {
+    let bench = Bench::start().await;
+    bench.emulator.faults().inject(
+        "/2/sharing/create_shared_link_with_settings",
+        Fault::ServerError { status: 503 },
+        2,
+    );
+    let photos = [bench.file("l1.jpg", 30_000), bench.file("l2.jpg", 30_000)];
+    let (jobs, finals, summary) = upload_with_link(&bench, &[&photos[0].0, &photos[1].0]).await;
+    for (job, (_, bytes)) in jobs.iter().zip(&photos) {
+        assert_done_with(&bench, &finals[&job.id].0, bytes);
+    }
+    // Each 503 parked the job making the link as Waiting, with the reason, and it went on.
+    let link_waits: Vec<&String> = finals
+        .values()
+        .flat_map(|(_, states)| states)
+        .filter_map(|s| match s {
+            JobState::Waiting { reason, .. } if reason.contains("shared link") => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(link_waits.len(), 2, "{finals:#?}");
+    assert!(link_waits[0].contains("/Linked"), "{link_waits:?}");
+    let link = summary.link.expect("the summary carries the link");
+    assert!(link.starts_with("https://"), "{link}");
+    assert_eq!(summary.link_error, None);
+    // One link for the batch: the second job found it made.
+    let made = bench
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == "/2/sharing/create_shared_link_with_settings" && r.status == 200)
+        .count();
+    assert_eq!(made, 1);
+    bench.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_link_dropbox_refuses_is_reported_and_the_files_are_done() {
+    let bench = Bench::start().await;
+    bench.emulator.faults().inject(
+        "/2/sharing/create_shared_link_with_settings",
+        Fault::UnknownErrorTag,
+        1,
+    );
+    let photo = bench.file("refused-link.jpg", 30_000);
+    let (jobs, finals, summary) = upload_with_link(&bench, &[&photo.0]).await;
+    let (job, states) = &finals[&jobs[0].id];
+    assert_done_with(&bench, job, &photo.1);
+    assert!(
+        !states.iter().any(|s| matches!(s, JobState::Waiting { .. })),
+        "a refusal is not waited out: {states:#?}"
+    );
+    assert_eq!(summary.link, None);
+    let error = summary
+        .link_error
+        .expect("the summary says why there is no link");
+    assert!(error.starts_with("no shared link for /Linked: "), "{error}");
     bench.stop().await;
 }
