@@ -131,8 +131,11 @@ mod tests {
     use crate::export::Conflict;
     use crate::queue::JobState;
 
+    /// A step in one word, with its wait when it has one.
+    type Outcome = (&'static str, Option<Duration>);
+
     /// What a step is, in one word, with its wait when it has one.
-    fn kind(step: &Step) -> (&'static str, Option<Duration>) {
+    fn kind(step: &Step) -> Outcome {
         match step {
             Step::Transient { retry_after, .. } => ("wait", *retry_after),
             Step::LoggedOut => ("logged out", None),
@@ -164,7 +167,7 @@ mod tests {
             status: 200,
             message: "missing field".into(),
         };
-        let table: Vec<(&str, &crate::queue::Job, E, (&str, Option<Duration>))> = vec![
+        let table: Vec<(&str, &crate::queue::Job, E, Outcome)> = vec![
             (
                 "expired token (after its refresh)",
                 &fresh,

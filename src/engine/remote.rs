@@ -68,7 +68,7 @@ pub(super) struct RemoteIndex {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Resolution {
     /// It landed: this file is the job's (its content hash still to be verified).
-    Landed(FileMetadata),
+    Landed(Box<FileMetadata>),
     /// It did not land, and the closed session can be committed again (no data to send).
     CommitAgain,
     /// It did not land and there is no session to commit: the file is sent again.
@@ -104,7 +104,7 @@ pub(super) fn resolution(
             }),
     };
     match landed {
-        Some(meta) => Resolution::Landed(meta),
+        Some(meta) => Resolution::Landed(Box::new(meta)),
         None if session => Resolution::CommitAgain,
         None => Resolution::SendAgain,
     }
@@ -287,7 +287,7 @@ impl Engine {
                     "an earlier commit landed as {:?}",
                     meta.path_display.as_deref().unwrap_or(&job.remote_path)
                 );
-                self.verified(job, meta, hash, false).await?;
+                self.verified(job, *meta, hash, false).await?;
                 Ok(true)
             }
             Resolution::CommitAgain => {
@@ -449,6 +449,18 @@ mod resolution_tests {
         }
     }
 
+    /// What is looked at, and what it resolves to: (case, job, before, at the path, copies,
+    /// a session?, resolution).
+    type Row<'a> = (
+        &'a str,
+        &'a Job,
+        Option<&'a [String]>,
+        Option<FileMetadata>,
+        Vec<FileMetadata>,
+        bool,
+        Resolution,
+    );
+
     #[test]
     fn a_lost_commit_resolves_by_what_dropbox_holds() {
         use Resolution::*;
@@ -460,9 +472,9 @@ mod resolution_tests {
         let copy = || file("a (1).jpg", "h");
         let stranger = || file("b.jpg", "h");
         let before_path = vec!["/album/a.jpg".to_string()];
-        let landed = |meta: FileMetadata| Landed(meta);
+        let landed = |meta: FileMetadata| Landed(Box::new(meta));
         #[rustfmt::skip]
-        let table: Vec<(&str, &Job, Option<&[String]>, Option<FileMetadata>, Vec<FileMetadata>, bool, Resolution)> = vec![
+        let table: Vec<Row> = vec![
             ("at its path with its content", &add, None, Some(here()), vec![], false, landed(here())),
             ("at its path with other content, a session", &overwrite, None, Some(other()), vec![], true, CommitAgain),
             ("not there, a session: commit it again", &add, None, None, vec![], true, CommitAgain),
