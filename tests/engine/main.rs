@@ -14,11 +14,11 @@ use dbxport::config::Config;
 use dbxport::credentials::{Session, StorePolicy, TokenKind};
 use dbxport::dropbox::content_hash::content_hash;
 use dbxport::dropbox::{Client, ClientOptions, Endpoints};
-use dbxport::emulator::{Emulator, EmulatorConfig, Fault, StoredFile};
 use dbxport::engine::Engine;
 use dbxport::export::ExportOptions;
 use dbxport::queue::{FailureKind, Job, JobId, JobState, NewJob, Queue};
 use dbxport::secret::Secret;
+use dbxport_testkit::emulator::{Emulator, EmulatorConfig, Fault, StoredFile};
 use tokio_util::sync::CancellationToken;
 
 type Events = tokio::sync::broadcast::Receiver<dbxport::queue::JobEvent>;

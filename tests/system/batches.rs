@@ -146,7 +146,7 @@ async fn a_shared_link_comes_through_a_run_of_server_errors() {
     // its job's Waiting state, with its backoff, for as long as it takes.
     w.sandbox.emulator.faults().inject(
         "/2/sharing/create_shared_link_with_settings",
-        dbxport::emulator::Fault::ServerError { status: 503 },
+        dbxport_testkit::emulator::Fault::ServerError { status: 503 },
         4,
     );
     let uploader = w.uploader().await;
