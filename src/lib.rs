@@ -15,7 +15,9 @@
 //! - [`export`]: the export options (preparation, conflict policy, shared link) as data.
 //! - [`intake`]: how files handed over (by `Upload`, a watch, any caller) become jobs.
 //! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification,
-//!   and summarizes batches as they end.
+//!   and summarizes batches as they end (its parts: ARCHITECTURE.md, "The engine").
+//! - [`folders`]: the one `list_folder` pager every caller uses, and the folder picker's
+//!   listing and folder creation (the `Folders` D-Bus interface only converts).
 //! - [`credentials`]: the Dropbox login — browser login with PKCE, where the refresh token
 //!   rests (keyring or file), and the access token's refresh.
 //! - [`watch`]: watched folders: new photos export themselves, once, and only what lies in
@@ -42,6 +44,7 @@ pub mod daemon;
 pub mod dropbox;
 pub mod engine;
 pub mod export;
+pub mod folders;
 pub mod intake;
 pub mod jobtray;
 pub mod logging;

@@ -1,21 +1,19 @@
-//! The end of a batch: once its last job is final, count the outcomes, make the shared link if
-//! the batch asked for one, record the summary, and announce it (`BatchFinished`).
+//! The end of a batch: once its last job is final, count the outcomes, record the summary with
+//! the shared link if the batch asked for one, and announce it (`BatchFinished`). The link
+//! itself is made earlier, by the batch's first finished job (`ensure_shared_link`), so that
+//! its retries are that job's Waiting, like any other request's.
 //!
 //! The queue says when a batch's last unfinished job becomes final; batches that a stop or a
 //! crash caught between their last job and their summary are finished at the next start.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::Engine;
-use crate::credentials::SessionError;
-use crate::queue::{BatchId, BatchSummary, Filter, JobState, now_ms};
-
-/// Attempts at making a shared link before the batch is summarized without one.
-const LINK_ATTEMPTS: u32 = 4;
+use super::{Engine, Step, dropbox_step, session_step};
+use crate::dropbox;
+use crate::queue::{BatchId, BatchSummary, Filter, Job, JobState, SharedLink, now_ms};
 
 /// A finished batch, for the D-Bus signal.
 #[derive(Debug, Clone)]
@@ -35,7 +33,7 @@ impl Engine {
         match self.queue.unsummarized_batches() {
             Ok(batches) => {
                 for batch in batches {
-                    self.finish_batch(batch, &shutdown).await;
+                    self.finish_batch(batch).await;
                 }
             }
             Err(e) => tracing::warn!("cannot look for unfinished batch summaries: {e}"),
@@ -46,11 +44,11 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
             };
             match batch {
-                Ok(batch) => self.finish_batch(batch, &shutdown).await,
+                Ok(batch) => self.finish_batch(batch).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     if let Ok(batches) = self.queue.unsummarized_batches() {
                         for batch in batches {
-                            self.finish_batch(batch, &shutdown).await;
+                            self.finish_batch(batch).await;
                         }
                     }
                 }
@@ -59,7 +57,7 @@ impl Engine {
         }
     }
 
-    async fn finish_batch(&self, id: BatchId, shutdown: &CancellationToken) {
+    async fn finish_batch(&self, id: BatchId) {
         let (batch, jobs) = match (self.queue.batch(id), self.queue.list(Filter::Batch(id))) {
             (Ok(Some(batch)), Ok(jobs)) => (batch, jobs),
             (Err(e), _) | (_, Err(e)) => {
@@ -90,9 +88,17 @@ impl Engine {
         }
         let wants_link = jobs.iter().any(|j| j.options.share_link);
         if wants_link && summary.done + summary.skipped > 0 {
-            match self.shared_link(&batch.remote_folder, shutdown).await {
-                Ok(url) => summary.link = Some(url),
-                Err(why) => summary.link_error = Some(why),
+            // Made with the first file that went up (`ensure_shared_link`).
+            match batch.shared_link {
+                Some(SharedLink::Made { url }) => summary.link = Some(url),
+                Some(SharedLink::Refused { reason }) => summary.link_error = Some(reason),
+                None => {
+                    summary.link_error = Some(format!(
+                        "no shared link for {}: its files went up before links were made with \
+                         them (by an earlier version of dbxport)",
+                        batch.remote_folder
+                    ))
+                }
             }
         }
         match self.queue.set_summary(id, summary.clone()).await {
@@ -111,40 +117,47 @@ impl Engine {
         }
     }
 
-    /// A public view link to `folder`: made, or the one that already exists. Transient errors
-    /// are retried a few times; the batch is not held up for long over a link.
-    async fn shared_link(
-        &self,
-        folder: &str,
-        shutdown: &CancellationToken,
-    ) -> Result<String, String> {
-        let path = if folder == "/" { "" } else { folder };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .session
-                .with_token(|token| async move {
-                    let token = token;
-                    self.client.shared_link_for(&token, path).await
-                })
-                .await;
-            let error = match result {
-                Ok(Ok(link)) => return Ok(link.url().to_string()),
-                Ok(Err(e)) if e.is_transient() && attempt < LINK_ATTEMPTS => {
-                    super::retry::backoff(attempt, e.retry_after())
-                }
-                Ok(Err(e)) => return Err(format!("no shared link for {folder}: {e}")),
-                Err(SessionError::Transient(why)) if attempt < LINK_ATTEMPTS => {
-                    let _ = why;
-                    super::retry::backoff(attempt, None)
-                }
-                Err(e) => return Err(format!("no shared link for {folder}: {e}")),
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(error.min(Duration::from_secs(30))) => {}
-                _ = shutdown.cancelled() => return Err("the daemon stopped before the link was made".into()),
-            }
+    /// With `share_link`, the batch's shared link is made (or the existing one found) as its
+    /// first file is done, before that job is Done, once per batch; later jobs find it
+    /// recorded. A transient failure is the job's like any other request's: it waits as
+    /// Waiting, never sooner than Retry-After, and tries again (ARCHITECTURE.md, invariant 6).
+    /// A refusal is recorded for the summary and the file is Done all the same: the link was
+    /// asked for, the file went up.
+    pub(super) async fn ensure_shared_link(&self, job: &Job) -> Result<(), Step> {
+        if !job.options.share_link {
+            return Ok(());
         }
+        // One at a time, so a batch's jobs finishing together make one link.
+        let _making = self.links.lock().await;
+        let Some(batch) = self.queue.batch(job.batch)? else {
+            return Ok(());
+        };
+        if batch.shared_link.is_some() {
+            return Ok(());
+        }
+        let folder = batch.remote_folder;
+        let path = if folder == "/" { "" } else { folder.as_str() };
+        let result = call!(self, |token| self.client.shared_link_for(token, path));
+        let link = match result {
+            Ok(link) => SharedLink::Made {
+                url: link.url().to_string(),
+            },
+            // An expired token waits; a refused one logs the account out: as for any request.
+            Err(e @ dropbox::Error::Auth(_)) => return Err(dropbox_step(job, e)),
+            Err(e) if e.is_transient() => {
+                return Err(Step::Transient {
+                    reason: format!("making the shared link to {folder}: {e}"),
+                    retry_after: e.retry_after(),
+                });
+            }
+            Err(e) => SharedLink::Refused {
+                reason: format!("no shared link for {folder}: {e}"),
+            },
+        };
+        if let SharedLink::Refused { reason } = &link {
+            tracing::warn!(batch = job.batch, "{reason}");
+        }
+        self.queue.set_shared_link(job.batch, link).await?;
+        Ok(())
     }
 }

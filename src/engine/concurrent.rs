@@ -19,7 +19,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use super::{Engine, SharedProgress, Step, blocking, session_step, source_step};
+use super::{Engine, SharedProgress, Step, blocking, dropbox_step, session_step, source_step};
 use crate::dropbox::content_hash::{BlockDigest, from_block_digests};
 use crate::dropbox::{self, UploadSessionAppendError};
 use crate::export::Conflict;
@@ -199,7 +199,7 @@ impl Engine {
         ));
         let session = match result {
             Ok(started) => started.session_id,
-            Err(e) => return Err(self.classify(job, e).await),
+            Err(e) => return Err(dropbox_step(job, e)),
         };
         self.to(
             job.id,
@@ -265,7 +265,7 @@ impl Engine {
                 );
                 Err(self.requeue(job.id).await)
             }
-            Err(e) => Err(self.classify(job, e).await),
+            Err(e) => Err(dropbox_step(job, e)),
         }
     }
 

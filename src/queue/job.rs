@@ -264,9 +264,27 @@ pub struct Batch {
     pub remote_folder: String,
     pub created_ms: u64,
     pub jobs: Vec<JobId>,
-    /// Written once every job is final (and the shared link, if asked for, was made).
+    /// Written once every job is final.
     #[serde(default)]
     pub summary: Option<BatchSummary>,
+    /// The shared link to the batch's folder, when one was asked for: made (or refused) with
+    /// the batch's first finished file, before that file's job is Done, and reported by the
+    /// summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_link: Option<SharedLink>,
+}
+
+/// A batch's shared link, as its making ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SharedLink {
+    Made {
+        url: String,
+    },
+    /// Dropbox refused it; the reason names the folder.
+    Refused {
+        reason: String,
+    },
 }
 
 /// How a batch ended: what `BatchFinished` reports and `dbxportctl` prints.

@@ -15,7 +15,9 @@ mod seal;
 
 pub use same_path::collisions;
 
-pub use job::{Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, now_ms};
+pub use job::{
+    Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, SharedLink, now_ms,
+};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -422,6 +424,7 @@ impl Queue {
             created_ms,
             jobs: jobs.iter().map(|j| j.id).collect(),
             summary: None,
+            shared_link: None,
         };
         // The batch record first: a crash between the two writes leaves an empty batch, never
         // jobs without one.
@@ -570,6 +573,15 @@ impl Queue {
     pub async fn set_summary(&self, id: BatchId, summary: BatchSummary) -> Result<Batch> {
         let mut batch = self.batch(id)?.ok_or(QueueError::NotFound(id))?;
         batch.summary = Some(summary);
+        self.inner.batches.insert(key(id), encode(&batch))?;
+        self.flush().await?;
+        Ok(batch)
+    }
+
+    /// Records how the making of the batch's shared link ended.
+    pub async fn set_shared_link(&self, id: BatchId, link: SharedLink) -> Result<Batch> {
+        let mut batch = self.batch(id)?.ok_or(QueueError::NotFound(id))?;
+        batch.shared_link = Some(link);
         self.inner.batches.insert(key(id), encode(&batch))?;
         self.flush().await?;
         Ok(batch)

@@ -224,9 +224,11 @@ pub async fn serve(
         .at(
             OBJECT_PATH,
             Folders {
-                session,
-                client,
-                page_size: config.dropbox.list_page_size,
+                folders: crate::folders::Folders::new(
+                    session,
+                    client,
+                    config.dropbox.list_page_size,
+                ),
             },
         )
         .await?;

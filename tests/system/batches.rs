@@ -1,5 +1,6 @@
 //! The end of a batch: `BatchFinished` with counts and failure reasons, and the shared link
-//! to the folder when the batch asked for one — made once, then reused.
+//! to the folder when the batch asked for one — made once, then reused, and waited for
+//! through server errors.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -134,5 +135,47 @@ async fn failed_jobs_can_be_retried_once_the_cause_is_fixed() {
     assert!(
         said.contains(&format!("nothing to retry in {batch}: 2 done")),
         "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_link_comes_through_a_run_of_server_errors() {
+    let w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 2);
+    // More server errors in a row than a few quick retries would wait out: the link waits in
+    // its job's Waiting state, with its backoff, for as long as it takes.
+    w.sandbox.emulator.faults().inject(
+        "/2/sharing/create_shared_link_with_settings",
+        dbxport_testkit::emulator::Fault::ServerError { status: 503 },
+        4,
+    );
+    let uploader = w.uploader().await;
+    let mut finished = uploader.receive_batch_finished().await.unwrap();
+    let (batch, _) = uploader
+        .upload(
+            paths(&files),
+            "/Patient".into(),
+            dict(&[("share_link", Value::from(true))]),
+        )
+        .await
+        .unwrap();
+    let signal = finished.next().await.unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!(args.batch, batch);
+    let summary = args.summary.clone();
+    assert_eq!(get_u32(&summary, "done"), 2, "{summary:?}");
+    let link = get_str(&summary, "link").unwrap_or_else(|| panic!("no link: {summary:?}"));
+    assert!(link.starts_with("https://"), "{link}");
+    assert_eq!(get_str(&summary, "link_error"), None);
+    let tries = w
+        .sandbox
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == "/2/sharing/create_shared_link_with_settings")
+        .count();
+    assert_eq!(
+        tries, 5,
+        "four refused by a server error, then the one that made it"
     );
 }
