@@ -2,15 +2,22 @@
 //! raw requests and answers with canned bytes, then checks both the requests and the result.
 //! `emulator` runs the shared-link calls against the in-crate emulator instead.
 
-use std::sync::Mutex;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
 
 use super::*;
 use crate::dropbox::content_hash::content_hash;
+use crate::dropbox::http::body::SLICE;
+use crate::dropbox::http::route_url;
 
 const TOKEN: &str = "sl.TEST-ACCESS-TOKEN";
 
