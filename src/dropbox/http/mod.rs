@@ -99,15 +99,15 @@ impl Client {
         A: Serialize + ?Sized,
         E: RouteError,
     {
-        let authorization = bearer(token)?;
+        let request = post(
+            &self.inner.rpc,
+            &self.inner.endpoints.api,
+            route,
+            token,
+            "application/json",
+        )?;
         let body = serde_json::to_vec(arg).expect("Dropbox argument types always serialize");
-        let request = self
-            .inner
-            .rpc
-            .post(route_url(&self.inner.endpoints.api, route))
-            .header(AUTHORIZATION, authorization)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+        let request = request.body(body);
         self.inner.gate.wait().await;
         let response = request
             .send()
@@ -125,7 +125,7 @@ impl Client {
         result
     }
 
-    /// The answer of an RPC or token call, within `read_timeout` as a whole: reqwest's read
+    /// The answer to any call, within `read_timeout` as a whole: reqwest's read
     /// timeout is per read, so a server trickling a byte now and then would hold the call
     /// (and its slot) forever.
     async fn read_whole(&self, response: reqwest::Response) -> Result<Reply, String> {
@@ -149,16 +149,17 @@ impl Client {
         A: Serialize,
         E: RouteError,
     {
-        let authorization = bearer(token)?;
+        let request = post(
+            &self.inner.content,
+            &self.inner.endpoints.content,
+            route,
+            token,
+            "application/octet-stream",
+        )?;
         // Printable ASCII by construction, so this cannot fail.
         let arg = HeaderValue::from_str(&header_safe_json(arg))
             .map_err(|_| Error::BadInput("the upload argument is not a valid header".into()))?;
-        let request = self
-            .inner
-            .content
-            .post(route_url(&self.inner.endpoints.content, route))
-            .header(AUTHORIZATION, authorization)
-            .header(CONTENT_TYPE, "application/octet-stream")
+        let request = request
             .header("Dropbox-API-Arg", arg)
             .header(CONTENT_LENGTH, body.len());
         self.inner.gate.wait().await;
@@ -189,9 +190,7 @@ impl Client {
             response = request.send() => response.map_err(transport)?,
             () = activity.stalled(limit) => return Err(stalled_message(limit)),
         };
-        tokio::time::timeout(limit, read_reply(response))
-            .await
-            .map_err(|_| stalled_message(limit))?
+        self.read_whole(response).await
     }
 }
 
@@ -325,6 +324,21 @@ fn bearer<E>(token: &Secret) -> Result<HeaderValue, Error<E>> {
 }
 
 /// `base` + `route`, keeping any path prefix `base` has.
+/// The start of every API call: a POST of `route` on its host (`pool` and its `base`), with
+/// the access token and the body's content type.
+fn post<E>(
+    pool: &reqwest::Client,
+    base: &Url,
+    route: &str,
+    token: &Secret,
+    content_type: &'static str,
+) -> Result<reqwest::RequestBuilder, Error<E>> {
+    Ok(pool
+        .post(route_url(base, route))
+        .header(AUTHORIZATION, bearer(token)?)
+        .header(CONTENT_TYPE, content_type))
+}
+
 pub(super) fn route_url(base: &Url, route: &str) -> Url {
     let mut url = base.clone();
     url.set_path(&format!("{}/{}", base.path().trim_end_matches('/'), route));
