@@ -35,7 +35,16 @@ use status::{decode_error, describe_json_error};
 /// Called with the cumulative number of bytes of an upload body handed to the connection.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// Dropbox's two hosts: RPC routes (JSON bodies) on the api host, uploads (bytes, the argument
+/// in `Dropbox-API-Arg`) on the content host.
+enum Host {
+    Api,
+    Content,
+}
+
 impl Client {
+    /// A token endpoint call: the form as the body, no access token (the form holds what
+    /// proves the caller).
     pub(super) async fn token_request(
         &self,
         form: &[(&str, &str)],
@@ -99,13 +108,7 @@ impl Client {
         A: Serialize + ?Sized,
         E: RouteError,
     {
-        let request = post(
-            &self.inner.rpc,
-            &self.inner.endpoints.api,
-            route,
-            token,
-            "application/json",
-        )?;
+        let request = self.post(Host::Api, route, token)?;
         let body = serde_json::to_vec(arg).expect("Dropbox argument types always serialize");
         let request = request.body(body);
         self.inner.gate.wait().await;
@@ -115,6 +118,32 @@ impl Client {
             .map_err(|e| Error::Transport(transport(e)))?;
         let reply = self.read_whole(response).await.map_err(Error::Transport)?;
         self.noted(reply.into_result(route, token, parse))
+    }
+
+    /// The start of every API call: a POST of `route` on `host`, with the access token and the
+    /// content type of that host's bodies.
+    fn post<E>(
+        &self,
+        host: Host,
+        route: &str,
+        token: &Secret,
+    ) -> Result<reqwest::RequestBuilder, Error<E>> {
+        let (pool, base, content_type) = match host {
+            Host::Api => (
+                &self.inner.rpc,
+                &self.inner.endpoints.api,
+                "application/json",
+            ),
+            Host::Content => (
+                &self.inner.content,
+                &self.inner.endpoints.content,
+                "application/octet-stream",
+            ),
+        };
+        Ok(pool
+            .post(route_url(base, route))
+            .header(AUTHORIZATION, bearer(token)?)
+            .header(CONTENT_TYPE, content_type))
     }
 
     /// A route's result, after a 429 in it has set the wait for every later request.
@@ -149,13 +178,7 @@ impl Client {
         A: Serialize,
         E: RouteError,
     {
-        let request = post(
-            &self.inner.content,
-            &self.inner.endpoints.content,
-            route,
-            token,
-            "application/octet-stream",
-        )?;
+        let request = self.post(Host::Content, route, token)?;
         // Printable ASCII by construction, so this cannot fail.
         let arg = HeaderValue::from_str(&header_safe_json(arg))
             .map_err(|_| Error::BadInput("the upload argument is not a valid header".into()))?;
@@ -324,21 +347,6 @@ fn bearer<E>(token: &Secret) -> Result<HeaderValue, Error<E>> {
 }
 
 /// `base` + `route`, keeping any path prefix `base` has.
-/// The start of every API call: a POST of `route` on its host (`pool` and its `base`), with
-/// the access token and the body's content type.
-fn post<E>(
-    pool: &reqwest::Client,
-    base: &Url,
-    route: &str,
-    token: &Secret,
-    content_type: &'static str,
-) -> Result<reqwest::RequestBuilder, Error<E>> {
-    Ok(pool
-        .post(route_url(base, route))
-        .header(AUTHORIZATION, bearer(token)?)
-        .header(CONTENT_TYPE, content_type))
-}
-
 pub(super) fn route_url(base: &Url, route: &str) -> Url {
     let mut url = base.clone();
     url.set_path(&format!("{}/{}", base.path().trim_end_matches('/'), route));

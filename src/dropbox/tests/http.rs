@@ -4,6 +4,19 @@
 use super::*;
 use crate::dropbox::fixtures::FILE_METADATA;
 
+/// How an upload of one byte to `/a.jpg` fails when the content host answers `then`.
+async fn upload_answered(then: Then) -> Error<UploadError> {
+    let (content, _server) = serve_once(then).await;
+    let arg = UploadArg {
+        commit: CommitInfo::new("/a.jpg"),
+        content_hash: None,
+    };
+    client(dead_url().await, content)
+        .upload(&token(), &arg, Bytes::from_static(b"x"), None)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn void_argument_routes_send_null() {
     let (api, server) = serve_once(json_ok(
@@ -71,20 +84,12 @@ async fn rate_limited_with_retry_after_header() {
     assert_eq!(e.retry_after(), Some(Duration::from_secs(15)));
 
     // Write contention on an upload: plain-text 429, the header alone says how long.
-    let (content, _server) = serve_once(Then::Reply(response(
+    let e = upload_answered(Then::Reply(response(
         "429 Too Many Requests",
         &[("Content-Type", "text/plain"), ("Retry-After", "2")],
         "Too many requests",
     )))
     .await;
-    let arg = UploadArg {
-        commit: CommitInfo::new("/a.jpg"),
-        content_hash: None,
-    };
-    let e = client(dead_url().await, content)
-        .upload(&token(), &arg, Bytes::from_static(b"x"), None)
-        .await
-        .unwrap_err();
     assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
     assert!(e.is_transient());
 }
@@ -92,20 +97,12 @@ async fn rate_limited_with_retry_after_header() {
 #[tokio::test]
 async fn server_error_with_html_body() {
     let html = "<html><head><title>503</title></head><body>Service Unavailable</body></html>";
-    let (content, _server) = serve_once(Then::Reply(response(
+    let e = upload_answered(Then::Reply(response(
         "503 Service Unavailable",
         &[("Content-Type", "text/html")],
         html,
     )))
     .await;
-    let arg = UploadArg {
-        commit: CommitInfo::new("/a.jpg"),
-        content_hash: None,
-    };
-    let e = client(dead_url().await, content)
-        .upload(&token(), &arg, Bytes::from_static(b"x"), None)
-        .await
-        .unwrap_err();
     assert!(matches!(e, Error::Server { status: 503 }), "{e:?}");
     assert!(e.is_transient());
     assert!(!shown(&e).contains("html"), "{}", shown(&e));
