@@ -1,16 +1,16 @@
-//! Dropbox's tagged unions (Stone, dropbox-api.md §1.5) on the way in: [`Union`] reads one as it
-//! arrives, and [`stone_union!`] declares a Rust enum together with its decoder, so that a
-//! member's wire tag, its Rust variant, its text and how its value is carried sit on one line
-//! pair instead of in a hand-written `match` kept in step with the enum.
+//! Dropbox's tagged unions (Stone's, as the API spec writes them) on the way in: [`Union`]
+//! reads one as it arrives, and `stone_union!` declares a Rust enum together with its decoder,
+//! so that a member's wire tag, its Rust variant, its text and how its value is carried sit
+//! together instead of in a hand-written `match` kept in step with the enum.
 //!
 //! A member's value is carried in one of Stone's shapes: nested under a key named after the tag
 //! (`as nested`; `as nested_opt` when it may be absent or `null`), or, for a struct member, its
 //! fields beside `.tag` (`as flattened`). A member that needs more (a value dropped rather than
-//! failing the whole union) names a function `with path::to::function(&Union)`. A union with a
-//! `_ => Other` member last is open: a tag Dropbox adds later decodes to it instead of failing
-//! the reply. Without one it is closed, and an unknown tag is a decode error naming the tags
-//! expected. Unions whose members are all void or structs, and that need none of this, use
-//! serde's `#[serde(tag = ".tag")]` instead.
+//! failing the whole union) names a function of the `&Union` (`as with function`). A union
+//! with a `_ => Other` member last is open: a tag Dropbox adds later decodes to it instead of
+//! failing the reply. Without one it is closed, and an unknown tag is a decode error naming the
+//! tags expected. Unions whose members are all void or structs, and that need none of this,
+//! use serde's `#[serde(tag = ".tag")]` instead.
 
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer};

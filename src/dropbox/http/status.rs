@@ -1,4 +1,4 @@
-//! A reply's HTTP status as an [`Error`], the way Dropbox defines them (dropbox-api.md §4): 400
+//! A reply's HTTP status as an [`Error`], the way Dropbox's API documentation defines them: 400
 //! bad input, 401 the token, 403 access, 409 the route's own union (decoded by
 //! `union::stone_union!`'s implementations), 429 slow down (with Retry-After), 5xx the server.
 //! Text taken from a body is scrubbed of secrets, shortened and kept to one line; JSON errors
