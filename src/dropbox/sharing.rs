@@ -253,22 +253,22 @@ stone_union! {
     /// holds the existing link (nested with its own `.tag`, since SharedLinkMetadata has
     /// subtypes).
     enum AlreadyExistsMetadata {
-        "metadata" => Metadata(Option<SharedLinkMetadata>) as with decodable_link,
+        "metadata" => Metadata(Option<Box<SharedLinkMetadata>>) as with decodable_link,
         _ => Other,
     }
 }
 
 /// A link that does not decode is dropped rather than failing the whole error: it is only a
 /// shortcut, and without it the caller looks the link up instead.
-fn decodable_link<E: de::Error>(u: &Union) -> Result<Option<SharedLinkMetadata>, E> {
-    Ok(u.nested::<SharedLinkMetadata, E>().ok())
+fn decodable_link<E: de::Error>(u: &Union) -> Result<Option<Box<SharedLinkMetadata>>, E> {
+    Ok(u.nested::<SharedLinkMetadata, E>().ok().map(Box::new))
 }
 
 /// `shared_link_already_exists`'s value: the existing link, when Dropbox sent one that decodes.
 fn already_exists_link<E: de::Error>(u: &Union) -> Result<Option<Box<SharedLinkMetadata>>, E> {
     Ok(match u.nested_opt::<AlreadyExistsMetadata, E>()? {
-        Some(AlreadyExistsMetadata::Metadata(Some(link))) => Some(Box::new(link)),
-        _ => None,
+        Some(AlreadyExistsMetadata::Metadata(link)) => link,
+        Some(AlreadyExistsMetadata::Other) | None => None,
     })
 }
 
