@@ -7,7 +7,8 @@
 //! Route modules (`files::*`, `sharing`, `users`, `auth`, `oauth`) call [`Client::rpc`],
 //! [`Client::rpc_with`], [`Client::upload_route`] and [`Client::token_request`]; nothing else in
 //! the client touches reqwest for a call. The token itself is given per call: refreshing it is
-//! the caller's (the engine asks `credentials` when a call ends in `Auth(ExpiredAccessToken)`).
+//! the caller's (`credentials` refreshes it and sends once more when a call ends in
+//! `Auth(ExpiredAccessToken)`).
 
 pub mod arg;
 pub(super) mod body;
