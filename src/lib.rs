@@ -9,7 +9,8 @@
 //!
 //! - [`config`]: `config.toml` and the XDG directories.
 //! - [`queue`]: the persistent (sled) queue of jobs and batches, and a job's state machine.
-//! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses.
+//! - [`dropbox`]: a typed client for the Dropbox API v2 routes dbxport uses, one module per
+//!   route family (ARCHITECTURE.md, "Inside `dropbox`").
 //! - [`prepare`]: turns a source file into what is uploaded: the original, or a resized JPEG
 //!   that keeps its metadata; optionally without its location.
 //! - [`export`]: the export options (preparation, conflict policy, shared link) as data.

@@ -1,7 +1,8 @@
 //! The OAuth 2 token endpoint (`POST {api}/oauth2/token`): what it returns and how it fails.
 //!
-//! The request is a plain form POST made by [`super::Client`]; the oauth2 crate is not used,
-//! because its parse errors carry the raw response body, tokens included (rust-deps.md §4.4).
+//! The request is a plain form POST made by [`super::Client`] (its HTTP side is `http`'s
+//! `token_request`); the oauth2 crate is not used, because its parse errors carry the raw
+//! response body, tokens included (rust-deps.md §4.4).
 //! Nothing in this file puts response text into an error unless it is Dropbox's own
 //! `error_description`, scrubbed of the secrets that were sent.
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::{describe_json_error, scrub};
+use super::Client;
+use super::http::status::{describe_json_error, scrub};
 use crate::secret::Secret;
 
 /// A successful token response. A refresh response carries no `refresh_token`: keep the old one.
@@ -75,6 +77,44 @@ impl OAuthError {
             self,
             OAuthError::Server { .. } | OAuthError::RateLimited { .. } | OAuthError::Transport(_)
         )
+    }
+}
+
+impl Client {
+    /// A new short-lived access token from a refresh token (PKCE app: no secret).
+    pub async fn refresh_access_token(
+        &self,
+        app_key: &str,
+        refresh_token: &Secret,
+    ) -> Result<TokenResponse, OAuthError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+            ("client_id", app_key),
+        ];
+        self.token_request(&form, &[refresh_token.expose()]).await
+    }
+
+    /// Trades an authorization code for tokens (PKCE). `redirect_uri` must be the one given to
+    /// the authorize page, if one was.
+    pub async fn exchange_code(
+        &self,
+        app_key: &str,
+        code: &Secret,
+        code_verifier: &Secret,
+        redirect_uri: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.expose()),
+            ("client_id", app_key),
+            ("code_verifier", code_verifier.expose()),
+        ];
+        if let Some(uri) = redirect_uri {
+            form.push(("redirect_uri", uri));
+        }
+        self.token_request(&form, &[code.expose(), code_verifier.expose()])
+            .await
     }
 }
 

@@ -3,7 +3,7 @@
 //! Dropbox's rate limits and namespace write locks apply to the whole account, not to the one
 //! route or request that met them: after a 429 the next request is as unwelcome on
 //! `files/list_folder` or `sharing/…` as on the upload route that was refused. So a 429's
-//! Retry-After (from the header, else the body; see `error::decode_rate_limit`) holds back
+//! Retry-After (from the header, else the body; see `status::decode_rate_limit`) holds back
 //! every request the client sends, whoever sends it (the engine's transfers and listings, the
 //! folder browser, shared links, the account), until it has passed. A request already on the
 //! wire when the 429 arrives cannot be called back; the next one waits.
@@ -15,14 +15,14 @@ use tokio::time::Instant;
 
 /// The instant before which no request leaves.
 #[derive(Debug, Default)]
-pub(super) struct Gate {
+pub(in crate::dropbox) struct Gate {
     not_before: Mutex<Option<Instant>>,
 }
 
 impl Gate {
     /// Waits until the latest Retry-After has passed (at once when none is pending). Checked
     /// again after each wait: another 429 may have pushed the instant further meanwhile.
-    pub(super) async fn wait(&self) {
+    pub(in crate::dropbox) async fn wait(&self) {
         loop {
             let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
             match until {
@@ -34,7 +34,7 @@ impl Gate {
 
     /// A 429 said to wait `after`: nothing leaves before then (a later instant already set
     /// stays).
-    pub(super) fn defer(&self, after: Duration) {
+    pub(in crate::dropbox) fn defer(&self, after: Duration) {
         let until = Instant::now() + after;
         let mut not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
         if not_before.is_none_or(|t| t < until) {
