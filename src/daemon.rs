@@ -109,9 +109,28 @@ pub fn client_for(config: &Config) -> Result<Client, DaemonError> {
 }
 
 /// The pid of the daemon that owns the bus name in this session, if one does.
-/// The session bus, where `dbxportd` serves.
-pub async fn connect_session() -> Result<zbus::Connection, DaemonError> {
-    zbus::Connection::session().await.map_err(DaemonError::Bus)
+/// The session bus, where `dbxportd` serves. Without one, a daemon of another session that
+/// holds this user's queue is the thing to report (it is why this one could not run anyway).
+pub async fn connect_session(dirs: &Dirs) -> Result<zbus::Connection, DaemonError> {
+    match zbus::Connection::session().await {
+        Ok(conn) => Ok(conn),
+        Err(_) if queue_in_use(&dirs.queue_db()) => Err(DaemonError::AlreadyRunning { pid: None }),
+        Err(e) => Err(DaemonError::Bus(e)),
+    }
+}
+
+/// Whether another process holds the queue database: the lock sled takes (an exclusive
+/// `flock` on its `db` file), tried and let go at once — asking needs no bus, and unlike
+/// opening the database it changes nothing.
+fn queue_in_use(db: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(db.join("db")) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; closing it (drop) lets go of a lock
+    // taken here.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    taken && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
 /// The pid of the daemon that owns the name on `conn`'s bus, if one does (a peer-to-peer

@@ -53,7 +53,7 @@ async fn run() -> anyhow::Result<()> {
         tracing::info!("stopping: finishing or abandoning in-flight requests");
         on_signal.cancel();
     });
-    let conn = dbxport::daemon::connect_session().await?;
+    let conn = dbxport::daemon::connect_session(&dirs).await?;
     dbxport::daemon::run(conn, dirs, config, shutdown).await?;
     Ok(())
 }

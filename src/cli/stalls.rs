@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::describe;
-use super::jobs::{JobView, clock, file_name, waiting_message};
+use super::jobs::{JobView, clock, waiting_message};
+pub use crate::engine::plain_cause;
 use crate::service::{AccountProxy, UploaderProxy};
 
 /// One reason uploads wait, in words, with the way out.
@@ -157,59 +158,9 @@ fn waiting(active: &[JobView]) -> Vec<Stall> {
         .collect()
 }
 
-/// A waiting job's reason as a cause shared by many files: its own path left out, and the
-/// HTTP library's chain of a failed connection ("error sending request: client error
-/// (Connect): tcp connect error: Connection refused (os error 111)") said as what it means.
-pub fn plain_cause(reason: &str, source: &str) -> String {
-    let name = file_name(source);
-    let reason = reason
-        .replace(&format!("{source}: "), "")
-        .replace(&format!("{name}: "), "");
-    let lower = reason.to_lowercase();
-    let offline = [
-        "tcp connect error",
-        "connection refused",
-        "dns error",
-        "network is unreachable",
-        "failed to lookup address",
-        "no route to host",
-        "timed out",
-    ];
-    if let Some(hit) = offline.iter().find(|m| lower.contains(*m)) {
-        let host = reason
-            .split_whitespace()
-            .find(|w| w.contains("dropbox") && w.contains('.'))
-            .map(|h| h.trim_matches(|c: char| !c.is_alphanumeric() && c != '.'));
-        return match host {
-            Some(host) => format!("offline: cannot connect to {host} ({hit})"),
-            None => format!("offline: cannot connect to Dropbox ({hit})"),
-        };
-    }
-    reason
-}
-
 /// A past time as the clock showed it, with how long ago.
 fn when(ms: u64) -> String {
     let now = crate::queue::now_ms();
     let ago = std::time::Duration::from_secs(now.saturating_sub(ms) / 1000);
     format!("{}, {} ago", clock(ms), humantime::format_duration(ago))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_errors_read_as_offline() {
-        let raw = "/p/a.jpg: cannot reach Dropbox: error sending request: client error (Connect): \
-                   tcp connect error: Connection refused (os error 111)";
-        assert_eq!(
-            plain_cause(raw, "/p/a.jpg"),
-            "offline: cannot connect to Dropbox (tcp connect error)"
-        );
-        assert_eq!(
-            plain_cause("Dropbox is busy", "/p/a.jpg"),
-            "Dropbox is busy"
-        );
-    }
 }

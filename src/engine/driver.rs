@@ -61,8 +61,17 @@ impl Engine {
                 reason,
                 ..
             } => {
-                let wait = std::time::Duration::from_millis(retry_at_ms.saturating_sub(now_ms()));
-                tracing::info!(job = id, file = %job.source.display(), "waiting {wait:?}: {reason}");
+                let wait =
+                    std::time::Duration::from_secs(retry_at_ms.saturating_sub(now_ms()) / 1000);
+                let source = job.source.to_string_lossy();
+                let cause = super::plain_cause(reason, &source);
+                if self
+                    .outages
+                    .first_telling(&cause, std::time::Instant::now())
+                {
+                    tracing::info!("{cause}; retrying in {}", humantime::format_duration(wait));
+                }
+                tracing::debug!(job = id, file = %job.source.display(), "waiting {wait:?}: {reason}");
             }
             JobState::Failed { message, .. } => tracing::warn!(job = id, "failed: {message}"),
             _ => {}

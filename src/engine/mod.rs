@@ -63,6 +63,7 @@ mod commit;
 mod concurrent;
 mod driver;
 mod meter;
+mod outages;
 mod progress;
 mod remote;
 pub mod retry;
@@ -70,6 +71,7 @@ mod scheduler;
 mod transfer;
 
 pub use batches::BatchFinished;
+pub use outages::plain_cause;
 pub use progress::ProgressEvent;
 
 use std::collections::HashMap;
@@ -114,6 +116,8 @@ pub struct Engine {
     remote: remote::RemoteIndex,
     /// Held while a batch's shared link is made (`batches`), so it is made once.
     links: tokio::sync::Mutex<()>,
+    /// Causes of waiting told to the log lately, so an outage is one line, not one per file.
+    outages: outages::Outages,
     /// Whether watch-folder jobs wait (`policy`); read at each claim.
     auto_hold: tokio::sync::watch::Receiver<crate::policy::Hold>,
 }
@@ -158,6 +162,7 @@ impl Engine {
             meter: Default::default(),
             remote: Default::default(),
             links: Default::default(),
+            outages: Default::default(),
             auto_hold,
         })
     }

@@ -205,7 +205,7 @@ async fn upload_and_status_say_at_once_why_nothing_moves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_tells_an_outage_once_with_the_real_next_try() {
+async fn an_outage_is_told_once_in_status_and_in_the_daemon_log() {
     let mut w = world(small_config()).await;
     // Dropbox goes out of reach: the daemon starts again with its servers on a port where
     // nothing listens, so every connection is refused (the login stays stored).
@@ -241,6 +241,25 @@ async fn status_tells_an_outage_once_with_the_real_next_try() {
     assert!(notes[0].contains("3 files wait"), "{said}");
     assert!(notes[0].contains("next try in"), "{said}");
     assert!(!said.contains("os error 111"), "{said}");
+
+    // The daemon's log says the cause once, in the same words, not once per file and try;
+    // the raw error of each attempt is there for debugging only.
+    let log = w.daemon_log();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("offline: cannot connect to Dropbox"))
+        .collect();
+    assert_eq!(told.len(), 1, "one line for the outage: {log}");
+    assert!(
+        told[0].contains(" INFO ") && told[0].contains("retrying in"),
+        "{log}"
+    );
+    for line in log.lines().filter(|l| l.contains("os error 111")) {
+        assert!(
+            line.contains(" DEBUG "),
+            "an attempt's raw error above debug: {line}"
+        );
+    }
 
     // A config changed after the daemon read it: the way to apply it is said.
     let out = w.ctl(&["config", "set", "upload.transfers", "3"]);
