@@ -229,8 +229,9 @@ impl JobState {
     }
 
     /// The legal moves. Anything may fail or be cancelled unless it is already final; work
-    /// moves forward; a waiting job resumes into the state it was parked from; a job can be
-    /// sent back to `Queued` to start over (an expired session, a changed source).
+    /// moves forward; a waiting job resumes into the state it was parked from (or waits on,
+    /// until another time); a job can be sent back to `Queued` to start over (an expired
+    /// session, a changed source).
     pub fn can_become(&self, next: &JobState) -> bool {
         use JobState::*;
         if self.is_terminal() {
@@ -239,6 +240,8 @@ impl JobState {
         }
         match (self, next) {
             (_, Failed { .. } | Cancelled | Queued) => true,
+            // The same wait, ending at another time (Retry: now).
+            (Waiting { resume, .. }, Waiting { resume: again, .. }) => resume == again,
             (Waiting { resume, .. }, next) => {
                 std::mem::discriminant(resume.as_ref()) == std::mem::discriminant(next)
             }
@@ -377,6 +380,9 @@ mod tests {
         assert!(w.can_become(&uploading()));
         assert!(!w.can_become(&committing()));
         assert!(!Preparing.can_become(&waiting(uploading())));
+        // Retry makes a wait end now: the same wait, at another time, and nothing else.
+        assert!(w.can_become(&waiting(uploading())));
+        assert!(!w.can_become(&waiting(Preparing)));
     }
 
     #[test]

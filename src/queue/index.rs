@@ -1,0 +1,164 @@
+//! The queue's in-memory view of its unfinished jobs, so that scheduling and status never scan
+//! the database (finished jobs live only in sled), and the one place that counts each batch's
+//! unfinished jobs: a batch is over when its count reaches zero.
+//!
+//! Jobs join through [`Index::join`] (accepted, restored at a start, or queued again by Retry)
+//! and leave through [`Index::leave`] (final); the counts follow those two and nothing else,
+//! so they cannot drift from the jobs held. Only `Queue`'s transitions and `restore` call them
+//! (ARCHITECTURE.md, "A job's life").
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::same_path::SamePath;
+use super::{BatchId, Job, JobId};
+
+#[derive(Default)]
+pub(super) struct Index {
+    /// Unfinished jobs, in id (arrival) order.
+    active: BTreeMap<JobId, Job>,
+    /// Jobs the engine is working on.
+    pub(super) claimed: HashSet<JobId>,
+    /// Unfinished jobs per batch.
+    unfinished: HashMap<BatchId, usize>,
+    /// Unfinished jobs by Dropbox path: those writing one file run one at a time.
+    pub(super) same_path: SamePath,
+}
+
+impl Index {
+    /// An unfinished job joins (or, already held, takes its new state and data).
+    pub(super) fn join(&mut self, job: Job) {
+        if !self.active.contains_key(&job.id) {
+            *self.unfinished.entry(job.batch).or_default() += 1;
+            self.same_path.insert(&job.remote_path, job.id);
+        }
+        self.active.insert(job.id, job);
+    }
+
+    /// A job leaves (it became final). Returns its batch if that was the batch's last
+    /// unfinished job.
+    pub(super) fn leave(&mut self, id: JobId) -> Option<BatchId> {
+        let job = self.active.remove(&id)?;
+        self.same_path.remove(&job.remote_path, id);
+        self.claimed.remove(&id);
+        let left = self.unfinished.get_mut(&job.batch)?;
+        *left = left.saturating_sub(1);
+        if *left > 0 {
+            return None;
+        }
+        self.unfinished.remove(&job.batch);
+        Some(job.batch)
+    }
+
+    pub(super) fn get(&self, id: JobId) -> Option<&Job> {
+        self.active.get(&id)
+    }
+
+    /// For what is not a state: progress, warnings, a new stamp.
+    pub(super) fn get_mut(&mut self, id: JobId) -> Option<&mut Job> {
+        self.active.get_mut(&id)
+    }
+
+    pub(super) fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.active.values()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Whether `batch` has a job that is not final yet.
+    pub(super) fn has_unfinished(&self, batch: BatchId) -> bool {
+        self.unfinished.contains_key(&batch)
+    }
+
+    #[cfg(test)]
+    fn unfinished(&self, batch: BatchId) -> usize {
+        self.unfinished.get(&batch).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::JobState;
+
+    fn job(id: JobId, batch: BatchId) -> Job {
+        Job {
+            id,
+            batch,
+            source: format!("/p/{id}.jpg").into(),
+            remote_path: format!("/P/{id}.jpg"),
+            source_size: 1,
+            source_mtime_ms: None,
+            source_dev: 0,
+            source_ino: 0,
+            source_ctime_ns: 0,
+            access: Default::default(),
+            replaces_rev: None,
+            created_ms: 0,
+            state: JobState::Queued,
+            attempts: 0,
+            bytes_sent: 0,
+            options: Default::default(),
+            warnings: Vec::new(),
+            origin: None,
+        }
+    }
+
+    enum Step {
+        Join(JobId, BatchId),
+        Leave(JobId),
+    }
+    use Step::*;
+
+    /// Each step, then each batch's count and what `leave` said (the batch that ended).
+    #[test]
+    fn counts_follow_jobs_joining_and_leaving() {
+        let table: &[(Step, &[(BatchId, usize)], Option<BatchId>)] = &[
+            (Join(2, 1), &[(1, 1)], None),
+            (Join(3, 1), &[(1, 2)], None),
+            (Join(5, 4), &[(1, 2), (4, 1)], None),
+            // A job already held that joins again (a state change) counts once.
+            (Join(3, 1), &[(1, 2), (4, 1)], None),
+            (Leave(2), &[(1, 1), (4, 1)], None),
+            // A job that is not held leaves nothing and ends nothing.
+            (Leave(2), &[(1, 1), (4, 1)], None),
+            (Leave(99), &[(1, 1), (4, 1)], None),
+            (Leave(3), &[(1, 0), (4, 1)], Some(1)),
+            // Retry: a final job comes back, and its batch is open again.
+            (Join(2, 1), &[(1, 1), (4, 1)], None),
+            (Leave(2), &[(1, 0), (4, 1)], Some(1)),
+            (Leave(5), &[(1, 0), (4, 0)], Some(4)),
+        ];
+        let mut index = Index::default();
+        for (n, (step, counts, ended)) in table.iter().enumerate() {
+            let said = match step {
+                Join(id, batch) => {
+                    index.join(job(*id, *batch));
+                    None
+                }
+                Leave(id) => index.leave(*id),
+            };
+            assert_eq!(said, *ended, "step {n}");
+            for (batch, count) in *counts {
+                assert_eq!(index.unfinished(*batch), *count, "step {n}, batch {batch}");
+                assert_eq!(index.has_unfinished(*batch), *count > 0, "step {n}");
+            }
+        }
+        assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn a_job_that_leaves_is_no_longer_claimed_or_blocking_its_path() {
+        let mut index = Index::default();
+        index.join(job(2, 1));
+        let mut twin = job(3, 1);
+        twin.remote_path = "/p/2.JPG".into();
+        index.join(twin);
+        index.claimed.insert(2);
+        assert!(index.same_path.blocked("/P/2.jpg", 3, &index.claimed));
+        index.leave(2);
+        assert!(!index.claimed.contains(&2));
+        assert!(!index.same_path.blocked("/P/2.jpg", 3, &index.claimed));
+    }
+}
