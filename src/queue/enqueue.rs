@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::same_path::PathKey;
 use super::store::{WRITE_CHUNK, encode, key, set_next_id};
 use super::{Batch, BatchId, DoneRecorder, Job, JobState, NewJob, Queue, Result, now_ms};
 
@@ -85,7 +86,7 @@ impl Queue {
         {
             let mut index = self.index();
             for job in &jobs {
-                index.join(job.clone());
+                index.join(job);
             }
         }
         for job in &jobs {
@@ -114,9 +115,9 @@ impl Queue {
                 let key = crate::dropbox::path::path_key(&new.remote_path);
                 let before = index
                     .same_path
-                    .last(&new.remote_path)
-                    .and_then(|id| index.get(id))
-                    .map(|job| job.source.clone())
+                    .last(PathKey::of(&new.remote_path))
+                    .and_then(|id| self.stored(id).ok().flatten())
+                    .map(|job| job.source)
                     .or_else(|| earlier.get(&key).cloned());
                 earlier.insert(key, new.source.clone());
                 before.filter(|_| new.options.conflict == crate::export::Conflict::Overwrite)

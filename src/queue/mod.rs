@@ -214,35 +214,38 @@ impl Queue {
     pub fn claim_next(&self, now_ms: u64, auto_held: bool) -> Claim {
         let mut index = self.index();
         let mut earliest: Option<u64> = None;
-        let mut found: Option<&Job> = None;
-        for job in index.jobs() {
-            let id = &job.id;
-            if index.claimed.contains(id)
-                || (auto_held && job.origin.is_some())
-                || index
-                    .same_path
-                    .blocked(&job.remote_path, *id, &index.claimed)
+        let mut found: Option<JobId> = None;
+        for (id, entry) in index.entries() {
+            if index.claimed.contains(&id)
+                || (auto_held && entry.watch)
+                || index.same_path.blocked(entry.path, id, &index.claimed)
             {
                 continue;
             }
-            if let JobState::Waiting { retry_at_ms, .. } = job.state
-                && retry_at_ms > now_ms
-            {
-                earliest = Some(earliest.map_or(retry_at_ms, |e| e.min(retry_at_ms)));
+            if entry.waiting_until > now_ms {
+                let at = entry.waiting_until;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
                 continue;
             }
-            if job.origin.is_none() {
-                found = Some(job);
+            if !entry.watch {
+                found = Some(id);
                 break;
             }
-            found = found.or(Some(job));
+            found = found.or(Some(id));
         }
-        let found = found.cloned();
         match (found, earliest) {
-            (Some(job), _) => {
-                index.claimed.insert(job.id);
-                Claim::Job(Box::new(job))
-            }
+            (Some(id), _) => match self.stored(id) {
+                Ok(Some(job)) => {
+                    index.claimed.insert(id);
+                    Claim::Job(Box::new(index.current(job)))
+                }
+                // Nothing the engine could do with it; the next change tries again.
+                Ok(None) => Claim::Idle,
+                Err(e) => {
+                    tracing::warn!(job = id, "cannot read the job from the queue: {e}");
+                    Claim::Idle
+                }
+            },
             (None, Some(at)) => Claim::Later(at),
             (None, None) => Claim::Idle,
         }
@@ -264,15 +267,14 @@ impl Queue {
         self.inner.events.subscribe()
     }
 
+    /// A job as it is now: its record, with the progress of a request under way.
     pub fn get(&self, id: JobId) -> Result<Option<Job>> {
-        if let Some(job) = self.index().get(id) {
-            return Ok(Some(job.clone()));
-        }
-        self.stored(id)
+        let job = self.stored(id)?;
+        Ok(job.map(|job| self.index().current(job)))
     }
 
-    /// The job as sled holds it (for a final job, as it is; for an unfinished one, as of its
-    /// last transition).
+    /// The job as sled holds it (as of its last transition). Call it, not `get`, with the
+    /// index locked.
     fn stored(&self, id: JobId) -> Result<Option<Job>> {
         self.inner
             .jobs
@@ -292,7 +294,12 @@ impl Queue {
     /// Jobs matching `filter`, oldest first.
     pub fn list(&self, filter: Filter) -> Result<Vec<Job>> {
         match filter {
-            Filter::Active => Ok(self.index().jobs().cloned().collect()),
+            Filter::Active => {
+                let ids: Vec<JobId> = self.index().entries().map(|(id, _)| id).collect();
+                ids.into_iter()
+                    .filter_map(|id| self.get(id).transpose())
+                    .collect()
+            }
             Filter::Batch(batch) => {
                 let Some(batch) = self.batch(batch)? else {
                     return Ok(Vec::new());
@@ -306,18 +313,9 @@ impl Queue {
             Filter::All | Filter::Done | Filter::Failed => {
                 let mut out = Vec::new();
                 for entry in self.inner.jobs.iter() {
-                    let (k, v) = entry?;
-                    let id = u64::from_be_bytes(
-                        k.as_ref()
-                            .try_into()
-                            .map_err(|_| QueueError::Corrupt("bad key".into()))?,
-                    );
+                    let (_, v) = entry?;
                     // An unfinished job as it is now (its progress is not written to sled).
-                    let held = self.index().get(id).cloned();
-                    let job = match held {
-                        Some(job) => job,
-                        None => decode(&v)?,
-                    };
+                    let job = self.index().current(decode(&v)?);
                     let keep = match filter {
                         Filter::Done => matches!(job.state, JobState::Done { .. }),
                         Filter::Failed => matches!(job.state, JobState::Failed { .. }),

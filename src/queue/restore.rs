@@ -70,7 +70,7 @@ impl Queue {
             }
             match at_start(&job.state) {
                 AtStart::Finished => {}
-                AtStart::Keep => index.join(job),
+                AtStart::Keep => index.join(&job),
                 AtStart::Become(next) => {
                     self.apply(&mut index, job, next)?;
                 }

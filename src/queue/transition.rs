@@ -73,7 +73,7 @@ impl Queue {
         let batch_over = if job.state.is_terminal() {
             index.leave(job.id)
         } else {
-            index.join(job.clone());
+            index.join(&job);
             None
         };
         Ok(Moved { job, batch_over })
@@ -95,7 +95,11 @@ impl Queue {
     pub async fn transition(&self, id: JobId, next: JobState) -> Result<Job> {
         let moved = {
             let mut index = self.index();
-            let Some(job) = index.get(id).cloned() else {
+            let held = match index.contains(id) {
+                true => self.stored(id)?,
+                false => None,
+            };
+            let Some(job) = held else {
                 drop(index);
                 // Final (or unknown): only Retry brings a final job back.
                 return Err(match self.stored(id)? {
@@ -129,9 +133,7 @@ impl Queue {
         {
             let mut index = self.index();
             for job_id in candidates {
-                let held = index.get(job_id).cloned();
-                let Some(job) = held.map_or_else(|| self.stored(job_id), |job| Ok(Some(job)))?
-                else {
+                let Some(job) = self.stored(job_id)? else {
                     continue;
                 };
                 let next = match &job.state {
@@ -173,7 +175,7 @@ impl Queue {
             batch
                 .jobs
                 .into_iter()
-                .filter(|j| index.get(*j).is_some())
+                .filter(|j| index.contains(*j))
                 .collect()
         } else if let Some(job) = self.get(id)? {
             if job.state.is_terminal() {
@@ -192,12 +194,11 @@ impl Queue {
     /// Records the source's version again (the file changed; the job starts over).
     pub async fn restamp(&self, id: JobId, stamp: crate::prepare::Stamp) -> Result<Job> {
         let job = {
-            let mut index = self.index();
-            let job = index.get_mut(id).ok_or(QueueError::NotFound(id))?;
+            let index = self.index();
+            let mut job = self.held(&index, id)?;
             job.set_stamp(stamp);
-            let job = job.clone();
             self.inner.jobs.insert(key(id), encode(&job))?;
-            job
+            index.current(job)
         };
         self.flush().await?;
         Ok(job)
@@ -206,23 +207,29 @@ impl Queue {
     /// Records warnings for a job (kept with it, reported when its batch ends).
     pub async fn note_warnings(&self, id: JobId, warnings: Vec<String>) -> Result<()> {
         {
-            let mut index = self.index();
-            let job = index.get_mut(id).ok_or(QueueError::NotFound(id))?;
+            let index = self.index();
+            let mut job = self.held(&index, id)?;
             // Added to what the job already says (that it replaces another job's file, say).
             for warning in warnings {
                 if !job.warnings.contains(&warning) {
                     job.warnings.push(warning);
                 }
             }
-            self.inner.jobs.insert(key(id), encode(&*job))?;
+            self.inner.jobs.insert(key(id), encode(&job))?;
         }
         self.flush().await
     }
 
     /// Progress within a request, for status only (not persisted: the confirmed offset is).
     pub fn note_progress(&self, id: JobId, bytes_sent: u64) {
-        if let Some(job) = self.index().get_mut(id) {
-            job.bytes_sent = bytes_sent;
+        self.index().note_progress(id, bytes_sent);
+    }
+
+    /// An unfinished job's record, read with the index locked (`index`).
+    fn held(&self, index: &Index, id: JobId) -> Result<Job> {
+        match index.contains(id) {
+            true => self.stored(id)?.ok_or(QueueError::NotFound(id)),
+            false => Err(QueueError::NotFound(id)),
         }
     }
 
