@@ -9,6 +9,18 @@ use super::same_path::PathKey;
 use super::store::{WRITE_CHUNK, encode, key, set_next_id};
 use super::{Batch, BatchId, DoneRecorder, Job, JobState, NewJob, Queue, Result, now_ms};
 
+/// Jobs in one batch from which the memory it freed is handed back to the system.
+const TRIM_AFTER: usize = 1000;
+
+/// Hands memory the allocator holds free back to the system (glibc keeps it otherwise).
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Queue {
     /// Accepts a batch. Returns once every job is on disk (ARCHITECTURE.md, invariant 1).
     pub async fn enqueue(
@@ -21,7 +33,6 @@ impl Queue {
         let created_ms = now_ms();
         let replaces = self.replaced_sources(&new_jobs);
         let mut jobs = Vec::with_capacity(new_jobs.len());
-        let mut write: Vec<([u8; 8], Vec<u8>)> = Vec::with_capacity(new_jobs.len());
         for ((id, new), replaces) in (batch_id + 1..).zip(new_jobs).zip(replaces) {
             let warnings = replaces
                 .map(|earlier| {
@@ -57,7 +68,6 @@ impl Queue {
                 origin: new.origin,
             };
             job.set_stamp(new.stamp);
-            write.push((key(job.id), encode(&job)));
             jobs.push(job);
         }
         let batch = Batch {
@@ -71,14 +81,14 @@ impl Queue {
         // for every record), then the batch record: sled recovers a prefix of its log, so a
         // batch record that survives a crash has all its jobs, and jobs without their batch
         // record are from an `Upload` that never returned (`restore` removes them).
-        let written = self.write_jobs(&write).and_then(|()| {
+        let written = self.write_jobs(&jobs).and_then(|()| {
             self.inner.batches.insert(key(batch_id), encode(&batch))?;
             Ok(())
         });
         if let Err(e) = written {
             // Best effort, so that they do not sit there until the next start.
-            for (k, _) in &write {
-                let _ = self.inner.jobs.remove(k);
+            for job in &jobs {
+                let _ = self.inner.jobs.remove(key(job.id));
             }
             return Err(e);
         }
@@ -93,6 +103,12 @@ impl Queue {
             self.publish(job);
         }
         self.inner.changed.notify_waiters();
+        if jobs.len() >= TRIM_AFTER {
+            // A batch this large left megabytes of freed memory (the caller's paths, the jobs
+            // as built, their records) spread among the live records; the allocator keeps it
+            // until told to give back what is free.
+            let _ = tokio::task::spawn_blocking(give_back_free_memory).await;
+        }
         Ok((batch_id, jobs))
     }
 
@@ -142,12 +158,13 @@ impl Queue {
         Ok(first)
     }
 
-    /// Writes job records, `WRITE_CHUNK` to a sled batch.
-    fn write_jobs(&self, records: &[([u8; 8], Vec<u8>)]) -> Result<()> {
-        for chunk in records.chunks(WRITE_CHUNK) {
+    /// Writes job records, `WRITE_CHUNK` to a sled batch, each encoded as its chunk goes (not
+    /// all of them at once: a large batch's records would all be in memory together).
+    fn write_jobs(&self, jobs: &[Job]) -> Result<()> {
+        for chunk in jobs.chunks(WRITE_CHUNK) {
             let mut write = sled::Batch::default();
-            for (k, v) in chunk {
-                write.insert(k, v.as_slice());
+            for job in chunk {
+                write.insert(&key(job.id), encode(job));
             }
             self.inner.jobs.apply_batch(write)?;
         }

@@ -196,6 +196,46 @@ mod tests {
         assert!(ended.try_recv().is_err(), "the batch ends once");
     }
 
+    /// A database as the previous daemon wrote it (every field of a record, defaults
+    /// included; the batch record before its jobs): its queued jobs survive the upgrade.
+    #[tokio::test]
+    async fn records_of_the_previous_format_are_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        {
+            let db = sled::open(&path).unwrap();
+            let batches = db.open_tree("batches").unwrap();
+            let jobs = db.open_tree("jobs").unwrap();
+            batches
+                .insert(
+                    key(1),
+                    br#"{"id":1,"remote_folder":"/Many","created_ms":5,"jobs":[2,3],"summary":null}"#
+                        .as_slice(),
+                )
+                .unwrap();
+            for (id, state) in [
+                (2, r#"{"state":"queued"}"#),
+                (3, r#"{"state":"preparing"}"#),
+            ] {
+                let record = format!(
+                    r#"{{"id":{id},"batch":1,"source":"/var/tmp/many/IMG_{id}.jpg","remote_path":"/Many/IMG_{id}.jpg","source_size":2048,"source_mtime_ms":1764694000000,"source_dev":2049,"source_ino":1234567,"source_ctime_ns":1764694000000000000,"access":{{"kind":"given"}},"created_ms":5,"state":{state},"attempts":0,"bytes_sent":0,"options":{{"prepare":{{"mode":"Original","strip_location":false}},"conflict":"skip-identical","share_link":false}},"warnings":[]}}"#
+                );
+                jobs.insert(key(id), record.as_bytes()).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let queue = Queue::open(&path).unwrap();
+        let held = queue.list(Filter::Active).unwrap();
+        assert_eq!(held.iter().map(|j| j.id).collect::<Vec<_>>(), vec![2, 3]);
+        for job in &held {
+            assert_eq!(job.state, JobState::Queued);
+            assert_eq!(job.remote_path, format!("/Many/IMG_{}.jpg", job.id));
+            assert_eq!(job.source_stamp().map(|s| s.ino), Some(1234567));
+        }
+        let (batch, _) = queue.enqueue("/P", vec![new_job("a")]).await.unwrap();
+        assert_eq!(batch, 4, "ids go on after the previous daemon's");
+    }
+
     #[tokio::test]
     async fn jobs_of_an_upload_that_never_returned_are_removed() {
         let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,7 @@ mod jobtray;
 mod keyring;
 mod limits;
 mod login;
+mod memory;
 mod notices;
 mod policies;
 mod prepare;
