@@ -160,10 +160,12 @@ mod tests {
     }
     use Step::*;
 
-    /// Each step, then each batch's count and what `leave` said (the batch that ended).
+    /// A step, each batch's count after it, and what `leave` said (the batch that ended).
+    type Row = (Step, &'static [(BatchId, usize)], Option<BatchId>);
+
     #[test]
     fn counts_follow_jobs_joining_and_leaving() {
-        let table: &[(Step, &[(BatchId, usize)], Option<BatchId>)] = &[
+        let table: &[Row] = &[
             (Join(2, 1), &[(1, 1)], None),
             (Join(3, 1), &[(1, 2)], None),
             (Join(5, 4), &[(1, 2), (4, 1)], None),
