@@ -369,18 +369,22 @@ impl Tray {
         let Ok(Some(record)) = self.queue.batch(batch) else {
             return;
         };
-        let jobs: Vec<Job> = record
-            .jobs
-            .iter()
-            .filter_map(|id| self.queue.get(*id).ok().flatten())
-            .collect();
+        // Each job's share, read one at a time: a batch of 20,000 is not held as jobs here.
+        let mut shares = HashMap::with_capacity(record.jobs.len());
+        let (mut automatic, mut open) = (false, false);
+        for id in &record.jobs {
+            if let Ok(Some(job)) = self.queue.get(*id) {
+                automatic |= job.origin.is_some();
+                open |= !job.state.is_terminal();
+                shares.insert(job.id, Share::of(&job));
+            }
+        }
         // Over already (its events came after its end): nothing to show.
-        if jobs.iter().all(|j| j.state.is_terminal()) {
+        if !open {
             return;
         }
-        let automatic = jobs.iter().any(|j| j.origin.is_some());
         let hold = if automatic { self.hold } else { Hold::None };
-        let info = info_message(&record.remote_folder, jobs.len(), hold);
+        let info = info_message(&record.remote_folder, shares.len(), hold);
         let Some(view) = self.request_view(&record.remote_folder, info).await else {
             self.unshown.insert(batch);
             return;
@@ -392,12 +396,12 @@ impl Tray {
             self.requests.clone(),
             buttons.clone(),
         ));
-        for job in &jobs {
-            self.batch_of.insert(job.id, batch);
+        for id in shares.keys() {
+            self.batch_of.insert(*id, batch);
         }
         let mut entry = Entry {
             view,
-            shares: jobs.iter().map(|j| (j.id, Share::of(j))).collect(),
+            shares,
             dirty: false,
             buttons,
             automatic,

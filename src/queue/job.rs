@@ -6,7 +6,7 @@
 //! one place that knows which moves are legal; the queue refuses any other.
 //!
 //! Records are stored as JSON in sled. New fields get `#[serde(default)]` so that records
-//! written by an older daemon still load.
+//! written by an older daemon still load; fields at their default are left out.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,7 +53,7 @@ pub struct Job {
     pub source_ctime_ns: u64,
     /// How the source path may be resolved: as given (a caller's file), or beneath a watched
     /// folder without following links.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub access: Access,
     /// The revision of an earlier upload of this very file that this job replaces (a watched
     /// file that was sent before it was finished): committed as `update` at that rev, so it
@@ -63,22 +63,29 @@ pub struct Job {
     pub created_ms: u64,
     pub state: JobState,
     /// Transient failures so far in the current state (drives the backoff).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attempts: u32,
     /// Bytes of the upload confirmed by Dropbox, for progress and status.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub bytes_sent: u64,
     /// The batch's export options.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub options: crate::export::ExportOptions,
     /// What the user should know about this file although it went up, e.g. that a HEIC
     /// could not be resized and went up as the original.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub warnings: Vec<String>,
     /// The watched folder that found this file; None for files handed over by a caller, which
     /// go first (watch-folder jobs run at lower priority).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+}
+
+/// Fields at their default are left out of a record (they read back as the default): a queued
+/// job's record is then about a third shorter, and sled holds every record in memory
+/// (BENCHMARKS.md, "Memory at scale").
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Job {
@@ -229,8 +236,9 @@ impl JobState {
     }
 
     /// The legal moves. Anything may fail or be cancelled unless it is already final; work
-    /// moves forward; a waiting job resumes into the state it was parked from; a job can be
-    /// sent back to `Queued` to start over (an expired session, a changed source).
+    /// moves forward; a waiting job resumes into the state it was parked from (or waits on,
+    /// until another time); a job can be sent back to `Queued` to start over (an expired
+    /// session, a changed source).
     pub fn can_become(&self, next: &JobState) -> bool {
         use JobState::*;
         if self.is_terminal() {
@@ -239,6 +247,8 @@ impl JobState {
         }
         match (self, next) {
             (_, Failed { .. } | Cancelled | Queued) => true,
+            // The same wait, ending at another time (Retry: now).
+            (Waiting { resume, .. }, Waiting { resume: again, .. }) => resume == again,
             (Waiting { resume, .. }, next) => {
                 std::mem::discriminant(resume.as_ref()) == std::mem::discriminant(next)
             }
@@ -395,6 +405,9 @@ mod tests {
         assert!(w.can_become(&uploading()));
         assert!(!w.can_become(&committing()));
         assert!(!Preparing.can_become(&waiting(uploading())));
+        // Retry makes a wait end now: the same wait, at another time, and nothing else.
+        assert!(w.can_become(&waiting(uploading())));
+        assert!(!w.can_become(&waiting(Preparing)));
     }
 
     #[test]
@@ -403,6 +416,48 @@ mod tests {
         assert!(!Queued.can_become(&committing()));
         assert!(!uploading().can_become(&done()));
         assert!(!committing().can_become(&uploading()));
+    }
+
+    #[test]
+    fn a_queued_jobs_record_leaves_defaults_out_and_reads_back_the_same() {
+        let job = Job {
+            id: 7,
+            batch: 6,
+            source: "/p/IMG_0001.jpg".into(),
+            remote_path: "/P/IMG_0001.jpg".into(),
+            source_size: 2048,
+            source_mtime_ms: Some(1),
+            source_dev: 2,
+            source_ino: 3,
+            source_ctime_ns: 4,
+            access: Access::Given,
+            replaces_rev: None,
+            created_ms: 5,
+            state: Queued,
+            attempts: 0,
+            bytes_sent: 0,
+            options: Default::default(),
+            warnings: Vec::new(),
+            origin: None,
+        };
+        let json = serde_json::to_string(&job).unwrap();
+        for default in ["access", "attempts", "bytes_sent", "options", "warnings"] {
+            assert!(!json.contains(default), "{default} in {json}");
+        }
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);
+        let busy = Job {
+            attempts: 2,
+            bytes_sent: 9,
+            warnings: vec!["w".into()],
+            options: crate::export::ExportOptions {
+                share_link: true,
+                ..Default::default()
+            },
+            access: Access::Beneath { root: "/w".into() },
+            ..job
+        };
+        let json = serde_json::to_string(&busy).unwrap();
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), busy);
     }
 
     #[test]

@@ -14,51 +14,59 @@
 //! refused instead (see [`collisions`]): one photo replacing another from the same batch is
 //! never what was meant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use super::{JobId, NewJob};
 use crate::dropbox::path::path_key;
 use crate::export::Conflict;
 
-/// The unfinished jobs by Dropbox path (lowercased), in id order.
+/// A Dropbox path as the index keeps it: its lowercased form, hashed, so that each unfinished
+/// job costs 16 bytes here rather than a string of its own. Two paths whose hashes collide
+/// (one in 2^64) only run one after the other, which is always safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct PathKey(u64);
+
+impl PathKey {
+    pub(super) fn of(remote_path: &str) -> PathKey {
+        let mut hasher = std::hash::DefaultHasher::new();
+        path_key(remote_path).hash(&mut hasher);
+        PathKey(hasher.finish())
+    }
+}
+
+/// The unfinished jobs by Dropbox path, in id order.
 #[derive(Default)]
 pub(super) struct SamePath {
-    by_key: HashMap<String, Vec<JobId>>,
+    by_key: BTreeSet<(PathKey, JobId)>,
 }
 
 impl SamePath {
-    pub(super) fn insert(&mut self, remote_path: &str, id: JobId) {
-        let ids = self.by_key.entry(path_key(remote_path)).or_default();
-        if let Err(at) = ids.binary_search(&id) {
-            ids.insert(at, id);
-        }
+    pub(super) fn insert(&mut self, path: PathKey, id: JobId) {
+        self.by_key.insert((path, id));
     }
 
-    pub(super) fn remove(&mut self, remote_path: &str, id: JobId) {
-        let key = path_key(remote_path);
-        if let Some(ids) = self.by_key.get_mut(&key) {
-            ids.retain(|&other| other != id);
-            if ids.is_empty() {
-                self.by_key.remove(&key);
-            }
-        }
+    pub(super) fn remove(&mut self, path: PathKey, id: JobId) {
+        self.by_key.remove(&(path, id));
+    }
+
+    fn ids(&self, path: PathKey) -> impl DoubleEndedIterator<Item = JobId> + '_ {
+        self.by_key
+            .range((path, JobId::MIN)..=(path, JobId::MAX))
+            .map(|(_, id)| *id)
     }
 
     /// Whether job `id` must wait for another job writing the same path: one handed over
     /// before it, or one already being worked on (a failed job queued again by Retry is older
     /// than a newer job that may already be sending; neither interrupts the other).
-    pub(super) fn blocked(&self, remote_path: &str, id: JobId, claimed: &HashSet<JobId>) -> bool {
-        self.by_key.get(&path_key(remote_path)).is_some_and(|ids| {
-            ids.iter()
-                .any(|&other| other != id && (other < id || claimed.contains(&other)))
-        })
+    pub(super) fn blocked(&self, path: PathKey, id: JobId, claimed: &HashSet<JobId>) -> bool {
+        self.ids(path)
+            .any(|other| other != id && (other < id || claimed.contains(&other)))
     }
 
-    /// The latest unfinished job writing `remote_path`, if any.
-    pub(super) fn last(&self, remote_path: &str) -> Option<JobId> {
-        self.by_key
-            .get(&path_key(remote_path))
-            .and_then(|ids| ids.last().copied())
+    /// The latest unfinished job writing `path`, if any.
+    pub(super) fn last(&self, path: PathKey) -> Option<JobId> {
+        self.ids(path).next_back()
     }
 }
 
@@ -109,19 +117,20 @@ mod tests {
     fn later_jobs_for_a_path_wait_for_earlier_and_claimed_ones() {
         let mut same = SamePath::default();
         let none = HashSet::new();
-        same.insert("/C/IMG_0001.JPG", 5);
-        same.insert("/c/img_0001.jpg", 9);
-        same.insert("/C/other.jpg", 7);
-        assert!(!same.blocked("/C/IMG_0001.JPG", 5, &none));
-        assert!(same.blocked("/c/img_0001.jpg", 9, &none));
-        assert!(!same.blocked("/C/other.jpg", 7, &none));
-        assert_eq!(same.last("/C/img_0001.JPG"), Some(9));
+        let key = PathKey::of;
+        same.insert(key("/C/IMG_0001.JPG"), 5);
+        same.insert(key("/c/img_0001.jpg"), 9);
+        same.insert(key("/C/other.jpg"), 7);
+        assert!(!same.blocked(key("/C/IMG_0001.JPG"), 5, &none));
+        assert!(same.blocked(key("/c/img_0001.jpg"), 9, &none));
+        assert!(!same.blocked(key("/C/other.jpg"), 7, &none));
+        assert_eq!(same.last(key("/C/img_0001.JPG")), Some(9));
         // A retried older job waits for the newer one already under way.
-        assert!(same.blocked("/C/IMG_0001.JPG", 5, &HashSet::from([9])));
-        same.remove("/C/IMG_0001.JPG", 5);
-        assert!(!same.blocked("/c/img_0001.jpg", 9, &none));
-        same.remove("/c/img_0001.jpg", 9);
-        same.remove("/C/other.jpg", 7);
+        assert!(same.blocked(key("/C/IMG_0001.JPG"), 5, &HashSet::from([9])));
+        same.remove(key("/C/IMG_0001.JPG"), 5);
+        assert!(!same.blocked(key("/c/img_0001.jpg"), 9, &none));
+        same.remove(key("/c/img_0001.jpg"), 9);
+        same.remove(key("/C/other.jpg"), 7);
         assert!(same.by_key.is_empty());
     }
 

@@ -30,6 +30,7 @@ mod jobtray;
 mod keyring;
 mod limits;
 mod login;
+mod memory;
 mod notices;
 mod peer;
 mod policies;
