@@ -40,6 +40,7 @@ mod removable;
 mod resilience;
 mod storage;
 mod systemd_unit;
+mod terminal;
 mod testkit_commands;
 mod trust;
 mod wait;

@@ -1,0 +1,186 @@
+//! `dbxportctl` in a real terminal: a pseudo-terminal of 80 columns, as a person's terminal
+//! window is by default, and Ctrl-C during `upload --wait`. What is checked is what a person
+//! sees: every line the terminal shows fits its width, and an interrupted wait says that the
+//! uploads go on and how to follow them.
+
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use crate::helper::{DEADLINE, make_photos, small_config, world};
+
+/// A pseudo-terminal of `cols` columns: (the side a program writes to, the side we read).
+fn pty(cols: u16) -> (OwnedFd, OwnedFd) {
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    unsafe { (OwnedFd::from_raw_fd(slave), OwnedFd::from_raw_fd(master)) }
+}
+
+/// Runs `command` with stdout and stderr on an 80-column terminal; returns its exit code and
+/// everything the terminal received.
+fn run_in_terminal(mut command: Command) -> (Option<i32>, String) {
+    let (slave, master) = pty(80);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    let mut child = command.spawn().unwrap();
+    // Our copies of the terminal's program side are gone with `command`: once the program
+    // exits, reading the other side ends (EIO).
+    drop(command);
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        all
+    });
+    let status = child.wait().unwrap();
+    let output = reader.join().unwrap();
+    (status.code(), String::from_utf8_lossy(&output).into_owned())
+}
+
+/// The lines a terminal shows: split at newlines and carriage returns (progress bars redraw
+/// a line in place), with escape sequences (colours, cursor moves) taken out.
+fn shown_lines(raw: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (0x40..=0x7e).
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\n', '\r'])
+        .map(str::to_string)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_wait_in_an_80_column_terminal_fits_every_line() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    // Long names and a deep folder: what made lines wrap before.
+    let photos: Vec<_> = make_photos(&dir, 30)
+        .into_iter()
+        .map(|p| {
+            let long = dir.join(format!(
+                "holiday-in-the-mountains-with-the-whole-family-{}",
+                p.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::rename(&p, &long).unwrap();
+            long
+        })
+        .collect();
+    let mut command = w.sandbox.command(env!("CARGO_BIN_EXE_dbxportctl"));
+    command
+        .args([
+            "upload",
+            "--wait",
+            "--to",
+            "/Photos/2026/Holidays in the mountains with the whole family",
+        ])
+        .args(&photos)
+        .env("TERM", "xterm-256color");
+    let (code, raw) = tokio::task::spawn_blocking(move || run_in_terminal(command))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{raw}");
+    let lines = shown_lines(&raw);
+    assert!(
+        lines.iter().any(|l| l.contains("30 uploaded")),
+        "the result is shown: {raw:?}"
+    );
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 80,
+            "a line wider than the terminal ({} columns): {line:?}",
+            line.chars().count()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_wait_says_the_uploads_go_on_and_how_to_follow_them() {
+    let w = world(small_config()).await;
+    // Paused: the batch cannot end while we wait, so the interruption is what ends the wait.
+    assert!(w.ctl(&["pause"]).status.success());
+    let photos = make_photos(&w.photo_dir(), 3);
+    let mut child = w
+        .sandbox
+        .command(env!("CARGO_BIN_EXE_dbxportctl"))
+        .args(["upload", "--wait", "--to", "/Interrupted"])
+        .args(&photos)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The batch id comes on stdout once the files are queued: then the wait has begun.
+    let mut stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            seen.push(byte[0]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let first = tokio::time::timeout(DEADLINE, first)
+        .await
+        .expect("the batch is queued")
+        .unwrap();
+    let batch: u64 = first
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a batch id on stdout: {first:?}"));
+    // SAFETY: a signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("uploads go on in dbxportd")
+            && stderr.contains(&format!("dbxportctl jobs --batch {batch}")),
+        "{stderr}"
+    );
+    // And they do: the batch's jobs are still there, waiting for the resume.
+    let listed = w.ctl(&["jobs", "--batch", &batch.to_string()]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.matches("queued").count(), 3, "{listed}");
+}
