@@ -7,6 +7,7 @@ mod helper;
 
 mod account;
 mod activation;
+mod architecture;
 mod bad_input;
 mod batches;
 mod collisions;

@@ -89,15 +89,19 @@ impl Peer {
 
     async fn account(&self) -> AccountProxy<'static> {
         // The interfaces are served a moment after the connection exists: ask until they are.
-        // A call made before must be answered ("unknown object"), not left without a reply,
-        // or the first attempt hangs: hence the outer deadline.
-        let answered = wait_for("the Account interface to answer", || async {
-            let account = AccountProxy::new(&self.client).await.ok()?;
-            account.logged_in().await.ok().map(|_| account)
-        });
-        tokio::time::timeout(DEADLINE, answered)
-            .await
-            .expect("a call made while the daemon starts is answered, not left hanging")
+        // A call that reaches the connection before `daemon::run` has started serving on it
+        // gets no answer at all (nothing reads it yet), so each try has its own deadline.
+        wait_for("the Account interface to answer", || async {
+            let attempt = async {
+                let account = AccountProxy::new(&self.client).await.ok()?;
+                account.logged_in().await.ok().map(|_| account)
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(2), attempt)
+                .await
+                .ok()
+                .flatten()
+        })
+        .await
     }
 }
 

@@ -61,31 +61,103 @@ fn run_in_terminal(mut command: Command) -> (Option<i32>, String) {
     (status.code(), String::from_utf8_lossy(&output).into_owned())
 }
 
-/// The lines a terminal shows: split at newlines and carriage returns (progress bars redraw
-/// a line in place), with escape sequences (colours, cursor moves) taken out.
-fn shown_lines(raw: &str) -> Vec<String> {
-    let mut plain = String::new();
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte (0x40..=0x7e).
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&c) {
-                        break;
+/// What an 80-column terminal does with `raw`, reduced to what a reader sees: the text of each
+/// row as it is left, and the start of every row the terminal began because text ran past the
+/// right edge. Progress bars are drawn as rows padded to the full width, so a wrap after a
+/// full row is how they reach the next row; a row that *starts* with the middle of something
+/// is a line that did not fit.
+struct Screen {
+    width: usize,
+    row: Vec<char>,
+    col: usize,
+    pending_wrap: bool,
+    rows: Vec<String>,
+    wrapped_starts: Vec<String>,
+    in_wrapped_row: bool,
+}
+
+impl Screen {
+    fn new(width: usize) -> Screen {
+        Screen {
+            width,
+            row: vec![' '; width],
+            col: 0,
+            pending_wrap: false,
+            rows: Vec::new(),
+            wrapped_starts: Vec::new(),
+            in_wrapped_row: false,
+        }
+    }
+
+    /// The cursor leaves its row (a newline, a move, a wrap): the row is what it shows.
+    fn leave_row(&mut self) {
+        let text: String = self.row.iter().collect();
+        if !text.trim().is_empty() {
+            if self.in_wrapped_row {
+                self.wrapped_starts
+                    .push(text.trim_start().chars().take(20).collect());
+            }
+            self.rows.push(text.trim_end().to_string());
+        }
+        self.row = vec![' '; self.width];
+        self.in_wrapped_row = false;
+        self.pending_wrap = false;
+    }
+
+    fn feed(&mut self, raw: &str) {
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\u{1b}' if chars.peek() == Some(&'[') => {
+                    chars.next();
+                    let mut params = String::new();
+                    let mut end = ' ';
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            end = c;
+                            break;
+                        }
+                        params.push(c);
+                    }
+                    match end {
+                        'K' => {
+                            let from = if params == "2" { 0 } else { self.col };
+                            for cell in &mut self.row[from..] {
+                                *cell = ' ';
+                            }
+                        }
+                        'A' | 'B' | 'E' | 'F' | 'H' | 'J' => self.leave_row(),
+                        'G' => {
+                            self.col = params.parse::<usize>().unwrap_or(1).saturating_sub(1);
+                            self.pending_wrap = false;
+                        }
+                        // Colours (`m`) and the rest change nothing a reader counts.
+                        _ => {}
+                    }
+                }
+                '\r' => {
+                    self.col = 0;
+                    self.pending_wrap = false;
+                }
+                '\n' => self.leave_row(),
+                c if c.is_control() => {}
+                c => {
+                    if self.pending_wrap {
+                        self.leave_row();
+                        self.in_wrapped_row = true;
+                        self.col = 0;
+                    }
+                    self.row[self.col] = c;
+                    if self.col + 1 == self.width {
+                        self.pending_wrap = true;
+                    } else {
+                        self.col += 1;
                     }
                 }
             }
-            continue;
         }
-        plain.push(c);
+        self.leave_row();
     }
-    plain
-        .split(['\n', '\r'])
-        .map(str::to_string)
-        .filter(|l| !l.trim().is_empty())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,16 +190,29 @@ async fn upload_wait_in_an_80_column_terminal_fits_every_line() {
         .await
         .unwrap();
     assert_eq!(code, Some(0), "{raw}");
-    let lines = shown_lines(&raw);
+    let mut screen = Screen::new(80);
+    screen.feed(&raw);
     assert!(
-        lines.iter().any(|l| l.contains("30 uploaded")),
-        "the result is shown: {raw:?}"
+        screen.rows.iter().any(|l| l.contains("30 uploaded")),
+        "the result is shown: {:#?}",
+        screen.rows
     );
-    for line in &lines {
+    assert!(
+        !screen.wrapped_starts.is_empty(),
+        "the bars were drawn: {raw:?}"
+    );
+    // Every row a wrap began starts a bar (the batch's, or a file's, named from its start):
+    // never the tail of a line that did not fit.
+    for start in &screen.wrapped_starts {
+        let begins_a_bar = start.starts_with("holiday-")
+            || start
+                .split('/')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok());
         assert!(
-            line.chars().count() <= 80,
-            "a line wider than the terminal ({} columns): {line:?}",
-            line.chars().count()
+            begins_a_bar,
+            "a row begins with the rest of a line too wide for 80 columns: {start:?}\nrows: {:#?}",
+            screen.rows
         );
     }
 }
