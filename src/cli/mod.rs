@@ -9,6 +9,7 @@ mod follow;
 mod install;
 mod jobs;
 mod login;
+mod manpage;
 mod restart;
 mod stalls;
 pub mod term;
@@ -453,8 +454,8 @@ pub async fn run(cli: Cli) -> Exit {
         // These work on files only: no bus needed.
         Command::Install { dry_run } => install::run_install(dry_run),
         Command::Uninstall { dry_run } => install::run_uninstall(dry_run),
-        Command::Completions { shell } => return install::print_completion(shell),
-        Command::Man => return install::print_man(),
+        Command::Completions { shell } => return manpage::print_completion(shell),
+        Command::Man => return manpage::print_man(),
         command => match session_bus().await {
             Ok(conn) => dispatch(&conn, command).await,
             Err(e) => Err(e),
