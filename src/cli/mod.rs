@@ -1,7 +1,9 @@
 //! `dbxportctl`: the command line over the daemon's D-Bus API.
 //!
-//! Each subcommand lives in its own file; this one holds the argument definitions, the exit
-//! codes scripts can rely on, and the connection to the daemon.
+//! Each subcommand lives in its own module (`follow`, for `upload --wait`, and `install` are
+//! folders of a few files; `manpage` makes the completions and the man page: see
+//! ARCHITECTURE.md, "Inside `cli`"); this one holds the argument definitions, the exit codes
+//! scripts can rely on, and the connection to the daemon.
 
 mod config;
 mod folders;
