@@ -12,7 +12,7 @@ use crate::config::{Config, Dirs};
 use crate::service::UploaderProxy;
 
 use super::term::outln;
-use super::{ConfigCommand, Exit, describe};
+use super::{ConfigCommand, Exit, describe, term};
 
 /// The well-known name, to ask whether the daemon runs without starting it.
 const BUS_NAME: &str = "io.github.dbxport1";
@@ -92,7 +92,7 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
             Some(_) => out.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
             None => serde_json::Value::Object(out),
         };
-        outln!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        term::print_json(&out);
         return Ok(Exit::Ok);
     }
     if let (Some(_), [key]) = (key, &keys[..]) {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use zbus::zvariant::OwnedValue;
 
 use super::term::{outln, say};
-use super::{Exit, describe};
+use super::{Exit, describe, term};
 use crate::service::FoldersProxy;
 
 /// A folder as the daemon describes it (`ListFolders`).
@@ -48,10 +48,7 @@ pub async fn list(conn: &zbus::Connection, path: Option<&str>, json: bool) -> Re
         .map(FolderView::from_dict)
         .collect();
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&folders).expect("folders serialize")
-        );
+        term::print_json(&folders);
         return Ok(Exit::Ok);
     }
     if folders.is_empty() {

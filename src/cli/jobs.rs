@@ -114,10 +114,7 @@ pub async fn list(conn: &zbus::Connection, args: &JobsArgs) -> Result<Exit, Stri
     }
     let jobs = fetch(&proxy, &filter).await?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&jobs).expect("jobs serialize")
-        );
+        term::print_json(&jobs);
         return Ok(Exit::Ok);
     }
     if jobs.is_empty() {
@@ -329,10 +326,7 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         stalls: stalls.iter().map(ToString::to_string).collect(),
     };
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("status serializes")
-        );
+        term::print_json(&status);
         return Ok(Exit::Ok);
     }
     match status.account_state.as_str() {

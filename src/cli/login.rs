@@ -14,7 +14,7 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use super::jobs::human_bytes;
 use super::term::{outln, say};
-use super::{Exit, LoginArgs, describe};
+use super::{Exit, LoginArgs, describe, term};
 use crate::service::AccountProxy;
 
 pub async fn run(conn: &zbus::Connection, args: &LoginArgs) -> Result<Exit, String> {
@@ -138,10 +138,7 @@ pub async fn account(conn: &zbus::Connection, json: bool) -> Result<Exit, String
         credential_store: a.credential_store().await.map_err(|e| describe(&e))?,
     };
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&view).expect("serializes")
-        );
+        term::print_json(&view);
         return Ok(if view.logged_in {
             Exit::Ok
         } else {

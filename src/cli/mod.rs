@@ -1,7 +1,9 @@
 //! `dbxportctl`: the command line over the daemon's D-Bus API.
 //!
-//! Each subcommand lives in its own file; this one holds the argument definitions, the exit
-//! codes scripts can rely on, and the connection to the daemon.
+//! Each subcommand lives in its own module (`follow`, for `upload --wait`, and `install` are
+//! folders of a few files; `manpage` makes the completions and the man page: see
+//! ARCHITECTURE.md, "Inside `cli`"); this one holds the argument definitions, the exit codes
+//! scripts can rely on, and the connection to the daemon.
 
 mod config;
 mod folders;
@@ -9,6 +11,7 @@ mod follow;
 mod install;
 mod jobs;
 mod login;
+mod manpage;
 mod restart;
 mod stalls;
 pub mod term;
@@ -453,8 +456,8 @@ pub async fn run(cli: Cli) -> Exit {
         // These work on files only: no bus needed.
         Command::Install { dry_run } => install::run_install(dry_run),
         Command::Uninstall { dry_run } => install::run_uninstall(dry_run),
-        Command::Completions { shell } => return install::print_completion(shell),
-        Command::Man => return install::print_man(),
+        Command::Completions { shell } => return manpage::print_completion(shell),
+        Command::Man => return manpage::print_man(),
         command => match session_bus().await {
             Ok(conn) => dispatch(&conn, command).await,
             Err(e) => Err(e),

@@ -69,16 +69,7 @@ pub async fn run(conn: &zbus::Connection) -> Result<Exit, String> {
             std::io::Error::last_os_error()
         ));
     }
-    let gone = tokio::time::timeout(LIMIT, async {
-        while let Some(change) = owner_changes.next().await {
-            if change.args().is_ok_and(|a| a.new_owner().is_none()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let gone = owner_within(&mut owner_changes, false).await;
     // The bus name goes before the process has finished stopping (it still flushes and holds
     // the queue database's lock): a new daemon started now would find the lock taken.
     if !gone || !process_exited(pid as i32, LIMIT).await {
@@ -135,16 +126,7 @@ pub async fn run(conn: &zbus::Connection) -> Result<Exit, String> {
                 PathBuf::from(program).display()
             )
         })?;
-        let back = tokio::time::timeout(LIMIT, async {
-            while let Some(change) = owner_changes.next().await {
-                if change.args().is_ok_and(|a| a.new_owner().is_some()) {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false);
+        let back = owner_within(&mut owner_changes, true).await;
         if !back {
             return Err(format!(
                 "dbxportd did not come back within {} s: start it with `dbxportd` and see its log",
@@ -194,4 +176,22 @@ fn read_nul_list(path: String) -> Vec<std::ffi::OsString> {
         .filter(|s| !s.is_empty())
         .map(|s| std::ffi::OsString::from_vec(s.to_vec()))
         .collect()
+}
+
+/// Whether, within [`LIMIT`], dbxportd's bus name is taken (`owned`) or given up (not
+/// `owned`), as the bus's `NameOwnerChanged` signals tell.
+async fn owner_within(changes: &mut zbus::fdo::NameOwnerChangedStream, owned: bool) -> bool {
+    tokio::time::timeout(LIMIT, async {
+        while let Some(change) = changes.next().await {
+            if change
+                .args()
+                .is_ok_and(|a| a.new_owner().is_some() == owned)
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
 }

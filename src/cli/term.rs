@@ -90,6 +90,14 @@ pub fn write_stdout(line: &str) {
     }
 }
 
+/// Writes `value` as pretty JSON to stdout: what `--json` prints, one document a script can
+/// read whole.
+pub fn print_json(value: &impl serde::Serialize) {
+    // The views are plain structs with string keys: serializing them cannot fail.
+    let text = serde_json::to_string_pretty(value).expect("plain data serializes");
+    write_stdout(&text);
+}
+
 /// Writes raw bytes (a man page, a completion script) to stdout, with the same rule for a
 /// reader that went away.
 pub fn write_stdout_raw(bytes: &[u8]) {

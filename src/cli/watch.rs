@@ -6,7 +6,7 @@ use serde::Serialize;
 use zbus::zvariant::{OwnedValue, Value};
 
 use super::term::outln;
-use super::{Exit, WatchAddArgs, WatchCommand, describe};
+use super::{Exit, WatchAddArgs, WatchCommand, describe, term};
 use crate::service::WatchesProxy;
 
 /// A watch as the daemon describes it (`ListWatches`).
@@ -150,10 +150,7 @@ async fn ls(proxy: &WatchesProxy<'_>, json: bool) -> Result<Exit, String> {
         .map(WatchView::from_dict)
         .collect();
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&watches).expect("watches serialize")
-        );
+        term::print_json(&watches);
         return Ok(Exit::Ok);
     }
     if watches.is_empty() {

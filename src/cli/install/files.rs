@@ -1,0 +1,245 @@
+//! The files `install` writes and how they are made: each shipped file (unit, D-Bus
+//! activation, menus), completions and the man page, with the paths of the programs they run
+//! written into their command lines, and where each goes in the user's XDG directories.
+
+use std::path::{Path, PathBuf};
+
+use super::InstallError;
+use crate::cli::manpage::{completion, man_page};
+
+const UNIT: &str = include_str!("../../../systemd/dbxport.service");
+const ACTIVATION: &str = include_str!("../../../dbus/io.github.dbxport1.service");
+const DOLPHIN: &str = include_str!("../../../desktop/dolphin/dbxport.desktop");
+const NAUTILUS: [(&str, &str); 3] = [
+    (
+        "Send to Dropbox",
+        include_str!("../../../desktop/nautilus/Send to Dropbox"),
+    ),
+    (
+        "Send to Dropbox (resized)",
+        include_str!("../../../desktop/nautilus/Send to Dropbox (resized)"),
+    ),
+    (
+        "Copy Dropbox link",
+        include_str!("../../../desktop/nautilus/Copy Dropbox link"),
+    ),
+];
+const NEMO: [(&str, &str); 3] = [
+    (
+        "dbxport-send.nemo_action",
+        include_str!("../../../desktop/nemo/dbxport-send.nemo_action"),
+    ),
+    (
+        "dbxport-send-resized.nemo_action",
+        include_str!("../../../desktop/nemo/dbxport-send-resized.nemo_action"),
+    ),
+    (
+        "dbxport-copy-link.nemo_action",
+        include_str!("../../../desktop/nemo/dbxport-copy-link.nemo_action"),
+    ),
+];
+
+/// Where the files go: the XDG base directories of the current user.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// `$XDG_CONFIG_HOME`, else `~/.config`.
+    pub config: PathBuf,
+    /// `$XDG_DATA_HOME`, else `~/.local/share`.
+    pub data: PathBuf,
+}
+
+impl Places {
+    pub fn from_env() -> Result<Places, InstallError> {
+        let base = directories::BaseDirs::new().ok_or(InstallError::NoHome)?;
+        Ok(Places {
+            config: base.config_dir().to_path_buf(),
+            data: base.data_dir().to_path_buf(),
+        })
+    }
+
+    pub fn unit(&self) -> PathBuf {
+        self.config.join("systemd/user/dbxport.service")
+    }
+
+    /// Where `systemctl --user enable` links the unit.
+    pub(super) fn enabled_link(&self) -> PathBuf {
+        self.config
+            .join("systemd/user/default.target.wants/dbxport.service")
+    }
+
+    pub fn thunar(&self) -> PathBuf {
+        self.config.join("Thunar/uca.xml")
+    }
+}
+
+/// The programs the installed files run.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    pub dbxportctl: PathBuf,
+    pub dbxportd: PathBuf,
+}
+
+impl Programs {
+    /// This `dbxportctl`, and the `dbxportd` beside it (as `cargo install` and packages put
+    /// them), else the first on PATH.
+    pub fn find() -> Result<Programs, InstallError> {
+        let dbxportctl = std::env::current_exe().map_err(InstallError::NoExe)?;
+        let beside = dbxportctl.with_file_name("dbxportd");
+        let dbxportd = if beside.is_file() {
+            beside
+        } else {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                .map(|dir| dir.join("dbxportd"))
+                .find(|p| p.is_file())
+                .ok_or_else(|| InstallError::NoDaemon(dbxportctl.clone()))?
+        };
+        Ok(Programs {
+            dbxportctl,
+            dbxportd,
+        })
+    }
+}
+
+/// A program's path as one word of a command line, in the syntax the desktop-entry `Exec=`
+/// key, systemd's `ExecStart=`, D-Bus's `Exec=` and GLib's shell parsing (Nemo, Thunar) share:
+/// bare when plain, else in double quotes. Characters one of them would read specially are
+/// refused rather than escaped four different ways.
+pub(super) fn program_word(path: &Path) -> Result<String, InstallError> {
+    let text = path.to_string_lossy();
+    if text.contains(['"', '\'', '\\', '$', '%', '`', '\n']) || text.contains('\u{FFFD}') {
+        return Err(InstallError::UnsafePath(path.to_path_buf()));
+    }
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._+-@,:~".contains(c));
+    Ok(if plain {
+        text.into_owned()
+    } else {
+        format!("\"{text}\"")
+    })
+}
+
+/// `text` with the value of every line starting with `key` replaced by `program` followed by
+/// whatever came after the value's first word (the arguments).
+fn rewrite_command(text: &str, key: &str, program: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix(key) {
+            Some(value) => {
+                let rest = value.split_once(' ').map_or("\n", |(_, rest)| rest);
+                out.push_str(key);
+                out.push_str(program);
+                if !rest.starts_with('\n') {
+                    out.push(' ');
+                }
+                out.push_str(rest);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// One file `install` writes whole.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub path: PathBuf,
+    pub contents: String,
+    pub mode: u32,
+}
+
+/// Every file `install` writes whole, with its contents and mode.
+pub fn plan(places: &Places, programs: &Programs) -> Result<Vec<Planned>, InstallError> {
+    let ctl = program_word(&programs.dbxportctl)?;
+    let daemon = program_word(&programs.dbxportd)?;
+    let data = &places.data;
+    let file = |path: PathBuf, contents: String, mode: u32| Planned {
+        path,
+        contents,
+        mode,
+    };
+    let mut files = vec![
+        file(
+            places.unit(),
+            rewrite_command(UNIT, "ExecStart=", &daemon),
+            0o644,
+        ),
+        file(
+            data.join("dbus-1/services/io.github.dbxport1.service"),
+            rewrite_command(ACTIVATION, "Exec=", &daemon),
+            0o644,
+        ),
+        // Plasma 6 lists a service menu only when it is executable.
+        file(
+            data.join("kio/servicemenus/dbxport.desktop"),
+            rewrite_command(DOLPHIN, "Exec=", &ctl),
+            0o755,
+        ),
+    ];
+    for (name, script) in NAUTILUS {
+        // The scripts name the program in a shell assignment: single quotes hold any path
+        // program_word accepted.
+        let program = format!("'{}'", programs.dbxportctl.display());
+        files.push(file(
+            data.join("nautilus/scripts").join(name),
+            rewrite_command(script, "dbxportctl=", &program),
+            0o755,
+        ));
+    }
+    for (name, action) in NEMO {
+        files.push(file(
+            data.join("nemo/actions").join(name),
+            rewrite_command(action, "Exec=", &ctl),
+            0o644,
+        ));
+    }
+    files.push(file(
+        data.join("bash-completion/completions/dbxportctl"),
+        completion(clap_complete::Shell::Bash),
+        0o644,
+    ));
+    // zsh reads these only when the directory is on its fpath (see the README).
+    files.push(file(
+        data.join("zsh/site-functions/_dbxportctl"),
+        completion(clap_complete::Shell::Zsh),
+        0o644,
+    ));
+    files.push(file(
+        places.config.join("fish/completions/dbxportctl.fish"),
+        completion(clap_complete::Shell::Fish),
+        0o644,
+    ));
+    files.push(file(data.join("man/man1/dbxportctl.1"), man_page(), 0o644));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_keep_their_arguments() {
+        let text = "a\nExec=dbxportctl upload --notify %F\nExec=x\n";
+        assert_eq!(
+            rewrite_command(text, "Exec=", "\"/opt/my bin/dbxportctl\""),
+            "a\nExec=\"/opt/my bin/dbxportctl\" upload --notify %F\nExec=\"/opt/my bin/dbxportctl\"\n"
+        );
+    }
+
+    #[test]
+    fn program_paths_are_quoted_or_refused() {
+        assert_eq!(
+            program_word(Path::new("/usr/bin/dbxportctl")).unwrap(),
+            "/usr/bin/dbxportctl"
+        );
+        assert_eq!(
+            program_word(Path::new("/my bin/x")).unwrap(),
+            "\"/my bin/x\""
+        );
+        for bad in ["/a\"b", "/a$b", "/a%b", "/a\\b", "/a'b"] {
+            assert!(program_word(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+}

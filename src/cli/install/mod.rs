@@ -1,0 +1,269 @@
+//! `dbxportctl install` / `uninstall`: puts dbxport into the current user's desktop — the
+//! systemd unit, the D-Bus activation file, the file-manager menus (Dolphin, Nautilus, Nemo,
+//! Thunar), shell completions and the man page — in the XDG places each reader looks, and takes
+//! exactly that out again. `completions` and `man` print the generated files for packagers.
+//!
+//! The files are the ones in the source tree (`systemd/`, `dbus/`, `desktop/`), embedded at
+//! build time, so what is tested is what is installed. Only the program paths change: menus and
+//! activation run the binaries this `dbxportctl` was started from, because `~/.cargo/bin` is
+//! rarely on the PATH a graphical session gives file managers and the D-Bus daemon. Thunar keeps
+//! all custom actions in one file, so ours are merged into it by their `dbxport-` unique ids.
+//! Both commands are idempotent; neither touches the queue, the config or the login.
+
+mod files;
+mod thunar;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::Exit;
+use super::term::outln;
+use files::{Places, Planned, Programs, plan, program_word};
+use thunar::{THUNAR_MARK, thunar_actions, thunar_with_ours, without_ours};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot find the home directory (is HOME set?)")]
+    NoHome,
+    #[error("cannot tell where this dbxportctl is: {0}")]
+    NoExe(std::io::Error),
+    #[error("dbxportd is neither next to {0} nor on PATH; install both (cargo install --path .)")]
+    NoDaemon(PathBuf),
+    #[error(
+        "{0}: menus and units cannot name a program whose path holds quotes, '\\', '$', '%', '`' or a newline; install dbxport elsewhere"
+    )]
+    UnsafePath(PathBuf),
+    #[error("{0}: not a Thunar actions file (no </actions>); left as it is")]
+    NotThunarActions(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+    move |source| InstallError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Wrote,
+    Unchanged,
+    Removed,
+    Absent,
+}
+
+/// Writes `contents` to `path` with `mode` unless it already is exactly that.
+fn put(path: &Path, contents: &str, mode: u32, dry_run: bool) -> Result<Change, InstallError> {
+    let current = std::fs::read(path).ok();
+    let current_mode = std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777);
+    if current.as_deref() == Some(contents.as_bytes()) && current_mode == Some(mode) {
+        return Ok(Change::Unchanged);
+    }
+    if dry_run {
+        return Ok(Change::Wrote);
+    }
+    // A file kept elsewhere and linked here (dotfile managers do that) is written where it is.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    // Written beside and renamed over: a file manager reading it meanwhile sees old or new.
+    let temp = path.with_file_name(format!(
+        ".{}.dbxport-new",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut out = std::fs::File::create(&temp).map_err(io_err(&temp))?;
+    out.write_all(contents.as_bytes()).map_err(io_err(&temp))?;
+    out.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(&temp))?;
+    drop(out);
+    std::fs::rename(&temp, path).map_err(io_err(path))?;
+    Ok(Change::Wrote)
+}
+
+fn remove(path: &Path, dry_run: bool) -> Result<Change, InstallError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(Change::Absent);
+    }
+    if !dry_run {
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    Ok(Change::Removed)
+}
+
+/// Installs everything; returns each path with what happened to it.
+pub fn install(
+    places: &Places,
+    programs: &Programs,
+    dry_run: bool,
+) -> Result<Vec<(PathBuf, Change)>, InstallError> {
+    // Everything is worked out before anything is written: a Thunar file that cannot be merged
+    // stops the install before it starts, not halfway.
+    let mut files = plan(places, programs)?;
+    let thunar = places.thunar();
+    let existing = match std::fs::read_to_string(&thunar) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&thunar)(e)),
+    };
+    let ours = thunar_actions(&program_word(&programs.dbxportctl)?);
+    files.push(Planned {
+        contents: thunar_with_ours(existing.as_deref(), &ours, &thunar)?,
+        mode: std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777),
+        path: thunar,
+    });
+    let mut done = Vec::new();
+    for file in files {
+        let change = put(&file.path, &file.contents, file.mode, dry_run)?;
+        done.push((file.path, change));
+    }
+    Ok(done)
+}
+
+/// Removes what `install` put; the user's own Thunar actions stay.
+pub fn uninstall(places: &Places, dry_run: bool) -> Result<Vec<(PathBuf, Change)>, InstallError> {
+    // The paths do not depend on the programs; any will do to list them.
+    let programs = Programs {
+        dbxportctl: "dbxportctl".into(),
+        dbxportd: "dbxportd".into(),
+    };
+    let mut done = Vec::new();
+    for file in plan(places, &programs)? {
+        let change = remove(&file.path, dry_run)?;
+        done.push((file.path, change));
+    }
+    let link = places.enabled_link();
+    if std::fs::symlink_metadata(&link).is_ok() {
+        done.push((link.clone(), remove(&link, dry_run)?));
+    }
+    let thunar = places.thunar();
+    let folders: Vec<PathBuf> = done
+        .iter()
+        .chain([&(thunar.clone(), Change::Absent)])
+        .filter_map(|(path, _)| path.parent().map(Path::to_path_buf))
+        .collect();
+    if let Ok(text) = std::fs::read_to_string(&thunar)
+        && text.contains(THUNAR_MARK)
+    {
+        let rest = without_ours(&text);
+        // A file that holds no action any more is the one install created.
+        let change = if rest.contains("<action>") {
+            let mode =
+                std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+            put(&thunar, &rest, mode, dry_run)?;
+            Change::Wrote
+        } else {
+            remove(&thunar, dry_run)?
+        };
+        done.push((thunar, change));
+    }
+    if !dry_run {
+        remove_empty_folders(places, folders);
+    }
+    Ok(done)
+}
+
+/// Removes the folders install made that are empty now (e.g. `kio/servicemenus`), up to the
+/// XDG base directories; a folder holding anything of the user's stays.
+fn remove_empty_folders(places: &Places, folders: Vec<PathBuf>) {
+    for folder in folders {
+        let mut dir = folder.as_path();
+        while dir != places.config
+            && dir != places.data
+            && (dir.starts_with(&places.config) || dir.starts_with(&places.data))
+            // remove_dir fails on a folder that is not empty: that is the check.
+            && std::fs::remove_dir(dir).is_ok()
+        {
+            let Some(parent) = dir.parent() else { break };
+            dir = parent;
+        }
+    }
+}
+
+/// Runs `systemctl --user ARGS`; what to tell the user when it did not work.
+fn systemctl(args: &[&str]) -> Result<(), String> {
+    match std::process::Command::new("systemctl")
+        .arg("--user")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("systemctl is not installed".into())
+        }
+        Err(e) => Err(format!("cannot run systemctl: {e}")),
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "no systemd user manager answered ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+fn print_changes(changes: &[(PathBuf, Change)], dry_run: bool) {
+    for (path, change) in changes {
+        let what = match (change, dry_run) {
+            (Change::Wrote, false) => "wrote    ",
+            (Change::Wrote, true) => "would write",
+            (Change::Unchanged, _) => "unchanged",
+            (Change::Removed, false) => "removed  ",
+            (Change::Removed, true) => "would remove",
+            (Change::Absent, _) => continue,
+        };
+        outln!("{what} {}", path.display());
+    }
+}
+
+/// `dbxportctl install [--dry-run]`.
+pub fn run_install(dry_run: bool) -> Result<Exit, String> {
+    let places = Places::from_env().map_err(|e| e.to_string())?;
+    let programs = Programs::find().map_err(|e| e.to_string())?;
+    let changes = install(&places, &programs, dry_run).map_err(|e| e.to_string())?;
+    print_changes(&changes, dry_run);
+    if dry_run {
+        return Ok(Exit::Ok);
+    }
+    match systemctl(&["daemon-reload"]) {
+        Ok(()) => outln!("systemd: user units reloaded"),
+        Err(why) => outln!(
+            "systemd: not reloaded: {why}; the unit is read at the next login (D-Bus activation works without it)"
+        ),
+    }
+    outln!(
+        "dbxportd starts on first use; `systemctl --user enable --now dbxport` starts it at login.\n\
+         Menus: Dolphin, Nautilus (Scripts), Nemo and Thunar, for photos and videos; restart an open \
+         file manager to see them. zsh: add {} to fpath.",
+        places.data.join("zsh/site-functions").display()
+    );
+    Ok(Exit::Ok)
+}
+
+/// `dbxportctl uninstall [--dry-run]`.
+pub fn run_uninstall(dry_run: bool) -> Result<Exit, String> {
+    let places = Places::from_env().map_err(|e| e.to_string())?;
+    if !dry_run && places.unit().exists() {
+        // Stops it and drops the login link; without a user manager the link goes below.
+        let _ = systemctl(&["disable", "--now", "dbxport.service"]);
+    }
+    let changes = uninstall(&places, dry_run).map_err(|e| e.to_string())?;
+    print_changes(&changes, dry_run);
+    if !dry_run && let Err(why) = systemctl(&["daemon-reload"]) {
+        outln!("systemd: not reloaded: {why}");
+    }
+    outln!(
+        "Kept: the queue and state in $XDG_STATE_HOME/dbxport (~/.local/state/dbxport), the \
+         config in $XDG_CONFIG_HOME/dbxport, prepared files in $XDG_CACHE_HOME/dbxport, and the \
+         Dropbox login (keyring item \"dbxport: Dropbox login\"; `dbxportctl logout` revokes it)."
+    );
+    Ok(Exit::Ok)
+}
