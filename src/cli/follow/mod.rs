@@ -87,7 +87,7 @@ async fn list(
 pub async fn follow(
     proxy: &UploaderProxy<'static>,
     batch: u64,
-    subscription: Subscription,
+    mut subscription: Subscription,
     want_link: bool,
     json: bool,
 ) -> Result<Followed, String> {
@@ -105,7 +105,15 @@ pub async fn follow(
         let early = std::mem::take(&mut t.early_summaries);
         t.summary = early.into_iter().find(|(b, _)| *b == batch).map(|(_, s)| s);
     }
-    let ended = watch(proxy, batch, &tally, &wake, want_link).await;
+    let ended = watch(
+        proxy,
+        batch,
+        &tally,
+        &wake,
+        want_link,
+        &mut subscription.interrupt,
+    )
+    .await;
     drop(subscription);
     let ended = ended?;
     let t = lock(&tally);
@@ -166,12 +174,11 @@ async fn watch(
     tally: &Mutex<Tally>,
     wake: &Notify,
     want_link: bool,
+    interrupt: &mut tokio::signal::unix::Signal,
 ) -> Result<bool, String> {
     let mut next = Instant::now();
     let mut away_since: Option<Instant> = None;
     let mut final_since: Option<Instant> = None;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {
@@ -237,7 +244,7 @@ async fn watch(
                     next = next.min(Instant::now() + Duration::from_millis(300));
                 }
             }
-            _ = &mut interrupt => {
+            _ = interrupt.recv() => {
                 let t = lock(tally);
                 t.screen.overall.finish_and_clear();
                 drop(t);

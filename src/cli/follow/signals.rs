@@ -27,6 +27,10 @@ pub struct Subscription {
     pub(super) tally: Arc<Mutex<Tally>>,
     pub(super) wake: Arc<Notify>,
     pub(super) drainer: tokio::task::JoinHandle<()>,
+    /// Ctrl-C, listened for from before the files are handed over: one pressed while
+    /// `Upload` is under way, or just after the batch id is printed, ends the wait with the
+    /// words that say the uploads go on (rather than killing the process unexplained).
+    pub(super) interrupt: tokio::signal::unix::Signal,
 }
 
 impl Subscription {
@@ -61,12 +65,15 @@ impl Subscription {
             said: HashSet::new(),
             screen: Screen::new(),
         }));
+        let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| format!("cannot listen for Ctrl-C: {e}"))?;
         let wake = Arc::new(Notify::new());
         let drainer = tokio::spawn(drain(streams, tally.clone(), wake.clone()));
         Ok(Subscription {
             tally,
             wake,
             drainer,
+            interrupt,
         })
     }
 }
