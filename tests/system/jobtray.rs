@@ -239,7 +239,8 @@ async fn slow_batch_in_the_tray() -> (
     zbus::object_server::InterfaceRef<FakeView>,
 ) {
     let mut config = small_config();
-    config.upload.bandwidth_limit = 1_000_000;
+    // Slow enough that a loaded machine still gets its clicks in before the batch ends.
+    config.upload.bandwidth_limit = 500_000;
     config.upload.transfers = 1;
     let w = world(config).await;
     let (tray_conn, calls) = tray(&w).await;
