@@ -314,44 +314,25 @@ pub async fn forward_signals(
                 }
             }
             changed = status.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
-                let iface = account.get().await;
-                let emitter = account.signal_emitter();
-                iface.logged_in_changed(emitter).await?;
-                iface.state_changed(emitter).await?;
-                iface.account_name_changed(emitter).await?;
-                iface.status_message_changed(emitter).await?;
+                let Ok(()) = changed else { return Ok(()) };
+                account.get().await.status_changed(account.signal_emitter()).await?;
             }
             changed = info.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
-                let iface = account.get().await;
-                let emitter = account.signal_emitter();
-                iface.email_changed(emitter).await?;
-                iface.used_bytes_changed(emitter).await?;
-                iface.allocated_bytes_changed(emitter).await?;
+                let Ok(()) = changed else { return Ok(()) };
+                account.get().await.info_changed(account.signal_emitter()).await?;
             }
             changed = auto_hold.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
+                let Ok(()) = changed else { return Ok(()) };
                 uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?;
             }
             changed = paused.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
+                let Ok(()) = changed else { return Ok(()) };
                 let iface = uploader.get().await;
                 iface.paused_changed(uploader.signal_emitter()).await?;
                 iface.paused_since_ms_changed(uploader.signal_emitter()).await?;
             }
             changed = store_status.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
+                let Ok(()) = changed else { return Ok(()) };
                 account.get().await.credential_store_changed(account.signal_emitter()).await?;
             }
             finished = batches.recv() => {
