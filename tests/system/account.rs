@@ -268,11 +268,7 @@ async fn no_token_in_trace_logs_or_on_the_bus() {
         .faults()
         .inject("*", Fault::Delay { millis: 400 }, 20);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Secret".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Secret").await;
     assert!(
         w.sandbox
             .emulator

@@ -35,13 +35,7 @@ async fn small_files_are_committed_in_batches_one_at_a_time() {
         1000,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Batched".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Batched").await;
     assert_eq!(w.sandbox.emulator.files().len(), 30);
 
     let commits = routes(&w, "/2/files/upload_session/finish_batch_v2");
@@ -71,13 +65,7 @@ async fn without_batching_each_small_file_is_one_request() {
     let w = world(config).await;
     let files = make_photos(&w.photo_dir(), 8);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Single".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Single").await;
     assert_eq!(routes(&w, "/2/files/upload").len(), 8);
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
@@ -103,13 +91,7 @@ async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
         100,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(std::slice::from_ref(&path)), "/Big".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, std::slice::from_ref(&path), "/Big").await;
     assert_eq!(w.sandbox.emulator.files()[0].content_hash, hash(&path));
 
     let appends = routes(&w, "/2/files/upload_session/append_v2");
@@ -250,13 +232,7 @@ async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() 
     let gone = format!("/Album/{}", files[0].file_name().unwrap().to_string_lossy());
     client.delete(&token, &gone).await.unwrap();
     let starts_before = routes(&w, "/2/files/upload_session/start").len();
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Album".into(), dict(&[]))
-        .await
-        .unwrap();
-    let again = batch_final(&uploader, batch).await;
-    assert!(again.iter().all(|j| j.state == "done"), "{again:#?}");
-    assert_jobs_verified(&w, &again);
+    let again = upload_verified(&w, &uploader, &files, "/Album").await;
     let sent = routes(&w, "/2/files/upload_session/start").len() - starts_before;
     assert_eq!(sent, 1, "only the deleted photo is sent again");
     let skipped = again

@@ -237,11 +237,12 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
         .await
         .unwrap();
     drop(uploader);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while upload_bytes(&w.sandbox.emulator.requests()) < GIB * 6 / 10 {
-        assert!(Instant::now() < deadline, "60 % never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_within(
+        Duration::from_secs(300),
+        "60 % of the file to arrive",
+        || async { (upload_bytes(&w.sandbox.emulator.requests()) >= GIB * 6 / 10).then_some(()) },
+    )
+    .await;
     kill_and_restart(&mut w).await;
     let before = w.sandbox.emulator.requests();
     // What the session held at the kill: the bodies of the requests answered 200.
@@ -255,15 +256,13 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
         started.elapsed()
     );
     let uploader = w.uploader().await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let done = loop {
+    let done = wait_for_within(Duration::from_secs(300), "the 1 GiB job to end", || async {
         let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
-        if all.iter().all(|j| j.state == "done" || j.state == "failed") {
-            break all;
-        }
-        assert!(Instant::now() < deadline, "not done: {all:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        all.iter()
+            .all(|j| j.state == "done" || j.state == "failed")
+            .then_some(all)
+    })
+    .await;
     eprintln!("1 GiB done {:?} after the start", started.elapsed());
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].state, "done", "{}", done[0].message);

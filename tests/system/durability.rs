@@ -107,13 +107,7 @@ async fn lost_commit_answers(batch_commit: bool) {
         1,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Lost".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Lost").await;
     assert_one_copy_each(&w, &files, "/lost");
     let requests = w.sandbox.emulator.requests();
     let lost = requests.iter().filter(|r| r.fault.is_some()).count();

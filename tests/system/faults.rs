@@ -37,13 +37,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
         1,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Flaky".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Flaky").await;
     assert_eq!(w.sandbox.emulator.files().len(), 10);
 
     let requests = w.sandbox.emulator.requests();

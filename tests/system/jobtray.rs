@@ -161,11 +161,7 @@ async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
     // No job tray yet: the batch just runs.
     let early = w.dir.path().join("early.jpg");
     std::fs::copy(&sample_photos()[0], &early).unwrap();
-    let (batch, _) = uploader
-        .upload(paths(&[early]), "/Early".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &[early], "/Early").await;
     // A tray that appears later is used for the next batches.
     let (_tray, calls) = tray(&w).await;
     let files = make_photos(&w.photo_dir(), 3);
@@ -173,11 +169,7 @@ async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Tray".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Tray").await;
 
     let path = match calls.lock().unwrap().first().cloned() {
         Some(Call::RequestView {

@@ -75,11 +75,7 @@ async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     );
     let files = make_photos(&w.photo_dir(), 2);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Keyring".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Keyring").await;
 
     // Logout deletes the item.
     account.logout().await.unwrap();

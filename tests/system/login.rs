@@ -106,11 +106,7 @@ async fn browser_login_links_the_account_and_uploads_work() {
     // The login works for uploads, and survives a restart (it was stored).
     let files = make_photos(&w.photo_dir(), 3);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Login".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Login").await;
     // The quota is read again after the batch.
     wait_for("the used space to be read after the batch", || async {
         (account.used_bytes().await.unwrap() > 0).then_some(())

@@ -187,11 +187,7 @@ async fn job_state(w: &World, id: u64) -> String {
 async fn interactive_goes_while_watch_job_waits(w: &World, id: u64) {
     let files = make_photos(&w.photo_dir(), 1);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Asked".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(w, &batch_final(&uploader, batch).await);
+    upload_verified(w, &uploader, &files, "/Asked").await;
     assert_eq!(job_state(w, id).await, "queued");
     assert_eq!(
         uploads_started(w),
@@ -333,11 +329,7 @@ async fn a_hold_lets_the_file_being_sent_finish_and_sends_no_other() {
 
     // And they stay there: an interactive upload made now completes first.
     let files = make_photos(&w.photo_dir(), 1);
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Asked".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Asked").await;
     let queued = watch_jobs()
         .await
         .iter()
