@@ -17,7 +17,7 @@ fn routes(w: &World, route: &str) -> Vec<dbxport_testkit::emulator::RequestRecor
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn small_files_are_committed_in_batches_one_at_a_time() {
     let mut config = small_config();
     // Above every sample photo: all of them are small files here.
@@ -57,7 +57,7 @@ async fn small_files_are_committed_in_batches_one_at_a_time() {
     assert_eq!(routes(&w, "/2/files/upload_session/start").len(), 30);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn without_batching_each_small_file_is_one_request() {
     let mut config = small_config();
     config.upload.session_threshold = 64 * 1024 * 1024;
@@ -70,7 +70,7 @@ async fn without_batching_each_small_file_is_one_request() {
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
     let mut config = small_config();
     config.upload.transfers = 4;
@@ -112,7 +112,7 @@ async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn progress_signals_are_coalesced_a_few_per_second() {
     use futures_util::StreamExt;
     let w = world(small_config()).await;
@@ -168,7 +168,7 @@ async fn progress_signals_are_coalesced_a_few_per_second() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn photos_are_resized_ahead_of_the_transfers() {
     let mut config = small_config();
     config.upload.transfers = 1;
@@ -209,7 +209,7 @@ async fn photos_are_resized_ahead_of_the_transfers() {
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 30);

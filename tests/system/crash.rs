@@ -32,7 +32,7 @@ fn upload_requests(w: &World) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume() {
     const SEED: u64 = 0x5eed_0005;
     const KILLS: usize = 10;
@@ -216,7 +216,7 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     const GIB: u64 = 1024 * MIB;
     let mut config = small_config();
@@ -288,7 +288,7 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     assert!(after < GIB / 2, "{after} bytes sent again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_chunk_whose_answer_was_lost_is_not_sent_again() {
     // A file sent as a sequential session of several chunks (below the threshold for
     // parallel chunks); the second append lands but its answer never comes back, as when the
@@ -333,7 +333,7 @@ async fn a_chunk_whose_answer_was_lost_is_not_sent_again() {
     assert_eq!(sent, size, "{} bytes sent again", sent.saturating_sub(size));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn sigterm_mid_upload_stops_at_once_and_the_upload_resumes() {
     let mut config = small_config();
     config.upload.chunk_size = 8 * MIB;

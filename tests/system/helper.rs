@@ -12,6 +12,9 @@ use dbxport::service::UploaderProxy;
 use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use zbus::zvariant::{OwnedValue, Value};
 
+/// Every test here runs under it (through `use crate::helper::*`): see the test kit.
+pub use dbxport_testkit::system_test;
+
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
 pub struct World {

@@ -154,7 +154,7 @@ async fn terminated(calls: &Calls, path: &str) -> (u32, String) {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
     let w = world(small_config()).await;
     let uploader = w.uploader().await;
@@ -258,7 +258,7 @@ async fn slow_batch_in_the_tray() -> (
     (w, tray_conn, calls, batch, view)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
     let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
     let uploader = w.uploader().await;
@@ -305,7 +305,7 @@ async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_trays_cancel_button_cancels_the_batch() {
     let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
     let uploader = w.uploader().await;
@@ -320,7 +320,7 @@ async fn the_trays_cancel_button_cancels_the_batch() {
     assert_eq!(terminated(&calls, &path).await, (1, String::new()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_held_watch_batch_says_why_it_waits_in_the_tray() {
     use crate::policies::*;
     let w = world(watch_config()).await;

@@ -33,7 +33,7 @@ fn keyring_item(w: &World) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     let mut w = world_with(
         keyring_config(),
@@ -85,7 +85,7 @@ async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn without_a_secret_service_the_daemon_waits_for_one() {
     let mut w = world_with(keyring_config(), Setup::default()).await;
     let account = w.account().await;
@@ -113,7 +113,7 @@ async fn without_a_secret_service_the_daemon_waits_for_one() {
     assert!(keyring_item(&w).is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_file_fallback_is_used_only_when_allowed_and_said_loudly() {
     let mut config = keyring_config();
     config.credentials.file_fallback = true;

@@ -47,7 +47,7 @@ fn login_config() -> dbxport::config::Config {
     config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn browser_login_links_the_account_and_uploads_work() {
     let config = login_config();
     let port = config.dropbox.redirect_port;
@@ -118,7 +118,7 @@ async fn browser_login_links_the_account_and_uploads_work() {
     assert!(view["used_bytes"].as_u64().unwrap() > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_wrong_state_or_a_code_for_another_verifier_is_refused() {
     let config = login_config();
     let w = world_with(config, Setup::default()).await;
@@ -166,7 +166,7 @@ async fn a_wrong_state_or_a_code_for_another_verifier_is_refused() {
     assert!(!account.logged_in().await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_pasted_code_flow_and_logout() {
     let w = world_with(login_config(), Setup::default()).await;
     let account = w.account().await;

@@ -211,7 +211,7 @@ async fn wait_done(w: &World, id: u64) {
     assert!(w.stored_paths().contains(&"/Camera/found.jpg".to_string()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     let w = world(watch_config()).await;
     let dir = watched_dir(&w).await;
@@ -249,7 +249,7 @@ async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     wait_held(&w, "").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn on_battery_holds_watch_uploads_when_configured_until_ac() {
     let mut config = watch_config();
     config.policy.pause_watch_on_battery = true;
@@ -269,7 +269,7 @@ async fn on_battery_holds_watch_uploads_when_configured_until_ac() {
     assert_eq!(held(&w), "");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn on_battery_holds_nothing_when_the_policy_is_off() {
     assert!(
         !dbxport::config::Config::default()
@@ -288,7 +288,7 @@ async fn on_battery_holds_nothing_when_the_policy_is_off() {
     assert_eq!(held(&w), "");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_hold_lets_the_file_being_sent_finish_and_sends_no_other() {
     let mut config = watch_config();
     // One file on the wire at a time, slowly, so the others are claimed ahead and wait.
