@@ -313,28 +313,30 @@ pub async fn forward_signals(
                     Uploader::job_progress(uploader.signal_emitter(), job, sent, total).await?;
                 }
             }
-            changed = status.changed() => {
-                let Ok(()) = changed else { return Ok(()) };
-                account.get().await.status_changed(account.signal_emitter()).await?;
-            }
-            changed = info.changed() => {
-                let Ok(()) = changed else { return Ok(()) };
-                account.get().await.info_changed(account.signal_emitter()).await?;
-            }
-            changed = auto_hold.changed() => {
-                let Ok(()) = changed else { return Ok(()) };
-                uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?;
-            }
+            changed = status.changed() => match changed {
+                Ok(()) => account.get().await.status_changed(account.signal_emitter()).await?,
+                Err(_) => return Ok(()),
+            },
+            changed = info.changed() => match changed {
+                Ok(()) => account.get().await.info_changed(account.signal_emitter()).await?,
+                Err(_) => return Ok(()),
+            },
+            changed = auto_hold.changed() => match changed {
+                Ok(()) => uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?,
+                Err(_) => return Ok(()),
+            },
             changed = paused.changed() => {
-                let Ok(()) = changed else { return Ok(()) };
+                if changed.is_err() {
+                    return Ok(());
+                }
                 let iface = uploader.get().await;
                 iface.paused_changed(uploader.signal_emitter()).await?;
                 iface.paused_since_ms_changed(uploader.signal_emitter()).await?;
             }
-            changed = store_status.changed() => {
-                let Ok(()) = changed else { return Ok(()) };
-                account.get().await.credential_store_changed(account.signal_emitter()).await?;
-            }
+            changed = store_status.changed() => match changed {
+                Ok(()) => account.get().await.credential_store_changed(account.signal_emitter()).await?,
+                Err(_) => return Ok(()),
+            },
             finished = batches.recv() => {
                 if let Ok(finished) = finished {
                     Uploader::batch_finished(uploader.signal_emitter(), finished.batch, summary_to_dict(&finished.summary)).await?;
