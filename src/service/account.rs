@@ -41,21 +41,6 @@ impl Account {
             },
         }
     }
-
-    /// Signals the change of every property that follows the login status.
-    pub(super) async fn status_changed(&self, emitter: &SignalEmitter<'_>) -> zbus::Result<()> {
-        self.logged_in_changed(emitter).await?;
-        self.state_changed(emitter).await?;
-        self.account_name_changed(emitter).await?;
-        self.status_message_changed(emitter).await
-    }
-
-    /// Signals the change of every property that follows the account's details.
-    pub(super) async fn info_changed(&self, emitter: &SignalEmitter<'_>) -> zbus::Result<()> {
-        self.email_changed(emitter).await?;
-        self.used_bytes_changed(emitter).await?;
-        self.allocated_bytes_changed(emitter).await
-    }
 }
 
 fn login_error(e: SessionError) -> ServiceError {

@@ -313,18 +313,33 @@ pub async fn forward_signals(
                     Uploader::job_progress(uploader.signal_emitter(), job, sent, total).await?;
                 }
             }
-            changed = status.changed() => match changed {
-                Ok(()) => account.get().await.status_changed(account.signal_emitter()).await?,
-                Err(_) => return Ok(()),
-            },
-            changed = info.changed() => match changed {
-                Ok(()) => account.get().await.info_changed(account.signal_emitter()).await?,
-                Err(_) => return Ok(()),
-            },
-            changed = auto_hold.changed() => match changed {
-                Ok(()) => uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?,
-                Err(_) => return Ok(()),
-            },
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let iface = account.get().await;
+                let emitter = account.signal_emitter();
+                iface.logged_in_changed(emitter).await?;
+                iface.state_changed(emitter).await?;
+                iface.account_name_changed(emitter).await?;
+                iface.status_message_changed(emitter).await?;
+            }
+            changed = info.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let iface = account.get().await;
+                let emitter = account.signal_emitter();
+                iface.email_changed(emitter).await?;
+                iface.used_bytes_changed(emitter).await?;
+                iface.allocated_bytes_changed(emitter).await?;
+            }
+            changed = auto_hold.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                uploader.get().await.auto_uploads_held_changed(uploader.signal_emitter()).await?;
+            }
             changed = paused.changed() => {
                 if changed.is_err() {
                     return Ok(());
@@ -333,10 +348,12 @@ pub async fn forward_signals(
                 iface.paused_changed(uploader.signal_emitter()).await?;
                 iface.paused_since_ms_changed(uploader.signal_emitter()).await?;
             }
-            changed = store_status.changed() => match changed {
-                Ok(()) => account.get().await.credential_store_changed(account.signal_emitter()).await?,
-                Err(_) => return Ok(()),
-            },
+            changed = store_status.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                account.get().await.credential_store_changed(account.signal_emitter()).await?;
+            }
             finished = batches.recv() => {
                 if let Ok(finished) = finished {
                     Uploader::batch_finished(uploader.signal_emitter(), finished.batch, summary_to_dict(&finished.summary)).await?;
