@@ -132,31 +132,32 @@ impl Policy {
                 return;
             }
         };
-        let mut tasks = Vec::new();
-        if self.config.pause_watch_on_metered {
-            let policy = self.clone();
-            tasks.push(tokio::spawn(follow(
-                conn.clone(),
+        // Each followed property sets one condition from its value (None: the service is gone).
+        let followed: [(bool, Watched, SetCondition); 2] = [
+            (
+                self.config.pause_watch_on_metered,
                 NETWORK_MANAGER,
-                shutdown.clone(),
-                move |value| {
-                    let metered = value
+                |value, c| {
+                    c.metered = value
                         .and_then(|v| u32::try_from(v).ok())
                         .is_some_and(nm_metered);
-                    policy.update(|c| c.metered = metered);
                 },
-            )));
-        }
-        if self.config.pause_watch_on_battery {
+            ),
+            (self.config.pause_watch_on_battery, UPOWER, |value, c| {
+                c.on_battery = value.and_then(|v| bool::try_from(v).ok()) == Some(true);
+            }),
+        ];
+        let mut tasks = Vec::new();
+        for (wanted, watched, set) in followed {
+            if !wanted {
+                continue;
+            }
             let policy = self.clone();
             tasks.push(tokio::spawn(follow(
                 conn.clone(),
-                UPOWER,
+                watched,
                 shutdown.clone(),
-                move |value| {
-                    let on_battery = value.and_then(|v| bool::try_from(v).ok()) == Some(true);
-                    policy.update(|c| c.on_battery = on_battery);
-                },
+                move |value| policy.update(|c| set(value, c)),
             )));
         }
         for task in tasks {
@@ -164,6 +165,9 @@ impl Policy {
         }
     }
 }
+
+/// How a followed property's value (None: the service is gone) sets its condition.
+type SetCondition = fn(Option<OwnedValue>, &mut Conditions);
 
 /// One property of a system service.
 #[derive(Debug, Clone, Copy)]

@@ -143,40 +143,7 @@ impl Engine {
                         close,
                         content_hash: Some(body_hash),
                     };
-                    let result = call!(self, |token| self.client.upload_session_append(
-                        token,
-                        &arg,
-                        body.clone(),
-                        Some(progress.clone())
-                    ));
-                    match result {
-                        Ok(()) => offset += len,
-                        Err(dropbox::Error::Route(
-                            dropbox::UploadSessionAppendError::IncorrectOffset { correct_offset },
-                        )) if correct_offset <= size => {
-                            // Dropbox has more or fewer bytes than recorded (a lost answer, a
-                            // crash between append and record): continue from its count.
-                            tracing::info!(
-                                job = id,
-                                "resuming at Dropbox's offset {correct_offset} (had {offset})"
-                            );
-                            offset = correct_offset;
-                        }
-                        Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::Closed))
-                            if close =>
-                        {
-                            // The closing append landed; its answer was lost.
-                            offset = size;
-                        }
-                        Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::NotFound)) => {
-                            tracing::info!(
-                                job = id,
-                                "the upload session expired; sending the file again"
-                            );
-                            return Err(self.requeue(id).await);
-                        }
-                        Err(e) => return Err(dropbox_step(job, e)),
-                    }
+                    offset = self.append(job, &arg, body, Some(progress), size).await?;
                 }
             }
             self.to(
@@ -214,14 +181,34 @@ impl Engine {
             close: false,
             content_hash: None,
         };
+        self.append(job, &arg, Bytes::new(), None, size).await
+    }
+
+    /// One `upload_session/append_v2` of `body` at `arg`'s offset, for a file of `size` bytes.
+    /// Returns the offset Dropbox holds afterwards: past the body, or Dropbox's own count where
+    /// that differs from what was recorded (a lost answer, a crash between append and record).
+    /// An expired session requeues the job, to send the file again.
+    async fn append(
+        &self,
+        job: &Job,
+        arg: &dropbox::UploadSessionAppendArg,
+        body: Bytes,
+        progress: Option<dropbox::Progress>,
+        size: u64,
+    ) -> Result<u64, Step> {
+        let offset = arg.cursor.offset;
+        let sent = offset + body.len() as u64;
+        // Closed means all of it landed when this append closes the session (its answer was
+        // lost) or when it is the probe (empty body) of a resumed session.
+        let closed_is_full = arg.close || body.is_empty();
         let result = call!(self, |token| self.client.upload_session_append(
             token,
-            &arg,
-            Bytes::new(),
-            None
+            arg,
+            body.clone(),
+            progress.clone()
         ));
         match result {
-            Ok(()) => Ok(offset),
+            Ok(()) => Ok(sent),
             Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::IncorrectOffset {
                 correct_offset,
             })) if correct_offset <= size => {
@@ -231,8 +218,11 @@ impl Engine {
                 );
                 Ok(correct_offset)
             }
-            // Closed: the closing append landed, so all of it is there.
-            Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::Closed)) => Ok(size),
+            Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::Closed))
+                if closed_is_full =>
+            {
+                Ok(size)
+            }
             Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::NotFound)) => {
                 tracing::info!(
                     job = job.id,
@@ -245,6 +235,7 @@ impl Engine {
     }
 
     /// Commits a closed session: a small file in a batch with others, a large one on its own.
+    /// Either way the answer is read in one place.
     pub(super) async fn commit(
         &self,
         job: &Job,
@@ -252,18 +243,20 @@ impl Engine {
         size: u64,
         hash: &str,
     ) -> Result<(), Step> {
-        if !self.upload.batch_commit || size > self.upload.session_threshold {
-            return self.finish_session(job, session, size, hash).await;
-        }
-        let label = format!("{} → {}", job.source.display(), job.remote_path);
         let arg = finish_arg(job, session, size);
-        match self.commit_in_batch(job.id, label, arg).await? {
+        let outcome = if !self.upload.batch_commit || size > self.upload.session_threshold {
+            self.finish_session(job, &arg).await?
+        } else {
+            let label = format!("{} → {}", job.source.display(), job.remote_path);
+            self.commit_in_batch(job.id, label, arg).await?
+        };
+        match outcome {
             commit::Outcome::Landed(meta) => self.verified(job, meta, hash, false).await,
             commit::Outcome::Refused(dropbox::UploadSessionFinishError::LookupFailed(e)) => {
                 // The session is gone or does not hold what we think: send the file again.
                 tracing::info!(
                     job = job.id,
-                    "the batch commit could not use the session ({e}); sending the file again"
+                    "the commit could not use the session ({e}); sending the file again"
                 );
                 Err(self.requeue(job.id).await)
             }
@@ -272,27 +265,22 @@ impl Engine {
         }
     }
 
-    /// `upload_session/finish` for one file.
-    pub(super) async fn finish_session(
+    /// `upload_session/finish` for one file, its answer told as a batch entry's would be. A
+    /// failure of the call itself (not Dropbox's refusal) is the job's step at once.
+    async fn finish_session(
         &self,
         job: &Job,
-        session: &str,
-        size: u64,
-        hash: &str,
-    ) -> Result<(), Step> {
-        let arg = finish_arg(job, session, size);
+        arg: &dropbox::UploadSessionFinishArg,
+    ) -> Result<commit::Outcome, Step> {
         let result = call!(self, |token| self.client.upload_session_finish(
             token,
-            &arg,
+            arg,
             Bytes::new(),
             None
         ));
         match result {
-            Ok(meta) => self.verified(job, meta, hash, false).await,
-            Err(dropbox::Error::Route(dropbox::UploadSessionFinishError::LookupFailed(_))) => {
-                // The session is gone or does not hold what we think: send the file again.
-                Err(self.requeue(job.id).await)
-            }
+            Ok(meta) => Ok(commit::Outcome::Landed(meta)),
+            Err(dropbox::Error::Route(e)) => Ok(commit::Outcome::Refused(e)),
             Err(e) => Err(dropbox_step(job, e)),
         }
     }

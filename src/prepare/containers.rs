@@ -167,7 +167,8 @@ fn png_chunks(data: &[u8]) -> Result<Vec<Chunk>, String> {
     Ok(chunks)
 }
 
-fn png_chunk(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+/// One PNG chunk: length, type, payload, CRC (also used by `prepare`'s tests to build PNGs).
+pub(super) fn png_chunk(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 12);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(kind);

@@ -94,44 +94,40 @@ impl<'a> Tiff<'a> {
         Ok(Tiff { buf, big_endian })
     }
 
+    /// `N` bytes at `at` in big-endian order, whatever the file's: the readers below then need
+    /// only `from_be_bytes`.
+    fn be_bytes<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        let mut b: [u8; N] = self.buf.get(at..at.checked_add(N)?)?.try_into().ok()?;
+        if !self.big_endian {
+            b.reverse();
+        }
+        Some(b)
+    }
+
+    /// Writes `b` (big-endian) at `at` in the file's byte order; out of range writes nothing.
+    fn put_be_bytes<const N: usize>(&mut self, at: usize, mut b: [u8; N]) {
+        if !self.big_endian {
+            b.reverse();
+        }
+        if let Some(dst) = self.buf.get_mut(at..at + N) {
+            dst.copy_from_slice(&b);
+        }
+    }
+
     fn u16_at(&self, at: usize) -> Option<u16> {
-        let b: [u8; 2] = self.buf.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
+        self.be_bytes(at).map(u16::from_be_bytes)
     }
 
     fn u32_at(&self, at: usize) -> Option<u32> {
-        let b: [u8; 4] = self.buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
+        self.be_bytes(at).map(u32::from_be_bytes)
     }
 
     fn put_u16(&mut self, at: usize, v: u16) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        if let Some(dst) = self.buf.get_mut(at..at + 2) {
-            dst.copy_from_slice(&b);
-        }
+        self.put_be_bytes(at, v.to_be_bytes());
     }
 
     fn put_u32(&mut self, at: usize, v: u32) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        if let Some(dst) = self.buf.get_mut(at..at + 4) {
-            dst.copy_from_slice(&b);
-        }
+        self.put_be_bytes(at, v.to_be_bytes());
     }
 
     fn zero(&mut self, range: std::ops::Range<usize>) {

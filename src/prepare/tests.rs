@@ -513,8 +513,8 @@ fn images_too_large_are_refused_before_decoding() {
     ihdr.extend_from_slice(&60000u32.to_be_bytes());
     ihdr.extend_from_slice(&60000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend_from_slice(&containers_chunk(b"IHDR", &ihdr));
-    png.extend_from_slice(&containers_chunk(b"IEND", &[]));
+    png.extend_from_slice(&containers::png_chunk(b"IHDR", &ihdr));
+    png.extend_from_slice(&containers::png_chunk(b"IEND", &[]));
     let big = dir.path().join("big.png");
     std::fs::write(&big, &png).unwrap();
     let err = prepare(&big, &resize(1600, false), dir.path(), 1).unwrap_err();
@@ -529,17 +529,6 @@ fn images_too_large_are_refused_before_decoding() {
         err.to_string().starts_with(&big.display().to_string()),
         "{err}"
     );
-}
-
-fn containers_chunk(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(payload);
-    let mut crc = flate2::Crc::new();
-    crc.update(kind);
-    crc.update(payload);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
-    out
 }
 
 #[test]

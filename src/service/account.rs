@@ -19,6 +19,30 @@ pub struct Account {
     pub(super) session: Arc<Session>,
 }
 
+/// The properties that follow the login status, read from it in one place.
+struct StatusProperties {
+    state: &'static str,
+    account_name: String,
+    status_message: String,
+}
+
+impl Account {
+    fn status_properties(&self) -> StatusProperties {
+        match &*self.session.status().borrow() {
+            AccountStatus::LoggedIn { account } => StatusProperties {
+                state: "logged_in",
+                account_name: account.clone(),
+                status_message: String::new(),
+            },
+            AccountStatus::LoggedOut { reason } => StatusProperties {
+                state: "logged_out",
+                account_name: String::new(),
+                status_message: reason.clone(),
+            },
+        }
+    }
+}
+
 fn login_error(e: SessionError) -> ServiceError {
     match e {
         e if e.is_transient() => ServiceError::Failed(e.to_string()),
@@ -129,19 +153,13 @@ impl Account {
     /// `logged_in` or `logged_out`.
     #[zbus(property)]
     async fn state(&self) -> String {
-        match &*self.session.status().borrow() {
-            AccountStatus::LoggedIn { .. } => "logged_in".into(),
-            AccountStatus::LoggedOut { .. } => "logged_out".into(),
-        }
+        self.status_properties().state.into()
     }
 
     /// The linked account's display name, or empty.
     #[zbus(property)]
     async fn account_name(&self) -> String {
-        match &*self.session.status().borrow() {
-            AccountStatus::LoggedIn { account } => account.clone(),
-            AccountStatus::LoggedOut { .. } => String::new(),
-        }
+        self.status_properties().account_name
     }
 
     #[zbus(property)]
@@ -164,10 +182,7 @@ impl Account {
     /// Why the account is logged out (including "waiting for the keyring: …"), or empty.
     #[zbus(property)]
     async fn status_message(&self) -> String {
-        match &*self.session.status().borrow() {
-            AccountStatus::LoggedOut { reason } => reason.clone(),
-            AccountStatus::LoggedIn { .. } => String::new(),
-        }
+        self.status_properties().status_message
     }
 
     /// Where the login is kept (never the token), or why it cannot be read.

@@ -8,7 +8,11 @@
 //!   directory, logged in.
 //! - [`cli`]: the `dbxport-testkit` binary's commands, `demo` and `emulator`, which
 //!   `dbxportctl demo` and `dbxportctl emulator` run.
+//! - [`system_test`]: the attribute every system and engine test runs under (a multi-threaded
+//!   runtime with two workers), from `dbxport-testkit-macros`.
 
 pub mod cli;
 pub mod emulator;
 pub mod sandbox;
+
+pub use dbxport_testkit_macros::system_test;

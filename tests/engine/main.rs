@@ -19,6 +19,7 @@ use dbxport::export::ExportOptions;
 use dbxport::queue::{FailureKind, Job, JobId, JobState, NewJob, Queue};
 use dbxport::secret::Secret;
 use dbxport_testkit::emulator::{Emulator, EmulatorConfig, Fault, StoredFile};
+use dbxport_testkit::system_test;
 use tokio_util::sync::CancellationToken;
 
 type Events = tokio::sync::broadcast::Receiver<dbxport::queue::JobEvent>;
@@ -231,7 +232,7 @@ fn assert_done_with(bench: &Bench, job: &Job, bytes: &[u8]) {
     assert_eq!(stored.size, bytes.len() as u64, "{remote_path}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn small_session_and_concurrent_files_go_up_verified() {
     let bench = Bench::start().await;
     // A small file and one just under the session threshold (one chunk each, committed
@@ -273,7 +274,7 @@ async fn small_session_and_concurrent_files_go_up_verified() {
     bench.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
     let bench = Bench::start().await;
     bench.emulator.faults().inject(
@@ -294,7 +295,7 @@ async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
     bench.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_refusal_classified_final_fails_that_file_and_the_rest_go_up() {
     let bench = Bench::start().await;
     // An error no client knows: retrying will not help.
@@ -358,7 +359,7 @@ async fn upload_with_link(
     (jobs, finals, summary)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_shared_link_dropbox_cannot_make_yet_is_waited_for_in_the_jobs_waiting_state() {
     let bench = Bench::start().await;
     bench.emulator.faults().inject(
@@ -396,7 +397,7 @@ async fn a_shared_link_dropbox_cannot_make_yet_is_waited_for_in_the_jobs_waiting
     bench.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_shared_link_dropbox_refuses_is_reported_and_the_files_are_done() {
     let bench = Bench::start().await;
     bench.emulator.faults().inject(

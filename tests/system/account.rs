@@ -8,7 +8,7 @@ use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_expired_token_is_refreshed_once_and_the_uploads_go_on() {
     let w = world(small_config()).await;
     // Log in again with a refresh token, through the CLI, token on stdin.
@@ -76,7 +76,7 @@ async fn an_expired_token_is_refreshed_once_and_the_uploads_go_on() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn cancel_stops_a_running_batch_at_once() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 6);
@@ -125,7 +125,7 @@ async fn login_with_refresh(w: &World) -> String {
     refresh
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn tokens_expiring_every_few_seconds_never_reach_the_user() {
     let w = world_with(small_config(), Setup::default()).await;
     w.sandbox
@@ -169,7 +169,7 @@ async fn tokens_expiring_every_few_seconds_never_reach_the_user() {
     assert!(!w.daemon_log().contains("access token expired again"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
     let w = world_with(small_config(), Setup::default()).await;
     login_with_refresh(&w).await;
@@ -217,7 +217,7 @@ async fn a_revoked_login_makes_jobs_wait_until_the_next_login() {
     assert_jobs_verified(&w, &done);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn no_token_in_trace_logs_or_on_the_bus() {
     let mut config = small_config();
     config.dropbox.redirect_port = free_port();
@@ -268,11 +268,7 @@ async fn no_token_in_trace_logs_or_on_the_bus() {
         .faults()
         .inject("*", Fault::Delay { millis: 400 }, 20);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Secret".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Secret").await;
     assert!(
         w.sandbox
             .emulator
@@ -314,7 +310,7 @@ async fn no_token_in_trace_logs_or_on_the_bus() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
     let w = world_with(small_config(), Setup::default()).await;
     // A nearly full account: 3 MB free.
@@ -377,7 +373,7 @@ async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_file_too_large_for_dropbox_fails_before_it_is_sent() {
     let w = world(small_config()).await;
     let photos = make_photos(&w.photo_dir(), 2);
@@ -418,7 +414,7 @@ async fn a_file_too_large_for_dropbox_fails_before_it_is_sent() {
 /// `login --refresh-token-stdin` with a token Dropbox refuses, while logged in: the login in
 /// use stays as it was (queued jobs go on, a restart finds the same login), and the error says
 /// it was the new token that was refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_refused_new_token_leaves_the_working_login_as_it_was() {
     let mut w = world_with(small_config(), Setup::default()).await;
     login_with_refresh(&w).await;

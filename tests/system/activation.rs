@@ -67,7 +67,7 @@ impl Drop for Reap {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_first_call_starts_the_daemon_and_dbxportctl_needs_none_running() {
     let (dir, sandbox) = bare_sandbox().await;
     std::fs::write(

@@ -17,7 +17,7 @@ fn method_error(result: Result<(u64, Vec<u64>), ServiceError>) -> (&'static str,
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn upload_refuses_bad_paths_naming_each() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -71,7 +71,7 @@ async fn upload_refuses_bad_paths_naming_each() {
     assert!(jobs(&uploader, &[]).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn ctl_reports_each_bad_file_and_uploads_the_rest() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -144,7 +144,7 @@ async fn ctl_reports_each_bad_file_and_uploads_the_rest() {
 /// A file whose name Dropbox refuses (a backslash in it) fails with the reason in its name, not
 /// with the text about a malformed folder path that Dropbox's refusal gives; the rest go up, and
 /// nothing is sent for it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_backslash_in_a_file_name_fails_as_a_bad_name() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();

@@ -21,7 +21,7 @@ fn get_str(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> Opti
         .map(String::from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -100,7 +100,7 @@ async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn failed_jobs_can_be_retried_once_the_cause_is_fixed() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -138,7 +138,7 @@ async fn failed_jobs_can_be_retried_once_the_cause_is_fixed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_shared_link_comes_through_a_run_of_server_errors() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 2);

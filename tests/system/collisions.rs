@@ -78,7 +78,7 @@ fn hash_of(path: &Path) -> String {
     content_hash(&std::fs::read(path).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn overwrite_refuses_one_call_with_two_files_for_one_path() {
     let w = world(small_config()).await;
     let p = pairs(&w.photo_dir());
@@ -108,7 +108,7 @@ async fn overwrite_refuses_one_call_with_two_files_for_one_path() {
     assert_eq!(uploads_started(&w), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn overwrite_across_calls_the_last_handed_over_wins_and_says_so() {
     let w = world(small_config()).await;
     let p = pairs(&w.photo_dir());
@@ -157,7 +157,7 @@ async fn overwrite_across_calls_the_last_handed_over_wins_and_says_so() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn rename_keeps_both_and_each_job_says_where_it_landed() {
     let w = world(small_config()).await;
     let p = pairs(&w.photo_dir());
@@ -190,7 +190,7 @@ async fn rename_keeps_both_and_each_job_says_where_it_landed() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn skip_identical_keeps_different_files_and_skips_a_same_one() {
     let w = world(small_config()).await;
     let p = pairs(&w.photo_dir());

@@ -17,7 +17,7 @@ fn routes(w: &World, route: &str) -> Vec<dbxport_testkit::emulator::RequestRecor
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn small_files_are_committed_in_batches_one_at_a_time() {
     let mut config = small_config();
     // Above every sample photo: all of them are small files here.
@@ -35,13 +35,7 @@ async fn small_files_are_committed_in_batches_one_at_a_time() {
         1000,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Batched".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Batched").await;
     assert_eq!(w.sandbox.emulator.files().len(), 30);
 
     let commits = routes(&w, "/2/files/upload_session/finish_batch_v2");
@@ -63,7 +57,7 @@ async fn small_files_are_committed_in_batches_one_at_a_time() {
     assert_eq!(routes(&w, "/2/files/upload_session/start").len(), 30);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn without_batching_each_small_file_is_one_request() {
     let mut config = small_config();
     config.upload.session_threshold = 64 * 1024 * 1024;
@@ -71,18 +65,12 @@ async fn without_batching_each_small_file_is_one_request() {
     let w = world(config).await;
     let files = make_photos(&w.photo_dir(), 8);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Single".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Single").await;
     assert_eq!(routes(&w, "/2/files/upload").len(), 8);
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
     let mut config = small_config();
     config.upload.transfers = 4;
@@ -103,13 +91,7 @@ async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
         100,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(std::slice::from_ref(&path)), "/Big".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, std::slice::from_ref(&path), "/Big").await;
     assert_eq!(w.sandbox.emulator.files()[0].content_hash, hash(&path));
 
     let appends = routes(&w, "/2/files/upload_session/append_v2");
@@ -130,7 +112,7 @@ async fn a_large_file_goes_in_parallel_chunks_and_commits_alone() {
     assert!(routes(&w, "/2/files/upload_session/finish_batch_v2").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn progress_signals_are_coalesced_a_few_per_second() {
     use futures_util::StreamExt;
     let w = world(small_config()).await;
@@ -186,7 +168,7 @@ async fn progress_signals_are_coalesced_a_few_per_second() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn photos_are_resized_ahead_of_the_transfers() {
     let mut config = small_config();
     config.upload.transfers = 1;
@@ -227,7 +209,7 @@ async fn photos_are_resized_ahead_of_the_transfers() {
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 30);
@@ -250,13 +232,7 @@ async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() 
     let gone = format!("/Album/{}", files[0].file_name().unwrap().to_string_lossy());
     client.delete(&token, &gone).await.unwrap();
     let starts_before = routes(&w, "/2/files/upload_session/start").len();
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Album".into(), dict(&[]))
-        .await
-        .unwrap();
-    let again = batch_final(&uploader, batch).await;
-    assert!(again.iter().all(|j| j.state == "done"), "{again:#?}");
-    assert_jobs_verified(&w, &again);
+    let again = upload_verified(&w, &uploader, &files, "/Album").await;
     let sent = routes(&w, "/2/files/upload_session/start").len() - starts_before;
     assert_eq!(sent, 1, "only the deleted photo is sent again");
     let skipped = again

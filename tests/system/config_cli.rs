@@ -11,7 +11,7 @@ fn text(out: &std::process::Output) -> (String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn config_set_is_checked_keeps_comments_and_reaches_the_daemon() {
     let mut w = world(small_config()).await;
     let file = w.sandbox.root.join("config/dbxport/config.toml");

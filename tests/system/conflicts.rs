@@ -70,7 +70,7 @@ fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> std::path::PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn skip_identical_rename_and_overwrite() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -160,7 +160,7 @@ async fn skip_identical_rename_and_overwrite() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_lost_commit_under_rename_ends_as_one_renamed_file() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -196,7 +196,7 @@ async fn stored_path(uploader: &dbxport::service::UploaderProxy<'_>, batch: u64)
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_commit_reset_under_rename_is_not_done_until_a_new_file_exists() {
     let w = world(small_config()).await;
     let data = b"the same picture, uploaded again".to_vec();
@@ -242,7 +242,7 @@ async fn a_commit_reset_under_rename_is_not_done_until_a_new_file_exists() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_lost_answer_under_rename_reports_where_the_file_landed() {
     let w = world(small_config()).await;
     let data = b"ren: a picture with two copies already".to_vec();

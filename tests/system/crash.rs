@@ -32,7 +32,7 @@ fn upload_requests(w: &World) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume() {
     const SEED: u64 = 0x5eed_0005;
     const KILLS: usize = 10;
@@ -216,7 +216,7 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     const GIB: u64 = 1024 * MIB;
     let mut config = small_config();
@@ -237,11 +237,12 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
         .await
         .unwrap();
     drop(uploader);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while upload_bytes(&w.sandbox.emulator.requests()) < GIB * 6 / 10 {
-        assert!(Instant::now() < deadline, "60 % never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_within(
+        Duration::from_secs(300),
+        "60 % of the file to arrive",
+        || async { (upload_bytes(&w.sandbox.emulator.requests()) >= GIB * 6 / 10).then_some(()) },
+    )
+    .await;
     kill_and_restart(&mut w).await;
     let before = w.sandbox.emulator.requests();
     // What the session held at the kill: the bodies of the requests answered 200.
@@ -255,15 +256,13 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
         started.elapsed()
     );
     let uploader = w.uploader().await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let done = loop {
+    let done = wait_for_within(Duration::from_secs(300), "the 1 GiB job to end", || async {
         let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
-        if all.iter().all(|j| j.state == "done" || j.state == "failed") {
-            break all;
-        }
-        assert!(Instant::now() < deadline, "not done: {all:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        all.iter()
+            .all(|j| j.state == "done" || j.state == "failed")
+            .then_some(all)
+    })
+    .await;
     eprintln!("1 GiB done {:?} after the start", started.elapsed());
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].state, "done", "{}", done[0].message);
@@ -289,7 +288,7 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     assert!(after < GIB / 2, "{after} bytes sent again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_chunk_whose_answer_was_lost_is_not_sent_again() {
     // A file sent as a sequential session of several chunks (below the threshold for
     // parallel chunks); the second append lands but its answer never comes back, as when the
@@ -334,7 +333,7 @@ async fn a_chunk_whose_answer_was_lost_is_not_sent_again() {
     assert_eq!(sent, size, "{} bytes sent again", sent.saturating_sub(size));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn sigterm_mid_upload_stops_at_once_and_the_upload_resumes() {
     let mut config = small_config();
     config.upload.chunk_size = 8 * MIB;

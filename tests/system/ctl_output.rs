@@ -20,7 +20,7 @@ fn ctl_into_closed_pipe(w: &World, args: &[&str]) -> Output {
         .expect("dbxportctl runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_closed_stdout_ends_every_command_quietly() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 3);
@@ -85,7 +85,7 @@ fn assert_no_controls(what: &str, text: &[u8]) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn control_characters_in_names_never_reach_the_terminal() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -136,7 +136,7 @@ async fn control_characters_in_names_never_reach_the_terminal() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn upload_and_status_say_at_once_why_nothing_moves() {
     // Logged out: the upload is queued, and says so with the fix.
     let w = world_with(small_config(), Setup::default()).await;
@@ -204,7 +204,7 @@ async fn upload_and_status_say_at_once_why_nothing_moves() {
     assert!(said.contains("Failed:   1 "), "{said}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_outage_is_told_once_in_status_and_in_the_daemon_log() {
     let mut w = world(small_config()).await;
     // Dropbox goes out of reach: the daemon starts again with its servers on a port where
@@ -271,7 +271,7 @@ async fn an_outage_is_told_once_in_status_and_in_the_daemon_log() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn restart_makes_the_daemon_read_a_changed_config() {
     let w = world(small_config()).await;
     let before = w.sandbox.daemon_pid();

@@ -18,7 +18,7 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn scripts_get_ids_json_and_exit_codes() {
     let w = world_with(small_config(), Setup::default()).await;
     // Logged out: `account` says so with a non-zero exit, and how to log in.
@@ -77,7 +77,7 @@ async fn scripts_get_ids_json_and_exit_codes() {
     assert_eq!(json(&out)["retried"].as_array().unwrap().len(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn history_small_ids_filters_retry_and_clean() {
     let mut w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 3);

@@ -3,7 +3,7 @@
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_second_daemon_names_the_first() {
     let w = world(small_config()).await;
     let pid = w.sandbox.daemon_pid().unwrap();
@@ -41,7 +41,7 @@ async fn a_second_daemon_names_the_first() {
     assert!(w.ctl(&["status"]).status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_daemon_log_in_a_file_has_no_colour_codes() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 1);
@@ -58,7 +58,7 @@ async fn a_daemon_log_in_a_file_has_no_colour_codes() {
     assert!(!log.contains('\x1b'), "colour codes in a log file");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn watch_rm_takes_a_path_and_non_photos_are_pointed_out() {
     let w = world(small_config()).await;
     let dir = w.dir.path().join("watched");

@@ -6,7 +6,7 @@ use zbus::zvariant::Value;
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {
     let mut config = small_config();
     config.upload.transfers = 2;
@@ -54,7 +54,7 @@ async fn kill_9_mid_upload_loses_nothing_and_duplicates_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn kill_9_right_after_upload_returns_keeps_the_jobs() {
     let mut w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 30);
@@ -80,12 +80,12 @@ async fn kill_9_right_after_upload_returns_keeps_the_jobs() {
     assert_one_copy_each(&w, &files, "/queued");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_lost_commit_answer_is_resolved_by_looking_not_by_sending_again() {
     lost_commit_answers(true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_lost_commit_answer_without_batching_is_resolved_by_looking() {
     lost_commit_answers(false).await;
 }
@@ -107,13 +107,7 @@ async fn lost_commit_answers(batch_commit: bool) {
         1,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Lost".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Lost").await;
     assert_one_copy_each(&w, &files, "/lost");
     let requests = w.sandbox.emulator.requests();
     let lost = requests.iter().filter(|r| r.fault.is_some()).count();

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn twenty_photos_go_up_verified_with_progress() {
     let w = world(small_config()).await;
     let files = make_photos(&w.photo_dir(), 20);

@@ -7,7 +7,7 @@ use dbxport_testkit::emulator::Fault;
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn rate_limits_and_server_errors_are_waited_out() {
     // One transfer at a time: besides the batch committer, at most one request is on the wire
     // when a 429 is answered.
@@ -37,13 +37,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
         1,
     );
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Flaky".into(), dict(&[]))
-        .await
-        .unwrap();
-    let done = batch_final(&uploader, batch).await;
-    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    assert_jobs_verified(&w, &done);
+    upload_verified(&w, &uploader, &files, "/Flaky").await;
     assert_eq!(w.sandbox.emulator.files().len(), 10);
 
     let requests = w.sandbox.emulator.requests();
@@ -64,7 +58,7 @@ async fn rate_limits_and_server_errors_are_waited_out() {
 
 /// A 429 on `files/list_folder` (the listing skip-identical reads) holds back every request
 /// for its Retry-After, as on the upload routes: nothing reaches Dropbox's API sooner.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn retry_after_on_list_folder_is_kept() {
     let mut config = small_config();
     config.upload.transfers = 1;
@@ -107,7 +101,7 @@ async fn retry_after_on_list_folder_is_kept() {
 
 /// The folder browser's listing (`Folders.ListFolders`) keeps a Retry-After too: asked again at
 /// once after a 429, the daemon sends nothing to Dropbox until the wait has passed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn retry_after_holds_back_the_folder_browser_too() {
     let w = world(small_config()).await;
     w.sandbox.emulator.faults().inject(

@@ -316,7 +316,7 @@ fn spaced_photo(w: &World, sample: &str, name: &str) -> PathBuf {
     to
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn every_menu_action_sends_both_selected_photos() {
     let w = world(small_config()).await;
     let (_server, shown) = fake_server(w.sandbox.bus.address()).await;
@@ -421,7 +421,7 @@ async fn every_menu_action_sends_both_selected_photos() {
     assert_eq!(queued, 12);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_waited_upload_tells_how_the_batch_ended() {
     let w = world(small_config()).await;
     let (_server, shown) = fake_server(w.sandbox.bus.address()).await;
@@ -471,7 +471,7 @@ async fn a_waited_upload_tells_how_the_batch_ended() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn notify_tells_what_went_wrong_without_a_terminal() {
     // No daemon on the bus (and no activation file to start one).
     let (dir, sandbox) = bare_sandbox().await;
@@ -528,7 +528,7 @@ async fn notify_tells_what_went_wrong_without_a_terminal() {
     assert_eq!(shown.lock().unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_link_that_cannot_be_copied_fails_and_says_so() {
     let w = world(small_config()).await;
     let (_server, shown) = fake_server(w.sandbox.bus.address()).await;

@@ -48,7 +48,7 @@ async fn names(folders: &FoldersProxy<'_>, path: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn listings_page_through_continue_and_show_changes_made_elsewhere() {
     let mut config = small_config();
     config.dropbox.list_page_size = 2;
@@ -105,7 +105,7 @@ async fn listings_page_through_continue_and_show_changes_made_elsewhere() {
     assert_eq!(names(&folders, "/").await, ["Albums"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn refused_names_fail_before_any_request() {
     let w = world(small_config()).await;
     let folders = w.folders().await;
@@ -142,7 +142,7 @@ async fn refused_names_fail_before_any_request() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn existing_folders_are_success_and_dropbox_errors_are_clear() {
     let w = world(small_config()).await;
     let folders = w.folders().await;
@@ -201,7 +201,7 @@ async fn existing_folders_are_success_and_dropbox_errors_are_clear() {
     folders.create_folder("/Trips/2025".into()).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_expired_token_is_refreshed_and_the_listing_goes_on() {
     let w = world(small_config()).await;
     let account = dbxport::service::AccountProxy::new(&w.conn).await.unwrap();
@@ -221,7 +221,7 @@ async fn an_expired_token_is_refreshed_and_the_listing_goes_on() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn logged_out_is_a_clear_error_without_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = SandboxOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_dbxportd")));
@@ -244,7 +244,7 @@ async fn logged_out_is_a_clear_error_without_a_request() {
     assert!(sandbox.emulator.requests().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn ctl_lists_and_makes_folders() {
     let w = world(small_config()).await;
     let text = |out: &std::process::Output| {

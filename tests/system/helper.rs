@@ -12,6 +12,9 @@ use dbxport::service::UploaderProxy;
 use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
 use zbus::zvariant::{OwnedValue, Value};
 
+/// Every test here runs under it (through `use crate::helper::*`): see the test kit.
+pub use dbxport_testkit::system_test;
+
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
 pub struct World {
@@ -231,12 +234,22 @@ pub fn paths(files: &[PathBuf]) -> Vec<String> {
 }
 
 /// Polls `check` until it returns Some, or panics naming `what` at the deadline.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
+    wait_for_within(DEADLINE, what, check).await
+}
+
+/// Polls `check` until it returns Some, or panics naming `what` once `limit` has passed: for
+/// the waits that need longer (or shorter) than [`DEADLINE`].
+pub async fn wait_for_within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -298,6 +311,24 @@ pub async fn batch_final(proxy: &UploaderProxy<'_>, batch: u64) -> Vec<JobInfo> 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Uploads `files` into `folder` (no options), waits for the batch to end, and checks that
+/// every job is done and verified (see [`assert_jobs_verified`]); returns the jobs.
+pub async fn upload_verified(
+    w: &World,
+    uploader: &UploaderProxy<'_>,
+    files: &[PathBuf],
+    folder: &str,
+) -> Vec<JobInfo> {
+    let (batch, _) = uploader
+        .upload(paths(files), folder.into(), dict(&[]))
+        .await
+        .expect("Upload");
+    let done = batch_final(uploader, batch).await;
+    assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
+    assert_jobs_verified(w, &done);
+    done
 }
 
 /// Every job is done, its recorded content hash is the local file's, and the emulator holds

@@ -25,7 +25,7 @@ fn outcome(result: &Result<(u64, Vec<u64>), ServiceError>) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn every_bad_path_gets_a_precise_error_and_the_daemon_keeps_serving() {
     let w = world(small_config()).await;
     let pid = w.sandbox.daemon_pid();
@@ -164,7 +164,7 @@ async fn every_bad_path_gets_a_precise_error_and_the_daemon_keeps_serving() {
     println!("bad-input matrix (Upload):\n{}", matrix.join("\n"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn odd_but_real_names_are_uploaded() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -245,7 +245,7 @@ async fn odd_but_real_names_are_uploaded() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_watched_folder_exports_a_file_whose_name_is_not_utf8() {
     let mut config = small_config();
     config.watch.settle_ms = 200;

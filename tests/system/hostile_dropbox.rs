@@ -27,7 +27,7 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn uploads_through_hostile_answers_end_in_one_verified_copy_each() {
     let mut config = hostile_config();
     // Every photo through the batch route, one commit call each, so each fault meets one.
@@ -100,7 +100,7 @@ async fn uploads_through_hostile_answers_end_in_one_verified_copy_each() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn stalled_trickling_and_broken_answers_are_errors_and_the_daemon_keeps_serving() {
     let w = world(hostile_config()).await;
     let folders = FoldersProxy::new(&w.conn).await.unwrap();
@@ -143,7 +143,7 @@ async fn stalled_trickling_and_broken_answers_are_errors_and_the_daemon_keeps_se
     assert!(!w.daemon_log().contains("panicked"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_wrong_hash_or_an_unknown_refusal_fails_that_file_with_the_reason() {
     let mut config = hostile_config();
     config.upload.batch_commit = false;

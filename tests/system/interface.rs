@@ -62,7 +62,7 @@ fn publishable(live: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn published_xml_matches_the_running_daemon() {
     let w = world(small_config()).await;
     let proxy = zbus::fdo::IntrospectableProxy::builder(&w.conn)

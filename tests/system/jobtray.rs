@@ -154,18 +154,14 @@ async fn terminated(calls: &Calls, path: &str) -> (u32, String) {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
     let w = world(small_config()).await;
     let uploader = w.uploader().await;
     // No job tray yet: the batch just runs.
     let early = w.dir.path().join("early.jpg");
     std::fs::copy(&sample_photos()[0], &early).unwrap();
-    let (batch, _) = uploader
-        .upload(paths(&[early]), "/Early".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &[early], "/Early").await;
     // A tray that appears later is used for the next batches.
     let (_tray, calls) = tray(&w).await;
     let files = make_photos(&w.photo_dir(), 3);
@@ -173,11 +169,7 @@ async fn a_batch_shows_in_the_tray_up_to_100_percent_and_ends_cleanly() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Tray".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Tray").await;
 
     let path = match calls.lock().unwrap().first().cloned() {
         Some(Call::RequestView {
@@ -267,7 +259,7 @@ async fn slow_batch_in_the_tray() -> (
     (w, tray_conn, calls, batch, view)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
     let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
     let uploader = w.uploader().await;
@@ -314,7 +306,7 @@ async fn the_trays_pause_and_resume_buttons_pause_and_resume_the_queue() {
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_trays_cancel_button_cancels_the_batch() {
     let (w, _tray_conn, calls, batch, view) = slow_batch_in_the_tray().await;
     let uploader = w.uploader().await;
@@ -329,7 +321,7 @@ async fn the_trays_cancel_button_cancels_the_batch() {
     assert_eq!(terminated(&calls, &path).await, (1, String::new()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_held_watch_batch_says_why_it_waits_in_the_tray() {
     use crate::policies::*;
     let w = world(watch_config()).await;

@@ -33,7 +33,7 @@ fn keyring_item(w: &World) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     let mut w = world_with(
         keyring_config(),
@@ -75,11 +75,7 @@ async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     );
     let files = make_photos(&w.photo_dir(), 2);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Keyring".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Keyring").await;
 
     // Logout deletes the item.
     account.logout().await.unwrap();
@@ -89,7 +85,7 @@ async fn the_login_lives_in_the_keyring_and_survives_a_restart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn without_a_secret_service_the_daemon_waits_for_one() {
     let mut w = world_with(keyring_config(), Setup::default()).await;
     let account = w.account().await;
@@ -117,7 +113,7 @@ async fn without_a_secret_service_the_daemon_waits_for_one() {
     assert!(keyring_item(&w).is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_file_fallback_is_used_only_when_allowed_and_said_loudly() {
     let mut config = keyring_config();
     config.credentials.file_fallback = true;

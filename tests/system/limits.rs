@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn uploads_keep_to_the_bandwidth_limit() {
     let mut w = world(small_config()).await;
     let out = w.ctl(&["limit", "1M"]);
@@ -61,7 +61,7 @@ async fn uploads_keep_to_the_bandwidth_limit() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a rate"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn pause_holds_transfers_across_a_restart_until_resume() {
     let mut w = world(small_config()).await;
     let out = w.ctl(&["pause"]);
@@ -104,7 +104,7 @@ async fn pause_holds_transfers_across_a_restart_until_resume() {
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_measured_rate_is_within_ten_percent_of_the_limit() {
     const LIMIT: f64 = 4_000_000.0;
     let mut config = small_config();

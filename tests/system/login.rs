@@ -47,7 +47,7 @@ fn login_config() -> dbxport::config::Config {
     config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn browser_login_links_the_account_and_uploads_work() {
     let config = login_config();
     let port = config.dropbox.redirect_port;
@@ -106,11 +106,7 @@ async fn browser_login_links_the_account_and_uploads_work() {
     // The login works for uploads, and survives a restart (it was stored).
     let files = make_photos(&w.photo_dir(), 3);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Login".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Login").await;
     // The quota is read again after the batch.
     wait_for("the used space to be read after the batch", || async {
         (account.used_bytes().await.unwrap() > 0).then_some(())
@@ -122,7 +118,7 @@ async fn browser_login_links_the_account_and_uploads_work() {
     assert!(view["used_bytes"].as_u64().unwrap() > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_wrong_state_or_a_code_for_another_verifier_is_refused() {
     let config = login_config();
     let w = world_with(config, Setup::default()).await;
@@ -170,7 +166,7 @@ async fn a_wrong_state_or_a_code_for_another_verifier_is_refused() {
     assert!(!account.logged_in().await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_pasted_code_flow_and_logout() {
     let w = world_with(login_config(), Setup::default()).await;
     let account = w.account().await;

@@ -17,7 +17,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// The finding: 20,000 files in one Upload grew the daemon by 240 MB (145.6 MB with all
 /// of them queued, idle 18 MB, in BENCHMARKS.md's run). The target, under 60 MB with 20,000
 /// queued, leaves about 2 KB a job, everything included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn twenty_thousand_queued_files_take_at_most_two_kb_each() {
     const FILES: u64 = 20_000;
     let w = world(small_config()).await;

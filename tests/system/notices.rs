@@ -75,7 +75,7 @@ pub(crate) async fn fake_server(address: &str) -> (zbus::Connection, Arc<Mutex<V
     (conn, shown)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_finished_batch_is_told_with_counts_failures_link_and_actions_and_retry_works() {
     let w = world(small_config()).await;
     let (server, shown) = fake_server(w.sandbox.bus.address()).await;

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use zbus::zvariant::OwnedValue;
 
-use crate::helper::{DEADLINE, hash, sample_photos, small_config, wait_for};
+use crate::helper::{DEADLINE, hash, sample_photos, small_config, system_test, wait_for};
 
 /// The daemon on one end of a socket pair, and the other end.
 struct Peer {
@@ -112,7 +112,7 @@ fn text(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> String 
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn account_and_folders_answer_over_a_peer_connection() {
     let p = peer(small_config()).await;
     let account = p.account().await;
@@ -141,7 +141,7 @@ async fn account_and_folders_answer_over_a_peer_connection() {
     p.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn uploader_and_watches_work_over_a_peer_connection() {
     let p = peer(small_config()).await;
     let account = p.account().await;

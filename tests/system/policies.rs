@@ -187,11 +187,7 @@ async fn job_state(w: &World, id: u64) -> String {
 async fn interactive_goes_while_watch_job_waits(w: &World, id: u64) {
     let files = make_photos(&w.photo_dir(), 1);
     let uploader = w.uploader().await;
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Asked".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(w, &batch_final(&uploader, batch).await);
+    upload_verified(w, &uploader, &files, "/Asked").await;
     assert_eq!(job_state(w, id).await, "queued");
     assert_eq!(
         uploads_started(w),
@@ -215,7 +211,7 @@ async fn wait_done(w: &World, id: u64) {
     assert!(w.stored_paths().contains(&"/Camera/found.jpg".to_string()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     let w = world(watch_config()).await;
     let dir = watched_dir(&w).await;
@@ -253,7 +249,7 @@ async fn a_metered_connection_holds_watch_uploads_until_it_ends() {
     wait_held(&w, "").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn on_battery_holds_watch_uploads_when_configured_until_ac() {
     let mut config = watch_config();
     config.policy.pause_watch_on_battery = true;
@@ -273,7 +269,7 @@ async fn on_battery_holds_watch_uploads_when_configured_until_ac() {
     assert_eq!(held(&w), "");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn on_battery_holds_nothing_when_the_policy_is_off() {
     assert!(
         !dbxport::config::Config::default()
@@ -292,7 +288,7 @@ async fn on_battery_holds_nothing_when_the_policy_is_off() {
     assert_eq!(held(&w), "");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_hold_lets_the_file_being_sent_finish_and_sends_no_other() {
     let mut config = watch_config();
     // One file on the wire at a time, slowly, so the others are claimed ahead and wait.
@@ -333,11 +329,7 @@ async fn a_hold_lets_the_file_being_sent_finish_and_sends_no_other() {
 
     // And they stay there: an interactive upload made now completes first.
     let files = make_photos(&w.photo_dir(), 1);
-    let (batch, _) = uploader
-        .upload(paths(&files), "/Asked".into(), dict(&[]))
-        .await
-        .unwrap();
-    assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
+    upload_verified(&w, &uploader, &files, "/Asked").await;
     let queued = watch_jobs()
         .await
         .iter()

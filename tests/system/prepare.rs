@@ -13,7 +13,7 @@ fn data(relative: &str) -> std::path::PathBuf {
         .join(relative)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn resized_batches_arrive_resized_and_a_truncated_photo_fails_alone() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -112,7 +112,7 @@ async fn resized_batches_arrive_resized_and_a_truncated_photo_fails_alone() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn the_last_choice_is_remembered_only_when_configured() {
     for remember in [true, false] {
         let mut config = small_config();

@@ -21,7 +21,7 @@ fn small_files(dir: &std::path::Path, n: u64) -> Vec<PathBuf> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_dropbox_full_behind_the_daemons_back_fails_only_the_file_that_does_not_fit() {
     let w = world(small_config()).await;
     let account = w.account().await;
@@ -80,7 +80,7 @@ async fn a_dropbox_full_behind_the_daemons_back_fails_only_the_file_that_does_no
     assert_one_copy_each(&w, &small, "/full");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_name_dropbox_refuses_fails_that_file_and_the_rest_go_up() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();

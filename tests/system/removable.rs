@@ -10,7 +10,7 @@ fn mount_card(at: &Path) -> Option<Tmpfs> {
     mount_tmpfs(at, "64m", "0777")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_unmounted_card_is_reported_and_picked_up_again() {
     let mut config = small_config();
     config.watch.settle_ms = 300;

@@ -15,7 +15,7 @@ use crate::helper::*;
 
 const RETRY_AFTER: u32 = 1;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn random_5xx_429_resets_and_write_contention_are_all_waited_out() {
     const SEED: u64 = 0xfa17;
     // One transfer at a time. The batch committer is a second lane, so a request of the other

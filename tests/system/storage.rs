@@ -20,7 +20,7 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn state_cache_and_login_are_private_even_after_being_loosened() {
     let mut w = world(small_config()).await;
     let root = w.sandbox.root.clone();
@@ -78,7 +78,7 @@ async fn stopped_with_a_queue() -> (World, PathBuf) {
     (w, db)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_damaged_or_unreadable_queue_database_stops_the_daemon_and_is_left_as_it_is() {
     let (mut w, db) = stopped_with_a_queue().await;
     let data = db.join("db");
@@ -170,7 +170,7 @@ async fn a_damaged_or_unreadable_queue_database_stops_the_daemon_and_is_left_as_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_full_cache_disk_holds_preparation_back_and_fails_no_photo() {
     let w = world(small_config()).await;
     let prepared = w.sandbox.root.join("cache/dbxport/prepared");
@@ -214,7 +214,7 @@ async fn a_full_cache_disk_holds_preparation_back_and_fails_no_photo() {
     drop(mount);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_full_state_disk_refuses_new_uploads_clearly_and_loses_nothing() {
     let (mut w, db) = stopped_with_a_queue().await;
     let state = db.parent().unwrap().to_path_buf();

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 
-use crate::helper::{DEADLINE, make_photos, small_config, world};
+use crate::helper::{DEADLINE, make_photos, small_config, system_test, world};
 
 /// A pseudo-terminal of `cols` columns: (the side a program writes to, the side we read).
 fn pty(cols: u16) -> (OwnedFd, OwnedFd) {
@@ -160,7 +160,7 @@ impl Screen {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn upload_wait_in_an_80_column_terminal_fits_every_line() {
     let w = world(small_config()).await;
     let dir = w.photo_dir();
@@ -217,7 +217,7 @@ async fn upload_wait_in_an_80_column_terminal_fits_every_line() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn ctrl_c_during_a_wait_says_the_uploads_go_on_and_how_to_follow_them() {
     let w = world(small_config()).await;
     // Paused: the batch cannot end while we wait, so the interruption is what ends the wait.

@@ -41,7 +41,7 @@ async fn run(exe: &Path, args: &[&str]) -> std::process::Output {
         .expect("dbxportctl runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn demo_uploads_the_samples_and_lists_them_verified() {
     require_testkit_binary();
     let out = run(&dbxportctl(), &["demo"]).await;
@@ -70,7 +70,7 @@ async fn demo_uploads_the_samples_and_lists_them_verified() {
     assert!(!stdout.contains("DIFFERS"), "{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn emulator_serves_until_ctrl_c() {
     require_testkit_binary();
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +121,7 @@ async fn emulator_serves_until_ctrl_c() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn without_the_test_kit_demo_and_emulator_say_how_to_build_it() {
     // A dbxportctl alone in its directory, as a package installs it.
     let dir = tempfile::tempdir().unwrap();

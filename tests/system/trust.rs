@@ -75,7 +75,7 @@ async fn wait_for_log(w: &World, what: &str) {
 /// Finding 1: a link to a private file named like a photo, and a link to a private folder,
 /// placed in a recursive watch before it starts and while it runs: none is exported, and the
 /// daemon says why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_watch_follows_no_symlink_file_or_folder() {
     let w = world(watch_config()).await;
     let (key, private_hash) = private_file(&w);
@@ -114,7 +114,7 @@ async fn a_watch_follows_no_symlink_file_or_folder() {
 /// Finding 1, second way in: a photo queued from a watch, then swapped for a link to the key
 /// before its upload; and the same for a file a caller handed over. Both jobs fail naming the
 /// file, and the key stays home.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_queued_file_swapped_for_a_symlink_is_refused() {
     let w = world(watch_config()).await;
     let (key, private_hash) = private_file(&w);
@@ -187,7 +187,7 @@ async fn a_queued_file_swapped_for_a_symlink_is_refused() {
 
 /// Finding 2: a writer that stalls mid-file for longer than the writer-idle time. Nothing goes
 /// up while it holds the file open; once it finishes, the whole photo goes up, once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_stalled_writer_keeps_its_file_back_until_it_closes_it() {
     let w = world(watch_config()).await;
     let import = w.dir.path().join("import");
@@ -236,7 +236,7 @@ async fn a_stalled_writer_keeps_its_file_back_until_it_closes_it() {
 /// Finding 2, second half: a writer the daemon cannot see (it closes the file half-way, then
 /// appends the rest after a pause longer than the settle time) gets its half sent. When the
 /// finished file comes, it replaces that upload instead of going up beside it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_photo_sent_half_written_is_replaced_by_the_finished_one() {
     let w = world(watch_config()).await;
     let import = w.dir.path().join("import");
@@ -287,7 +287,7 @@ fn edit_in_place(path: &Path, at: u64, len: usize) {
 
 /// Finding 3, after an export: an exported photo edited in place with size and mtime put back
 /// is exported again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_edit_in_place_with_the_mtime_put_back_is_exported_again() {
     let w = world(watch_config()).await;
     let camera = w.dir.path().join("camera");
@@ -308,7 +308,7 @@ async fn an_edit_in_place_with_the_mtime_put_back_is_exported_again() {
 
 /// Finding 3, after the bytes were read: a photo edited while its upload is being committed
 /// is exported again once that upload ends (the watch looks at it again then).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_edit_made_while_the_upload_commits_is_exported_after_it() {
     let w = world(watch_config()).await;
     let camera = w.dir.path().join("camera");
@@ -332,7 +332,7 @@ async fn an_edit_made_while_the_upload_commits_is_exported_after_it() {
 /// Finding 3, during an upload: the file is edited in place (mtime put back) between two
 /// chunks of its upload. What Dropbox ends up with is one whole version, the new one, never a
 /// mix of the two.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_edit_in_place_during_an_upload_is_never_sent_mixed() {
     let mut config = small_config();
     // One chunk at a time, so the edit falls between two reads of the file.
@@ -371,7 +371,7 @@ async fn an_edit_in_place_during_an_upload_is_never_sent_mixed() {
 
 /// Finding 7: hidden folders made while a recursive watch runs are not taken, like those the
 /// catch-up scan skips.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn hidden_folders_made_while_watching_are_not_taken() {
     let w = world(watch_config()).await;
     let camera = w.dir.path().join("camera");
@@ -400,7 +400,7 @@ async fn hidden_folders_made_while_watching_are_not_taken() {
 /// Finding 8: one subfolder the daemon cannot read (a root-owned `lost+found`) and a link to
 /// `/proc` do not stop a recursive watch: it stays active, says which folder it skipped, and
 /// exports the rest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_unreadable_subfolder_is_skipped_and_the_watch_goes_on() {
     let w = world(watch_config()).await;
     let card = w.dir.path().join("card");
@@ -436,17 +436,17 @@ async fn an_unreadable_subfolder_is_skipped_and_the_watch_goes_on() {
 /// no photo gets a `name (1).jpg` twin and no file is queued twice (the uploaded-index entry
 /// is written with the job's Done, so the catch-up scan after a restart never trusts a stale
 /// index).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn kill_9_during_a_watch_export_under_rename_makes_no_twin_and_no_second_job() {
     kill_9_during_a_watch_export("rename").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn kill_9_during_a_watch_export_under_skip_identical_queues_nothing_twice() {
     kill_9_during_a_watch_export("skip-identical").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn kill_9_during_a_watch_export_under_overwrite_queues_nothing_twice() {
     kill_9_during_a_watch_export("overwrite").await;
 }

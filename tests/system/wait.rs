@@ -124,7 +124,7 @@ async fn wait_for_many(n: usize, limit: Duration) {
     assert_eq!(w.sandbox.emulator.files().len(), n);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn wait_follows_100_photos_to_the_end() {
     // The finding: 100 photos hung 6 times out of 6. Real photos, several per second.
     let w = world(small_config()).await;
@@ -142,19 +142,19 @@ async fn wait_follows_100_photos_to_the_end() {
     assert_jobs_verified(&w, &jobs);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn wait_follows_1000_files_to_the_end() {
     wait_for_many(1_000, Duration::from_secs(240)).await;
 }
 
 /// 10,000 files take several minutes on a small machine: run with `--ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 #[ignore]
 async fn wait_follows_10000_files_to_the_end() {
     wait_for_many(10_000, Duration::from_secs(1_800)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn wait_survives_a_daemon_restart() {
     let mut w = world(small_config()).await;
     let files = make_small_photos(&w.photo_dir(), 30);

@@ -46,7 +46,7 @@ fn copy_photo(to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_watched_folder_exports_what_it_holds_and_what_arrives() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("camera");
@@ -95,7 +95,7 @@ async fn a_watched_folder_exports_what_it_holds_and_what_arrives() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_slow_writer_gives_one_job_after_its_last_write() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("import");
@@ -188,7 +188,7 @@ async fn next_change(
         .unwrap_or_else(|_| panic!("no WatchChanged({id}, {state}) within {DEADLINE:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_writer_that_reopens_the_file_for_each_chunk_gives_one_job() {
     let mut config = watch_config();
     // Every gap between the writer's chunks (a close, a pause, an open) is far below this.
@@ -233,7 +233,7 @@ async fn a_writer_that_reopens_the_file_for_each_chunk_gives_one_job() {
     assert_jobs_verified(&w, &done);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn atomic_saves_and_a_camera_import_of_200_files_give_200_jobs_and_no_temporaries() {
     let w = world(watch_config()).await;
     let card = w.dir.path().join("card");
@@ -377,17 +377,17 @@ async fn files_added_while_stopped(graceful: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn files_added_while_the_daemon_was_stopped_are_the_only_ones_exported_at_start() {
     files_added_while_stopped(true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn files_added_while_the_daemon_was_killed_are_the_only_ones_sent_at_start() {
     files_added_while_stopped(false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_removed_folder_is_reported_missing_and_watched_again_when_recreated() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("sdcard");
@@ -431,7 +431,7 @@ fn edit_in_place(path: &Path) {
     file.write_all(&[0x5a; 1000]).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_touched_photo_is_not_sent_again_and_an_edited_one_follows_the_conflict_policy() {
     let w = world(watch_config()).await;
     // Same photo in two folders: one watched with the default policy (skip-identical), one
@@ -503,7 +503,7 @@ async fn a_touched_photo_is_not_sent_again_and_an_edited_one_follows_the_conflic
     assert_eq!(stored, expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_rename_within_the_folder_uploads_nothing() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("album");
@@ -534,7 +534,7 @@ async fn a_rename_within_the_folder_uploads_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn watch_jobs_run_after_files_handed_over_by_a_caller() {
     let mut config = watch_config();
     // One transfer, and each small file in one `files/upload` (no commit batches, which would
@@ -599,7 +599,7 @@ async fn watch_jobs_run_after_files_handed_over_by_a_caller() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn an_unreadable_folder_is_an_error_of_the_watch_not_of_the_daemon() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("locked");
@@ -633,7 +633,7 @@ async fn an_unreadable_folder_is_an_error_of_the_watch_not_of_the_daemon() {
     assert_jobs_verified(&w, &done);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_folder_watched_for_two_dropbox_folders_exports_to_both() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("shared");
@@ -650,7 +650,7 @@ async fn a_folder_watched_for_two_dropbox_folders_exports_to_both() {
     assert!(sources(&done).iter().all(|s| *s == photo.to_string_lossy()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn removing_one_of_two_watches_of_a_folder_leaves_the_other_working() {
     let w = world(watch_config()).await;
     let dir = w.dir.path().join("shared");

@@ -5,7 +5,7 @@ use dbxport::config::WatchFolderConfig;
 
 use crate::helper::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[system_test]
 async fn a_folder_declared_in_the_config_is_watched_once() {
     let folder = tempfile::tempdir().unwrap();
     make_photos(folder.path(), 2);

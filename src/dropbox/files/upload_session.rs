@@ -103,41 +103,19 @@ pub enum UploadSessionStartError {
 
 impl RouteError for UploadSessionStartError {}
 
-/// An upload session could not be used (inside `upload_session/finish`'s `lookup_failed`).
+/// An upload session could not be used: the error of `files/upload_session/append_v2`, and
+/// what `upload_session/finish` wraps in `lookup_failed`. Dropbox's `UploadSessionAppendError`
+/// is the lookup union plus `content_hash_mismatch`, so one enum serves both (a
+/// `content_hash_mismatch` never arrives inside `lookup_failed`: `finish` reports it at its top
+/// level). Unlike `finish`, append's session errors are not wrapped in `lookup_failed`.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = ".tag", rename_all = "snake_case")]
 pub enum UploadSessionLookupError {
     #[error("the upload session is unknown or has expired (sessions last 7 days)")]
     NotFound,
-    /// The session holds `correct_offset` bytes, not what the cursor said.
-    #[error("the upload session holds {correct_offset} bytes, not the number sent")]
-    IncorrectOffset { correct_offset: u64 },
-    #[error("the upload session is already closed")]
-    Closed,
-    #[error("the upload session must be closed first")]
-    NotClosed,
-    #[error("the file is larger than Dropbox allows")]
-    TooLarge,
-    #[error("a concurrent upload session's offset must be a multiple of 4 MiB")]
-    ConcurrentSessionInvalidOffset,
-    #[error("a concurrent upload session's chunks must be multiples of 4 MiB")]
-    ConcurrentSessionInvalidDataSize,
-    #[error("the upload is too large for one request (over 150 MiB)")]
-    PayloadTooLarge,
-    #[error("the upload session cannot be used")]
-    #[serde(other)]
-    Other,
-}
-
-/// `files/upload_session/append_v2`. Unlike `finish`, its session errors are not wrapped in
-/// `lookup_failed`.
-#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = ".tag", rename_all = "snake_case")]
-pub enum UploadSessionAppendError {
-    #[error("the upload session is unknown or has expired (sessions last 7 days)")]
-    NotFound,
-    /// The session holds `correct_offset` bytes. If that is the sent offset plus this body's
-    /// length, an earlier attempt whose reply was lost already landed.
+    /// The session holds `correct_offset` bytes, not what the cursor said. After an append, if
+    /// that is the sent offset plus this body's length, an earlier attempt whose reply was lost
+    /// already landed.
     #[error("the upload session holds {correct_offset} bytes, not the number sent")]
     IncorrectOffset { correct_offset: u64 },
     #[error("the upload session is already closed")]
@@ -154,12 +132,15 @@ pub enum UploadSessionAppendError {
     PayloadTooLarge,
     #[error("the data Dropbox received does not match its content hash")]
     ContentHashMismatch,
-    #[error("Dropbox refused the upload data")]
+    #[error("the upload session cannot be used")]
     #[serde(other)]
     Other,
 }
 
-impl RouteError for UploadSessionAppendError {}
+/// `files/upload_session/append_v2`'s error: the lookup union itself (see above).
+pub type UploadSessionAppendError = UploadSessionLookupError;
+
+impl RouteError for UploadSessionLookupError {}
 
 stone_union! {
     /// `files/upload_session/finish`, and each failed entry of `finish_batch_v2`.
@@ -402,22 +383,29 @@ mod tests {
     #[test]
     fn append_errors_are_top_level() {
         // §3.4.
-        let e: UploadSessionAppendError = route(
-            r#"{"error_summary": "incorrect_offset/", "error": {".tag": "incorrect_offset", "correct_offset": 4194304}}"#,
-        );
-        assert_eq!(
-            e,
-            UploadSessionAppendError::IncorrectOffset {
-                correct_offset: 4194304
-            }
-        );
-        let e: UploadSessionAppendError =
-            route(r#"{"error_summary": "closed/..", "error": {".tag": "closed"}}"#);
-        assert_eq!(e, UploadSessionAppendError::Closed);
-        let e: UploadSessionAppendError = route(r#"{"error": {".tag": "not_found"}}"#);
-        assert_eq!(e, UploadSessionAppendError::NotFound);
-        let e: UploadSessionAppendError = route(r#"{"error": {".tag": "too_large"}}"#);
-        assert_eq!(e, UploadSessionAppendError::TooLarge);
+        let cases = [
+            (
+                r#"{"error_summary": "incorrect_offset/", "error": {".tag": "incorrect_offset", "correct_offset": 4194304}}"#,
+                UploadSessionAppendError::IncorrectOffset {
+                    correct_offset: 4194304,
+                },
+            ),
+            (
+                r#"{"error_summary": "closed/..", "error": {".tag": "closed"}}"#,
+                UploadSessionAppendError::Closed,
+            ),
+            (
+                r#"{"error": {".tag": "not_found"}}"#,
+                UploadSessionAppendError::NotFound,
+            ),
+            (
+                r#"{"error": {".tag": "too_large"}}"#,
+                UploadSessionAppendError::TooLarge,
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(route::<UploadSessionAppendError>(body), want, "{body}");
+        }
     }
 
     #[test]

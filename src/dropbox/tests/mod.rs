@@ -46,6 +46,13 @@ impl Seen {
     fn json_body(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
+
+    /// The body as `application/x-www-form-urlencoded` pairs, in order.
+    fn form_body(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
 }
 
 /// How the server behaves once it has read the request head.

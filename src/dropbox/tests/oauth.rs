@@ -25,11 +25,8 @@ async fn refresh_token_request_and_response() {
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(seen.header("authorization"), None);
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&seen.body)
-        .into_owned()
-        .collect();
     assert_eq!(
-        form,
+        seen.form_body(),
         vec![
             ("grant_type".into(), "refresh_token".into()),
             ("refresh_token".into(), "R-REFRESH/+ &=".into()),
@@ -60,9 +57,7 @@ async fn exchange_code_request() {
     );
     assert_eq!(response.account_id.as_deref(), Some("dbid:x"));
     let seen = server.await.unwrap();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&seen.body)
-        .into_owned()
-        .collect();
+    let form = seen.form_body();
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
