@@ -110,7 +110,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    // Vectors from the reference (dropbox-api.md §6), cross-checked there against the Python SDK.
+    // Vectors from Dropbox's content-hash reference (developers/reference/content-hash), cross-checked against the Python SDK.
     #[test]
     fn reference_vectors() {
         let pattern: Vec<u8> = (0..4_194_305usize).map(|i| (i % 256) as u8).collect();

@@ -1,6 +1,6 @@
 //! What can go wrong on a Dropbox call, as types the engine can act on.
 //!
-//! [`Error`] sorts a failed call by HTTP status the way Dropbox defines them (dropbox-api.md §4;
+//! [`Error`] sorts a failed call by HTTP status the way Dropbox defines them (Dropbox's HTTP documentation, "Errors";
 //! the mapping is `http::status`); a 409 carries the route's own error union, declared with its
 //! route (`files::upload`, `sharing`, ...) by `union::stone_union!`. Every open union has an
 //! `Other` member so that a tag Dropbox adds later is tolerated, not a decode failure. `Display`

@@ -1,4 +1,4 @@
-//! Reference bodies from dropbox-api.md that tests in several modules decode, kept once.
+//! Reference bodies, as Dropbox's documentation and the official spec (`dropbox/dropbox-api-spec`) give them, that tests in several modules decode, kept once.
 
 /// The link inside §3.14's `shared_link_already_exists` example, byte for byte (a macro so that
 /// [`ALREADY_EXISTS`] can be built from it at compile time).

@@ -2,7 +2,7 @@
 //!
 //! The request is a plain form POST made by [`super::Client`] (its HTTP side is `http`'s
 //! `token_request`); the oauth2 crate is not used, because its parse errors carry the raw
-//! response body, tokens included (rust-deps.md §4.4).
+//! response body, tokens included (`oauth2::RequestTokenError::Parse` keeps it).
 //! Nothing in this file puts response text into an error unless it is Dropbox's own
 //! `error_description`, scrubbed of the secrets that were sent.
 

@@ -1,4 +1,4 @@
-//! Dropbox's path rules (dropbox-api.md §7), checked on this side before anything is sent.
+//! Dropbox's path rules (Dropbox's HTTP documentation, "Path formats"), checked on this side before anything is sent.
 //!
 //! Dropbox reports a bad path late and vaguely: a 400 with a regular expression in it, or a 409
 //! `malformed_path` / `disallowed_name` that does not say which part is wrong. Checking first

@@ -4,7 +4,7 @@
 //! rule is ordinary JSON with U+007F and every non-ASCII character written as a `\uXXXX` escape,
 //! characters outside the BMP as a UTF-16 surrogate pair. Sending raw UTF-8 happens to work with
 //! the real service, but some HTTP stacks re-encode header bytes, so dbxport always escapes
-//! (dropbox-api.md §1.4).
+//! (Dropbox's HTTP documentation, "Request and response formats").
 
 use std::fmt::Write as _;
 

@@ -81,7 +81,7 @@ fn decode_rate_limit<E>(header: Option<&str>, body: &[u8]) -> Error<E> {
         #[serde(default)]
         retry_after: Option<u64>,
     }
-    // A plain-text (or unreadable) 429 counts as too_many_requests (dropbox-api.md §4).
+    // A plain-text (or unreadable) 429 counts as too_many_requests (Dropbox's HTTP documentation, "Errors").
     let (reason, body_after) = match serde_json::from_slice::<Envelope<RateLimitError>>(body) {
         Ok(envelope) => (envelope.error.reason, envelope.error.retry_after),
         Err(_) => (RateLimitReason::TooManyRequests, None),

@@ -1,6 +1,6 @@
 //! A Dropbox API v2 emulator: an HTTP/1.1 server on 127.0.0.1 that answers the routes dbxport
 //! uses with the same JSON shapes, headers, error envelopes and limits as real Dropbox
-//! (`reference/dropbox-api.md`), so the client, the tests and `dbxportctl demo` can run where
+//! (Dropbox's HTTP documentation and the official spec, `dropbox/dropbox-api-spec`), so the client, the tests and `dbxportctl demo` can run where
 //! Dropbox cannot be reached. Nothing in the daemon knows it talks to an emulator: only the base
 //! URL differs.
 //!
