@@ -21,6 +21,38 @@ fn get_str(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> Opti
         .map(String::from)
 }
 
+/// The summary `BatchFinished` carries for `batch`.
+async fn summary_of(
+    finished: &mut dbxport::service::BatchFinishedStream,
+    batch: u64,
+) -> std::collections::HashMap<String, OwnedValue> {
+    loop {
+        let signal = finished.next().await.unwrap();
+        let args = signal.args().unwrap();
+        if args.batch == batch {
+            return args.summary.clone();
+        }
+    }
+}
+
+/// Uploads `files` into `folder` asking for the folder's shared link; the batch's summary.
+async fn linked_batch(
+    uploader: &dbxport::service::UploaderProxy<'_>,
+    finished: &mut dbxport::service::BatchFinishedStream,
+    files: &[std::path::PathBuf],
+    folder: &str,
+) -> std::collections::HashMap<String, OwnedValue> {
+    let (batch, _) = uploader
+        .upload(
+            paths(files),
+            folder.into(),
+            dict(&[("share_link", Value::from(true))]),
+        )
+        .await
+        .unwrap();
+    summary_of(finished, batch).await
+}
+
 #[system_test]
 async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
     let w = world(small_config()).await;
@@ -33,18 +65,7 @@ async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
     let mut finished = uploader.receive_batch_finished().await.unwrap();
 
     let all = [files.clone(), vec![locked.clone()]].concat();
-    let (batch, _) = uploader
-        .upload(
-            paths(&all),
-            "/Shared".into(),
-            dict(&[("share_link", Value::from(true))]),
-        )
-        .await
-        .unwrap();
-    let signal = finished.next().await.unwrap();
-    let args = signal.args().unwrap();
-    assert_eq!(args.batch, batch);
-    let summary = args.summary.clone();
+    let summary = linked_batch(&uploader, &mut finished, &all, "/Shared").await;
     assert_eq!(get_u32(&summary, "done"), 3);
     assert_eq!(get_u32(&summary, "failed"), 1);
     assert_eq!(get_u32(&summary, "skipped"), 0);
@@ -79,14 +100,7 @@ async fn a_batch_ends_with_its_counts_and_a_reused_shared_link() {
         .upload(paths(&files[1..2]), "/Plain".into(), dict(&[]))
         .await
         .unwrap();
-    loop {
-        let signal = finished.next().await.unwrap();
-        let args = signal.args().unwrap();
-        if args.batch == plain {
-            assert!(get_str(&args.summary, "link").is_none());
-            break;
-        }
-    }
+    assert!(get_str(&summary_of(&mut finished, plain).await, "link").is_none());
     let links = w
         .sandbox
         .emulator
@@ -151,18 +165,7 @@ async fn a_shared_link_comes_through_a_run_of_server_errors() {
     );
     let uploader = w.uploader().await;
     let mut finished = uploader.receive_batch_finished().await.unwrap();
-    let (batch, _) = uploader
-        .upload(
-            paths(&files),
-            "/Patient".into(),
-            dict(&[("share_link", Value::from(true))]),
-        )
-        .await
-        .unwrap();
-    let signal = finished.next().await.unwrap();
-    let args = signal.args().unwrap();
-    assert_eq!(args.batch, batch);
-    let summary = args.summary.clone();
+    let summary = linked_batch(&uploader, &mut finished, &files, "/Patient").await;
     assert_eq!(get_u32(&summary, "done"), 2, "{summary:?}");
     let link = get_str(&summary, "link").unwrap_or_else(|| panic!("no link: {summary:?}"));
     assert!(link.starts_with("https://"), "{link}");
