@@ -218,10 +218,7 @@ impl Queue {
         let mut earliest: Option<u64> = None;
         let mut found: Option<JobId> = None;
         for (id, entry) in index.entries() {
-            if index.claimed.contains(&id)
-                || (auto_held && entry.watch)
-                || index.same_path.blocked(entry.path, id, &index.claimed)
-            {
+            if !index.claimable(id, entry, auto_held) {
                 continue;
             }
             if entry.waiting_until > now_ms {
@@ -251,6 +248,18 @@ impl Queue {
             (None, Some(at)) => Claim::Later(at),
             (None, None) => Claim::Idle,
         }
+    }
+
+    /// Whether a job could be claimed now (`claim_next` would find one): the engine's
+    /// batchers send what they hold at once when nothing more is coming soon.
+    pub fn runnable_now(&self, now_ms: u64, auto_held: bool) -> bool {
+        if self.paused() {
+            return false;
+        }
+        let index = self.index();
+        index
+            .entries()
+            .any(|(id, entry)| index.claimable(id, entry, auto_held) && entry.waiting_until <= now_ms)
     }
 
     /// The engine is done with a claimed job (finished, parked or cancelled).
@@ -453,6 +462,85 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn many_moves_in_one_flush_each_with_its_own_result_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let uploading = |session: &str| JobState::Uploading {
+            session_id: Some(session.into()),
+            offset: 0,
+            concurrent: false,
+            landed: Vec::new(),
+        };
+        let jobs = {
+            let queue = Queue::open(&path).unwrap();
+            let names = ["a.jpg", "b.jpg", "c.jpg"].map(new_job);
+            let (_, jobs) = queue.enqueue("/P", names.into()).await.unwrap();
+            for job in &jobs[..2] {
+                queue.transition(job.id, JobState::Preparing).await.unwrap();
+            }
+            queue.cancel(jobs[2].id).await.unwrap();
+            let mut events = queue.subscribe();
+            let results = queue
+                .transition_many(vec![
+                    (jobs[0].id, uploading("s0")),
+                    (jobs[2].id, uploading("s2")),
+                    (jobs[1].id, uploading("s1")),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(results[0].as_ref().unwrap().state, uploading("s0"));
+            assert!(
+                matches!(
+                    results[1],
+                    Err(QueueError::IllegalTransition {
+                        from: "cancelled",
+                        ..
+                    })
+                ),
+                "{:?}",
+                results[1]
+            );
+            assert_eq!(results[2].as_ref().unwrap().state, uploading("s1"));
+            // Both moves announced, the refused one not.
+            assert_eq!(events.try_recv().unwrap().job.id, jobs[0].id);
+            assert_eq!(events.try_recv().unwrap().job.id, jobs[1].id);
+            assert!(events.try_recv().is_err());
+            jobs
+        };
+        let queue = Queue::open(&path).unwrap();
+        for (job, session) in jobs[..2].iter().zip(["s0", "s1"]) {
+            assert_eq!(queue.get(job.id).unwrap().unwrap().state, uploading(session));
+        }
+    }
+
+    #[tokio::test]
+    async fn runnable_now_is_an_unclaimed_job_that_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        assert!(!queue.runnable_now(now_ms(), false), "empty");
+        let (_, jobs) = queue.enqueue("/P", vec![new_job("a.jpg")]).await.unwrap();
+        assert!(queue.runnable_now(now_ms(), false), "queued");
+        let Claim::Job(claimed) = queue.claim_next(now_ms(), false) else {
+            panic!("a job to claim");
+        };
+        assert!(!queue.runnable_now(now_ms(), false), "claimed");
+        queue
+            .transition(
+                claimed.id,
+                JobState::Waiting {
+                    retry_at_ms: now_ms() + 60_000,
+                    reason: "r".into(),
+                    resume: Box::new(JobState::Queued),
+                },
+            )
+            .await
+            .unwrap();
+        queue.release(jobs[0].id);
+        assert!(!queue.runnable_now(now_ms(), false), "waiting");
+        assert!(queue.runnable_now(now_ms() + 61_000, false), "due");
     }
 
     #[tokio::test]
