@@ -406,6 +406,10 @@ pub struct UploadConfig {
     /// Longest a sent file waits for its batch to fill before the batch is committed anyway.
     /// A batch is also committed as soon as nothing else is being sent.
     pub batch_wait_ms: u64,
+    /// Longest a small file's bytes wait for more to go up with them in one `append_batch`
+    /// (a pack also goes when full, or as soon as nothing more is being prepared or read).
+    /// Photos being resized arrive a few a second: a longer wait means fewer requests.
+    pub pack_wait_ms: u64,
 }
 
 impl Default for UploadConfig {
@@ -419,6 +423,7 @@ impl Default for UploadConfig {
             batch_commit: true,
             batch_size: crate::dropbox::MAX_BATCH_ENTRIES,
             batch_wait_ms: 1000,
+            pack_wait_ms: 5000,
         }
     }
 }

@@ -64,6 +64,7 @@ mod concurrent;
 mod driver;
 mod meter;
 mod outages;
+mod packing;
 mod progress;
 mod remote;
 pub mod retry;
@@ -105,6 +106,13 @@ pub struct Engine {
     /// Told when a running job gives back its slot (the batch committer then checks whether
     /// anything is still being sent).
     slot_freed: Notify,
+    /// Told likewise, for the packer (`packing`), which waits on the same condition.
+    pack_wake: Notify,
+    /// To the packer (`packing`): small files' bytes, to go up many to a request.
+    pieces: mpsc::UnboundedSender<packing::Piece>,
+    pieces_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<packing::Piece>>>,
+    /// Room for pieces held by the packer, in [`packing::held_units`].
+    piece_room: Arc<Semaphore>,
     /// To the batch committer (`commit`).
     commits: mpsc::UnboundedSender<commit::Entry>,
     commits_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<commit::Entry>>>,
@@ -144,6 +152,7 @@ impl Engine {
     ) -> Arc<Engine> {
         let (progress, _) = broadcast::channel(1024);
         let (commits, commits_incoming) = mpsc::unbounded_channel();
+        let (pieces, pieces_incoming) = mpsc::unbounded_channel();
         let transfers = upload.transfers;
         Arc::new(Engine {
             queue,
@@ -156,6 +165,12 @@ impl Engine {
             network_slots: Semaphore::new(transfers),
             running: Default::default(),
             slot_freed: Notify::new(),
+            pack_wake: Notify::new(),
+            pieces,
+            pieces_incoming: std::sync::Mutex::new(Some(pieces_incoming)),
+            piece_room: Arc::new(Semaphore::new(
+                packing::held_units(packing::HELD_BYTES) as usize
+            )),
             commits,
             commits_incoming: std::sync::Mutex::new(Some(commits_incoming)),
             batches: broadcast::channel(256).0,

@@ -16,8 +16,13 @@ use crate::prepare::{self, SourceFile};
 use crate::queue::{Job, JobState};
 
 impl Engine {
-    /// One request: read, commit, verify.
-    pub(super) async fn upload_whole(&self, job: &Job, path: &SourceFile) -> Result<(), Step> {
+    /// One request: read, look, commit, verify. Only the request holds a network slot.
+    pub(super) async fn upload_whole(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<(), Step> {
         let source = path.clone();
         let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
             .await?
@@ -25,33 +30,63 @@ impl Engine {
         if self.already_there(job, &hash).await? {
             return Ok(());
         }
+        if self.held_back(job, state) {
+            return Err(self.requeue(job.id).await);
+        }
         self.committing(job, &hash, None).await?;
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),
         };
         let progress = self.progress_for(job.id, 0, stamp.size);
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let result = call!(self, |token| self.client.upload(
             token,
             &arg,
             bytes.clone(),
             Some(progress.clone())
         ));
+        drop(sending);
         match result {
             Ok(meta) => self.verified(job, meta, &hash, false).await,
             Err(e) => Err(dropbox_step(job, e)),
         }
     }
 
-    /// An upload session: chunks from the confirmed offset, then the commit. `sending` is the
-    /// job's network slot, given back once the data is sent.
+    /// A small file to go up with others (`packing`): read and hashed, and looked for in
+    /// Dropbox, before its bytes are handed over; it holds no network slot itself.
+    pub(super) async fn upload_small(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<(), Step> {
+        let source = path.clone();
+        let (bytes, _, hash) = blocking(move || prepare::read_whole(&source))
+            .await?
+            .map_err(source_step)?;
+        if self.already_there(job, &hash).await? {
+            return Ok(());
+        }
+        if self.held_back(job, state) {
+            return Err(self.requeue(job.id).await);
+        }
+        self.upload_packed(job, bytes, &hash).await
+    }
+
+    /// An upload session: chunks from the confirmed offset, then the commit. The file is
+    /// read (or hashed) and looked for in Dropbox before a network slot is taken; the slot is
+    /// held while the chunks go and given back before the commit.
     pub(super) async fn upload_session(
         &self,
         job: &Job,
         state: JobState,
         path: &SourceFile,
         expected_size: u64,
-        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let (mut session_id, mut offset) = match &state {
@@ -80,6 +115,9 @@ impl Engine {
             if self.already_there(job, &hash).await? {
                 return Ok(());
             }
+            if self.held_back(job, &state) {
+                return Err(self.requeue(id).await);
+            }
             self.to(
                 id,
                 JobState::Uploading {
@@ -91,6 +129,11 @@ impl Engine {
             )
             .await?;
         }
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let size = stamp.size;
         if offset > size {
             return Err(self.requeue(id).await);
