@@ -592,3 +592,110 @@ fn pack_progress(parts: Vec<(u64, dropbox::Progress)>) -> dropbox::Progress {
     })
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_goes_when_full_when_nothing_more_is_coming_or_when_its_oldest_waited() {
+        let now = Instant::now();
+        let wait = Duration::from_secs(5);
+        let second = Duration::from_secs(1);
+        let max = MAX_APPEND_BATCH_ENTRIES;
+        // (case, pieces, bytes, oldest, nothing coming, when)
+        #[rustfmt::skip]
+        let table: Vec<(&str, usize, u64, Option<Instant>, bool, Due)> = vec![
+            ("nothing pending", 0, 0, None, true, Due::Idle),
+            ("one piece, more coming: waits for its oldest", 1, 100, Some(now), false, Due::At(now + wait)),
+            ("one piece, nothing more coming: at once", 1, 100, Some(now), true, Due::Now),
+            ("the oldest waited long enough", 3, 300, Some(now - wait), false, Due::Now),
+            ("the oldest waited a second: four more", 3, 300, Some(now - second), false, Due::At(now + 4 * second)),
+            ("one short of full", max - 1, 1000, Some(now), false, Due::At(now + wait)),
+            ("full by count", max, 1000, Some(now), false, Due::Now),
+            ("one byte short of full", 2, PACK_BYTES - 1, Some(now), false, Due::At(now + wait)),
+            ("full by bytes", 2, PACK_BYTES, Some(now), false, Due::Now),
+        ];
+        for (what, pieces, bytes, oldest, nothing_coming, expected) in table {
+            assert_eq!(
+                pack_due(pieces, bytes, oldest, nothing_coming, wait, now),
+                expected,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pack_takes_pieces_in_order_within_the_count_and_byte_limits() {
+        let max = MAX_APPEND_BATCH_ENTRIES;
+        #[rustfmt::skip]
+        let table: Vec<(&str, Vec<u64>, usize)> = vec![
+            ("nothing", vec![], 0),
+            ("a few", vec![10, 20, 30], 3),
+            ("more than a pack's count", vec![1; max + 7], max),
+            ("exactly the byte limit", vec![PACK_BYTES / 2, PACK_BYTES / 2, 1], 2),
+            ("the next would go over", vec![PACK_BYTES - 10, 11, 1], 1),
+            ("one larger than a pack still goes alone", vec![PACK_BYTES + 1, 1], 1),
+            ("four of the largest pieces fill a pack", vec![MAX_PIECE; 5], 4),
+        ];
+        for (what, lengths, expected) in table {
+            assert_eq!(pack_len(lengths), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn each_entrys_answer_is_a_step_for_its_piece() {
+        use AppendBatchEntryError as E;
+        let failure = AppendBatchResult::Failure;
+        let size = 1000;
+        #[rustfmt::skip]
+        let table: Vec<(&str, AppendBatchResult, PieceStep)> = vec![
+            ("appended and closed", AppendBatchResult::Success, PieceStep::Landed),
+            ("closed: an earlier send whose answer was lost", failure(E::Closed), PieceStep::Landed),
+            ("holds the whole file already", failure(E::IncorrectOffset { correct_offset: size }), PieceStep::Landed),
+            ("holds nothing: send again from 0", failure(E::IncorrectOffset { correct_offset: 0 }), PieceStep::Resend { offset: 0 }),
+            ("holds part: send the rest", failure(E::IncorrectOffset { correct_offset: 400 }), PieceStep::Resend { offset: 400 }),
+            ("expired: a new session", failure(E::NotFound), PieceStep::NewSession),
+        ];
+        for (what, result, expected) in table {
+            assert_eq!(piece_step(&result, size), expected, "{what}");
+        }
+        // Anything else fails the job, with Dropbox's reason.
+        for result in [
+            failure(E::IncorrectOffset {
+                correct_offset: size + 1,
+            }),
+            failure(E::TooLarge),
+            failure(E::Other),
+        ] {
+            let step = piece_step(&result, size);
+            assert!(
+                matches!(&step, PieceStep::Fail(why) if why.contains("Dropbox")),
+                "{result:?}: {step:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_packs_progress_tells_each_piece_how_much_of_it_has_gone() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let part = |name: &'static str| -> dropbox::Progress {
+            let seen = seen.clone();
+            Arc::new(move |n| seen.lock().unwrap().push((name, n)))
+        };
+        let progress = pack_progress(vec![(10, part("a")), (5, part("b")), (20, part("c"))]);
+        progress(4);
+        progress(12);
+        progress(35);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("a", 4),
+                ("a", 10),
+                ("b", 2),
+                ("b", 5),
+                ("c", 20)
+            ]
+        );
+    }
+}

@@ -41,6 +41,11 @@ struct Bench {
 
 impl Bench {
     async fn start() -> Bench {
+        Bench::start_with(|_| {}).await
+    }
+
+    /// [`Bench::start`] with the upload settings changed by `tune` first.
+    async fn start_with(tune: impl FnOnce(&mut dbxport::config::UploadConfig)) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::start(EmulatorConfig {
             root: dir.path().join("dropbox"),
@@ -54,6 +59,7 @@ impl Bench {
         // Small chunks, so that a few MiB make a session and a concurrent session.
         config.upload.session_threshold = 4 * MIB;
         config.upload.chunk_size = 4 * MIB;
+        tune(&mut config.upload);
         let url = emulator.base_url().parse::<url::Url>().unwrap();
         let client = Client::new(ClientOptions {
             endpoints: Endpoints {
@@ -420,3 +426,5 @@ async fn a_shared_link_dropbox_refuses_is_reported_and_the_files_are_done() {
     assert!(error.starts_with("no shared link for /Linked: "), "{error}");
     bench.stop().await;
 }
+
+mod packs;

@@ -423,10 +423,12 @@ pub fn assert_one_copy_each(w: &World, files: &[PathBuf], folder: &str) {
 
 /// Every route that carries file bytes or commits them. Tests count over all of them, so they
 /// hold whichever the engine uses (single requests, sessions, batched commits).
-pub const UPLOAD_ROUTES: [&str; 5] = [
+pub const UPLOAD_ROUTES: [&str; 7] = [
     "/2/files/upload",
     "/2/files/upload_session/start",
+    "/2/files/upload_session/start_batch",
     "/2/files/upload_session/append_v2",
+    "/2/files/upload_session/append_batch",
     "/2/files/upload_session/finish",
     "/2/files/upload_session/finish_batch_v2",
 ];
