@@ -280,3 +280,45 @@ pub(crate) async fn read_part(mut body: Counted, announced: Option<u64>) {
         }
     }
 }
+
+/// Cuts a stored body into consecutive pieces of `lengths` (which must add up to its size),
+/// each a [`Spooled`] of its own in `dir` with its own hash and block digests, as if each had
+/// arrived alone: `append_batch` stores each piece in its session like one `append_v2` body.
+/// One pass over the body, on the blocking pool.
+pub(crate) async fn split(
+    body: &Spooled,
+    lengths: Vec<u64>,
+    dir: &Path,
+) -> std::io::Result<Vec<Spooled>> {
+    let source = body.file.path().to_owned();
+    let dir = dir.to_owned();
+    let task = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Spooled>> {
+        let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&source)?);
+        let mut pieces = Vec::with_capacity(lengths.len());
+        let mut buf = vec![0u8; 1 << 20];
+        for length in lengths {
+            let file = TempFile::new_in(&dir);
+            let mut out =
+                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file.path())?);
+            let mut hasher = BlockHasher::default();
+            let mut left = length;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                std::io::Read::read_exact(&mut input, &mut buf[..want])?;
+                hasher.update(&buf[..want]);
+                out.write_all(&buf[..want])?;
+                left -= want as u64;
+            }
+            out.flush()?;
+            let blocks = hasher.finish();
+            pieces.push(Spooled {
+                file,
+                size: length,
+                hash: from_block_digests(&blocks),
+                blocks,
+            });
+        }
+        Ok(pieces)
+    });
+    task.await.map_err(std::io::Error::other)?
+}

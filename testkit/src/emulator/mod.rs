@@ -8,12 +8,15 @@
 //!
 //! - `server`: the accept loop, one task per connection, graceful shutdown.
 //! - `routes`: dispatch, authentication and Content-Type rules, then one file per route family
-//!   (`upload`, `files`, `sharing`, `users`, `oauth`, and `control` for `/__emulator/*`).
+//!   (`upload`, `batch` for `start_batch`/`append_batch`, `files`, `sharing`, `users`, `oauth`,
+//!   and `control` for `/__emulator/*`).
 //! - `store`: files, folders and shared links on disk, with a case-insensitive index and a
 //!   change sequence; `listing` turns that sequence into list_folder cursors.
-//! - `sessions`: upload sessions, kept on disk part by part.
+//! - `sessions`: upload sessions, kept on disk part by part (the routes that fill them,
+//!   `append_batch` included, are in `routes`).
 //! - `auth`: access and refresh tokens, authorization codes.
-//! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays).
+//! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays, per-entry
+//!   failures of the batch routes).
 //! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
 //!
 //! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
@@ -119,8 +122,27 @@ pub struct RequestRecord {
     pub body_bytes: u64,
     /// The upload session the request refers to: the cursor's `session_id` of `append_v2` and
     /// `finish`, the id `upload_session/start` created (once it answered). `None` for other
-    /// routes, including `finish_batch_v2` (see [`Emulator::session_commits`]).
+    /// routes, including the batch routes (see `pieces`, `started` and
+    /// [`Emulator::session_commits`]).
     pub session: Option<String>,
+    /// `append_batch`: each entry of its `Dropbox-API-Arg`, in request order, recorded when
+    /// the request arrived (so also for a request cut off or refused), with whether it was
+    /// applied. Empty for other routes.
+    pub pieces: Vec<RequestPiece>,
+    /// `start_batch`: the sessions it created, once it answered. Empty for other routes.
+    pub started: Vec<String>,
+}
+
+/// One entry of an `append_batch` request: `length` bytes for `session` at `offset`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestPiece {
+    pub session: String,
+    pub offset: u64,
+    pub length: u64,
+    pub close: bool,
+    /// The piece was stored in its session (false for an entry that failed, and for every
+    /// entry of a request refused as a whole or cut off).
+    pub applied: bool,
 }
 
 /// A session committed to a file (by `finish` or an entry of `finish_batch_v2`).
@@ -190,6 +212,7 @@ impl RequestLog {
         route: &str,
         fault: Option<&Fault>,
         session: Option<String>,
+        pieces: Vec<RequestPiece>,
     ) -> (usize, Arc<AtomicU64>) {
         let body_bytes = Arc::new(AtomicU64::new(0));
         let mut records = lock(&self.records);
@@ -201,6 +224,8 @@ impl RequestLog {
                 fault: fault.map(|f| f.name().to_owned()),
                 body_bytes: 0,
                 session,
+                pieces,
+                started: Vec::new(),
             },
             body_bytes: body_bytes.clone(),
         });
@@ -217,6 +242,23 @@ impl RequestLog {
     pub(crate) fn started(&self, index: usize, session: &str) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.session = Some(session.to_owned());
+        }
+    }
+
+    /// Notes the sessions a request created (`upload_session/start_batch`).
+    pub(crate) fn started_batch(&self, index: usize, sessions: &[String]) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.started = sessions.to_vec();
+        }
+    }
+
+    /// Notes that entry `entry` of an `append_batch` request was stored.
+    pub(crate) fn applied(&self, index: usize, entry: usize) {
+        if let Some(piece) = lock(&self.records)
+            .get_mut(index)
+            .and_then(|logged| logged.record.pieces.get_mut(entry))
+        {
+            piece.applied = true;
         }
     }
 

@@ -3,6 +3,7 @@
 //! Content-Type rules of its style, and its argument from the `Dropbox-API-Arg` header or the
 //! JSON body. The handlers themselves live in one file per route family.
 
+mod batch;
 mod control;
 mod files;
 mod oauth;
@@ -67,6 +68,8 @@ const ROUTES: &[(&str, Style)] = &[
     ("/2/files/upload_session/start", Style::Upload),
     ("/2/files/upload_session/append_v2", Style::Upload),
     ("/2/files/upload_session/finish", Style::Upload),
+    ("/2/files/upload_session/start_batch", Style::Rpc),
+    ("/2/files/upload_session/append_batch", Style::Upload),
     ("/2/files/upload_session/finish_batch_v2", Style::Rpc),
     ("/2/files/list_folder", Style::Rpc),
     ("/2/files/list_folder/continue", Style::Rpc),
@@ -94,6 +97,9 @@ pub(crate) struct Call<'a> {
     pub(crate) log: Option<LogIndex>,
     /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
     pub(crate) entry_contention: u32,
+    /// Per mille of `append_batch` entries to answer `incorrect_offset` (0 unless a fault asks
+    /// for it).
+    pub(crate) entry_incorrect_offset: u32,
 }
 
 impl<'a> Call<'a> {
@@ -138,10 +144,8 @@ pub(crate) async fn handle(
     } else {
         shared.faults.take(&route)
     };
-    let (index, body_bytes) =
-        shared
-            .log
-            .arrive(&route, fault.as_ref(), cursor_session(request.headers()));
+    let (session, pieces) = named_sessions(request.headers());
+    let (index, body_bytes) = shared.log.arrive(&route, fault.as_ref(), session, pieces);
     let (mut parts, incoming) = request.into_parts();
     parts.extensions.insert(LogIndex(index));
     let request = Request::from_parts(parts, Counted::new(incoming, body_bytes));
@@ -176,10 +180,43 @@ pub(crate) async fn handle(
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EntryContention(pub(crate) u32);
 
-/// The `cursor.session_id` in a request's `Dropbox-API-Arg`, for the request log.
-fn cursor_session(headers: &HeaderMap) -> Option<String> {
-    let arg: Value = serde_json::from_slice(headers.get("dropbox-api-arg")?.as_bytes()).ok()?;
-    Some(arg.get("cursor")?.get("session_id")?.as_str()?.to_owned())
+/// The share (per mille) of `append_batch` entries to answer `incorrect_offset`; set in the
+/// request's extensions by [`Fault::EntryIncorrectOffset`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryIncorrectOffset(pub(crate) u32);
+
+/// The sessions a request's `Dropbox-API-Arg` names, for the request log: the
+/// `cursor.session_id` of a single-session route, or each entry of `append_batch`'s
+/// `entries` (whatever the route: a malformed argument is refused later, by the route).
+fn named_sessions(headers: &HeaderMap) -> (Option<String>, Vec<super::RequestPiece>) {
+    let Some(arg) = headers
+        .get("dropbox-api-arg")
+        .and_then(|v| serde_json::from_slice::<Value>(v.as_bytes()).ok())
+    else {
+        return (None, Vec::new());
+    };
+    let session = |cursor: &Value| Some(cursor.get("session_id")?.as_str()?.to_owned());
+    let single = arg.get("cursor").and_then(session);
+    let pieces = arg
+        .get("entries")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let cursor = entry.get("cursor")?;
+                    Some(super::RequestPiece {
+                        session: session(cursor)?,
+                        offset: cursor.get("offset")?.as_u64()?,
+                        length: entry.get("length")?.as_u64()?,
+                        close: entry.get("close").and_then(Value::as_bool).unwrap_or(false),
+                        applied: false,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (single, pieces)
 }
 
 /// Applies an armed fault. Faults that answer instead of the route first read the body, so the
@@ -230,6 +267,13 @@ async fn faulted(
         Fault::EntryWriteContention { per_mille } => {
             let mut request = request;
             request.extensions_mut().insert(EntryContention(per_mille));
+            serve(shared, request).await
+        }
+        Fault::EntryIncorrectOffset { per_mille } => {
+            let mut request = request;
+            request
+                .extensions_mut()
+                .insert(EntryIncorrectOffset(per_mille));
             serve(shared, request).await
         }
         Fault::TruncatedAnswer => {
@@ -412,12 +456,18 @@ async fn api(
         body,
         log: parts.extensions.get::<LogIndex>().copied(),
         entry_contention: parts.extensions.get::<EntryContention>().map_or(0, |c| c.0),
+        entry_incorrect_offset: parts
+            .extensions
+            .get::<EntryIncorrectOffset>()
+            .map_or(0, |c| c.0),
     };
     match route {
         "files/upload" => upload::upload(call).await,
         "files/upload_session/start" => upload::start(call).await,
         "files/upload_session/append_v2" => upload::append(call).await,
         "files/upload_session/finish" => upload::finish(call).await,
+        "files/upload_session/start_batch" => batch::start_batch(call).await,
+        "files/upload_session/append_batch" => batch::append_batch(call).await,
         "files/upload_session/finish_batch_v2" => upload::finish_batch(call).await,
         "files/list_folder" => files::list_folder(call),
         "files/list_folder/continue" => files::list_folder_continue(call),

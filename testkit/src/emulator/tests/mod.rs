@@ -1,6 +1,7 @@
 //! End-to-end tests: a real emulator on 127.0.0.1 with a temporary root, driven over HTTP with
 //! reqwest, asserting the exact wire shapes the official SDKs depend on. One file per surface.
 
+mod append_batch;
 mod auth;
 mod commits;
 mod faults;
