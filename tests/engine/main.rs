@@ -283,8 +283,10 @@ async fn small_session_and_concurrent_files_go_up_verified() {
 #[system_test]
 async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
     let bench = Bench::start().await;
+    // The job's own request: its skip-identical look-up. (A pack's request is many jobs'; the
+    // packer waits it out itself: `packs`.)
     bench.emulator.faults().inject(
-        "/2/files/upload_session/start",
+        "/2/files/get_metadata",
         Fault::ServerError { status: 503 },
         2,
     );
@@ -305,10 +307,11 @@ async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
 async fn a_refusal_classified_final_fails_that_file_and_the_rest_go_up() {
     let bench = Bench::start().await;
     // An error no client knows: retrying will not help.
-    bench
-        .emulator
-        .faults()
-        .inject("/2/files/upload_session/start", Fault::UnknownErrorTag, 1);
+    bench.emulator.faults().inject(
+        "/2/files/upload_session/append_batch",
+        Fault::UnknownErrorTag,
+        1,
+    );
     let first = bench.file("refused.jpg", 50_000);
     let queued = bench.enqueue("/Engine", &[&first.0]).await;
     let (jobs, finals) = bench.until_final(queued).await;
