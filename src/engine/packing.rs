@@ -162,7 +162,9 @@ pub(super) fn piece_step(result: &AppendBatchResult, size: u64) -> PieceStep {
         AppendBatchResult::Success => PieceStep::Landed,
         AppendBatchResult::Failure(e) => match e {
             AppendBatchEntryError::Closed => PieceStep::Landed,
-            AppendBatchEntryError::IncorrectOffset { correct_offset } if *correct_offset == size => {
+            AppendBatchEntryError::IncorrectOffset { correct_offset }
+                if *correct_offset == size =>
+            {
                 PieceStep::Landed
             }
             AppendBatchEntryError::IncorrectOffset { correct_offset } if *correct_offset < size => {
@@ -285,6 +287,7 @@ impl Engine {
         pack: Vec<(Instant, Piece)>,
         spare: &std::sync::Mutex<Vec<String>>,
     ) -> Vec<(Instant, Piece)> {
+        let pack = self.hold_back(pack).await;
         let (mut pack, mut again) = self.give_sessions(pack, spare).await;
         let mut tries = 0u32;
         let results = loop {
@@ -347,6 +350,31 @@ impl Engine {
             let _ = piece.reply.send(Ok(session));
         }
         again
+    }
+
+    /// A watch job whose bytes wait here unsent when a policy hold begins (metered, battery)
+    /// is queued again, as one waiting for a network slot would be (`Engine::held_back`); the
+    /// others go on. One flush for all of them.
+    async fn hold_back(&self, pack: Vec<(Instant, Piece)>) -> Vec<(Instant, Piece)> {
+        if !self.auto_hold.borrow().is_held() {
+            return pack;
+        }
+        let (held, pack): (Vec<_>, Vec<_>) = pack
+            .into_iter()
+            .partition(|(_, p)| p.job.origin.is_some() && p.session.is_none() && p.offset == 0);
+        let moves = held
+            .iter()
+            .map(|(_, p)| (p.job.id, JobState::Queued))
+            .collect();
+        let held: Vec<Piece> = held.into_iter().map(|(_, p)| p).collect();
+        for piece in self.record(held, moves).await.into_iter().flatten() {
+            tracing::debug!(
+                job = piece.job.id,
+                "held by policy before its first byte: queued again"
+            );
+            let _ = piece.reply.send(Err(Step::Requeued));
+        }
+        pack
     }
 
     /// Gives every piece without one a session, from the spare ones or a `start_batch`, and
@@ -437,10 +465,7 @@ impl Engine {
     /// One `append_batch` of the pack: each piece from its cursor, closing its session, the
     /// body's content hash with it. The body is built and hashed before the network slot is
     /// taken; the slot is held for the request only.
-    async fn append_pack(
-        &self,
-        pack: &[(Instant, Piece)],
-    ) -> Result<Vec<AppendBatchResult>, Step> {
+    async fn append_pack(&self, pack: &[(Instant, Piece)]) -> Result<Vec<AppendBatchResult>, Step> {
         let entries: Vec<AppendBatchEntry> = pack
             .iter()
             .map(|(_, p)| AppendBatchEntry {
@@ -452,7 +477,10 @@ impl Engine {
                 close: true,
             })
             .collect();
-        let parts: Vec<Bytes> = pack.iter().map(|(_, p)| p.body.slice(p.offset as usize..)).collect();
+        let parts: Vec<Bytes> = pack
+            .iter()
+            .map(|(_, p)| p.body.slice(p.offset as usize..))
+            .collect();
         let (body, hash) = blocking(move || {
             let mut body = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
             for part in &parts {
@@ -473,7 +501,11 @@ impl Engine {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        tracing::debug!(entries = entries.len(), bytes = body.len(), "sending a pack");
+        tracing::debug!(
+            entries = entries.len(),
+            bytes = body.len(),
+            "sending a pack"
+        );
         let result = call!(self, |token| self.client.upload_session_append_batch(
             token,
             &entries,
@@ -592,7 +624,6 @@ fn pack_progress(parts: Vec<(u64, dropbox::Progress)>) -> dropbox::Progress {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,13 +720,7 @@ mod tests {
         progress(35);
         assert_eq!(
             *seen.lock().unwrap(),
-            [
-                ("a", 4),
-                ("a", 10),
-                ("b", 2),
-                ("b", 5),
-                ("c", 20)
-            ]
+            [("a", 4), ("a", 10), ("b", 2), ("b", 5), ("c", 20)]
         );
     }
 }

@@ -30,7 +30,14 @@ impl Engine {
         if self.already_there(job, &hash).await? {
             return Ok(());
         }
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // Looked at once it may send: a hold that began while it waited keeps it back.
         if self.held_back(job, state) {
+            drop(sending);
             return Err(self.requeue(job.id).await);
         }
         self.committing(job, &hash, None).await?;
@@ -39,11 +46,6 @@ impl Engine {
             content_hash: Some(hash.clone()),
         };
         let progress = self.progress_for(job.id, 0, stamp.size);
-        let sending = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         let result = call!(self, |token| self.client.upload(
             token,
             &arg,
@@ -115,9 +117,6 @@ impl Engine {
             if self.already_there(job, &hash).await? {
                 return Ok(());
             }
-            if self.held_back(job, &state) {
-                return Err(self.requeue(id).await);
-            }
             self.to(
                 id,
                 JobState::Uploading {
@@ -134,6 +133,11 @@ impl Engine {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // Looked at once it may send: a hold that began while it waited keeps it back.
+        if self.held_back(job, &state) {
+            drop(sending);
+            return Err(self.requeue(id).await);
+        }
         let size = stamp.size;
         if offset > size {
             return Err(self.requeue(id).await);

@@ -257,9 +257,9 @@ impl Queue {
             return false;
         }
         let index = self.index();
-        index
-            .entries()
-            .any(|(id, entry)| index.claimable(id, entry, auto_held) && entry.waiting_until <= now_ms)
+        index.entries().any(|(id, entry)| {
+            index.claimable(id, entry, auto_held) && entry.waiting_until <= now_ms
+        })
     }
 
     /// The engine is done with a claimed job (finished, parked or cancelled).
@@ -512,7 +512,10 @@ mod tests {
         };
         let queue = Queue::open(&path).unwrap();
         for (job, session) in jobs[..2].iter().zip(["s0", "s1"]) {
-            assert_eq!(queue.get(job.id).unwrap().unwrap().state, uploading(session));
+            assert_eq!(
+                queue.get(job.id).unwrap().unwrap().state,
+                uploading(session)
+            );
         }
     }
 

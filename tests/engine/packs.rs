@@ -14,7 +14,12 @@ const START_BATCH: &str = "/2/files/upload_session/start_batch";
 /// `count` small files of 20–60 KB in the bench's directory, with their bytes.
 fn photos(bench: &Bench, count: usize) -> Vec<(PathBuf, Vec<u8>)> {
     (0..count)
-        .map(|i| bench.file(&format!("p{i:03}.jpg"), 20_000 + (i as u64 * 7_919) % 40_000))
+        .map(|i| {
+            bench.file(
+                &format!("p{i:03}.jpg"),
+                20_000 + (i as u64 * 7_919) % 40_000,
+            )
+        })
         .collect()
 }
 
@@ -102,7 +107,11 @@ async fn two_hundred_small_files_under_five_percent_faults_are_each_done_once_an
     ] {
         faults.inject_rate("*", fault, 12);
     }
-    faults.inject_rate(APPEND_BATCH, Fault::EntryIncorrectOffset { per_mille: 50 }, 1000);
+    faults.inject_rate(
+        APPEND_BATCH,
+        Fault::EntryIncorrectOffset { per_mille: 50 },
+        1000,
+    );
     let photos = photos(&bench, 200);
     let before = bench.emulator.requests().len();
     let paths: Vec<&Path> = photos.iter().map(|(p, _)| p.as_path()).collect();
