@@ -6,15 +6,18 @@
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
 //! answer never came by looking at the remote file first (ARCHITECTURE.md, invariant 2).
 //!
-//! Files go up through upload sessions in chunks, each carrying the content hash of its own
-//! bytes; small files are then committed together in batches (`commit`), large ones on their
-//! own. With `upload.batch_commit` off, small files go up in one `files/upload` each. A job is
-//! Done only when the metadata Dropbox returns carries the content hash of the bytes sent
-//! (ARCHITECTURE.md, invariant 4).
+//! Small files (one chunk) go up many to a request (`packing`: sessions from `start_batch`,
+//! their bytes in one `append_batch`); larger ones through upload sessions in chunks, each
+//! carrying the content hash of its own bytes. Small files are then committed together in
+//! batches (`commit`), large ones on their own. With `upload.batch_commit` off, small files go
+//! up in one `files/upload` each. A job is Done only when the metadata Dropbox returns carries
+//! the content hash of the bytes sent (ARCHITECTURE.md, invariant 4).
 //!
 //! Two limits keep both the CPU and the network busy without holding much memory: at most
-//! `upload.transfers` jobs send data at once (each holding at most one chunk in memory), and up
-//! to one more job per core is claimed ahead of them to prepare (resize) its photo meanwhile.
+//! `upload.transfers` requests send data at once (`network_slots`: a slot covers a request,
+//! never the reading, hashing or looking up before it), and up to `upload.transfers` plus one
+//! per core jobs are claimed, so photos are prepared (resized) meanwhile. A job whose bytes
+//! wait with the packer gives its place back; the packer holds at most `packing::HELD_BYTES`.
 //!
 //! Errors are sorted in `classify`: transient ones park the job as Waiting (backoff in
 //! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
@@ -28,7 +31,8 @@
 //! - `driver`: one job from its persisted state to Done (restart repair, source checks, the
 //!   choice of transfer) and `settle`, which records why it stopped.
 //! - `transfer`: whole-file and sequential-session uploads and their commits; `concurrent`:
-//!   a large file's chunks in parallel; `commit`: small files' commits batched.
+//!   a large file's chunks in parallel; `packing`: small files' bytes many to a request;
+//!   `commit`: small files' commits batched.
 //! - `remote`: what Dropbox already holds (skip-identical, the listing cache) and what a lost
 //!   commit resolves to, by looking.
 //! - `classify`: every error as a `Step` (wait, fail, requeue, logged out, stopped);
@@ -100,7 +104,7 @@ pub struct Engine {
     prepared_dir: PathBuf,
     /// Photos being prepared at once, at most one per core.
     prepare_slots: Semaphore,
-    /// Jobs sending file data at once (`upload.transfers`).
+    /// Requests sending file data at once (`upload.transfers`); taken for a request only.
     network_slots: Semaphore,
     running: std::sync::Mutex<HashMap<JobId, Running>>,
     /// Told when a running job gives back its slot (the batch committer then checks whether
