@@ -35,6 +35,8 @@ struct Bench {
     queue: Queue,
     engine: std::sync::Arc<Engine>,
     shutdown: CancellationToken,
+    /// Whether a policy holds watch-folder jobs (metered, on battery).
+    hold: tokio::sync::watch::Sender<dbxport::policy::Hold>,
     /// The engine's `run`.
     task: tokio::task::JoinHandle<()>,
 }
@@ -93,8 +95,8 @@ impl Bench {
             .unwrap();
         let prepared = dir.path().join("prepared");
         std::fs::create_dir_all(&prepared).unwrap();
-        // No policy holds watch jobs back here.
-        let (_hold, auto_hold) = tokio::sync::watch::channel(Default::default());
+        // No policy holds watch jobs back, unless a test says so.
+        let (hold, auto_hold) = tokio::sync::watch::channel(Default::default());
         let engine = Engine::new(
             queue.clone(),
             session,
@@ -111,6 +113,7 @@ impl Bench {
             queue,
             engine,
             shutdown,
+            hold,
             task,
         }
     }
@@ -150,6 +153,37 @@ impl Bench {
         files: &[&Path],
         options: ExportOptions,
     ) -> (Vec<Job>, Events) {
+        self.enqueue_from(folder, files, options, None).await
+    }
+
+    /// [`Bench::enqueue`] as a watched folder's finds (`origin`), which policies may hold.
+    async fn enqueue_watched(&self, folder: &str, files: &[&Path]) -> (Vec<Job>, Events) {
+        let origin = |path: &Path| {
+            let stamp = dbxport::prepare::check_source(path).unwrap();
+            Some(dbxport::queue::Origin {
+                watch: 1,
+                dev: stamp.dev,
+                ino: stamp.ino,
+            })
+        };
+        let events = self.queue.subscribe();
+        let mut jobs = Vec::new();
+        for path in files {
+            let (one, _) = self
+                .enqueue_from(folder, &[path], ExportOptions::default(), origin(path))
+                .await;
+            jobs.extend(one);
+        }
+        (jobs, events)
+    }
+
+    async fn enqueue_from(
+        &self,
+        folder: &str,
+        files: &[&Path],
+        options: ExportOptions,
+        origin: Option<dbxport::queue::Origin>,
+    ) -> (Vec<Job>, Events) {
         let events = self.queue.subscribe();
         let jobs = files
             .iter()
@@ -160,7 +194,7 @@ impl Bench {
                 access: Default::default(),
                 replaces_rev: None,
                 options: options.clone(),
-                origin: None,
+                origin,
             })
             .collect();
         (self.queue.enqueue(folder, jobs).await.unwrap().1, events)

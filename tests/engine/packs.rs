@@ -192,3 +192,61 @@ async fn files_are_read_and_looked_up_in_dropbox_without_a_network_slot() {
     );
     bench.stop().await;
 }
+
+#[system_test]
+async fn a_hold_queues_watched_files_whose_bytes_wait_unsent_and_the_pack_in_flight_finishes() {
+    // One request at a time; the first pack lands but its answer takes three seconds, so the
+    // next watched files' bytes wait with the packer when a policy hold (metered) begins.
+    let bench = Bench::start_with(|upload| upload.transfers = 1).await;
+    let faults = bench.emulator.faults();
+    faults.inject(APPEND_BATCH, Fault::Delay { millis: 3000 }, 1);
+    let first = bench.file("w0.jpg", 30_000);
+    let rest = [bench.file("w1.jpg", 30_000), bench.file("w2.jpg", 30_000)];
+    let first_queued = bench.enqueue_watched("/Watched", &[&first.0]).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let requests_to = |route: &str, answered: bool| {
+        bench
+            .emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.route == route && (!answered || r.status != 0))
+            .count()
+    };
+    while requests_to(APPEND_BATCH, false) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no pack sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut events = bench.queue.subscribe();
+    let rest_queued = bench
+        .enqueue_watched("/Watched", &[&rest[0].0, &rest[1].0])
+        .await;
+    // Their look-ups answered, their bytes are with the packer, behind the pack in flight.
+    while requests_to("/2/files/get_metadata", true) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no look-ups");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bench.hold.send_replace(dbxport::policy::Hold::Metered);
+    // The pack in flight finishes; the two waiting go back to the queue unsent.
+    let (jobs, finals) = bench.until_final(first_queued).await;
+    assert_done_with(&bench, &finals[&jobs[0].id].0, &first.1);
+    let waiting: Vec<JobId> = rest_queued.0.iter().map(|j| j.id).collect();
+    let mut requeued = std::collections::HashSet::new();
+    tokio::time::timeout(DEADLINE, async {
+        while requeued.len() < waiting.len() {
+            let event = events.recv().await.expect("the queue's events");
+            if waiting.contains(&event.job.id) && event.job.state == JobState::Queued {
+                requeued.insert(event.job.id);
+            }
+        }
+    })
+    .await
+    .expect("both watched files queued again");
+    assert_eq!(requests_to(APPEND_BATCH, false), 1, "only the first pack went");
+    // The hold ends: they go up.
+    bench.hold.send_replace(dbxport::policy::Hold::None);
+    let (jobs, finals) = bench.until_final(rest_queued).await;
+    for (job, (_, bytes)) in jobs.iter().zip(&rest) {
+        assert_done_with(&bench, &finals[&job.id].0, bytes);
+    }
+    bench.stop().await;
+}
