@@ -230,12 +230,21 @@ async fn a_hold_queues_watched_files_whose_bytes_wait_unsent_and_the_pack_in_fli
     let (jobs, finals) = bench.until_final(first_queued).await;
     assert_done_with(&bench, &finals[&jobs[0].id].0, &first.1);
     let waiting: Vec<JobId> = rest_queued.0.iter().map(|j| j.id).collect();
+    // Queued again: Queued after Preparing (the first Queued is their arrival).
+    let mut prepared = std::collections::HashSet::new();
     let mut requeued = std::collections::HashSet::new();
     tokio::time::timeout(DEADLINE, async {
         while requeued.len() < waiting.len() {
             let event = events.recv().await.expect("the queue's events");
-            if waiting.contains(&event.job.id) && event.job.state == JobState::Queued {
-                requeued.insert(event.job.id);
+            let id = event.job.id;
+            match event.job.state {
+                JobState::Preparing if waiting.contains(&id) => {
+                    prepared.insert(id);
+                }
+                JobState::Queued if prepared.contains(&id) => {
+                    requeued.insert(id);
+                }
+                _ => {}
             }
         }
     })
