@@ -30,17 +30,22 @@ impl Engine {
         if self.already_there(job, &hash).await? {
             return Ok(());
         }
+        if self.held_back(job, state) {
+            return Err(self.requeue(job.id).await);
+        }
+        // Durable before the request goes (ARCHITECTURE.md, invariant 2), but written
+        // without a network slot: the slot covers the request only.
+        self.committing(job, &hash, None).await?;
         let sending = self
             .network_slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        // Looked at once it may send: a hold that began while it waited keeps it back.
+        // Looked at again once it may send: a hold that began while it waited keeps it back.
         if self.held_back(job, state) {
             drop(sending);
             return Err(self.requeue(job.id).await);
         }
-        self.committing(job, &hash, None).await?;
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),

@@ -250,7 +250,11 @@ async fn a_hold_queues_watched_files_whose_bytes_wait_unsent_and_the_pack_in_fli
     })
     .await
     .expect("both watched files queued again");
-    assert_eq!(requests_to(APPEND_BATCH, false), 1, "only the first pack went");
+    assert_eq!(
+        requests_to(APPEND_BATCH, false),
+        1,
+        "only the first pack went"
+    );
     // The hold ends: they go up.
     bench.hold.send_replace(dbxport::policy::Hold::None);
     let (jobs, finals) = bench.until_final(rest_queued).await;
