@@ -634,9 +634,10 @@ mod tests {
         let wait = Duration::from_secs(5);
         let second = Duration::from_secs(1);
         let max = MAX_APPEND_BATCH_ENTRIES;
-        // (case, pieces, bytes, oldest, nothing coming, when)
+        /// (case, pieces, bytes, oldest, nothing coming, when)
+        type Row<'a> = (&'a str, usize, u64, Option<Instant>, bool, Due);
         #[rustfmt::skip]
-        let table: Vec<(&str, usize, u64, Option<Instant>, bool, Due)> = vec![
+        let table: Vec<Row> = vec![
             ("nothing pending", 0, 0, None, true, Due::Idle),
             ("one piece, more coming: waits for its oldest", 1, 100, Some(now), false, Due::At(now + wait)),
             ("one piece, nothing more coming: at once", 1, 100, Some(now), true, Due::Now),
