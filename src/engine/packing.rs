@@ -529,10 +529,22 @@ impl Engine {
                 retry_after,
             } => {
                 let wait = retry::backoff(tries, retry_after);
-                tracing::info!(
-                    "sending {} small files together: {reason}; retrying in {}",
-                    pack.len(),
-                    humantime::format_duration(Duration::from_secs(wait.as_secs()))
+                let shown = humantime::format_duration(Duration::from_secs(wait.as_secs()));
+                // One log line per cause of waiting, as for a job's own request (`outages`).
+                let source = pack
+                    .first()
+                    .map(|(_, p)| p.job.source.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let cause = super::plain_cause(&reason, &source);
+                if self
+                    .outages
+                    .first_telling(&cause, std::time::Instant::now())
+                {
+                    tracing::info!("{cause}; retrying in {shown}");
+                }
+                tracing::debug!(
+                    "sending {} small files together: {reason}; retrying in {shown}",
+                    pack.len()
                 );
                 tokio::time::sleep(wait).await;
                 true
