@@ -41,15 +41,14 @@ fn persisted(starts: &[u64], landed: &BTreeSet<u64>, size: u64) -> (u64, Vec<u64
 
 impl Engine {
     /// Sends `path` (`stamp` as read before) through a concurrent session, resuming `state`,
-    /// then commits it on its own. `sending` is the job's network slot, held for the requests
-    /// before the chunks (each chunk then takes a slot of its own).
+    /// then commits it on its own. A new session looks for the file in Dropbox first, without
+    /// a network slot; its start request takes one, and each chunk then takes a slot of its own.
     pub(super) async fn upload_concurrent(
         &self,
         job: &Job,
         state: JobState,
         path: &SourceFile,
         stamp: Stamp,
-        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let size = stamp.size;
@@ -77,16 +76,25 @@ impl Engine {
                 );
                 (session, all)
             }
-            _ => {
+            state => {
                 if self.already_there_sized(job, path, size).await? {
                     return Ok(());
+                }
+                let sending = self
+                    .network_slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                // Looked at once it may send: a hold that began while it waited keeps it back.
+                if self.held_back(job, &state) {
+                    drop(sending);
+                    return Err(self.requeue(id).await);
                 }
                 let session = self.start_concurrent(job).await?;
                 (session, BTreeSet::new())
             }
         };
 
-        drop(sending);
         let progress = self.shared_progress(id, 0, size);
         progress.skip(landed.iter().map(|at| len_at(*at) as u64).sum());
         let mut digests: BTreeMap<u64, Vec<BlockDigest>> = BTreeMap::new();

@@ -206,16 +206,7 @@ impl Engine {
         // slot: the slot covers requests only (issue 16).
         match transfer {
             Transfer::Concurrent => {
-                let sending = self
-                    .network_slots
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                if self.held_back(&job, &state) {
-                    drop(sending);
-                    return Err(self.requeue(id).await);
-                }
-                self.upload_concurrent(&job, state, &file, prepared.stamp, sending)
+                self.upload_concurrent(&job, state, &file, prepared.stamp)
                     .await
             }
             Transfer::Whole => self.upload_whole(&job, &state, &file).await,

@@ -154,11 +154,11 @@ async fn two_hundred_small_files_under_five_percent_faults_are_each_done_once_an
     bench.stop().await;
 }
 
-#[system_test]
-async fn files_are_read_and_looked_up_in_dropbox_without_a_network_slot() {
-    // One network slot; each skip-identical look-up takes a second to answer. Were the
-    // look-up made holding the slot, the second file's would start only after the first
-    // file's had answered (and its bytes had gone).
+/// Two files of `size` bytes go up with one network slot while each skip-identical look-up
+/// takes a second to answer; asserts the second look-up began before the first answered. Were
+/// the look-up made holding the slot, the second file's would start only after the first
+/// file's had answered (and its first request had gone).
+async fn both_looked_up_at_once(size: u64) {
     let bench = Bench::start_with(|upload| upload.transfers = 1).await;
     let lookup = "/2/files/get_metadata";
     let delay = Duration::from_secs(1);
@@ -169,7 +169,7 @@ async fn files_are_read_and_looked_up_in_dropbox_without_a_network_slot() {
         },
         2,
     );
-    let photos = [bench.file("n1.jpg", 30_000), bench.file("n2.jpg", 30_000)];
+    let photos = [bench.file("n1.jpg", size), bench.file("n2.jpg", size)];
     let queued = bench
         .enqueue("/Slotless", &[&photos[0].0, &photos[1].0])
         .await;
@@ -191,6 +191,18 @@ async fn files_are_read_and_looked_up_in_dropbox_without_a_network_slot() {
         "the second look-up began {apart:?} after the first: it waited for the slot"
     );
     bench.stop().await;
+}
+
+#[system_test]
+async fn files_are_read_and_looked_up_in_dropbox_without_a_network_slot() {
+    // Small files, which go up in packs.
+    both_looked_up_at_once(30_000).await;
+}
+
+#[system_test]
+async fn large_files_are_looked_up_in_dropbox_without_a_network_slot() {
+    // Files of three chunks, each through its own concurrent session.
+    both_looked_up_at_once(9 * MIB + 123).await;
 }
 
 #[system_test]
