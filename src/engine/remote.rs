@@ -48,6 +48,21 @@ enum FolderView {
 }
 
 impl FolderView {
+    /// What a view that is no longer fresh becomes at `now`. A folder that was listed is
+    /// listed again at its next look-up: it was busy, and a long export (photos resized a few
+    /// a second) would otherwise pay the per-file look-ups again every [`FRESH`] before its
+    /// listing is read. Any other starts counting again.
+    fn renewed(&self, now: Instant) -> FolderView {
+        let lookups = match self {
+            FolderView::Listed { .. } => LIST_AFTER - 1,
+            FolderView::Counting { .. } | FolderView::TooLarge { .. } => 0,
+        };
+        FolderView::Counting {
+            since: now,
+            lookups,
+        }
+    }
+
     fn fresh(&self, now: Instant) -> bool {
         let since = match self {
             FolderView::Counting { since, .. } => since,
@@ -158,10 +173,7 @@ impl Engine {
                     lookups: 0,
                 });
             if !view.fresh(now) {
-                *view = FolderView::Counting {
-                    since: now,
-                    lookups: 0,
-                };
+                *view = view.renewed(now);
             }
             match view {
                 FolderView::Listed { files, .. } => Some(files.get(&name).cloned()),
@@ -433,6 +445,33 @@ mod tests {
             ("/photos/trip".into(), "img_1.jpg".into())
         );
         assert_eq!(split("/a.jpg"), (String::new(), "a.jpg".into()));
+    }
+
+    #[test]
+    fn a_stale_listing_is_read_again_at_the_next_look_up_anything_else_counts_again() {
+        let then = Instant::now();
+        let now = then + FRESH;
+        let counting = |view: FolderView| match view {
+            FolderView::Counting { since, lookups } => (since, lookups),
+            _ => panic!("not counting"),
+        };
+        let listed = FolderView::Listed {
+            at: then,
+            files: HashMap::new(),
+        };
+        let busy = FolderView::Counting {
+            since: then,
+            lookups: LIST_AFTER - 1,
+        };
+        let table = [
+            ("listed", listed, LIST_AFTER - 1),
+            ("counting", busy, 0),
+            ("too large", FolderView::TooLarge { at: then }, 0),
+        ];
+        for (what, view, lookups) in table {
+            assert!(!view.fresh(now), "{what}");
+            assert_eq!(counting(view.renewed(now)), (now, lookups), "{what}");
+        }
     }
 }
 
