@@ -77,6 +77,14 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
         Fault::Delay { millis: 400 },
         500,
     );
+    // Small files go up a few hundred to a request (`append_batch`): each pack is stored and
+    // then answered late, so the kills also land between a pack landing and its answer, and
+    // the batch lasts long enough for ten.
+    faults.inject_rate(
+        "/2/files/upload_session/append_batch",
+        Fault::Delay { millis: 1500 },
+        1000,
+    );
     faults.inject_rate("/2/files/upload*", Fault::Delay { millis: 150 }, 700);
 
     let uploader = w.uploader().await;
