@@ -1,7 +1,8 @@
-//! Invariants 1–3 under `kill -9` at any instant: a batch killed ten times at random moments
-//! ends with every job Done and one verified copy of each file, and interrupted uploads resume
-//! instead of starting over (counted in bytes the emulator received). Also a 1 GiB file cut off
-//! at 60 % sends only the rest after the restart.
+//! Invariants 1–3 under `kill -9` at any instant: a batch killed up to ten times at random
+//! moments ends with every job Done and one verified copy of each file, and interrupted uploads
+//! resume instead of starting over (counted in bytes the emulator received). Also a 1 GiB file
+//! cut off at 60 % sends only the rest after the restart, and a pack of small files that landed
+//! just before a kill is not sent again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -100,17 +101,22 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
     for k in 0..KILLS {
         // Some progress since the last restart (3–15 upload requests), then a random moment.
         // Kills 3 and 7 also wait for an append, so at least those catch a large file with a
-        // session open.
+        // session open. Small files go up hundreds to a request, so on a loaded machine the
+        // batch may be all in Dropbox before the tenth kill: the kills end there.
         let since = upload_requests(&w);
         let appends_since = w.requests_to("/2/files/upload_session/append_v2");
         let wanted = rng.random_range(3..=15);
-        wait_for("upload progress since the restart", || async {
+        let all_stored = wait_for("upload progress since the restart", || async {
+            let all_stored = w.sandbox.emulator.files().len() == files.len();
             let progressed = upload_requests(&w) >= since + wanted
                 && (!(k == 3 || k == 7)
                     || w.requests_to("/2/files/upload_session/append_v2") > appends_since);
-            progressed.then_some(())
+            (progressed || all_stored).then_some(all_stored)
         })
         .await;
+        if all_stored {
+            break;
+        }
         // Not a synchronisation: the random instant of the kill itself.
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..=300))).await;
         kills.push(Instant::now());
@@ -129,9 +135,11 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
     let uploader = w.uploader().await;
     let done = batch_final(&uploader, batch).await;
     eprintln!(
-        "{KILLS} kills and the batch done in {:?}",
+        "{} kills and the batch done in {:?}",
+        kills.len(),
         started.elapsed()
     );
+    assert!(kills.len() >= 3, "only {} kills landed", kills.len());
     assert!(
         done.iter().all(|j| j.state == "done"),
         "{:#?}",
@@ -159,7 +167,7 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
     let received = upload_bytes(&requests);
     let per_kill = transfers * chunk.max(threshold);
     assert!(
-        received <= total + KILLS as u64 * per_kill,
+        received <= total + kills.len() as u64 * per_kill,
         "{received} bytes received for {total} bytes of files"
     );
     // Per session: which file it became (whichever route committed it) and what it received.
@@ -203,7 +211,7 @@ async fn ten_kills_at_random_moments_lose_nothing_duplicate_nothing_and_resume()
         let session = *sessions.iter().next().unwrap();
         let (bytes, _) = by_session[session];
         assert!(
-            bytes < size + KILLS as u64 * chunk,
+            bytes < size + kills.len() as u64 * chunk,
             "{path}: {bytes} bytes received for {size}"
         );
         // Did a kill land while this session was open?
