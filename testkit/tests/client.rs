@@ -354,3 +354,67 @@ async fn start_batch_append_batch_finish_batch_end_to_end() {
         assert_eq!(stored.content_hash, want);
     }
 }
+
+#[tokio::test]
+async fn a_batch_at_the_client_limit_goes_in_one_request_each() {
+    // MAX_APPEND_BATCH_ENTRIES entries make a Dropbox-API-Arg header of some 60 KB: the whole
+    // way through, one request per route.
+    let (emu, _dir, client, token) = emulator().await;
+    let n = MAX_APPEND_BATCH_ENTRIES;
+    let ids = client
+        .upload_session_start_batch(&token, n)
+        .await
+        .expect("start_batch");
+    let data: Vec<Vec<u8>> = (0..n).map(|i| format!("photo {i}").into_bytes()).collect();
+    let entries: Vec<AppendBatchEntry> = ids
+        .iter()
+        .zip(&data)
+        .map(|(id, d)| AppendBatchEntry {
+            cursor: UploadSessionCursor {
+                session_id: id.clone(),
+                offset: 0,
+            },
+            length: d.len() as u64,
+            close: true,
+        })
+        .collect();
+    let body = Bytes::from(data.concat());
+    let hash = content_hash::content_hash(&body);
+    let results = client
+        .upload_session_append_batch(&token, &entries, body, Some(hash), None)
+        .await
+        .expect("append_batch");
+    assert!(results.iter().all(|r| *r == AppendBatchResult::Success));
+    let commits: Vec<UploadSessionFinishArg> = ids
+        .iter()
+        .zip(&data)
+        .enumerate()
+        .map(|(i, (id, d))| UploadSessionFinishArg {
+            cursor: UploadSessionCursor {
+                session_id: id.clone(),
+                offset: d.len() as u64,
+            },
+            commit: CommitInfo::new(format!("/Full/{i}.txt")),
+            content_hash: None,
+        })
+        .collect();
+    let committed = client
+        .upload_session_finish_batch(&token, &commits)
+        .await
+        .expect("finish_batch_v2");
+    assert!(
+        committed
+            .iter()
+            .all(|r| matches!(r, FinishBatchEntry::Success(_)))
+    );
+    assert_eq!(emu.files().len(), n);
+    let routes: Vec<String> = emu.requests().into_iter().map(|r| r.route).collect();
+    assert_eq!(
+        routes,
+        [
+            "/2/files/upload_session/start_batch",
+            "/2/files/upload_session/append_batch",
+            "/2/files/upload_session/finish_batch_v2"
+        ]
+    );
+}
