@@ -14,6 +14,8 @@
 //! - `sessions`: upload sessions, kept on disk part by part.
 //! - `auth`: access and refresh tokens, authorization codes.
 //! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays).
+//! - `network` and `throttle`: the network model, off by default ([`NetworkModel`]): latency
+//!   and an upload bandwidth cap; a per-token rate limit and the namespace lock commits take.
 //! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
 //!
 //! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
@@ -25,11 +27,13 @@ mod body;
 pub mod content_hash;
 mod faults;
 mod listing;
+mod network;
 pub(crate) mod paths;
 mod routes;
 mod server;
 mod sessions;
 mod store;
+mod throttle;
 mod wire;
 
 #[cfg(test)]
@@ -45,6 +49,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, Faults};
+pub use network::{CommitLock, NetworkModel};
+pub use throttle::{COMMIT_ROUTES, IN_FLIGHT, NetworkStats};
 
 /// How to start an [`Emulator`].
 #[derive(Clone)]
@@ -121,6 +127,13 @@ pub struct RequestRecord {
     /// `finish`, the id `upload_session/start` created (once it answered). `None` for other
     /// routes, including `finish_batch_v2` (see [`Emulator::session_commits`]).
     pub session: Option<String>,
+    /// The latency the network model added before the answer (zero when it is off).
+    #[serde(skip)]
+    pub latency: std::time::Duration,
+    /// How much sooner than a Retry-After told to its token this request arrived, if it did
+    /// (see [`NetworkStats::early_requests`]).
+    #[serde(skip)]
+    pub early: Option<std::time::Duration>,
 }
 
 /// A session committed to a file (by `finish` or an entry of `finish_batch_v2`).
@@ -158,6 +171,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     pub(crate) log: RequestLog,
     pub(crate) limits: Limits,
+    pub(crate) network: network::Network,
+    pub(crate) throttle: throttle::Throttle,
 }
 
 /// Limits that tests may lower so that "too large" paths can be exercised without 150 MiB bodies.
@@ -201,6 +216,8 @@ impl RequestLog {
                 fault: fault.map(|f| f.name().to_owned()),
                 body_bytes: 0,
                 session,
+                latency: std::time::Duration::ZERO,
+                early: None,
             },
             body_bytes: body_bytes.clone(),
         });
@@ -210,6 +227,20 @@ impl RequestLog {
     pub(crate) fn answered(&self, index: usize, status: u16) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.status = status;
+        }
+    }
+
+    /// Notes the latency the network model added to a request's answer.
+    pub(crate) fn delayed(&self, index: usize, latency: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.latency = latency;
+        }
+    }
+
+    /// Notes that a request came sooner than its token was told to, and by how much.
+    pub(crate) fn early(&self, index: usize, by: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.early = Some(by);
         }
     }
 
@@ -283,6 +314,8 @@ impl Emulator {
             limits: Limits {
                 max_body: std::sync::atomic::AtomicU64::new(MAX_BODY),
             },
+            network: network::Network::default(),
+            throttle: throttle::Throttle::default(),
         });
         shared.auth.set_primary(&access_token);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
@@ -374,6 +407,28 @@ impl Emulator {
             .limits
             .max_body
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the network model (latency, bandwidth, rate limit, namespace lock); it applies to
+    /// requests from now on, and to bodies being read. [`NetworkModel::default`] turns it off.
+    pub fn set_network(&self, model: NetworkModel) {
+        self.shared.network.set(model);
+    }
+
+    /// The network model in force.
+    pub fn network(&self) -> NetworkModel {
+        self.shared.network.model()
+    }
+
+    /// The 429s sent so far and the requests that came sooner than one allowed.
+    pub fn network_stats(&self) -> NetworkStats {
+        self.shared.throttle.stats()
+    }
+
+    /// Requests that arrived sooner than a Retry-After told to their token allowed
+    /// ([`NetworkStats::early_requests`]).
+    pub fn early_requests(&self) -> u64 {
+        self.network_stats().early_requests
     }
 
     /// Stops accepting, lets in-flight requests finish (for a bounded time), and writes the

@@ -2,6 +2,13 @@
 //! the route table, then what every API route shares: POST only, the bearer token, the
 //! Content-Type rules of its style, and its argument from the `Dropbox-API-Arg` header or the
 //! JSON body. The handlers themselves live in one file per route family.
+//!
+//! The network model (`network`, `throttle`) hooks in here and nowhere else: [`handle`] paces
+//! every body through the uplink, notes early requests, delays each answer (the commit's hold,
+//! then the latency) and tells the throttle what each 429 said; [`api`] applies the rate limit
+//! once the token is known; [`Call::take_commit_lock`] takes the namespace lock once a commit
+//! has arrived whole (in [`api`] for RPC routes, in [`Call::spool`] for upload-style ones), so
+//! no route handler knows about it.
 
 mod control;
 mod files;
@@ -26,8 +33,10 @@ use serde_json::Value;
 use super::args::{self, FieldError, Fields, Source};
 use super::body::{self, BodyError};
 use super::faults::Fault;
+use super::server::Connection;
+use super::throttle::{COMMIT_ROUTES, CommitPermit};
 use super::wire::{self, ApiError, Body, Reply};
-use super::{LogIndex, Shared, auth};
+use super::{LogIndex, Shared, auth, lock};
 
 /// The connection is to be dropped without an answer. Returned to hyper as the service's
 /// error, which makes it close the connection without writing anything.
@@ -94,6 +103,19 @@ pub(crate) struct Call<'a> {
     pub(crate) log: Option<LogIndex>,
     /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
     pub(crate) entry_contention: u32,
+    /// A commit route: the files it writes, until it has taken the namespace lock.
+    commit: Option<u32>,
+    /// The namespace lock, held while the handler runs.
+    permit: Option<CommitPermit<'a>>,
+    /// Where the lock's hold is noted for the answer's delay.
+    ticket: Option<Arc<Ticket>>,
+}
+
+/// What dispatch must know of a request after its handler: until when a commit holds the
+/// namespace lock (its answer goes out after that).
+#[derive(Default)]
+pub(crate) struct Ticket {
+    hold: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl<'a> Call<'a> {
@@ -118,13 +140,55 @@ impl<'a> Call<'a> {
             .limits
             .max_body
             .load(std::sync::atomic::Ordering::Relaxed);
-        match body::spool(incoming, self.shared.store.tmp_dir(), limit).await {
-            Ok(spooled) => Ok(spooled),
-            Err(BodyError::TooLarge) => Err(ApiError::tag("payload_too_large").into()),
-            Err(BodyError::Gone) => Err(Failure::Dropped),
-            Err(BodyError::Io(e)) => Err(ApiError::io("storing the request body", e).into()),
-        }
+        let spooled = match body::spool(incoming, self.shared.store.tmp_dir(), limit).await {
+            Ok(spooled) => spooled,
+            Err(BodyError::TooLarge) => return Err(ApiError::tag("payload_too_large").into()),
+            Err(BodyError::Gone) => return Err(Failure::Dropped),
+            Err(BodyError::Io(e)) => {
+                return Err(ApiError::io("storing the request body", e).into());
+            }
+        };
+        // A commit's body has arrived whole: now it commits, or meets the lock held.
+        self.take_commit_lock()?;
+        Ok(spooled)
     }
+
+    /// Takes the namespace lock if this is a commit and the model has one: 429
+    /// `too_many_write_operations` with `Retry-After: 1` while another commit holds it
+    /// (`throttle`). Once per request.
+    pub(crate) fn take_commit_lock(&mut self) -> Result<(), Failure> {
+        let Some(entries) = self.commit.take() else {
+            return Ok(());
+        };
+        let shared: &'a Shared = self.shared;
+        let Some(config) = shared.network.model().commit_lock else {
+            return Ok(());
+        };
+        let Some(permit) = shared.throttle.commit(config, entries) else {
+            return Err(ApiError::TooManyWriteOperations(1).into());
+        };
+        if let Some(ticket) = &self.ticket {
+            *lock(&ticket.hold) = Some(permit.until);
+        }
+        self.permit = Some(permit);
+        Ok(())
+    }
+}
+
+/// The files a commit route writes, for the lock's hold: each `finish_batch_v2` entry, one
+/// for every other commit route; `None` for routes that are not commits.
+fn commit_entries(route: &str, arg: &Value) -> Option<u32> {
+    if !COMMIT_ROUTES.contains(&route) {
+        return None;
+    }
+    if route == "files/upload_session/finish_batch_v2" {
+        let entries = arg
+            .get("entries")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        return Some(u32::try_from(entries).unwrap_or(u32::MAX));
+    }
+    Some(1)
 }
 
 /// The service function: every request on every connection comes through here.
@@ -133,18 +197,37 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let route = request.uri().path().to_owned();
-    let fault = if route.starts_with("/__emulator/") {
-        None
-    } else {
+    // The control routes are the emulator's own, not Dropbox's: no faults, no network model.
+    let dropbox = !route.starts_with("/__emulator/");
+    let connection = request.extensions().get::<Connection>().map_or(0, |c| c.0);
+    let token = bearer(request.headers())
+        .filter(|_| dropbox)
+        .map(str::to_owned);
+    let early = token.as_deref().and_then(|token| {
+        let commit = COMMIT_ROUTES.contains(&route.trim_start_matches("/2/"));
+        shared.throttle.arrive(token, commit, connection)
+    });
+    let fault = if dropbox {
         shared.faults.take(&route)
+    } else {
+        None
     };
     let (index, body_bytes) =
         shared
             .log
             .arrive(&route, fault.as_ref(), cursor_session(request.headers()));
+    if let Some(by) = early {
+        shared.log.early(index, by);
+    }
+    let ticket = Arc::new(Ticket::default());
     let (mut parts, incoming) = request.into_parts();
     parts.extensions.insert(LogIndex(index));
-    let request = Request::from_parts(parts, Counted::new(incoming, body_bytes));
+    parts.extensions.insert(ticket.clone());
+    let mut body = Counted::new(incoming, body_bytes);
+    if dropbox {
+        body = body.paced(shared.clone());
+    }
+    let request = Request::from_parts(parts, body);
     tracing::debug!(
         route,
         fault = fault.as_ref().map(Fault::name),
@@ -154,10 +237,27 @@ pub(crate) async fn handle(
         None => serve(&shared, request).await,
         Some(fault) => faulted(&shared, request, fault).await,
     };
+    if dropbox {
+        // The commit's hold on the namespace lock, then the way back.
+        let hold = *lock(&ticket.hold);
+        let latency = shared.network.latency();
+        if hold.is_some() || !latency.is_zero() {
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until(hold.map_or(now, |hold| hold.max(now)) + latency).await;
+            shared.log.delayed(index, latency);
+        }
+    }
     match outcome {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&wire::request_id()) {
                 response.headers_mut().insert(wire::REQUEST_ID, id);
+            }
+            if let (Some(token), Some(throttled)) =
+                (&token, response.extensions().get::<wire::Throttled>())
+            {
+                shared
+                    .throttle
+                    .told(token, throttled.refusal, throttled.retry_after, connection);
             }
             let status = response.status().as_u16();
             shared.log.answered(index, status);
@@ -370,6 +470,13 @@ async fn api(
     }
     let token = authenticate(shared, request.headers(), route)?;
     let (parts, incoming) = request.into_parts();
+    if let Some(limit) = shared.network.model().rate_limit.filter(|&limit| limit > 0)
+        && let Err(retry_after) = shared.throttle.admit(&token, limit)
+    {
+        // Not processed; the body is read first so the client hears the answer.
+        body::drain(incoming, 2 * super::MAX_BODY).await;
+        return Err(ApiError::TooManyRequests(retry_after).into());
+    }
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
@@ -403,7 +510,8 @@ async fn api(
             (Value::Null, Source::Body, None)
         }
     };
-    let call = Call {
+    let commit = commit_entries(route, &arg);
+    let mut call = Call {
         shared,
         route,
         token,
@@ -412,7 +520,14 @@ async fn api(
         body,
         log: parts.extensions.get::<LogIndex>().copied(),
         entry_contention: parts.extensions.get::<EntryContention>().map_or(0, |c| c.0),
+        commit,
+        permit: None,
+        ticket: parts.extensions.get::<Arc<Ticket>>().cloned(),
     };
+    if style != Style::Upload {
+        // An RPC commit has arrived whole (its argument is its body).
+        call.take_commit_lock()?;
+    }
     match route {
         "files/upload" => upload::upload(call).await,
         "files/upload_session/start" => upload::start(call).await,
