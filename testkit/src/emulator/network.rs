@@ -8,10 +8,9 @@
 //!
 //! - **Latency** (`latency`, `jitter`): every API request's answer is held back by `latency`
 //!   plus a uniform draw in `0..=jitter`, from a PRNG seeded with `seed` (as `faults` does),
-//!   so a run can be replayed. Real Dropbox answers from 50–150 ms away for most users (what a
-//!   client sees as the round trip of a small request; the benchmark of issue 16 used 80 ms),
-//!   and Dropbox's performance guide asks clients to keep many requests in flight for that
-//!   reason. The delay is added **after** the request is processed, before the answer is
+//!   so a run can be replayed. Real Dropbox sits 50–150 ms away from a client (issue 16; its
+//!   benchmark used 80 ms): the round trip every request pays, however small. The emulator
+//!   takes any value. The delay is added **after** the request is processed, before the answer is
 //!   written: the request is handled the moment it arrives, so a commit lands before its
 //!   answer can reach the client, as on the real service (where an answer lost on its way
 //!   back leaves the commit done), and the rate limit, the namespace lock and the count of

@@ -3,25 +3,30 @@
 //!
 //! - **Per-token request rate** (`rate_limit`, requests per second): Dropbox applies its rate
 //!   limits per access token and does not publish them (Dropbox's performance guide and
-//!   data-ingress guide); "around a dozen requests per second per token" is what clients meet.
-//!   The emulator counts each token's requests in a **sliding window** of one second (exact:
-//!   never more than N in any second, where a token bucket would let a full bucket burst past
-//!   it); a request that would make more than N gets 429 `too_many_requests`, a `Retry-After`
-//!   header in whole seconds (at least 1) and the same number as `retry_after` in the JSON
-//!   `RateLimitError` body, and is not processed. Throttled requests count against the limit,
-//!   as the guides say: a client that retries without waiting keeps itself throttled. (Real
-//!   Retry-After values seen in Dropbox's answers are 1, 15 and 300 s; with a one-second
-//!   window the emulator's is 1 s.)
+//!   data-ingress guide; issue 16 puts the limit around a dozen requests per second per
+//!   token). The emulator counts each authenticated request in a **sliding window** of one
+//!   second per token (exact: never more than N in any second, where a token bucket would let
+//!   a full bucket burst past it). A request that would make more than N gets 429
+//!   `too_many_requests`, a `Retry-After` header in whole seconds (at least 1) and the same
+//!   number as `retry_after` in the JSON `RateLimitError` body, and is not processed.
+//!   Throttled requests count against the limit, as the guides say: a client that retries
+//!   without waiting keeps itself throttled. (The Retry-After values seen in real answers are
+//!   1 s for lock contention, and 15 s and 300 s for rate limits, as rclone's documentation
+//!   reports; with a one-second window the emulator's is 1 s.) A request an injected fault
+//!   answers never reaches the limiter.
 //! - **Namespace lock** (`commit_lock`): every write to the account's namespace takes one lock
 //!   (Dropbox's performance guide on `too_many_write_operations`, and Dropbox staff on the
-//!   forum): the commit routes [`COMMIT_ROUTES`]. A commit holds it from the moment its
-//!   request has arrived whole for `base + per_entry × files written` (each
+//!   forum); the emulator has one account, so one lock. The commit routes are
+//!   [`COMMIT_ROUTES`]. A commit holds the lock from the moment its request has arrived whole
+//!   (an upload body read to its end) for `base + per_entry × files written` (each
 //!   `finish_batch_v2` entry counts), and its answer waits for the hold to end, then for the
 //!   latency. A commit arriving while the lock is held gets 429 `too_many_write_operations`
-//!   with `Retry-After: 1` and no `retry_after` in the body, as captured from the real service,
-//!   and is not processed. Data transport (`upload_session/start`, `append_v2`, and
-//!   `start_batch`/`append_batch`) never takes the lock: Dropbox recommends sending data in
-//!   parallel and committing many files at once.
+//!   with `Retry-After: 1` and no `retry_after` in the body, as captured from the real service
+//!   (the answer quoted in the Go SDK's issue 33), and is not processed. The 409 flavour (a
+//!   route error, or a `finish_batch_v2` entry tagged `too_many_write_operations`) stays the
+//!   fault injector's (`Fault::EntryWriteContention`). Data transport
+//!   (`upload_session/start`, `append_v2`, `start_batch`, `append_batch`) never takes the
+//!   lock: Dropbox recommends sending data in parallel and committing many files at once.
 //!
 //! **Early requests.** Every 429 (these, or an injected fault) tells its token when to come
 //! back. A request with that token arriving sooner is counted ([`NetworkStats`]): after
