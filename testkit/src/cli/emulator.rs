@@ -67,11 +67,12 @@ pub async fn run(args: EmulatorArgs) -> Exit {
         }
     };
     let model = network(&args);
-    if let Some(line) = describe(&model) {
-        println!("{line}");
-    }
+    let described = describe(&model);
     emulator.set_network(model);
     println!("Dropbox API emulator on {}", emulator.base_url());
+    if let Some(line) = described {
+        println!("{line}");
+    }
     println!("files under {}", args.root.display());
     if args.token.is_none() {
         // The user asked for a token to be issued: printing it is the point.
