@@ -298,3 +298,61 @@ async fn the_hold_grows_with_the_entries_of_a_batch_commit() {
     }
     h.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_control_route_sets_the_model_and_shows_what_it_did() {
+    let h = start().await;
+    let set = h
+        .http
+        .post(h.url("/__emulator/network"))
+        .json(&json!({"rate_limit": 1, "commit_lock": {"base_ms": 10}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(set.status(), 200);
+    assert_eq!(
+        h.emu.network(),
+        NetworkModel {
+            rate_limit: Some(1),
+            commit_lock: Some(CommitLock {
+                base: Duration::from_millis(10),
+                per_entry: Duration::ZERO,
+            }),
+            ..model()
+        }
+    );
+    h.rpc("/2/files/list_folder", json!({"path": ""}))
+        .await
+        .ok();
+    h.rpc("/2/files/list_folder", json!({"path": ""}))
+        .await
+        .route_error(429, "too_many_requests/");
+    let shown: serde_json::Value = h
+        .http
+        .get(h.url("/__emulator/network"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        shown,
+        json!({
+            "model": {"latency_ms": 0, "jitter_ms": 0, "seed": 0, "bandwidth": null,
+                      "rate_limit": 1, "commit_lock": {"base_ms": 10, "per_entry_ms": 0}},
+            "stats": {"too_many_requests": 1, "too_many_write_operations": 0,
+                      "early_requests": 0},
+        })
+    );
+    // An unknown knob is refused, not ignored.
+    let typo = h
+        .http
+        .post(h.url("/__emulator/network"))
+        .json(&json!({"latency": 80}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(typo.status(), 400);
+    h.emu.shutdown().await;
+}
