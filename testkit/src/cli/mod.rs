@@ -94,7 +94,12 @@ pub struct EmulatorArgs {
     )]
     seed: u64,
     /// Upload bandwidth across all connections, in bytes/s (10MB, 500K, 1.5MiB, or off).
-    #[arg(long, value_name = "RATE", value_parser = parse_bandwidth, help_heading = "Network model")]
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_parser = parse_bandwidth,
+        help_heading = "Network model"
+    )]
     bandwidth: Option<u64>,
     /// At most this many requests per second per access token; more get 429 too_many_requests
     /// with Retry-After.
