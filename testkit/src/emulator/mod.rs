@@ -14,9 +14,10 @@
 //! - `sessions`: upload sessions, kept on disk part by part.
 //! - `auth`: access and refresh tokens, authorization codes.
 //! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays).
-//! - `network` and `throttle`: the network model, off by default ([`NetworkModel`]): latency
-//!   and an upload bandwidth cap; a per-token rate limit and the namespace lock commits take.
 //! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
+//!
+//! The network model, off by default ([`NetworkModel`]): `network` (latency, an upload
+//! bandwidth cap) and `throttle` (a per-token rate limit, the namespace lock commits take).
 //!
 //! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
 //! root keeps its files, sessions and tokens.
@@ -118,6 +119,13 @@ pub struct RequestRecord {
     pub status: u16,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
+    /// The latency the network model added before the answer (zero when it is off).
+    #[serde(skip)]
+    pub latency: std::time::Duration,
+    /// How much sooner than a Retry-After told to its token this request arrived, if it did
+    /// (see [`NetworkStats::early_requests`]).
+    #[serde(skip)]
+    pub early: Option<std::time::Duration>,
     /// Request-body bytes the emulator has read so far: the whole body once the request was
     /// processed, what arrived before the drop for a connection cut mid-body (a
     /// `ResetMidBody` fault, or a client that went away), and less than the body while it is
@@ -127,13 +135,6 @@ pub struct RequestRecord {
     /// `finish`, the id `upload_session/start` created (once it answered). `None` for other
     /// routes, including `finish_batch_v2` (see [`Emulator::session_commits`]).
     pub session: Option<String>,
-    /// The latency the network model added before the answer (zero when it is off).
-    #[serde(skip)]
-    pub latency: std::time::Duration,
-    /// How much sooner than a Retry-After told to its token this request arrived, if it did
-    /// (see [`NetworkStats::early_requests`]).
-    #[serde(skip)]
-    pub early: Option<std::time::Duration>,
 }
 
 /// A session committed to a file (by `finish` or an entry of `finish_batch_v2`).
@@ -214,10 +215,10 @@ impl RequestLog {
                 received: Instant::now(),
                 status: 0,
                 fault: fault.map(|f| f.name().to_owned()),
-                body_bytes: 0,
-                session,
                 latency: std::time::Duration::ZERO,
                 early: None,
+                body_bytes: 0,
+                session,
             },
             body_bytes: body_bytes.clone(),
         });

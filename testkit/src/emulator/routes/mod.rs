@@ -6,9 +6,9 @@
 //! The network model (`network`, `throttle`) hooks in here and nowhere else: [`handle`] paces
 //! every body through the uplink, notes early requests, delays each answer (the commit's hold,
 //! then the latency) and tells the throttle what each 429 said; [`api`] applies the rate limit
-//! once the token is known; [`Call::take_commit_lock`] takes the namespace lock once a commit
-//! has arrived whole (in [`api`] for RPC routes, in [`Call::spool`] for upload-style ones), so
-//! no route handler knows about it.
+//! once the token is known; [`commit_lock`] takes the namespace lock once a commit has arrived
+//! whole (in [`api`] for RPC routes, in [`Call::spool`] for upload-style ones), so no route
+//! handler knows about it.
 
 mod control;
 mod files;
@@ -99,16 +99,16 @@ pub(crate) struct Call<'a> {
     pub(crate) source: Source,
     /// The raw body of upload-style routes.
     pub(crate) body: Option<Counted>,
-    /// This request's entry in the request log.
-    pub(crate) log: Option<LogIndex>,
-    /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
-    pub(crate) entry_contention: u32,
     /// A commit route: the files it writes, until it has taken the namespace lock.
     commit: Option<u32>,
     /// The namespace lock, held while the handler runs.
     permit: Option<CommitPermit<'a>>,
     /// Where the lock's hold is noted for the answer's delay.
     ticket: Option<Arc<Ticket>>,
+    /// This request's entry in the request log.
+    pub(crate) log: Option<LogIndex>,
+    /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
+    pub(crate) entry_contention: u32,
 }
 
 /// What dispatch must know of a request after its handler: until when a commit holds the
@@ -153,26 +153,35 @@ impl<'a> Call<'a> {
         Ok(spooled)
     }
 
-    /// Takes the namespace lock if this is a commit and the model has one: 429
-    /// `too_many_write_operations` with `Retry-After: 1` while another commit holds it
-    /// (`throttle`). Once per request.
+    /// Takes the namespace lock if this is an upload-style commit whose body has arrived
+    /// ([`commit_lock`]). Once per request.
     pub(crate) fn take_commit_lock(&mut self) -> Result<(), Failure> {
         let Some(entries) = self.commit.take() else {
             return Ok(());
         };
-        let shared: &'a Shared = self.shared;
-        let Some(config) = shared.network.model().commit_lock else {
-            return Ok(());
-        };
-        let Some(permit) = shared.throttle.commit(config, entries) else {
-            return Err(ApiError::TooManyWriteOperations(1).into());
-        };
-        if let Some(ticket) = &self.ticket {
-            *lock(&ticket.hold) = Some(permit.until);
-        }
-        self.permit = Some(permit);
+        self.permit = commit_lock(self.shared, entries, self.ticket.as_deref())?;
         Ok(())
     }
+}
+
+/// The namespace lock for a commit writing `entries` files, if the model has one, its hold
+/// noted on the request's ticket; 429 `too_many_write_operations` with `Retry-After: 1` while
+/// another commit holds it (`throttle`).
+fn commit_lock<'a>(
+    shared: &'a Shared,
+    entries: u32,
+    ticket: Option<&Ticket>,
+) -> Result<Option<CommitPermit<'a>>, Failure> {
+    let Some(config) = shared.network.model().commit_lock else {
+        return Ok(None);
+    };
+    let Some(permit) = shared.throttle.commit(config, entries) else {
+        return Err(ApiError::TooManyWriteOperations(1).into());
+    };
+    if let Some(ticket) = ticket {
+        *lock(&ticket.hold) = Some(permit.until);
+    }
+    Ok(Some(permit))
 }
 
 /// The files a commit route writes, for the lock's hold: each `finish_batch_v2` entry, one
@@ -207,21 +216,23 @@ pub(crate) async fn handle(
         let commit = COMMIT_ROUTES.contains(&route.trim_start_matches("/2/"));
         shared.throttle.arrive(token, commit, connection)
     });
-    let fault = if dropbox {
-        shared.faults.take(&route)
-    } else {
+
+    let fault = if route.starts_with("/__emulator/") {
         None
+    } else {
+        shared.faults.take(&route)
     };
     let (index, body_bytes) =
         shared
             .log
             .arrive(&route, fault.as_ref(), cursor_session(request.headers()));
+    let (mut parts, incoming) = request.into_parts();
+    parts.extensions.insert(LogIndex(index));
+
     if let Some(by) = early {
         shared.log.early(index, by);
     }
     let ticket = Arc::new(Ticket::default());
-    let (mut parts, incoming) = request.into_parts();
-    parts.extensions.insert(LogIndex(index));
     parts.extensions.insert(ticket.clone());
     let mut body = Counted::new(incoming, body_bytes);
     if dropbox {
@@ -511,23 +522,27 @@ async fn api(
         }
     };
     let commit = commit_entries(route, &arg);
-    let mut call = Call {
+    let ticket = parts.extensions.get::<Arc<Ticket>>().cloned();
+    // An RPC commit has arrived whole (its argument is its body): it takes the lock now; an
+    // upload-style one once its body has been read (`Call::spool`).
+    let (commit, permit) = match (style, commit) {
+        (Style::Upload, pending) => (pending, None),
+        (_, None) => (None, None),
+        (_, Some(entries)) => (None, commit_lock(shared, entries, ticket.as_deref())?),
+    };
+    let call = Call {
         shared,
         route,
         token,
         arg,
         source,
         body,
+        commit,
+        permit,
+        ticket,
         log: parts.extensions.get::<LogIndex>().copied(),
         entry_contention: parts.extensions.get::<EntryContention>().map_or(0, |c| c.0),
-        commit,
-        permit: None,
-        ticket: parts.extensions.get::<Arc<Ticket>>().cloned(),
     };
-    if style != Style::Upload {
-        // An RPC commit has arrived whole (its argument is its body).
-        call.take_commit_lock()?;
-    }
     match route {
         "files/upload" => upload::upload(call).await,
         "files/upload_session/start" => upload::start(call).await,
