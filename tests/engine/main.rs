@@ -22,6 +22,8 @@ use dbxport_testkit::emulator::{Emulator, EmulatorConfig, Fault, StoredFile};
 use dbxport_testkit::system_test;
 use tokio_util::sync::CancellationToken;
 
+mod network;
+
 type Events = tokio::sync::broadcast::Receiver<dbxport::queue::JobEvent>;
 
 const MIB: u64 = 1024 * 1024;

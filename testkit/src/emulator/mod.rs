@@ -19,6 +19,9 @@
 //!   failures of the batch routes).
 //! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
 //!
+//! The network model, off by default ([`NetworkModel`]): `network` (latency, an upload
+//! bandwidth cap) and `throttle` (a per-token rate limit, the namespace lock commits take).
+//!
 //! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
 //! root keeps its files, sessions and tokens.
 
@@ -28,11 +31,13 @@ mod body;
 pub mod content_hash;
 mod faults;
 mod listing;
+mod network;
 pub(crate) mod paths;
 mod routes;
 mod server;
 mod sessions;
 mod store;
+mod throttle;
 mod wire;
 
 #[cfg(test)]
@@ -48,6 +53,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, Faults};
+pub use network::{CommitLock, NetworkModel};
+pub use throttle::{COMMIT_ROUTES, IN_FLIGHT, NetworkStats};
 
 /// How to start an [`Emulator`].
 #[derive(Clone)]
@@ -115,6 +122,13 @@ pub struct RequestRecord {
     pub status: u16,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
+    /// The latency the network model added before the answer (zero when it is off).
+    #[serde(skip)]
+    pub latency: std::time::Duration,
+    /// How much sooner than a Retry-After told to its token this request arrived, if it did
+    /// (see [`NetworkStats::early_requests`]).
+    #[serde(skip)]
+    pub early: Option<std::time::Duration>,
     /// Request-body bytes the emulator has read so far: the whole body once the request was
     /// processed, what arrived before the drop for a connection cut mid-body (a
     /// `ResetMidBody` fault, or a client that went away), and less than the body while it is
@@ -180,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     pub(crate) log: RequestLog,
     pub(crate) limits: Limits,
+    pub(crate) network: network::Network,
+    pub(crate) throttle: throttle::Throttle,
 }
 
 /// Limits that tests may lower so that "too large" paths can be exercised without 150 MiB bodies.
@@ -222,6 +238,8 @@ impl RequestLog {
                 received: Instant::now(),
                 status: 0,
                 fault: fault.map(|f| f.name().to_owned()),
+                latency: std::time::Duration::ZERO,
+                early: None,
                 body_bytes: 0,
                 session,
                 pieces,
@@ -235,6 +253,20 @@ impl RequestLog {
     pub(crate) fn answered(&self, index: usize, status: u16) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.status = status;
+        }
+    }
+
+    /// Notes the latency the network model added to a request's answer.
+    pub(crate) fn delayed(&self, index: usize, latency: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.latency = latency;
+        }
+    }
+
+    /// Notes that a request came sooner than its token was told to, and by how much.
+    pub(crate) fn early(&self, index: usize, by: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.early = Some(by);
         }
     }
 
@@ -325,6 +357,8 @@ impl Emulator {
             limits: Limits {
                 max_body: std::sync::atomic::AtomicU64::new(MAX_BODY),
             },
+            network: network::Network::default(),
+            throttle: throttle::Throttle::default(),
         });
         shared.auth.set_primary(&access_token);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
@@ -416,6 +450,28 @@ impl Emulator {
             .limits
             .max_body
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the network model (latency, bandwidth, rate limit, namespace lock); it applies to
+    /// requests from now on, and to bodies being read. [`NetworkModel::default`] turns it off.
+    pub fn set_network(&self, model: NetworkModel) {
+        self.shared.network.set(model);
+    }
+
+    /// The network model in force.
+    pub fn network(&self) -> NetworkModel {
+        self.shared.network.model()
+    }
+
+    /// The 429s sent so far and the requests that came sooner than one allowed.
+    pub fn network_stats(&self) -> NetworkStats {
+        self.shared.throttle.stats()
+    }
+
+    /// Requests that arrived sooner than a Retry-After told to their token allowed
+    /// ([`NetworkStats::early_requests`]).
+    pub fn early_requests(&self) -> u64 {
+        self.network_stats().early_requests
     }
 
     /// Stops accepting, lets in-flight requests finish (for a bounded time), and writes the

@@ -6,6 +6,7 @@ mod auth;
 mod commits;
 mod faults;
 mod metadata;
+mod network;
 mod persistence;
 mod sessions;
 mod sharing;
