@@ -30,7 +30,8 @@
 //! - `transfer`: whole-file and sequential-session uploads and their commits; `concurrent`:
 //!   a large file's chunks in parallel; `commit`: small files' commits batched.
 //! - `remote`: what Dropbox already holds (skip-identical, the listing cache) and what a lost
-//!   commit resolves to, by looking.
+//!   commit resolves to, by looking; `replace`: an edited photo's upload taking the place of
+//!   the copy sent before.
 //! - `classify`: every error as a `Step` (wait, fail, requeue, logged out, stopped);
 //!   `retry`: how long a wait lasts.
 //! - `progress`: throttled progress events and the throughput `meter`.
@@ -66,6 +67,7 @@ mod meter;
 mod outages;
 mod progress;
 mod remote;
+mod replace;
 pub mod retry;
 mod scheduler;
 mod transfer;
