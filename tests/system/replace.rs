@@ -2,7 +2,7 @@
 //! exported again takes the place of the copy sent before (same path, new content, new rev,
 //! no `photo (1).jpg`); a copy changed in Dropbox since is never overwritten, the upload is
 //! kept beside it and `dbxportctl jobs` says why; a watch does this by default; and a kill -9
-//! between the commit and the job's Done makes no twin.
+//! between the commit and the job's Done makes no twin and is resolved by looking.
 
 use std::path::{Path, PathBuf};
 
@@ -169,7 +169,7 @@ async fn a_watch_replaces_the_copy_of_a_photo_saved_over_by_default() {
 }
 
 #[system_test]
-async fn kill_9_between_commit_and_done_under_replace_makes_no_twin() {
+async fn kill_9_between_commit_and_done_under_replace_makes_no_twin_and_sends_nothing_again() {
     let mut w = world(small_config()).await;
     let (photo, edit) = photo_and_edit(&w.photo_dir());
     export_replacing(&w, &photo, "/Album");
@@ -198,6 +198,7 @@ async fn kill_9_between_commit_and_done_under_replace_makes_no_twin() {
     w.wait_for_stored_hash("the commit landed", &new_hash).await;
     let jobs = jobs(&uploader, &[("batch", Value::from(batch))]).await;
     assert_eq!(jobs[0].state, "committing", "{jobs:?}");
+    let before_kill = w.sandbox.emulator.requests().len();
     w.sandbox.kill_daemon();
     w.sandbox.start_daemon().await.expect("restart");
     w.reconnect().await;
@@ -205,6 +206,13 @@ async fn kill_9_between_commit_and_done_under_replace_makes_no_twin() {
     let uploader = w.uploader().await;
     let done = batch_final(&uploader, batch).await;
     assert_eq!(done[0].state, "done", "{done:?}");
+    // Resolved by looking (ARCHITECTURE.md, invariant 2): nothing sent or committed again.
+    let again: Vec<String> = w.sandbox.emulator.requests()[before_kill..]
+        .iter()
+        .filter(|r| is_upload_route(&r.route))
+        .map(|r| r.route.clone())
+        .collect();
+    assert!(again.is_empty(), "sent again after the restart: {again:?}");
     let now = stored_in(&w, "/album");
     assert_eq!(
         now.len(),
