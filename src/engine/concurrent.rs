@@ -22,7 +22,6 @@ use futures_util::stream::FuturesUnordered;
 use super::{Engine, SharedProgress, Step, blocking, dropbox_step, session_step, source_step};
 use crate::dropbox::content_hash::{BlockDigest, from_block_digests};
 use crate::dropbox::{self, UploadSessionAppendError};
-use crate::export::Conflict;
 use crate::prepare::{self, SourceFile, Stamp};
 use crate::queue::{Job, JobState};
 
@@ -168,7 +167,7 @@ impl Engine {
         self.commit(job, &session, size, &hash).await
     }
 
-    /// With `skip-identical`, a large file already in Dropbox with the same content makes the
+    /// With `skip-identical` (or `replace`), a large file already in Dropbox with the same content makes the
     /// job Done without sending. Only a remote file of the same size is worth hashing ours for.
     async fn already_there_sized(
         &self,
@@ -176,7 +175,7 @@ impl Engine {
         path: &SourceFile,
         size: u64,
     ) -> Result<bool, Step> {
-        if job.options.conflict != Conflict::SkipIdentical {
+        if !job.options.conflict.skips_identical() {
             return Ok(false);
         }
         if self

@@ -131,6 +131,8 @@ impl Engine {
             }
             return Err(self.requeue(id).await);
         }
+        // Under `replace`, the rev of the copy to replace as it is now (`replace`).
+        let job = self.aim_replace(job).await?;
         if state == JobState::Queued {
             state = self.to(id, JobState::Preparing).await?;
         }

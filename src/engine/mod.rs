@@ -34,7 +34,8 @@
 //!   a large file's chunks in parallel; `packing`: small files' bytes many to a request;
 //!   `commit`: small files' commits batched.
 //! - `remote`: what Dropbox already holds (skip-identical, the listing cache) and what a lost
-//!   commit resolves to, by looking.
+//!   commit resolves to, by looking; `replace`: an edited photo's upload taking the place of
+//!   the copy sent before.
 //! - `classify`: every error as a `Step` (wait, fail, requeue, logged out, stopped);
 //!   `retry`: how long a wait lasts.
 //! - `progress`: throttled progress events and the throughput `meter`.
@@ -71,6 +72,7 @@ mod outages;
 mod packing;
 mod progress;
 mod remote;
+mod replace;
 pub mod retry;
 mod scheduler;
 mod transfer;

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::replace::{Plan, plan, replaced_elsewhere};
 use super::{Engine, Step, dropbox_step, session_step};
 use crate::dropbox::{self, FileMetadata, ListFolderArg, Metadata};
-use crate::export::Conflict;
 use crate::folders::{self, ListingError};
 use crate::queue::{FailureKind, Job, JobState};
 
@@ -317,14 +317,14 @@ impl Engine {
         }
     }
 
-    /// With `skip-identical`, a file of the same name and content already in Dropbox makes the
-    /// job Done without sending anything. Returns true when that is so.
+    /// With `skip-identical` (or `replace`), a file of the same name and content already in
+    /// Dropbox makes the job Done without sending anything. Returns true when that is so.
     pub(super) async fn already_there(&self, job: &Job, hash: &str) -> Result<bool, Step> {
-        if job.options.conflict != Conflict::SkipIdentical {
+        if !job.options.conflict.skips_identical() {
             return Ok(false);
         }
         let listed = self.remote_file(job).await?;
-        if listed.is_none_or(|meta| meta.content_hash.as_deref() != Some(hash)) {
+        if plan(job, listed.as_ref(), hash) != Plan::Skip {
             return Ok(false);
         }
         // The listing may be a few seconds old: confirm before sending nothing.
@@ -406,6 +406,11 @@ impl Engine {
             });
         }
         self.note_remote(&meta).await;
+        // An update that met a changed copy landed beside it: the job says why.
+        if let Some(why) = replaced_elsewhere(job, &meta) {
+            tracing::info!(job = job.id, "{why}");
+            self.queue.note_warnings(job.id, vec![why]).await?;
+        }
         // The file is there; the batch's link (if asked for) before the job is Done.
         self.ensure_shared_link(job).await?;
         let remote_path = meta
@@ -479,6 +484,7 @@ mod tests {
 mod resolution_tests {
     use super::*;
     use crate::engine::test_support::{file, job};
+    use crate::export::Conflict;
 
     fn committing() -> JobState {
         JobState::Committing {
@@ -506,6 +512,10 @@ mod resolution_tests {
         let add = job(committing(), Conflict::SkipIdentical);
         let overwrite = job(committing(), Conflict::Overwrite);
         let rename = job(committing(), Conflict::Rename);
+        // Under `replace` the job's path is the remembered copy's (`queue::sent`).
+        let mut replace = job(committing(), Conflict::Replace);
+        replace.replaces_rev = Some("0123456789".into());
+        let conflicted = || file("a (conflicted copy).jpg", "h");
         let here = || file("a.jpg", "h");
         let other = || file("a.jpg", "x");
         let copy = || file("a (1).jpg", "h");
@@ -525,6 +535,9 @@ mod resolution_tests {
             ("rename: only the old file there", &rename, Some(&before_path), None, vec![here()], true, CommitAgain),
             ("rename: a new copy beside the old", &rename, Some(&before_path), None, vec![here(), copy()], false, landed(copy())),
             ("rename: at its name, nothing there before", &rename, Some(&[]), None, vec![here()], false, landed(here())),
+            ("replace: our content at the remembered path", &replace, None, Some(here()), vec![], true, landed(here())),
+            ("replace: the earlier copy still there, a session", &replace, None, Some(other()), vec![], true, CommitAgain),
+            ("replace: kept beside a changed copy", &replace, None, Some(other()), vec![conflicted()], false, landed(conflicted())),
             ("rename: a new copy in another letter case", &rename, Some(&before_path), None, vec![file("A (2).JPG", "h")], false, landed(file("A (2).JPG", "h"))),
         ];
         for (what, job, before, at_path, copies, session, expected) in table {

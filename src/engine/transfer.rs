@@ -385,10 +385,15 @@ pub(super) fn finish_arg(job: &Job, session: &str, size: u64) -> dropbox::Upload
 /// then (`strict_conflict`).
 pub(super) fn commit_info(job: &Job) -> dropbox::CommitInfo {
     let (mode, autorename, strict_conflict) = match (&job.replaces_rev, job.options.conflict) {
-        // The finished version of a file sent half-written takes that upload's place; if the
-        // remote copy changed since, Dropbox keeps both ("name (conflicted copy).jpg").
+        // The finished version of a file sent half-written, or under `replace` the edited
+        // version of a file sent before, takes that upload's place; if the remote copy changed
+        // since, Dropbox keeps both ("name (conflicted copy).jpg").
         (Some(rev), _) => (dropbox::WriteMode::Update(rev.clone()), true, false),
-        (None, Conflict::SkipIdentical) => (dropbox::WriteMode::Add, true, false),
+        // `replace` with nothing remembered acts as `skip-identical`: a first export never
+        // overwrites anyone's file (`replace`).
+        (None, Conflict::SkipIdentical | Conflict::Replace) => {
+            (dropbox::WriteMode::Add, true, false)
+        }
         (None, Conflict::Rename) => (dropbox::WriteMode::Add, true, true),
         (None, Conflict::Overwrite) => (dropbox::WriteMode::Overwrite, false, false),
     };

@@ -13,7 +13,8 @@
 //! Files: `enqueue` (accepting a batch), `transition` (every state change, Retry, Cancel),
 //! `restore` (what a start makes of what it finds), `index` (unfinished jobs, the per-batch
 //! counts), `batches` (summaries, pruning), `settings` (pause, bandwidth, last options),
-//! `store` (keys and records in sled), `seal` (damage detection), `same_path`, `job`, `error`.
+//! `store` (keys and records in sled), `seal` (damage detection), `sent` (what was sent where,
+//! for `replace`), `same_path`, `job`, `error`.
 
 mod batches;
 mod enqueue;
@@ -23,12 +24,14 @@ mod job;
 mod restore;
 mod same_path;
 mod seal;
+mod sent;
 mod settings;
 mod store;
 mod transition;
 
 pub use error::{QueueError, Result};
 pub use same_path::collisions;
+pub use sent::{Sent, folder_of};
 
 pub use job::{
     Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, SharedLink, now_ms,
@@ -99,6 +102,8 @@ struct Inner {
     jobs: sled::Tree,
     batches: sled::Tree,
     meta: sled::Tree,
+    /// What was sent where, per source file and folder (`sent`).
+    sent: sled::Tree,
     index: Mutex<Index>,
     changed: Notify,
     /// The pause switch as it is now, for whoever shows it (the job tray) whichever way it
@@ -142,6 +147,7 @@ impl Queue {
         let jobs = db.open_tree("jobs").map_err(open_err)?;
         let batches = db.open_tree("batches").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
+        let sent = db.open_tree("sent").map_err(open_err)?;
         if let Some(sealed) = seal::read(path) {
             let found = seal::Seal::of(&jobs, &batches)?;
             if found.lost_from(&sealed) {
@@ -168,6 +174,7 @@ impl Queue {
                 jobs,
                 batches,
                 meta,
+                sent,
                 index: Mutex::new(Index::default()),
                 changed: Notify::new(),
                 paused: watch::Sender::new(paused),
@@ -178,6 +185,10 @@ impl Queue {
             }),
         };
         queue.restore()?;
+        let forgotten = queue.prune_sent()?;
+        if forgotten > 0 {
+            tracing::debug!("forgot {forgotten} uploads of files that are gone");
+        }
         Ok(queue)
     }
 

@@ -69,6 +69,10 @@ impl Queue {
         {
             tree.insert(k, v)?;
         }
+        // What was sent where, for `replace` (`sent`), under the same rule.
+        if let Some((k, v)) = super::sent::sent_entry(&job) {
+            self.inner.sent.insert(k, v)?;
+        }
         self.inner.jobs.insert(key(job.id), encode(&job))?;
         let batch_over = if job.state.is_terminal() {
             index.leave(job.id)
@@ -269,7 +273,7 @@ impl Queue {
     }
 
     /// An unfinished job's record, read with the index locked (`index`).
-    fn held(&self, index: &Index, id: JobId) -> Result<Job> {
+    pub(super) fn held(&self, index: &Index, id: JobId) -> Result<Job> {
         match index.contains(id) {
             true => self.stored(id)?.ok_or(QueueError::NotFound(id)),
             false => Err(QueueError::NotFound(id)),
