@@ -23,16 +23,9 @@ impl Engine {
         state: &JobState,
         path: &SourceFile,
     ) -> Result<(), Step> {
-        let source = path.clone();
-        let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
-            .await?
-            .map_err(source_step)?;
-        if self.already_there(job, &hash).await? {
+        let Some((bytes, stamp, hash)) = self.read_and_look(job, state, path).await? else {
             return Ok(());
-        }
-        if self.held_back(job, state) {
-            return Err(self.requeue(job.id).await);
-        }
+        };
         // Durable before the request goes (ARCHITECTURE.md, invariant 2), but written
         // without a network slot: the slot covers the request only.
         self.committing(job, &hash, None).await?;
@@ -72,17 +65,32 @@ impl Engine {
         state: &JobState,
         path: &SourceFile,
     ) -> Result<(), Step> {
+        let Some((bytes, _, hash)) = self.read_and_look(job, state, path).await? else {
+            return Ok(());
+        };
+        self.upload_packed(job, bytes, &hash).await
+    }
+
+    /// What a file of one request does before it is sent, holding no network slot: read and
+    /// hashed, looked for in Dropbox (None: the same content is there, the job is Done), and
+    /// sent back to the queue if a policy hold began (`held_back`).
+    async fn read_and_look(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<Option<(bytes::Bytes, prepare::Stamp, String)>, Step> {
         let source = path.clone();
-        let (bytes, _, hash) = blocking(move || prepare::read_whole(&source))
+        let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
             .await?
             .map_err(source_step)?;
         if self.already_there(job, &hash).await? {
-            return Ok(());
+            return Ok(None);
         }
         if self.held_back(job, state) {
             return Err(self.requeue(job.id).await);
         }
-        self.upload_packed(job, bytes, &hash).await
+        Ok(Some((bytes, stamp, hash)))
     }
 
     /// An upload session: chunks from the confirmed offset, then the commit. The file is
