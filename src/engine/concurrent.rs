@@ -79,16 +79,7 @@ impl Engine {
                 if self.already_there_sized(job, path, size).await? {
                     return Ok(());
                 }
-                let sending = self
-                    .network_slots
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                // Looked at once it may send: a hold that began while it waited keeps it back.
-                if self.held_back(job, &state) {
-                    drop(sending);
-                    return Err(self.requeue(id).await);
-                }
+                let _sending = self.slot_unless_held(job, &state).await?;
                 let session = self.start_concurrent(job).await?;
                 (session, BTreeSet::new())
             }

@@ -220,6 +220,25 @@ impl Engine {
         }
     }
 
+    /// A network slot for a job about to send, unless a policy hold began while it waited
+    /// (`held_back`, looked at once it may send): then the job is queued again.
+    pub(super) async fn slot_unless_held(
+        &self,
+        job: &Job,
+        state: &JobState,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, Step> {
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        if self.held_back(job, state) {
+            drop(sending);
+            return Err(self.requeue(job.id).await);
+        }
+        Ok(sending)
+    }
+
     /// A watch job claimed ahead (to prepare) before a policy hold began waits after all:
     /// nothing of it is sent yet. One already sending finishes its file. True when the job is
     /// to be queued again.

@@ -141,16 +141,7 @@ impl Engine {
             )
             .await?;
         }
-        let sending = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        // Looked at once it may send: a hold that began while it waited keeps it back.
-        if self.held_back(job, &state) {
-            drop(sending);
-            return Err(self.requeue(id).await);
-        }
+        let sending = self.slot_unless_held(job, &state).await?;
         let size = stamp.size;
         if offset > size {
             return Err(self.requeue(id).await);
