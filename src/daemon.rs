@@ -231,6 +231,10 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Http(e.to_string()))??
     };
+    watcher.set_profiles(crate::watch::ProfileSettings {
+        defaults: config.export.options(),
+        profiles: config.profiles(),
+    });
     for (i, folder) in config.watch.folders.iter().enumerate() {
         let remote = if folder.remote_folder.is_empty() {
             config.upload.remote_folder.clone()
@@ -244,6 +248,9 @@ pub async fn run(
             include: folder.include.clone(),
             exclude: folder.exclude.clone(),
             options: folder.options(&config.export),
+            profile: None,
+            overrides: Default::default(),
+            folder_from_profile: false,
         };
         if let Err(e) = watcher.ensure(declared).await {
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);

@@ -32,6 +32,9 @@ pub struct JobView {
     pub stored_path: Option<String>,
     /// When the job was queued (ms since the epoch).
     pub created_ms: u64,
+    /// What the user should know (each naming the file): e.g. that the folder's date came
+    /// from the file's modification time.
+    pub warnings: Vec<String>,
 }
 
 impl JobView {
@@ -58,6 +61,11 @@ impl JobView {
                 .unwrap_or(false),
             stored_path: s("stored_path"),
             created_ms: u("created_ms"),
+            warnings: d
+                .get("warnings")
+                .and_then(|v| v.try_clone().ok())
+                .and_then(|v| <Vec<String>>::try_from(v).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -157,13 +165,12 @@ fn print_jobs(jobs: &[JobView]) {
         );
         for job in group {
             let name = relative(&job.source, &local);
-            let remote_name = job
-                .stored_path
-                .as_deref()
-                .unwrap_or(&job.remote_path)
-                .rsplit('/')
-                .next()
-                .unwrap_or_default();
+            // Where it goes below the batch's folder: its name, and the folders a template
+            // made for it (`2026/2026-11-03/IMG_1.jpg`).
+            let remote_name = relative(
+                job.stored_path.as_deref().unwrap_or(&job.remote_path),
+                &remote,
+            );
             let mut shown = term::clean(name).into_owned();
             if !remote_name.eq_ignore_ascii_case(file_name(&job.source).as_str()) {
                 shown.push_str(" → ");
@@ -189,6 +196,10 @@ fn print_jobs(jobs: &[JobView]) {
                     None => message,
                 };
                 outln!("{:>id_width$} {}", "", term::clean(&message));
+            }
+            for warning in &job.warnings {
+                let warning = warning.replace(&job.source, name);
+                outln!("{:>id_width$} {}", "", term::clean(&warning));
             }
         }
         start = end;

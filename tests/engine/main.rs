@@ -155,6 +155,7 @@ impl Bench {
                 replaces_rev: None,
                 options: options.clone(),
                 origin: None,
+                warnings: Vec::new(),
             })
             .collect();
         (self.queue.enqueue(folder, jobs).await.unwrap().1, events)
