@@ -256,6 +256,10 @@ pub struct WatchFolderConfig {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// An export profile (`[profiles.NAME]`), read when the watch's jobs are made; the
+    /// watch's own keys below go over it, and its folder is used when `remote_folder` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ExportMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +280,19 @@ impl WatchFolderConfig {
         match (self.local_dir.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
             _ => PathBuf::from(&self.local_dir),
+        }
+    }
+
+    /// This watch's own export keys, as a caller's explicit options (over its profile's).
+    pub fn overrides(&self) -> crate::export::ExportOverrides {
+        crate::export::ExportOverrides {
+            original: self.mode.map(|m| m == ExportMode::Original),
+            max_dimension: self.max_dimension,
+            jpeg_quality: self.jpeg_quality.map(u32::from),
+            strip_location: self.strip_location,
+            conflict: self.conflict,
+            share_link: self.share_link,
+            ..Default::default()
         }
     }
 
@@ -564,6 +581,7 @@ impl Config {
         for (name, profile) in &self.profiles {
             profile.check(name, &self.export)?;
         }
+        let profiles = self.profiles();
         for (i, folder) in self.watch.folders.iter().enumerate() {
             if !folder.local_path().is_absolute() {
                 return Err(format!(
@@ -581,10 +599,18 @@ impl Config {
             resize
                 .validate()
                 .map_err(|e| format!("watch.folders[{i}].{e}"))?;
-            if !folder.remote_folder.is_empty() {
-                crate::template::Template::parse(&folder.remote_folder)
-                    .map_err(|e| format!("watch.folders[{i}].remote_folder: {e}"))?;
-            }
+            let profile = match &folder.profile {
+                Some(name) => Some(
+                    profiles
+                        .get(name)
+                        .map_err(|e| format!("watch.folders[{i}].profile: {e}"))?,
+                ),
+                None => None,
+            };
+            let remote = crate::profile::folder(&folder.remote_folder, profile, &up.remote_folder);
+            crate::template::Template::parse(remote)
+                .and_then(|t| t.check_profile(folder.profile.as_deref()))
+                .map_err(|e| format!("watch.folders[{i}].remote_folder: {e}"))?;
             for pattern in folder.include.iter().chain(&folder.exclude) {
                 crate::watch::rules::check_pattern(pattern)
                     .map_err(|e| format!("watch.folders[{i}]: {e}"))?;
@@ -826,6 +852,24 @@ local_dir = "~/Pictures/Exports"
             }
         ));
         assert!(folders[1].local_path().is_absolute() || std::env::var_os("HOME").is_none());
+        // A profile: known, and `{profile}` only with one.
+        let with = "[profiles.web]\nfolder = \"/W/{profile}\"\n[[watch.folders]]\nlocal_dir = \"/p\"\nprofile = \"web\"\nmax_dimension = 800\n";
+        let config = Config::parse(with, Path::new("c.toml")).unwrap();
+        assert_eq!(config.watch.folders[0].profile.as_deref(), Some("web"));
+        assert_eq!(config.watch.folders[0].overrides().max_dimension, Some(800));
+        let unknown = "[[watch.folders]]\nlocal_dir = \"/p\"\nprofile = \"web\"\n";
+        let err = Config::parse(unknown, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("watch.folders[0].profile") && err.contains("\"web\""),
+            "{err}"
+        );
+        let without = "[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/W/{profile}\"\n";
+        let err = Config::parse(without, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no export profile is in use"), "{err}");
         let relative = "[[watch.folders]]\nlocal_dir = \"Pictures\"\n";
         assert!(Config::parse(relative, Path::new("c.toml")).is_err());
         let bad = "[[watch.folders]]\nlocal_dir = \"/p\"\ninclude = [\"a/b\"]\n";

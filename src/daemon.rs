@@ -235,11 +235,22 @@ pub async fn run(
         defaults: config.export.options(),
         profiles: config.profiles(),
     });
+    let profiles = config.profiles();
     for (i, folder) in config.watch.folders.iter().enumerate() {
-        let remote = if folder.remote_folder.is_empty() {
-            config.upload.remote_folder.clone()
-        } else {
-            folder.remote_folder.clone()
+        // Checked at load: a profile named here exists.
+        let profile = folder
+            .profile
+            .as_deref()
+            .and_then(|name| profiles.get(name).ok());
+        let remote =
+            crate::profile::folder(&folder.remote_folder, profile, &config.upload.remote_folder)
+                .to_string();
+        let overrides = folder.overrides();
+        let options = match profile {
+            Some(profile) => profile
+                .options(config.export.options(), &overrides)
+                .unwrap_or_else(|_| folder.options(&config.export)),
+            None => folder.options(&config.export),
         };
         let declared = crate::watch::NewWatch {
             local_dir: folder.local_path(),
@@ -247,10 +258,11 @@ pub async fn run(
             recursive: folder.recursive,
             include: folder.include.clone(),
             exclude: folder.exclude.clone(),
-            options: folder.options(&config.export),
-            profile: None,
-            overrides: Default::default(),
-            folder_from_profile: false,
+            options,
+            profile: profile.map(|p| p.name.clone()),
+            overrides,
+            folder_from_profile: folder.remote_folder.is_empty()
+                && profile.is_some_and(|p| p.folder.is_some()),
         };
         if let Err(e) = watcher.ensure(declared).await {
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);

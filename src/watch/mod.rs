@@ -313,12 +313,17 @@ impl Watcher {
         Ok(id)
     }
 
-    /// Whether a watch for the same folders exists already.
+    /// Whether a watch for the same folders exists already. A watch whose folder is its
+    /// profile's is the same watch whatever that folder is now (the profile may have been
+    /// edited since it was added).
     fn is_watched(&self, new: &NewWatch) -> bool {
-        self.state()
-            .watches
-            .values()
-            .any(|l| l.spec.local_dir == new.local_dir && l.spec.remote_folder == new.remote_folder)
+        self.state().watches.values().any(|l| {
+            l.spec.local_dir == new.local_dir
+                && (l.spec.remote_folder == new.remote_folder
+                    || (l.spec.folder_from_profile
+                        && new.folder_from_profile
+                        && l.spec.profile == new.profile))
+        })
     }
 
     /// Stops and forgets a watch (its uploaded-index too). Jobs it already queued go on.

@@ -443,3 +443,44 @@ async fn install_gives_each_profile_a_menu_entry() {
             .exists()
     );
 }
+
+#[system_test]
+async fn a_watch_declared_in_the_config_uses_its_profile_and_stays_one_watch_as_it_changes() {
+    let watched = tempfile::tempdir().unwrap();
+    let mut config = profiled_config();
+    config
+        .watch
+        .folders
+        .push(dbxport::config::WatchFolderConfig {
+            local_dir: watched.path().display().to_string(),
+            profile: Some("web".into()),
+            ..Default::default()
+        });
+    let mut w = world(config).await;
+    std::fs::copy(photo("flower.jpg"), watched.path().join("c1.jpg")).unwrap();
+    let c1 = wait_for(
+        "the declared watch's photo in its profile's folder",
+        || async { stored_hash(&w, "/Web/web/c1.jpg") },
+    )
+    .await;
+    assert_ne!(
+        c1,
+        hash(&watched.path().join("c1.jpg")),
+        "resized by the profile"
+    );
+
+    // The profile's folder edited: after a restart the same watch follows it (no second watch
+    // for the same folder appears).
+    let out = w.ctl(&["config", "set", "profiles.web.folder", "/Web3"]);
+    assert!(out.status.success(), "{out:?}");
+    w.sandbox.kill_daemon();
+    w.sandbox.start_daemon().await.expect("restart");
+    w.reconnect().await;
+    std::fs::copy(photo("canon-sx530-o6.jpg"), watched.path().join("c2.jpg")).unwrap();
+    wait_for(
+        "the declared watch's photo in the edited profile's folder",
+        || async { stored_hash(&w, "/Web3/c2.jpg") },
+    )
+    .await;
+    assert_eq!(w.watches().await.list_watches().await.unwrap().len(), 1);
+}
