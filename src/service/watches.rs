@@ -154,10 +154,22 @@ impl Watches {
 
     /// Every watch: `id`, `local_dir`, `remote_folder`, `recursive`, `include`, `exclude`,
     /// `state` (`active`, `missing`, `error`), `reason`, `uploaded` (files recorded as handled),
-    /// `profile` (s, `""` for none), and the export options (`mode`, `max_dimension`, `jpeg_quality`, `strip_location`,
+    /// `profile` (s, `""` for none), and the export options (for a watch with a profile, the
+    /// folder and options as the profile gives them now) (`mode`, `max_dimension`, `jpeg_quality`, `strip_location`,
     /// `conflict`, `share_link`).
     async fn list_watches(&self) -> Vec<HashMap<String, OwnedValue>> {
-        self.watcher.list().iter().map(watch_to_dict).collect()
+        self.watcher
+            .list()
+            .into_iter()
+            .map(|mut info| {
+                // A watch with a profile shows the folder and options its jobs are made with
+                // now: the profile as this daemon read it.
+                let (folder, options, _) = info.spec.current(&self.defaults, &self.profiles);
+                info.spec.remote_folder = folder;
+                info.spec.options = options;
+                watch_to_dict(&info)
+            })
+            .collect()
     }
 
     /// A watch's state changed (`active`, `missing`, `error`), with the reason in words.

@@ -373,6 +373,12 @@ async fn a_profile_is_used_by_the_cli_a_watch_and_d_bus_and_explicit_options_go_
     w.sandbox.kill_daemon();
     w.sandbox.start_daemon().await.expect("restart");
     w.reconnect().await;
+    let listed = w.watches().await.list_watches().await.unwrap();
+    let view = dbxport::cli::WatchView::from_dict(&listed[0]);
+    assert_eq!(
+        (view.remote_folder.as_str(), view.profile.as_str()),
+        ("/Web2/{year}", "web")
+    );
     std::fs::copy(photo("canon-sx530-o6.jpg"), watched.join("w2.jpg")).unwrap();
     wait_for(
         "the watch's photo in the edited profile's folder",
