@@ -6,6 +6,7 @@
 
 pub mod edit;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,79 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub policy: PolicyConfig,
     pub history: HistoryConfig,
+    /// Named export profiles, `[profiles.NAME]` (`crate::profile`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// A named export profile: a folder (may be a template) and export options, each left out
+/// to take `upload.remote_folder` and `[export]`'s. A caller's explicit options go over it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// `true`: originals; `false`: resize (with `max_dimension`/`jpeg_quality` or `[export]`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dimension: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg_quality: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_location: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<crate::export::Conflict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_link: Option<bool>,
+}
+
+/// The keys of a `[profiles.NAME]` table, in the order `ProfileConfig` declares them.
+pub const PROFILE_KEYS: [&str; 7] = [
+    "folder",
+    "original",
+    "max_dimension",
+    "jpeg_quality",
+    "strip_location",
+    "conflict",
+    "share_link",
+];
+
+impl ProfileConfig {
+    /// Its export values as a caller's overrides.
+    pub fn overrides(&self) -> crate::export::ExportOverrides {
+        crate::export::ExportOverrides {
+            original: self.original,
+            max_dimension: self.max_dimension,
+            jpeg_quality: self.jpeg_quality.map(u32::from),
+            strip_location: self.strip_location,
+            conflict: self.conflict,
+            share_link: self.share_link,
+            ..Default::default()
+        }
+    }
+
+    /// Why `[profiles.name]` cannot be used, naming the key; `export` is `[export]`.
+    fn check(&self, name: &str, export: &ExportConfig) -> Result<(), String> {
+        crate::profile::check_name(name).map_err(|e| format!("[profiles.{name}]: {e}"))?;
+        if let Some(folder) = &self.folder {
+            crate::template::Template::parse(folder)
+                .map_err(|e| format!("profiles.{name}.folder: {e}"))?;
+        }
+        if self.original == Some(true)
+            && (self.max_dimension.is_some() || self.jpeg_quality.is_some())
+        {
+            return Err(format!(
+                "profiles.{name}.original = true cannot be combined with max_dimension or \
+                 jpeg_quality: remove original, or the size and quality"
+            ));
+        }
+        export
+            .options()
+            .with_overrides(&self.overrides())
+            .map(|_| ())
+            .map_err(|e| format!("profiles.{name}.{e}"))
+    }
 }
 
 /// How long finished jobs stay listed (`dbxportctl jobs --all`).
@@ -188,6 +262,10 @@ pub struct WatchFolderConfig {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// An export profile (`[profiles.NAME]`), read when the watch's jobs are made; the
+    /// watch's own keys below go over it, and its folder is used when `remote_folder` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ExportMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +286,19 @@ impl WatchFolderConfig {
         match (self.local_dir.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
             _ => PathBuf::from(&self.local_dir),
+        }
+    }
+
+    /// This watch's own export keys, as a caller's explicit options (over its profile's).
+    pub fn overrides(&self) -> crate::export::ExportOverrides {
+        crate::export::ExportOverrides {
+            original: self.mode.map(|m| m == ExportMode::Original),
+            max_dimension: self.max_dimension,
+            jpeg_quality: self.jpeg_quality.map(u32::from),
+            strip_location: self.strip_location,
+            conflict: self.conflict,
+            share_link: self.share_link,
+            ..Default::default()
         }
     }
 
@@ -506,12 +597,12 @@ impl Config {
                 crate::dropbox::MAX_BATCH_ENTRIES
             ));
         }
-        if !up.remote_folder.starts_with('/') {
-            return Err(format!(
-                "upload.remote_folder = {:?} must start with '/'",
-                up.remote_folder
-            ));
+        crate::template::Template::parse(&up.remote_folder)
+            .map_err(|e| format!("upload.remote_folder: {e}"))?;
+        for (name, profile) in &self.profiles {
+            profile.check(name, &self.export)?;
         }
+        let profiles = self.profiles();
         for (i, folder) in self.watch.folders.iter().enumerate() {
             if !folder.local_path().is_absolute() {
                 return Err(format!(
@@ -529,10 +620,18 @@ impl Config {
             resize
                 .validate()
                 .map_err(|e| format!("watch.folders[{i}].{e}"))?;
-            if !folder.remote_folder.is_empty() {
-                crate::dropbox::path::validate_folder(&folder.remote_folder)
-                    .map_err(|e| format!("watch.folders[{i}].remote_folder {e}"))?;
-            }
+            let profile = match &folder.profile {
+                Some(name) => Some(
+                    profiles
+                        .get(name)
+                        .map_err(|e| format!("watch.folders[{i}].profile: {e}"))?,
+                ),
+                None => None,
+            };
+            let remote = crate::profile::folder(&folder.remote_folder, profile, &up.remote_folder);
+            crate::template::Template::parse(remote)
+                .and_then(|t| t.check_profile(folder.profile.as_deref()))
+                .map_err(|e| format!("watch.folders[{i}].remote_folder: {e}"))?;
             for pattern in folder.include.iter().chain(&folder.exclude) {
                 crate::watch::rules::check_pattern(pattern)
                     .map_err(|e| format!("watch.folders[{i}]: {e}"))?;
@@ -557,6 +656,17 @@ impl Config {
             url::Url::parse(value).map_err(|e| format!("{key} = {value:?} is not a URL: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The named profiles, as the library uses them.
+    pub fn profiles(&self) -> crate::profile::Profiles {
+        crate::profile::Profiles::new(self.profiles.iter().map(|(name, p)| {
+            crate::profile::Profile {
+                name: name.clone(),
+                folder: p.folder.clone(),
+                overrides: p.overrides(),
+            }
+        }))
     }
 
     /// The config as TOML text (for `dbxportctl demo` and tests that write one).
@@ -667,6 +777,73 @@ mod tests {
     }
 
     #[test]
+    fn profiles_and_templates_are_checked_at_load_naming_the_key() {
+        let text = r#"
+[upload]
+remote_folder = "/Photos/{year}/{date}"
+
+[profiles.web]
+folder = "/Web/{year}"
+max_dimension = 2048
+strip_location = true
+conflict = "overwrite"
+
+[profiles.archive]
+original = true
+"#;
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        let profiles = config.profiles();
+        let web = profiles.get("web").unwrap();
+        assert_eq!(web.folder.as_deref(), Some("/Web/{year}"));
+        assert_eq!(web.overrides.max_dimension, Some(2048));
+        assert_eq!(
+            web.overrides.conflict,
+            Some(crate::export::Conflict::Overwrite)
+        );
+        assert_eq!(
+            profiles.get("archive").unwrap().overrides.original,
+            Some(true)
+        );
+        assert_eq!(
+            Config::parse(&config.to_toml(), Path::new("x")).unwrap(),
+            config
+        );
+        for (bad, names) in [
+            (
+                "[upload]\nremote_folder = \"/P/{yaer}\"\n",
+                "upload.remote_folder",
+            ),
+            (
+                "[profiles.web]\nfolder = \"/P//{year}\"\n",
+                "profiles.web.folder",
+            ),
+            (
+                "[profiles.web]\nmax_dimension = 3\n",
+                "profiles.web.max_dimension",
+            ),
+            (
+                "[profiles.web]\njpeg_quality = 0\n",
+                "profiles.web.jpeg_quality",
+            ),
+            (
+                "[profiles.web]\noriginal = true\nmax_dimension = 800\n",
+                "profiles.web.original",
+            ),
+            ("[profiles.web]\nsize = 3\n", "size"),
+            ("[profiles.\"a b\"]\n", "[profiles.a b]"),
+            (
+                "[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/C/{nope}\"\n",
+                "watch.folders[0].remote_folder",
+            ),
+        ] {
+            let err = Config::parse(bad, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(names), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn watch_folders_in_the_config() {
         let text = r#"
 [export]
@@ -696,6 +873,24 @@ local_dir = "~/Pictures/Exports"
             }
         ));
         assert!(folders[1].local_path().is_absolute() || std::env::var_os("HOME").is_none());
+        // A profile: known, and `{profile}` only with one.
+        let with = "[profiles.web]\nfolder = \"/W/{profile}\"\n[[watch.folders]]\nlocal_dir = \"/p\"\nprofile = \"web\"\nmax_dimension = 800\n";
+        let config = Config::parse(with, Path::new("c.toml")).unwrap();
+        assert_eq!(config.watch.folders[0].profile.as_deref(), Some("web"));
+        assert_eq!(config.watch.folders[0].overrides().max_dimension, Some(800));
+        let unknown = "[[watch.folders]]\nlocal_dir = \"/p\"\nprofile = \"web\"\n";
+        let err = Config::parse(unknown, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("watch.folders[0].profile") && err.contains("\"web\""),
+            "{err}"
+        );
+        let without = "[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/W/{profile}\"\n";
+        let err = Config::parse(without, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no export profile is in use"), "{err}");
         let relative = "[[watch.folders]]\nlocal_dir = \"Pictures\"\n";
         assert!(Config::parse(relative, Path::new("c.toml")).is_err());
         let bad = "[[watch.folders]]\nlocal_dir = \"/p\"\ninclude = [\"a/b\"]\n";

@@ -231,11 +231,29 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Http(e.to_string()))??
     };
+    // Watches export with `[export]` and `watch.conflict` (`replace` unless changed) as the
+    // policy; a watch's profile goes over both.
+    watcher.set_profiles(crate::watch::ProfileSettings {
+        defaults: config.watch_export().options(),
+        profiles: config.profiles(),
+    });
+    let profiles = config.profiles();
     for (i, folder) in config.watch.folders.iter().enumerate() {
-        let remote = if folder.remote_folder.is_empty() {
-            config.upload.remote_folder.clone()
-        } else {
-            folder.remote_folder.clone()
+        // Checked at load: a profile named here exists.
+        let profile = folder
+            .profile
+            .as_deref()
+            .and_then(|name| profiles.get(name).ok());
+        let remote =
+            crate::profile::folder(&folder.remote_folder, profile, &config.upload.remote_folder)
+                .to_string();
+        let overrides = folder.overrides();
+        let watch_export = config.watch_export();
+        let options = match profile {
+            Some(profile) => profile
+                .options(watch_export.options(), &overrides)
+                .unwrap_or_else(|_| folder.options(&watch_export)),
+            None => folder.options(&watch_export),
         };
         let declared = crate::watch::NewWatch {
             local_dir: folder.local_path(),
@@ -243,7 +261,11 @@ pub async fn run(
             recursive: folder.recursive,
             include: folder.include.clone(),
             exclude: folder.exclude.clone(),
-            options: folder.options(&config.watch_export()),
+            options,
+            profile: profile.map(|p| p.name.clone()),
+            overrides,
+            folder_from_profile: folder.remote_folder.is_empty()
+                && profile.is_some_and(|p| p.folder.is_some()),
         };
         if let Err(e) = watcher.ensure(declared).await {
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);

@@ -87,18 +87,29 @@ pub struct ExportOptions {
 /// A caller's choices for one batch or watch, each overriding the defaults when given (the
 /// D-Bus adapters read them from `Upload`'s and `AddWatch`'s `a{sv}` options; other callers
 /// build them directly).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Serialized with a watch that has a profile (its explicit choices, applied over the profile
+/// each time its jobs are made); a choice not made is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ExportOverrides {
     /// `true`: send the original bytes; `false`: resize.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<bool>,
     /// The same switch, said the other way round (`resize = true` is `original = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resize: Option<bool>,
     /// Resize so the long edge fits (implies resizing).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_dimension: Option<u32>,
     /// JPEG quality of a resized photo, 1–100 (implies resizing).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jpeg_quality: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub strip_location: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict: Option<Conflict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub share_link: Option<bool>,
 }
 

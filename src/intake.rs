@@ -13,10 +13,11 @@
 
 use std::path::PathBuf;
 
-use crate::dropbox::path::validate_folder;
 use crate::export::{ExportOptions, ExportOverrides};
-use crate::prepare::{self, Access, PrepareOptions, Stamp};
+use crate::prepare::{self, Access, PrepareOptions, SourceFile, Stamp};
+use crate::profile::{Profile, Profiles};
 use crate::queue::{BatchId, JobId, NewJob, Queue, QueueError};
+use crate::template::{Expanded, Facts, Template, TemplateError};
 
 /// At most this many bad paths are listed in one error; the count says how many more.
 pub const MAX_LISTED_ERRORS: usize = 20;
@@ -33,15 +34,64 @@ pub enum IntakeError {
     Queue(#[from] QueueError),
 }
 
-/// A Dropbox folder given by a caller, checked; `""` means `default`. The root comes back as
-/// `""` (paths are built as `{folder}/{name}`).
-pub fn checked_folder(requested: &str, default: &str) -> Result<String, IntakeError> {
+/// A Dropbox folder given by a caller, as a checked template (`crate::template`); `""` means
+/// `default`. `{profile}` is refused unless `profile` names the profile in use.
+pub fn checked_template(
+    requested: &str,
+    default: &str,
+    profile: Option<&str>,
+) -> Result<Template, IntakeError> {
     let folder = if requested.is_empty() {
         default
     } else {
         requested
     };
-    validate_folder(folder).map_err(|e| IntakeError::Invalid(format!("remote folder {e}")))
+    let template = Template::parse(folder).map_err(|e| IntakeError::Invalid(e.to_string()))?;
+    template
+        .check_profile(profile)
+        .map_err(|e| IntakeError::Invalid(e.to_string()))?;
+    Ok(template)
+}
+
+/// The Dropbox folder of one source under `template`, and the note its job carries (the date
+/// came from the file's modification time). A plain folder reads nothing; a template reads
+/// what it needs of the source (its EXIF only for a date or the camera). Blocking.
+pub fn place(
+    template: &Template,
+    source: &SourceFile,
+    profile: Option<&str>,
+) -> Result<Expanded, TemplateError> {
+    if template.is_plain() {
+        return template.expand(&Facts::default());
+    }
+    template.expand(&crate::template::facts(template, source, profile))
+}
+
+/// The longest folder holding every one of `folders` (`""`: the root): the batch's folder, the
+/// one its shared link points to.
+pub fn common_folder<'a>(folders: impl IntoIterator<Item = &'a str>) -> String {
+    let mut common: Option<Vec<&str>> = None;
+    for folder in folders {
+        let names: Vec<&str> = folder.split('/').filter(|n| !n.is_empty()).collect();
+        common = Some(match common {
+            None => names,
+            Some(mut c) => {
+                let same = c
+                    .iter()
+                    .zip(&names)
+                    .take_while(|(a, b)| {
+                        crate::dropbox::path::path_key(a) == crate::dropbox::path::path_key(b)
+                    })
+                    .count();
+                c.truncate(same);
+                c
+            }
+        });
+    }
+    match common {
+        Some(names) if !names.is_empty() => format!("/{}", names.join("/")),
+        _ => String::new(),
+    }
 }
 
 /// The Dropbox path of a source: `folder`, then `relative`'s folders (a watch mirrors its
@@ -74,6 +124,7 @@ pub fn job(
         replaces_rev: None,
         options,
         origin: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -93,11 +144,18 @@ pub struct Intake {
     pub defaults: ExportOptions,
     /// Whether a batch's explicit options become the next batches' defaults.
     pub remember_last_choice: bool,
+    /// The config's named profiles (`[profiles.NAME]`).
+    pub profiles: Profiles,
 }
 
 impl Intake {
-    /// The options a batch with these overrides runs with.
-    pub fn options(&self, overrides: &ExportOverrides) -> Result<ExportOptions, IntakeError> {
+    /// The options a batch with these overrides runs with: the defaults (or the last choice),
+    /// then `profile`'s values, then the caller's.
+    pub fn options(
+        &self,
+        overrides: &ExportOverrides,
+        profile: Option<&Profile>,
+    ) -> Result<ExportOptions, IntakeError> {
         let defaults = match self.remember_last_choice {
             true => self
                 .queue
@@ -105,30 +163,55 @@ impl Intake {
                 .unwrap_or_else(|| self.defaults.clone()),
             false => self.defaults.clone(),
         };
-        defaults
-            .with_overrides(overrides)
-            .map_err(IntakeError::Invalid)
+        match profile {
+            Some(profile) => profile.options(defaults, overrides),
+            None => defaults.with_overrides(overrides),
+        }
+        .map_err(IntakeError::Invalid)
     }
 
-    /// Queues `paths` (absolute, each a regular file) into `folder` (`""`: the default) as one
-    /// batch; returns once the jobs are on disk. All or nothing.
+    /// The profile `name`, or an error listing the known ones.
+    pub fn profile(&self, name: Option<&str>) -> Result<Option<&Profile>, IntakeError> {
+        name.map(|n| self.profiles.get(n))
+            .transpose()
+            .map_err(|e| IntakeError::Invalid(e.to_string()))
+    }
+
+    /// Queues `paths` (absolute, each a regular file) into `folder` (`""`: the profile's, else
+    /// the default; it may be a template, expanded per file here, so the jobs' paths are final)
+    /// as one batch, under `profile` if one is named; returns once the jobs are on disk. All
+    /// or nothing.
     pub async fn upload(
         &self,
         paths: Vec<PathBuf>,
         folder: &str,
         overrides: &ExportOverrides,
+        profile: Option<&str>,
     ) -> Result<Queued, IntakeError> {
-        let export = self.options(overrides)?;
+        let profile = self.profile(profile)?;
+        let export = self.options(overrides, profile)?;
         if paths.is_empty() {
             return Err(IntakeError::Invalid("no files given".into()));
         }
-        let folder = checked_folder(folder, &self.default_folder)?;
-        // Stat every path off the runtime: 10,000 stats are fast but still blocking calls.
+        let name = profile.map(|p| p.name.clone());
+        let template = checked_template(
+            crate::profile::folder(folder, profile, &self.default_folder),
+            &self.default_folder,
+            name.as_deref(),
+        )?;
+        // Stat every path off the runtime: 10,000 stats are fast but still blocking calls,
+        // and a template may read each photo's EXIF.
         let checked = tokio::task::spawn_blocking(move || {
             paths
                 .into_iter()
-                .map(|path| prepare::check_source(&path).map(|stamp| (path, stamp)))
-                .collect::<Vec<_>>()
+                .map(|path| {
+                    let stamp = prepare::check_source(&path).map_err(|e| e.to_string())?;
+                    let source = SourceFile::given(&path).expecting(stamp);
+                    let placed = place(&template, &source, name.as_deref())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    Ok((path, stamp, placed))
+                })
+                .collect::<Vec<Result<_, String>>>()
         })
         .await
         .map_err(|e| IntakeError::Invalid(format!("checking the files failed: {e}")))?;
@@ -136,29 +219,47 @@ impl Intake {
         let mut jobs = Vec::with_capacity(checked.len());
         for result in checked {
             match result {
-                Ok((path, stamp)) => {
+                Ok((path, stamp, placed)) => {
                     let name = path
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    let Some(remote) = remote_path(&folder, &[name], &export.prepare) else {
+                    let Some(remote) = remote_path(&placed.folder, &[name], &export.prepare) else {
                         continue;
                     };
-                    jobs.push(job(path, stamp, Access::Given, remote, export.clone()));
+                    let mut job = job(path, stamp, Access::Given, remote, export.clone());
+                    if let Some(note) = placed.note {
+                        job.warnings
+                            .push(format!("{}: {note}", job.source.display()));
+                    }
+                    jobs.push(job);
                 }
-                Err(e) => bad.push(e.to_string()),
+                Err(e) => bad.push(e),
             }
         }
         if !bad.is_empty() {
             return Err(IntakeError::Refused(listed(bad)));
         }
         refuse_collisions(&jobs)?;
-        if self.remember_last_choice && !overrides.is_empty() {
+        // A profile's values are not a choice to remember; the caller's own are.
+        if self.remember_last_choice && !overrides.is_empty() && profile.is_none() {
             self.queue.set_last_export_options(&export).await?;
         }
+        let batch_folder = common_folder(jobs.iter().map(|j| {
+            j.remote_path
+                .rsplit_once('/')
+                .map_or("", |(folder, _)| folder)
+        }));
         let (batch, jobs) = self
             .queue
-            .enqueue(if folder.is_empty() { "/" } else { &folder }, jobs)
+            .enqueue(
+                if batch_folder.is_empty() {
+                    "/"
+                } else {
+                    &batch_folder
+                },
+                jobs,
+            )
             .await?;
         Ok(Queued {
             batch,
@@ -236,18 +337,39 @@ mod tests {
 
     #[test]
     fn folders_default_and_bad_ones_are_refused() {
-        assert_eq!(checked_folder("", "/Photos").unwrap(), "/Photos");
-        assert_eq!(checked_folder("/", "/Photos").unwrap(), "");
-        assert_eq!(checked_folder("/A/B", "/Photos").unwrap(), "/A/B");
-        for bad in ["A", "/A/", "/A ", "/a/../b", "/x/Thumbs.db"] {
+        let text = |r: &str, d: &str| checked_template(r, d, None).map(|t| t.text().to_string());
+        assert_eq!(text("", "/Photos").unwrap(), "/Photos");
+        assert_eq!(text("/", "/Photos").unwrap(), "/");
+        assert_eq!(text("/A/B", "/Photos").unwrap(), "/A/B");
+        for bad in [
+            "A",
+            "/A/",
+            "/A ",
+            "/a/../b",
+            "/x/Thumbs.db",
+            "/a/{when}",
+            "/{profile}",
+        ] {
             assert!(
                 matches!(
-                    checked_folder(bad, "/P"),
-                    Err(IntakeError::Invalid(m)) if m.starts_with("remote folder")
+                    checked_template(bad, "/P", None),
+                    Err(IntakeError::Invalid(m)) if m.starts_with("folder template")
                 ),
                 "{bad}"
             );
         }
+        assert!(checked_template("/{profile}", "/P", Some("web")).is_ok());
+    }
+
+    #[test]
+    fn a_batch_s_folder_is_the_one_holding_all_its_files() {
+        assert_eq!(
+            common_folder(["/Photos/2020/2020-06-08", "/photos/2020/2020-09-12"]),
+            "/Photos/2020"
+        );
+        assert_eq!(common_folder(["/A/B", "/A/B"]), "/A/B");
+        assert_eq!(common_folder(["/A", "/B"]), "");
+        assert_eq!(common_folder(["", "/B"]), "");
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //!   that keeps its metadata; optionally without its location.
 //! - [`export`]: the export options (preparation, conflict policy, shared link) as data.
 //! - [`intake`]: how files handed over (by `Upload`, a watch, any caller) become jobs.
+//! - [`template`]: folder templates (`/Photos/{year}/{date}`), checked when given and
+//!   expanded per photo when its job is made.
+//! - [`profile`]: named export profiles (`[profiles.NAME]`): a folder and export options
+//!   under one name, with the caller's explicit options over them.
 //! - [`engine`]: takes jobs from the queue and uploads them, with retries and verification,
 //!   and summarizes batches as they end (its parts: ARCHITECTURE.md, "The engine").
 //! - [`folders`]: the one `list_folder` pager every caller uses, and the folder picker's
@@ -53,7 +57,9 @@ pub mod notifications;
 pub mod os_path;
 pub mod policy;
 pub mod prepare;
+pub mod profile;
 pub mod queue;
 pub mod secret;
 pub mod service;
+pub mod template;
 pub mod watch;

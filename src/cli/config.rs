@@ -78,7 +78,11 @@ fn get(path: &Path, key: Option<&str>, json: bool) -> Result<Exit, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let keys = match key {
         Some(name) => vec![edit::key(name).map_err(explain)?],
-        None => edit::keys(),
+        // Every key, and those of the profiles the file declares.
+        None => edit::keys()
+            .into_iter()
+            .chain(edit::profile_keys(&config))
+            .collect(),
     };
     if json {
         let mut out = serde_json::Map::new();

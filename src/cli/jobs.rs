@@ -32,9 +32,10 @@ pub struct JobView {
     pub stored_path: Option<String>,
     /// When the job was queued (ms since the epoch).
     pub created_ms: u64,
-    /// What the user should know although the file went up (a copy kept beside a changed
-    /// one instead of replacing it, a photo sent as it is).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// What the user should know although the file went up, each naming the file: a copy
+    /// kept beside a changed one instead of replacing it, a photo sent as it is, a folder
+    /// date taken from the file's modification time. Always present (empty when none), so
+    /// scripts can read it without a check.
     pub warnings: Vec<String>,
 }
 
@@ -166,13 +167,12 @@ fn print_jobs(jobs: &[JobView]) {
         );
         for job in group {
             let name = relative(&job.source, &local);
-            let remote_name = job
-                .stored_path
-                .as_deref()
-                .unwrap_or(&job.remote_path)
-                .rsplit('/')
-                .next()
-                .unwrap_or_default();
+            // Where it goes below the batch's folder: its name, and the folders a template
+            // made for it (`2026/2026-11-03/IMG_1.jpg`).
+            let remote_name = relative(
+                job.stored_path.as_deref().unwrap_or(&job.remote_path),
+                &remote,
+            );
             let mut shown = term::clean(name).into_owned();
             if !remote_name.eq_ignore_ascii_case(file_name(&job.source).as_str()) {
                 shown.push_str(" → ");

@@ -12,6 +12,7 @@ mod install;
 mod jobs;
 mod login;
 mod manpage;
+mod profiles;
 mod restart;
 mod stalls;
 pub mod term;
@@ -135,6 +136,12 @@ enum Command {
     /// Watched folders: add, remove, list.
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// The named export profiles ([profiles.NAME] in the config) and their settings.
+    Profiles {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon's settings (config.toml): show, set or reset a key.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -180,8 +187,10 @@ pub struct UploadArgs {
     /// Photos to upload (relative paths are taken from the current directory).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Dropbox folder, e.g. /Photos/2024 (default: upload.remote_folder from the config).
-    #[arg(long = "to", value_name = "FOLDER")]
+    /// Dropbox folder, e.g. /Photos/2024, or a template such as '/Photos/{year}/{date}'
+    /// ({year} {month} {day} {date} {camera} {folder} {profile}; default: the profile's
+    /// folder, else upload.remote_folder from the config).
+    #[arg(long = "to", visible_alias = "folder", value_name = "FOLDER")]
     pub to: Option<String>,
     #[command(flatten)]
     pub export: ExportArgs,
@@ -207,6 +216,10 @@ pub struct UploadArgs {
 /// daemon; the rest are its configured defaults.
 #[derive(Args)]
 pub struct ExportArgs {
+    /// A named export profile ([profiles.NAME] in the config, `dbxportctl profiles` lists
+    /// them): its folder and options, with the options given here over them.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Upload the files' bytes untouched.
     #[arg(long, conflicts_with_all = ["resize", "quality"])]
     pub original: bool,
@@ -240,6 +253,9 @@ impl ExportArgs {
         let mut put = |key: &str, value: Value<'_>| {
             options.insert(key.to_string(), value.try_to_owned().expect("plain value"));
         };
+        if let Some(profile) = &self.profile {
+            put("profile", Value::from(profile.as_str()));
+        }
         if self.original {
             put("original", Value::from(true));
         }
@@ -309,8 +325,9 @@ pub enum ConfigCommand {
 pub struct WatchAddArgs {
     /// The folder to watch (a camera import, phone sync or photo-tool export folder).
     pub dir: PathBuf,
-    /// Dropbox folder, e.g. /Camera (default: upload.remote_folder from the config).
-    #[arg(long = "to", value_name = "FOLDER")]
+    /// Dropbox folder, e.g. /Camera, or a template such as '/Camera/{year}/{date}'
+    /// (default: the profile's folder, else upload.remote_folder from the config).
+    #[arg(long = "to", visible_alias = "folder", value_name = "FOLDER")]
     pub to: Option<String>,
     /// Watch subfolders too (mirrored under the Dropbox folder).
     #[arg(long)]
@@ -429,6 +446,17 @@ impl Explain for crate::service::ServiceError {
     }
 }
 
+/// A folder (template) given on the command line, checked before the daemon is asked, with
+/// the daemon's own rules (`crate::template`): a typo never reaches the queue.
+pub(crate) fn check_folder(folder: Option<&str>, profile: Option<&str>) -> Result<(), String> {
+    let Some(folder) = folder else {
+        return Ok(());
+    };
+    crate::template::Template::parse(folder)
+        .and_then(|t| t.check_profile(profile))
+        .map_err(|e| e.to_string())
+}
+
 pub fn describe(error: &impl Explain) -> String {
     error.explain()
 }
@@ -495,6 +523,7 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         Command::Folders { path, json } => folders::list(conn, path.as_deref(), json).await,
         Command::Mkdir { path } => folders::mkdir(conn, &path).await,
         Command::Watch(command) => watch::run(conn, command).await,
+        Command::Profiles { json } => profiles::list(conn, json).await,
         Command::Config(_) => unreachable!("handled before connecting"),
         Command::Install { .. }
         | Command::Uninstall { .. }

@@ -27,6 +27,7 @@ use crate::queue::BatchSummary;
 use crate::service::UploaderProxy;
 
 pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, String> {
+    super::check_folder(args.to.as_deref(), args.export.profile.as_deref())?;
     let mut options = args.export.to_options();
     // A link to copy needs a link, and the batch's end to have it.
     if args.copy_link {

@@ -27,6 +27,8 @@ pub struct WatchView {
     pub strip_location: bool,
     pub conflict: String,
     pub share_link: bool,
+    /// The export profile it was added with (`""`: none).
+    pub profile: String,
 }
 
 impl WatchView {
@@ -70,6 +72,7 @@ impl WatchView {
             strip_location: b("strip_location"),
             conflict: s("conflict"),
             share_link: b("share_link"),
+            profile: s("profile"),
         }
     }
 }
@@ -115,6 +118,7 @@ async fn watch_id_for(proxy: &WatchesProxy<'_>, path: &str) -> Result<u64, Strin
 }
 
 async fn add(proxy: &WatchesProxy<'_>, args: WatchAddArgs) -> Result<Exit, String> {
+    super::check_folder(args.to.as_deref(), args.export.profile.as_deref())?;
     let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
     let mut options = args.export.to_options();
     let mut put = |key: &str, value: Value<'_>| {
@@ -157,10 +161,13 @@ async fn ls(proxy: &WatchesProxy<'_>, json: bool) -> Result<Exit, String> {
         outln!("no watched folders");
     }
     for w in &watches {
-        let profile = match (w.mode.as_str(), w.max_dimension) {
+        let mut profile = match (w.mode.as_str(), w.max_dimension) {
             ("resize", Some(px)) => format!("resize {px} px q{}", w.jpeg_quality.unwrap_or(0)),
             _ => "original".to_string(),
         };
+        if !w.profile.is_empty() {
+            profile = format!("profile {}: {profile}", w.profile);
+        }
         outln!(
             "{:>6}  {:<8} {} → {}  ({profile}, {}{}; {} handled){}",
             w.id,

@@ -132,8 +132,71 @@ pub fn keys() -> Vec<Key> {
     keys
 }
 
+/// What a `[profiles.NAME]` key holds.
+fn profile_kind(field: &str) -> Option<Kind> {
+    match field {
+        "folder" | "conflict" => Some(Kind::Text),
+        "original" | "strip_location" | "share_link" => Some(Kind::Bool),
+        "max_dimension" | "jpeg_quality" => Some(Kind::Integer),
+        _ => None,
+    }
+}
+
+/// `profiles.NAME.FIELD`: a key of a named export profile, or why it is none.
+fn profile_key(name: &str) -> Result<Key, EditError> {
+    let unknown = |suggestion: Option<String>| EditError::UnknownKey {
+        key: name.into(),
+        suggestion,
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    let [_, profile, field] = parts[..] else {
+        return Err(unknown(Some(
+            "profiles.NAME.FIELD, e.g. profiles.web.max_dimension".into(),
+        )));
+    };
+    if crate::profile::check_name(profile).is_err() {
+        return Err(unknown(Some(
+            "a profile name of letters, digits, '-' or '_', e.g. profiles.web.max_dimension".into(),
+        )));
+    }
+    let Some(kind) = profile_kind(field) else {
+        let near = super::PROFILE_KEYS
+            .iter()
+            .find(|k| near(k, field))
+            .map(|k| format!("profiles.{profile}.{k}"))
+            .unwrap_or_else(|| {
+                format!(
+                    "one of profiles.{profile}.{{{}}}",
+                    super::PROFILE_KEYS.join(",")
+                )
+            });
+        return Err(unknown(Some(near)));
+    };
+    Ok(Key {
+        name: name.into(),
+        kind,
+        default: None,
+    })
+}
+
+/// The keys of the profiles `config` declares, `profiles.NAME.FIELD` for every field.
+pub fn profile_keys(config: &Config) -> Vec<Key> {
+    config
+        .profiles
+        .keys()
+        .flat_map(|profile| {
+            super::PROFILE_KEYS
+                .iter()
+                .filter_map(move |field| profile_key(&format!("profiles.{profile}.{field}")).ok())
+        })
+        .collect()
+}
+
 /// The key named `name`, or an error that suggests a near one.
 pub fn key(name: &str) -> Result<Key, EditError> {
+    if name.starts_with("profiles.") {
+        return profile_key(name);
+    }
     let all = keys();
     if let Some(key) = all.iter().find(|k| k.name == name) {
         return Ok(key.clone());
@@ -170,8 +233,10 @@ fn near(a: &str, b: &str) -> bool {
 /// The value `config` holds for `key` (defaults filled in); None for an unset optional key.
 pub fn get(config: &Config, key: &Key) -> Option<toml::Value> {
     let all = toml::Value::try_from(config).expect("the config serializes");
-    let (section, field) = key.name.split_once('.').expect("keys are dotted");
-    all.get(section)?.get(field).cloned()
+    key.name
+        .split('.')
+        .try_fold(&all, |value, name| value.get(name))
+        .cloned()
 }
 
 /// Reads the text a user typed for `key` into a TOML value of the key's kind.
@@ -253,16 +318,8 @@ pub fn set(
     value: toml_edit::Value,
 ) -> Result<String, EditError> {
     let mut doc = document(text, path)?;
-    let (section, field) = key.name.split_once('.').expect("keys are dotted");
-    let table = doc
-        .entry(section)
-        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
-    let Some(table) = table.as_table_like_mut() else {
-        return Err(EditError::Syntax {
-            path: path.display().to_string(),
-            message: format!("`{section}` is not a table"),
-        });
-    };
+    let (tables, field) = key.name.rsplit_once('.').expect("keys are dotted");
+    let table = table_at(&mut doc, tables, path)?;
     match table.get_mut(field) {
         // Keep the comment that precedes or follows the old value.
         Some(toml_edit::Item::Value(old)) => {
@@ -295,11 +352,41 @@ pub fn set(
 /// `text` without `key`, which goes back to its default.
 pub fn unset(text: &str, path: &Path, key: &Key) -> Result<String, EditError> {
     let mut doc = document(text, path)?;
-    let (section, field) = key.name.split_once('.').expect("keys are dotted");
-    if let Some(table) = doc.get_mut(section).and_then(|t| t.as_table_like_mut()) {
+    let (tables, field) = key.name.rsplit_once('.').expect("keys are dotted");
+    let mut table = Some(doc.as_table_mut() as &mut dyn toml_edit::TableLike);
+    for name in tables.split('.') {
+        table = table
+            .and_then(|t| t.get_mut(name))
+            .and_then(|item| item.as_table_like_mut());
+    }
+    if let Some(table) = table {
         table.remove(field);
     }
     checked(doc.to_string(), path)
+}
+
+/// The table at the dotted path `tables` (`upload`, `profiles.web`), made if missing; the
+/// tables only on the way (`profiles`) are implicit, so no empty header is written for them.
+fn table_at<'a>(
+    doc: &'a mut toml_edit::DocumentMut,
+    tables: &str,
+    path: &Path,
+) -> Result<&'a mut dyn toml_edit::TableLike, EditError> {
+    let names: Vec<&str> = tables.split('.').collect();
+    let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    for (i, name) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let item = table.entry(name).or_insert_with(|| {
+            let mut new = toml_edit::Table::new();
+            new.set_implicit(!last);
+            toml_edit::Item::Table(new)
+        });
+        table = item.as_table_like_mut().ok_or_else(|| EditError::Syntax {
+            path: path.display().to_string(),
+            message: format!("`{}` is not a table", names[..=i].join(".")),
+        })?;
+    }
+    Ok(table)
 }
 
 fn document(text: &str, path: &Path) -> Result<toml_edit::DocumentMut, EditError> {
@@ -369,7 +456,8 @@ mod tests {
     fn every_field_serde_accepts_is_a_key_and_no_other() {
         let names: Vec<String> = keys().into_iter().map(|k| k.name).collect();
         let mut accepted = Vec::new();
-        // Every section of the config, as its defaults serialize.
+        // Every section of the config, as its defaults serialize (no profiles: their keys
+        // are `profiles.NAME.FIELD`, checked below).
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         for section in defaults.as_table().unwrap().keys() {
             accepted.extend(accepted_fields(section));
@@ -387,6 +475,15 @@ mod tests {
                 .kind,
             Kind::Bytes
         );
+        // A profile's fields are what serde accepts in [profiles.NAME].
+        let mut fields: Vec<String> = accepted_fields("profiles.x")
+            .into_iter()
+            .map(|f| f.trim_start_matches("profiles.x.").to_string())
+            .collect();
+        fields.sort();
+        let mut declared = super::super::PROFILE_KEYS.map(String::from).to_vec();
+        declared.sort();
+        assert_eq!(fields, declared);
         // Optional keys sit in their section.
         let i = names.iter().position(|n| n == "dropbox.app_key").unwrap();
         assert!(names[i - 1].starts_with("dropbox."), "{names:?}");
@@ -472,6 +569,64 @@ mod tests {
                 key.name
             );
         }
+        for field in super::super::PROFILE_KEYS {
+            assert!(
+                reference.contains(&format!("| `profiles.NAME.{field}` |")),
+                "README's config reference lacks profiles.NAME.{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn profiles_are_edited_like_any_other_key() {
+        let text = "# mine\n[export]\nmode = \"resize\"\n";
+        let size = key("profiles.web.max_dimension").unwrap();
+        assert_eq!(size.kind, Kind::Integer);
+        let out = set(text, p(), &size, parse_value(&size, "2048").unwrap()).unwrap();
+        assert!(out.starts_with("# mine\n"), "{out}");
+        assert!(!out.contains("[profiles]\n"), "no empty header: {out}");
+        let config = Config::parse(&out, p()).unwrap();
+        assert_eq!(config.profiles["web"].max_dimension, Some(2048));
+        assert_eq!(get(&config, &size), Some(toml::Value::Integer(2048)));
+        let folder = key("profiles.web.folder").unwrap();
+        let out = set(
+            &out,
+            p(),
+            &folder,
+            parse_value(&folder, "/Web/{year}").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            Config::parse(&out, p()).unwrap().profiles["web"]
+                .folder
+                .as_deref(),
+            Some("/Web/{year}")
+        );
+        assert_eq!(
+            profile_keys(&Config::parse(&out, p()).unwrap()).len(),
+            super::super::PROFILE_KEYS.len()
+        );
+        // Checked as the daemon checks it, naming the key.
+        let err = set(&out, p(), &size, parse_value(&size, "3").unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("profiles.web.max_dimension"),
+            "{err}"
+        );
+        let err = set(&out, p(), &folder, parse_value(&folder, "/W/{yr}").unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown placeholder {yr}"),
+            "{err}"
+        );
+        let out = unset(&out, p(), &size).unwrap();
+        assert_eq!(
+            Config::parse(&out, p()).unwrap().profiles["web"].max_dimension,
+            None
+        );
+        // Names and fields that are none.
+        let err = key("profiles.web.max_dimenson").unwrap_err().to_string();
+        assert!(err.contains("profiles.web.max_dimension"), "{err}");
+        assert!(key("profiles.web").is_err());
+        assert!(key("profiles.a b.folder").is_err());
     }
 
     #[test]

@@ -114,6 +114,26 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
     check_name(name, name)
 }
 
+/// `text` made a name Dropbox takes, for a value put into a path (a camera model, a folder
+/// name): the characters a name cannot hold (`/`, `\\`, NUL, DEL and other control
+/// characters) become `_`, surrounding whitespace goes; a result that is still no valid name
+/// (empty, `.`, `..`, reserved, too long) is `fallback`.
+pub fn sanitized_name(text: &str, fallback: &str) -> String {
+    let replaced: String = text
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let name = replaced.trim();
+    match validate_name(name) {
+        Ok(()) => name.to_string(),
+        Err(_) => fallback.to_string(),
+    }
+}
+
 /// Why Dropbox would refuse the file name at the end of `remote_path`, in words about a file
 /// name (None: it takes it). Dropbox's own refusal (`malformed_path`) says nothing of which
 /// part is wrong and reads as if the folder were.
@@ -199,6 +219,15 @@ fn shortened(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_become_names_dropbox_takes() {
+        assert_eq!(sanitized_name("Canon EOS 5D", "x"), "Canon EOS 5D");
+        assert_eq!(sanitized_name(" a/b\\c\u{7f}d\te ", "x"), "a_b_c_d_e");
+        for junk in ["", " ", ".", "..", "Thumbs.db", &"y".repeat(300)] {
+            assert_eq!(sanitized_name(junk, "fallback"), "fallback", "{junk:?}");
+        }
+    }
 
     #[test]
     fn root_is_the_empty_string() {

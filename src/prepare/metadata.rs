@@ -409,6 +409,60 @@ pub fn exif_for_output(
     Ok(exif)
 }
 
+/// What a photo's EXIF says about when and with what it was taken (folder templates:
+/// `crate::template`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// DateTimeOriginal's calendar day (year, month, day).
+    pub taken: Option<(i32, u32, u32)>,
+    /// OffsetTimeOriginal in minutes east of UTC, when recorded.
+    pub offset_minutes: Option<i16>,
+    /// Model, as recorded (trailing NULs and spaces gone).
+    pub model: Option<String>,
+}
+
+/// The capture facts of parsed EXIF. DateTimeOriginal is the camera's local time and
+/// OffsetTimeOriginal only says how far that time is from UTC, so the day is
+/// DateTimeOriginal's own: the day of the shot as the camera recorded it. Converting to UTC or
+/// to this machine's zone would move an evening shot abroad to another day than the one on the
+/// camera. An unset date ("0000:00:00 …", blanks) is no date.
+pub fn capture_of(exif: &exif::Exif) -> Capture {
+    use exif::{In, Tag, Value};
+    let ascii = |tag: Tag| -> Option<Vec<u8>> {
+        match &exif.get_field(tag, In::PRIMARY)?.value {
+            Value::Ascii(parts) => parts.first().cloned(),
+            _ => None,
+        }
+    };
+    let mut taken = ascii(Tag::DateTimeOriginal).and_then(|t| exif::DateTime::from_ascii(&t).ok());
+    if let (Some(t), Some(offset)) = (taken.as_mut(), ascii(Tag::OffsetTimeOriginal)) {
+        let _ = t.parse_offset(&offset);
+    }
+    let model = ascii(Tag::Model)
+        .map(|m| {
+            String::from_utf8_lossy(&m)
+                .trim_end_matches(['\0', ' '])
+                .to_string()
+        })
+        .filter(|m| !m.trim().is_empty());
+    Capture {
+        offset_minutes: taken.as_ref().and_then(|t| t.offset),
+        taken: taken
+            .filter(|t| t.year > 0 && (1..=12).contains(&t.month) && (1..=31).contains(&t.day))
+            .map(|t| (i32::from(t.year), u32::from(t.month), u32::from(t.day))),
+        model,
+    }
+}
+
+/// The capture facts in a file's first bytes (`head`) or, for a container whose EXIF lies
+/// further in, none: the caller reads more or goes without.
+pub fn capture_in(data: &[u8]) -> Option<Capture> {
+    let exif = exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(data))
+        .ok()?;
+    Some(capture_of(&exif))
+}
+
 /// The Orientation tag of an EXIF blob, 1 if absent or unreadable.
 pub fn exif_orientation(exif: &[u8]) -> u16 {
     let mut copy = exif.to_vec();
@@ -539,6 +593,50 @@ mod tests {
 
     fn parsed(blob: &[u8]) -> exif::Exif {
         exif::Reader::new().read_raw(blob.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn capture_facts_come_from_date_time_original_as_the_camera_recorded_it() {
+        use exif::{Field, In, Tag, Value};
+        let ascii = |tag, text: &str| Field {
+            tag,
+            ifd_num: In::PRIMARY,
+            value: Value::Ascii(vec![text.as_bytes().to_vec()]),
+        };
+        let blob = |fields: &[Field]| {
+            let mut writer = exif::experimental::Writer::new();
+            for f in fields {
+                writer.push_field(f);
+            }
+            let mut out = std::io::Cursor::new(Vec::new());
+            writer.write(&mut out, false).unwrap();
+            parsed(&out.into_inner())
+        };
+        // 23:30 five hours west of UTC: 04:30 the next day in UTC, but the camera's day is
+        // the 3rd, and so is the folder's.
+        let evening = blob(&[
+            ascii(Tag::DateTimeOriginal, "2026:11:03 23:30:00"),
+            ascii(Tag::OffsetTimeOriginal, "-05:00"),
+            ascii(Tag::Model, "Canon PowerShot SX530 HS"),
+        ]);
+        assert_eq!(
+            capture_of(&evening),
+            Capture {
+                taken: Some((2026, 11, 3)),
+                offset_minutes: Some(-300),
+                model: Some("Canon PowerShot SX530 HS".into()),
+            }
+        );
+        let unset = blob(&[ascii(Tag::DateTimeOriginal, "0000:00:00 00:00:00")]);
+        assert_eq!(capture_of(&unset), Capture::default());
+        // A real camera's JPEG.
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/photos/IMG_20200608_111614.jpg"
+        ))
+        .unwrap();
+        let capture = capture_in(&data[..data.len().min(256 * 1024)]).unwrap();
+        assert_eq!(capture.taken, Some((2020, 6, 8)));
     }
 
     #[test]

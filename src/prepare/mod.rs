@@ -41,6 +41,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub use formats::{remote_name, sniff};
+pub use metadata::Capture;
 pub use options::{MAX_DIMENSION, MIN_DIMENSION, Mode, PrepareOptions};
 pub use source::{
     Access, SourceError, SourceFile, Stamp, check_source, hash_first, hash_whole, read_chunk,
@@ -49,6 +50,32 @@ pub use source::{
 
 use decode::{DecodeError, Metadata, Pixels};
 pub use formats::Format;
+
+/// The first bytes read for a photo's capture facts: a JPEG's EXIF is in its first 64 KiB.
+const CAPTURE_HEAD: usize = 256 * 1024;
+/// Largest file read whole for its capture facts when the first bytes do not hold them.
+const CAPTURE_WHOLE: u64 = 64 * 1024 * 1024;
+
+/// When and with what a photo was taken, from the EXIF of the source itself (a resized or
+/// converted copy may have lost it), read under the source's access rule. A container whose
+/// EXIF lies beyond the first bytes (a TIFF's IFDs, some HEICs) is read whole when it is at
+/// most [`CAPTURE_WHOLE`]. Nothing readable: no facts. Blocking.
+pub fn capture(source: &SourceFile) -> Capture {
+    let Ok(head) = source::read_head(source, CAPTURE_HEAD) else {
+        return Capture::default();
+    };
+    if let Some(capture) = metadata::capture_in(&head) {
+        return capture;
+    }
+    let size = source.expect.map_or(0, |s| s.size);
+    if head.len() < CAPTURE_HEAD || size > CAPTURE_WHOLE {
+        return Capture::default();
+    }
+    source::read_head(source, size as usize)
+        .ok()
+        .and_then(|all| metadata::capture_in(&all))
+        .unwrap_or_default()
+}
 
 /// Sources larger than this are not read into memory for re-encoding or editing.
 const MAX_SOURCE_BYTES: u64 = 512 * 1024 * 1024;

@@ -477,6 +477,20 @@ pub fn hash_first(source: &SourceFile, len: u64) -> Result<(Stamp, String), Sour
     Ok((stamp, hasher.finish()))
 }
 
+/// Reads at most `len` bytes from the start (fewer if the file is shorter), checking as
+/// every read does that the file is the one expected. Blocking.
+pub fn read_head(source: &SourceFile, len: usize) -> Result<Vec<u8>, SourceError> {
+    use std::io::Read;
+    let (file, stamp) = source.open()?;
+    let mut data = Vec::with_capacity(len.min(stamp.size as usize));
+    (&file)
+        .take(len as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| SourceError::from_io(&source.path, e))?;
+    source.unchanged(&file, &stamp)?;
+    Ok(data)
+}
+
 /// Reads `len` bytes at `offset` (one upload-session chunk) and hashes them. Blocking.
 pub fn read_range(
     source: &SourceFile,

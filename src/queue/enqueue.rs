@@ -37,19 +37,17 @@ impl Queue {
         let replaces = self.replaced_sources(&new_jobs);
         let mut jobs = Vec::with_capacity(new_jobs.len());
         for ((id, new), replaces) in (batch_id + 1..).zip(new_jobs).zip(replaces) {
-            let warnings = replaces
-                .map(|earlier| {
-                    format!(
-                        "{} replaced {} in Dropbox at {}: both were handed over for that path \
+            let mut warnings = new.warnings;
+            warnings.extend(replaces.map(|earlier| {
+                format!(
+                    "{} replaced {} in Dropbox at {}: both were handed over for that path \
                          (Dropbox does not tell letter case apart) under conflict = overwrite, \
                          and this one came last",
-                        new.source.display(),
-                        earlier.display(),
-                        new.remote_path
-                    )
-                })
-                .into_iter()
-                .collect();
+                    new.source.display(),
+                    earlier.display(),
+                    new.remote_path
+                )
+            }));
             let mut job = Job {
                 id,
                 batch: batch_id,

@@ -59,6 +59,9 @@ pub struct NewJob {
     pub options: crate::export::ExportOptions,
     /// Set for files a watched folder found.
     pub origin: Option<Origin>,
+    /// What the user should know about this job from the start (each naming its file), e.g.
+    /// that its folder's date came from the file's modification time.
+    pub warnings: Vec<String>,
 }
 
 /// Which jobs `list` returns.
@@ -365,6 +368,7 @@ mod tests {
     pub(super) fn new_job(name: &str) -> NewJob {
         NewJob {
             origin: None,
+            warnings: Vec::new(),
             source: PathBuf::from(format!("/photos/{name}")),
             remote_path: format!("/P/{name}"),
             stamp: crate::prepare::Stamp {

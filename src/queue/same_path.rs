@@ -110,6 +110,7 @@ mod tests {
                 ..Default::default()
             },
             origin: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -89,6 +89,33 @@ fn value<'a>(v: impl Into<Value<'a>>) -> OwnedValue {
         .expect("plain values carry no file descriptors")
 }
 
+/// Export options as D-Bus dictionary entries: `mode` (`original`, `resize`), with
+/// `max_dimension` and `jpeg_quality` when resizing, `strip_location`, `conflict`, `share_link`.
+pub fn options_to_dict(options: &crate::export::ExportOptions) -> HashMap<String, OwnedValue> {
+    use crate::prepare::Mode;
+    let mut d = HashMap::new();
+    match options.prepare.mode {
+        Mode::Original => {
+            d.insert("mode".into(), value("original"));
+        }
+        Mode::Resize {
+            max_dimension,
+            jpeg_quality,
+        } => {
+            d.insert("mode".into(), value("resize"));
+            d.insert("max_dimension".into(), value(max_dimension));
+            d.insert("jpeg_quality".into(), value(u32::from(jpeg_quality)));
+        }
+    }
+    d.insert(
+        "strip_location".into(),
+        value(options.prepare.strip_location),
+    );
+    d.insert("conflict".into(), value(options.conflict.name()));
+    d.insert("share_link".into(), value(options.share_link));
+    d
+}
+
 /// A job as a D-Bus dictionary (`a{sv}`), so fields can be added without breaking callers.
 pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     let mut d = HashMap::new();
@@ -203,6 +230,7 @@ pub async fn serve(
                     default_folder: config.upload.remote_folder.clone(),
                     defaults: config.export.options(),
                     remember_last_choice: config.export.remember_last_choice,
+                    profiles: config.profiles(),
                 },
                 queue,
                 client: client.clone(),
@@ -240,6 +268,7 @@ pub async fn serve(
                 default_folder: config.upload.remote_folder.clone(),
                 // `[export]`, with `watch.conflict` (`replace` unless changed) as the policy.
                 defaults: config.watch_export().options(),
+                profiles: config.profiles(),
             },
         )
         .await?;

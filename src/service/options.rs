@@ -54,6 +54,20 @@ fn number(key: &str, value: &Value<'_>) -> Result<u32, String> {
     }
 }
 
+/// Takes the `profile` option (s) out of `options`: the named export profile, whose values
+/// the other options go over.
+pub(crate) fn take_profile(
+    options: &mut HashMap<String, OwnedValue>,
+) -> Result<Option<String>, String> {
+    let Some(value) = options.remove("profile") else {
+        return Ok(None);
+    };
+    let value: &Value<'_> = &value;
+    <&str>::try_from(value)
+        .map(|name| Some(name.to_string()))
+        .map_err(|_| format!("option profile must be a string, not {}", kind_of(value)))
+}
+
 /// Reads the export choices among `options`; keys this reader does not know are errors.
 pub(crate) fn export_overrides(
     options: &HashMap<String, OwnedValue>,
@@ -102,6 +116,21 @@ mod tests {
         assert_eq!(o.conflict, Some(Conflict::Overwrite));
         assert_eq!(o.share_link, Some(true));
         assert_eq!(o.max_dimension, Some(2048));
+        let mut with_profile = opts(&[
+            ("profile", Value::from("web")),
+            ("share_link", Value::from(true)),
+        ]);
+        assert_eq!(
+            take_profile(&mut with_profile).unwrap().as_deref(),
+            Some("web")
+        );
+        assert!(export_overrides(&with_profile).is_ok());
+        let mut bad = opts(&[("profile", Value::from(3u32))]);
+        assert!(
+            take_profile(&mut bad)
+                .unwrap_err()
+                .contains("a whole number (u)")
+        );
         for (options, named) in [
             (opts(&[("conflict", Value::from("merge"))]), "merge"),
             (opts(&[("share_link", Value::from("yes"))]), "share_link"),

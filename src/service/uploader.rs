@@ -8,7 +8,7 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::options::export_overrides;
+use super::options::{export_overrides, take_profile};
 use super::{ServiceError, job_to_dict};
 use crate::queue::{Filter, JobState, Queue};
 
@@ -54,12 +54,13 @@ impl Uploader {
         &self,
         paths: Vec<PathBuf>,
         remote_folder: String,
-        options: HashMap<String, OwnedValue>,
+        mut options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
+        let profile = take_profile(&mut options).map_err(ServiceError::InvalidArgument)?;
         let overrides = export_overrides(&options).map_err(ServiceError::InvalidArgument)?;
         let queued = self
             .intake
-            .upload(paths, &remote_folder, &overrides)
+            .upload(paths, &remote_folder, &overrides, profile.as_deref())
             .await?;
         Ok((queued.batch, queued.jobs))
     }
@@ -74,13 +75,17 @@ impl Uploader {
     )
 )]
 impl Uploader {
-    /// Queues files for upload into `remote_folder` (`""`: the configured default). Returns
-    /// the batch id and the job ids once the jobs are on disk. Options (`a{sv}`, each
-    /// overriding the config's `[export]` for this batch): `original` (b), `max_dimension` (u,
-    /// resize so the long edge fits), `jpeg_quality` (u, 1–100), `strip_location` (b),
-    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`, `replace`), `share_link` (b).
-    /// Every path must be absolute and name an existing regular file; otherwise nothing is
-    /// queued and the error names each bad path. Dropbox does not tell letter case apart: two files for one
+    /// Queues files for upload into `remote_folder` (`""`: the profile's folder, else the
+    /// configured default). The folder may be a template (`/Photos/{year}/{date}`: see the
+    /// README, "Folder templates"), expanded per file now, so each job's `remote_path` is
+    /// final; a bad template refuses the call before anything is queued. Returns the batch id
+    /// and the job ids once the jobs are on disk. Options (`a{sv}`, each overriding the
+    /// config's `[export]` for this batch): `profile` (s, a named export profile whose values
+    /// the other options go over), `original` (b), `max_dimension` (u, resize so the long
+    /// edge fits), `jpeg_quality` (u, 1–100), `strip_location` (b), `conflict` (s:
+    /// `skip-identical`, `rename`, `overwrite`, `replace`), `share_link` (b). Every path
+    /// must be absolute and name an existing regular file; otherwise nothing is queued and the
+    /// error names each bad path. Dropbox does not tell letter case apart: two files for one
     /// Dropbox path (`a/IMG_1.JPG` and `b/img_1.jpg`) under `overwrite` refuse the call,
     /// naming both; under the other policies, and across calls, a job for a path that an
     /// unfinished job also writes runs after it (`overwrite`: the last handed over wins).
@@ -118,6 +123,29 @@ impl Uploader {
             decoded.push(PathBuf::from(std::ffi::OsString::from_vec(bytes)));
         }
         self.enqueue_paths(decoded, remote_folder, options).await
+    }
+
+    /// The named export profiles (`[profiles.NAME]` in the config), by name: each with its
+    /// settings as they apply (the config's defaults filled in): `folder` (s), `mode` (s:
+    /// `original` or `resize`), `max_dimension` and `jpeg_quality` (u, when resizing),
+    /// `strip_location` (b), `conflict` (s), `share_link` (b).
+    async fn list_profiles(
+        &self,
+    ) -> Result<Vec<(String, HashMap<String, OwnedValue>)>, ServiceError> {
+        let mut out = Vec::new();
+        for profile in self.intake.profiles.iter() {
+            let options = profile
+                .options(
+                    self.intake.defaults.clone(),
+                    &crate::export::ExportOverrides::default(),
+                )
+                .map_err(ServiceError::Failed)?;
+            let folder = crate::profile::folder("", Some(profile), &self.intake.default_folder);
+            let mut d = super::options_to_dict(&options);
+            d.insert("folder".into(), super::value(folder.to_string()));
+            out.push((profile.name.clone(), d));
+        }
+        Ok(out)
     }
 
     /// Sends again: failed and cancelled jobs are queued again and waiting ones try now; a

@@ -1,7 +1,7 @@
 //! `io.github.dbxport1.Watches`: folders whose new photos export themselves (see
 //! [`crate::watch`]).
 //!
-//! A watch's options are `Upload`'s export options (`resize`, `max_dimension`,
+//! A watch's options are `Upload`'s export options (`profile`, `resize`, `max_dimension`,
 //! `jpeg_quality`, `strip_location`, `conflict`, `share_link`, `original`) plus `recursive`
 //! (b), `include` and `exclude` (as: file-name globs). Its state (`active`, `missing`, `error`)
 //! and the reason come with `ListWatches` and the `WatchChanged` signal.
@@ -14,17 +14,18 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::options::{export_overrides, flag, kind_of};
-use super::{ServiceError, value};
+use super::options::{export_overrides, flag, kind_of, take_profile};
+use super::{ServiceError, options_to_dict, value};
 use crate::export::ExportOptions;
-use crate::intake::checked_folder;
-use crate::prepare::Mode;
+use crate::intake::checked_template;
+use crate::profile::Profiles;
 use crate::watch::{NewWatch, WatchError, WatchInfo, Watcher};
 
 pub struct Watches {
     pub(super) watcher: Arc<Watcher>,
     pub(super) default_folder: String,
     pub(super) defaults: ExportOptions,
+    pub(super) profiles: Profiles,
 }
 
 impl From<WatchError> for ServiceError {
@@ -66,26 +67,11 @@ pub fn watch_to_dict(info: &WatchInfo) -> HashMap<String, OwnedValue> {
     d.insert("state".into(), value(info.state.name()));
     d.insert("reason".into(), value(info.state.reason().to_string()));
     d.insert("uploaded".into(), value(info.recorded as u64));
-    let options = &spec.options;
-    match options.prepare.mode {
-        Mode::Original => {
-            d.insert("mode".into(), value("original"));
-        }
-        Mode::Resize {
-            max_dimension,
-            jpeg_quality,
-        } => {
-            d.insert("mode".into(), value("resize"));
-            d.insert("max_dimension".into(), value(max_dimension));
-            d.insert("jpeg_quality".into(), value(u32::from(jpeg_quality)));
-        }
-    }
     d.insert(
-        "strip_location".into(),
-        value(options.prepare.strip_location),
+        "profile".into(),
+        value(spec.profile.clone().unwrap_or_default()),
     );
-    d.insert("conflict".into(), value(options.conflict.name()));
-    d.insert("share_link".into(), value(options.share_link));
+    d.extend(options_to_dict(&spec.options));
     d
 }
 
@@ -99,9 +85,12 @@ pub fn watch_to_dict(info: &WatchInfo) -> HashMap<String, OwnedValue> {
 )]
 impl Watches {
     /// Watches `local_dir` (absolute; must be a folder) and exports every photo that lands
-    /// there to `remote_folder` (`""`: the default folder), with `options` (see the interface
-    /// comment; `conflict` defaults to the config's `watch.conflict`, `replace`). What the
-    /// folder already holds is exported too. Returns the watch's id.
+    /// there to `remote_folder` (`""`: the profile's folder, else the default folder; it may be
+    /// a template, expanded per photo), with `options` (see the interface comment; `conflict`
+    /// defaults to the config's `watch.conflict`, `replace`). A watch with a `profile` keeps
+    /// its name and reads the profile when its jobs are made, so an edited profile applies from
+    /// the daemon's next start. What the folder already holds is exported too. Returns the
+    /// watch's id.
     async fn add_watch(
         &self,
         local_dir: String,
@@ -122,26 +111,37 @@ impl Watches {
                 }
             }
         }
+        let profile = take_profile(&mut export).map_err(ServiceError::InvalidArgument)?;
         let overrides = export_overrides(&export).map_err(ServiceError::InvalidArgument)?;
-        let options = self
-            .defaults
-            .clone()
-            .with_overrides(&overrides)
-            .map_err(ServiceError::InvalidArgument)?;
-        let folder = checked_folder(&remote_folder, &self.default_folder)?;
+        let profile = profile
+            .map(|name| self.profiles.get(&name).cloned())
+            .transpose()
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+        let options = match &profile {
+            Some(profile) => profile.options(self.defaults.clone(), &overrides),
+            None => self.defaults.clone().with_overrides(&overrides),
+        }
+        .map_err(ServiceError::InvalidArgument)?;
+        let name = profile.as_ref().map(|p| p.name.clone());
+        let folder_from_profile =
+            remote_folder.is_empty() && profile.as_ref().is_some_and(|p| p.folder.is_some());
+        let folder = crate::profile::folder(&remote_folder, profile.as_ref(), &self.default_folder);
+        let template = checked_template(folder, &self.default_folder, name.as_deref())?;
         Ok(self
             .watcher
             .add(NewWatch {
                 local_dir: PathBuf::from(local_dir),
-                remote_folder: if folder.is_empty() {
-                    "/".into()
-                } else {
-                    folder
+                remote_folder: match template.text() {
+                    "" => "/".into(),
+                    text => text.into(),
                 },
                 recursive,
                 include,
                 exclude,
                 options,
+                profile: name,
+                overrides,
+                folder_from_profile,
             })
             .await?)
     }
@@ -155,10 +155,22 @@ impl Watches {
 
     /// Every watch: `id`, `local_dir`, `remote_folder`, `recursive`, `include`, `exclude`,
     /// `state` (`active`, `missing`, `error`), `reason`, `uploaded` (files recorded as handled),
-    /// and the export options (`mode`, `max_dimension`, `jpeg_quality`, `strip_location`,
+    /// `profile` (s, `""` for none), and the export options (for a watch with a profile, the
+    /// folder and options as the profile gives them now) (`mode`, `max_dimension`, `jpeg_quality`, `strip_location`,
     /// `conflict`, `share_link`).
     async fn list_watches(&self) -> Vec<HashMap<String, OwnedValue>> {
-        self.watcher.list().iter().map(watch_to_dict).collect()
+        self.watcher
+            .list()
+            .into_iter()
+            .map(|mut info| {
+                // A watch with a profile shows the folder and options its jobs are made with
+                // now: the profile as this daemon read it.
+                let (folder, options, _) = info.spec.current(&self.defaults, &self.profiles);
+                info.spec.remote_folder = folder;
+                info.spec.options = options;
+                watch_to_dict(&info)
+            })
+            .collect()
     }
 
     /// A watch's state changed (`active`, `missing`, `error`), with the reason in words.

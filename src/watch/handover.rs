@@ -130,15 +130,32 @@ impl Watcher {
             origins
         };
         let spec_for_check = spec.clone();
+        let settings = self.profile_settings();
+        let (current_folder, _, _) = spec.current(&settings.defaults, &settings.profiles);
         let new_jobs = tokio::task::spawn_blocking(move || {
-            intake::jobs_for(&store, &spec_for_check, files, &in_flight)
+            intake::jobs_for(&store, &spec_for_check, &settings, files, &in_flight)
         })
         .await
         .map_err(|e| QueueError::Join(e.to_string()))??;
         if new_jobs.is_empty() {
             return Ok(());
         }
-        let folder = spec.remote_folder.clone();
+        // A plain folder is the batch's, as the watch names it; a template's batch goes to the
+        // folder holding all its files (the one its shared link shows).
+        let plain = crate::template::Template::parse(&current_folder).is_ok_and(|t| t.is_plain());
+        let folder = match plain {
+            true => current_folder,
+            false => crate::intake::common_folder(new_jobs.iter().map(|j| {
+                j.remote_path
+                    .rsplit_once('/')
+                    .map_or("", |(folder, _)| folder)
+            })),
+        };
+        let folder = if folder.is_empty() {
+            "/".to_string()
+        } else {
+            folder
+        };
         tracing::info!(
             watch,
             "{} new file(s) in {} for {folder}",

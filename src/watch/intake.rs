@@ -8,20 +8,28 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ProfileSettings;
 use super::store::{FileId, Outcome, Store, Uploaded, WatchSpec};
 use crate::prepare::{self, Access, SourceFile, Stamp};
 use crate::queue::{NewJob, Origin, QueueError};
+use crate::template::Template;
 
-/// The Dropbox path for `path` found by a watch: its place under the local folder, mirrored
-/// under the remote folder, named as the export names it (`crate::intake`'s one rule).
-fn remote_path(spec: &WatchSpec, path: &Path) -> Option<String> {
+/// The Dropbox path for `path` found by a watch in `folder` (the watch's folder, expanded for
+/// this file): its place under the local folder, mirrored under the remote folder, named as
+/// the export names it (`crate::intake`'s one rule).
+fn remote_path(
+    spec: &WatchSpec,
+    folder: &str,
+    path: &Path,
+    prepare: &crate::prepare::PrepareOptions,
+) -> Option<String> {
     let relative: Vec<String> = path
         .strip_prefix(&spec.local_dir)
         .ok()?
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    crate::intake::remote_path(&spec.remote_folder, &relative, &spec.options.prepare)
+    crate::intake::remote_path(folder, &relative, prepare)
 }
 
 /// The jobs for `files` (settled, as `Stamp`s) of watch `spec`, leaving out those whose
@@ -29,10 +37,21 @@ fn remote_path(spec: &WatchSpec, path: &Path) -> Option<String> {
 pub(super) fn jobs_for(
     store: &Store,
     spec: &WatchSpec,
+    settings: &ProfileSettings,
     files: Vec<(PathBuf, Stamp)>,
     busy: &[Origin],
 ) -> Result<Vec<NewJob>, QueueError> {
     let watch = spec.id;
+    // The profile as the config has it now, and the folder template (checked when the watch
+    // was added; a profile's folder when the config was loaded).
+    let (folder, options, profile) = spec.current(&settings.defaults, &settings.profiles);
+    let template = match Template::parse(&folder) {
+        Ok(template) => template,
+        Err(e) => {
+            tracing::warn!(watch, "{e}");
+            return Ok(Vec::new());
+        }
+    };
     let mut jobs = Vec::new();
     let access = Access::Beneath {
         root: spec.local_dir.clone(),
@@ -89,7 +108,15 @@ pub(super) fn jobs_for(
                 continue;
             }
         }
-        let Some(mut remote_path) = remote_path(spec, &path) else {
+        let placed = match crate::intake::place(&template, &source, profile.as_deref()) {
+            Ok(placed) => placed,
+            Err(e) => {
+                tracing::warn!(watch, "{}: not exported: {e}", path.display());
+                continue;
+            }
+        };
+        let Some(mut remote_path) = remote_path(spec, &placed.folder, &path, &options.prepare)
+        else {
             continue;
         };
         // A file that only grew since it went up (it was taken while a writer we could
@@ -114,16 +141,16 @@ pub(super) fn jobs_for(
             remote_path = earlier;
             replaces_rev = Some(rev);
         }
+        let warnings = placed
+            .note
+            .map(|note| format!("{}: {note}", path.display()))
+            .into_iter()
+            .collect();
         jobs.push(NewJob {
             replaces_rev,
             origin: Some(origin),
-            ..crate::intake::job(
-                path,
-                stamp,
-                access.clone(),
-                remote_path,
-                spec.options.clone(),
-            )
+            warnings,
+            ..crate::intake::job(path, stamp, access.clone(), remote_path, options.clone())
         });
     }
     Ok(jobs)
@@ -144,21 +171,85 @@ mod tests {
             exclude: vec![],
             options: ExportOptions::default(),
             created_ms: 0,
+            profile: None,
+            overrides: Default::default(),
+            folder_from_profile: false,
         }
     }
 
     #[test]
     fn remote_paths_mirror_subfolders() {
         let s = spec(true);
+        let o = crate::prepare::PrepareOptions::default();
         assert_eq!(
-            remote_path(&s, Path::new("/home/u/Camera/2026/05/IMG_1.JPG")).as_deref(),
+            remote_path(
+                &s,
+                "/Camera",
+                Path::new("/home/u/Camera/2026/05/IMG_1.JPG"),
+                &o
+            )
+            .as_deref(),
             Some("/Camera/2026/05/IMG_1.JPG")
         );
         assert_eq!(
-            remote_path(&s, Path::new("/home/u/Camera/a.jpg")).as_deref(),
+            remote_path(&s, "/Camera", Path::new("/home/u/Camera/a.jpg"), &o).as_deref(),
             Some("/Camera/a.jpg")
         );
-        assert_eq!(remote_path(&s, Path::new("/elsewhere/a.jpg")), None);
+        assert_eq!(
+            remote_path(&s, "/Camera", Path::new("/elsewhere/a.jpg"), &o),
+            None
+        );
+    }
+
+    #[test]
+    fn a_watch_with_a_profile_makes_its_jobs_with_the_profile_as_it_is_now() {
+        use crate::export::{Conflict, ExportOverrides};
+        use crate::profile::{Profile, Profiles};
+        let f = fixture();
+        let spec = WatchSpec {
+            remote_folder: "/Old".into(),
+            profile: Some("web".into()),
+            overrides: ExportOverrides {
+                conflict: Some(Conflict::Rename),
+                ..Default::default()
+            },
+            folder_from_profile: true,
+            ..f.spec.clone()
+        };
+        // The profile as edited since the watch was added: another folder, another size.
+        let settings = ProfileSettings {
+            defaults: ExportOptions::default(),
+            profiles: Profiles::new([Profile {
+                name: "web".into(),
+                folder: Some("/Web/{profile}/{folder}".into()),
+                overrides: ExportOverrides {
+                    max_dimension: Some(1024),
+                    conflict: Some(Conflict::Overwrite),
+                    ..Default::default()
+                },
+            }]),
+        };
+        let (path, stamp) = f.photo("a.png", b"png");
+        let jobs = jobs_for(&f.store, &spec, &settings, vec![(path, stamp)], &[]).unwrap();
+        assert_eq!(jobs[0].remote_path, "/Web/web/Camera/a.jpg");
+        assert!(matches!(
+            jobs[0].options.prepare.mode,
+            crate::prepare::Mode::Resize {
+                max_dimension: 1024,
+                ..
+            }
+        ));
+        assert_eq!(jobs[0].options.conflict, Conflict::Rename, "explicit wins");
+        // The profile gone from the config: what the watch was added with.
+        let jobs = jobs_for(
+            &f.store,
+            &spec,
+            &ProfileSettings::default(),
+            vec![f.photo("b.jpg", b"jpg")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(jobs[0].remote_path, "/Old/b.jpg");
     }
 
     /// A watch over a real folder, its index in a real (temporary) queue database.
@@ -196,7 +287,14 @@ mod tests {
         }
 
         fn jobs(&self, files: Vec<(PathBuf, Stamp)>, busy: &[Origin]) -> Vec<NewJob> {
-            jobs_for(&self.store, &self.spec, files, busy).unwrap()
+            jobs_for(
+                &self.store,
+                &self.spec,
+                &ProfileSettings::default(),
+                files,
+                busy,
+            )
+            .unwrap()
         }
 
         /// Records `file` as exported in the version `stamp` had, as a Done would.

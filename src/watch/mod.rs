@@ -93,6 +93,20 @@ pub struct NewWatch {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub options: ExportOptions,
+    /// The export profile by name, read again when its jobs are made.
+    pub profile: Option<String>,
+    /// The caller's explicit options (over the profile's).
+    pub overrides: crate::export::ExportOverrides,
+    /// No folder was given and the profile has one: the watch follows the profile's.
+    pub folder_from_profile: bool,
+}
+
+/// What watches with a profile are resolved against when their jobs are made: the config's
+/// export defaults and profiles, as the daemon read them at its start.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSettings {
+    pub defaults: ExportOptions,
+    pub profiles: crate::profile::Profiles,
 }
 
 struct Live {
@@ -139,6 +153,8 @@ pub struct Watcher {
     /// New candidates or watches: the loop recomputes its deadlines.
     wake: Notify,
     changes: broadcast::Sender<WatchChange>,
+    /// Set once at start (`set_profiles`).
+    profiles: std::sync::Mutex<Arc<ProfileSettings>>,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,7 +199,18 @@ impl Watcher {
             events_rx: std::sync::Mutex::new(Some(events_rx)),
             wake: Notify::new(),
             changes: broadcast::channel(64).0,
+            profiles: std::sync::Mutex::new(Arc::default()),
         }))
+    }
+
+    /// The config's export defaults and profiles, which watches with a profile are made
+    /// with (ARCHITECTURE.md, "How a photo travels": the profile is read when jobs are made).
+    pub fn set_profiles(&self, settings: ProfileSettings) {
+        *lock(&self.profiles) = Arc::new(settings);
+    }
+
+    fn profile_settings(&self) -> Arc<ProfileSettings> {
+        lock(&self.profiles).clone()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -275,6 +302,9 @@ impl Watcher {
                 exclude: new.exclude,
                 options: new.options,
                 created_ms: crate::queue::now_ms(),
+                profile: new.profile,
+                overrides: new.overrides,
+                folder_from_profile: new.folder_from_profile,
             })
             .await?;
         let id = spec.id;
@@ -283,12 +313,17 @@ impl Watcher {
         Ok(id)
     }
 
-    /// Whether a watch for the same folders exists already.
+    /// Whether a watch for the same folders exists already. A watch whose folder is its
+    /// profile's is the same watch whatever that folder is now (the profile may have been
+    /// edited since it was added).
     fn is_watched(&self, new: &NewWatch) -> bool {
-        self.state()
-            .watches
-            .values()
-            .any(|l| l.spec.local_dir == new.local_dir && l.spec.remote_folder == new.remote_folder)
+        self.state().watches.values().any(|l| {
+            l.spec.local_dir == new.local_dir
+                && (l.spec.remote_folder == new.remote_folder
+                    || (l.spec.folder_from_profile
+                        && new.folder_from_profile
+                        && l.spec.profile == new.profile))
+        })
     }
 
     /// Stops and forgets a watch (its uploaded-index too). Jobs it already queued go on.

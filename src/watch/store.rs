@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::export::ExportOptions;
+use crate::export::{ExportOptions, ExportOverrides};
+use crate::profile::Profiles;
 use crate::queue::{Job, JobState, Queue, QueueError};
 
 /// A watched folder and how its photos are exported.
@@ -31,8 +32,59 @@ pub struct WatchSpec {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The options when the watch was added (defaults, profile, explicit ones); a watch with
+    /// a profile makes its jobs with the profile as it is then ([`WatchSpec::current`]).
     pub options: ExportOptions,
     pub created_ms: u64,
+    /// The export profile it was added with, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The caller's explicit options, which go over the profile's.
+    #[serde(default, skip_serializing_if = "ExportOverrides::is_empty")]
+    pub overrides: ExportOverrides,
+    /// The folder came from the profile (none was given): it follows the profile's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub folder_from_profile: bool,
+}
+
+impl WatchSpec {
+    /// The folder (a template) and options its jobs are made with now, and the profile in use:
+    /// for a watch with a profile, the profile as `profiles` has it (the config the daemon
+    /// started with) under the caller's explicit options; for one whose profile is gone from
+    /// the config, what it was added with (and a warning in the log).
+    pub fn current(
+        &self,
+        defaults: &ExportOptions,
+        profiles: &Profiles,
+    ) -> (String, ExportOptions, Option<String>) {
+        let recorded = (
+            self.remote_folder.clone(),
+            self.options.clone(),
+            self.profile.clone(),
+        );
+        let Some(name) = &self.profile else {
+            return recorded;
+        };
+        let profile = match profiles.get(name) {
+            Ok(profile) => profile,
+            Err(e) => {
+                tracing::warn!(watch = self.id, "{e}: using the settings it was added with");
+                return recorded;
+            }
+        };
+        let options = match profile.options(defaults.clone(), &self.overrides) {
+            Ok(options) => options,
+            Err(e) => {
+                tracing::warn!(watch = self.id, "{e}: using the settings it was added with");
+                self.options.clone()
+            }
+        };
+        let folder = match (&profile.folder, self.folder_from_profile) {
+            (Some(folder), true) => folder.clone(),
+            _ => self.remote_folder.clone(),
+        };
+        (folder, options, Some(name.clone()))
+    }
 }
 
 /// How a file the watch handed over ended.

@@ -197,6 +197,7 @@ impl Bench {
                 replaces_rev: None,
                 options: options.clone(),
                 origin,
+                warnings: Vec::new(),
             })
             .collect();
         (self.queue.enqueue(folder, jobs).await.unwrap().1, events)

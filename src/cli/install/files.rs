@@ -150,8 +150,50 @@ pub struct Planned {
     pub mode: u32,
 }
 
-/// Every file `install` writes whole, with its contents and mode.
-pub fn plan(places: &Places, programs: &Programs) -> Result<Vec<Planned>, InstallError> {
+/// What names a Nautilus script or Nemo action made for an export profile: install removes
+/// those of profiles no longer in the config, uninstall all of them.
+pub(super) const NAUTILUS_PROFILE_PREFIX: &str = "Send to Dropbox (profile ";
+pub(super) const NEMO_PROFILE_PREFIX: &str = "dbxport-profile-";
+
+/// The menu entry's label for profile `name`.
+pub(super) fn profile_label(name: &str) -> String {
+    format!("{NAUTILUS_PROFILE_PREFIX}{name})")
+}
+
+/// The Dolphin service menu with one action per profile after the shipped ones. Profile names
+/// are letters, digits, '-' and '_' (`crate::profile::check_name`): nothing to quote.
+fn dolphin_with(profiles: &[String]) -> String {
+    let mut text = String::with_capacity(DOLPHIN.len() + 200 * profiles.len());
+    for line in DOLPHIN.split_inclusive('\n') {
+        match line.strip_prefix("Actions=") {
+            Some(list) => {
+                text.push_str("Actions=");
+                text.push_str(list.trim_end());
+                for name in profiles {
+                    text.push_str(&format!("profile_{name};"));
+                }
+                text.push('\n');
+            }
+            None => text.push_str(line),
+        }
+    }
+    for name in profiles {
+        text.push_str(&format!(
+            "\n[Desktop Action profile_{name}]\nName={}\nIcon=folder-remote\n\
+             Exec=dbxportctl upload --notify --profile {name} %F\n",
+            profile_label(name)
+        ));
+    }
+    text
+}
+
+/// Every file `install` writes whole, with its contents and mode; `profiles` (the config's
+/// export profiles, by name) each get a menu entry.
+pub fn plan(
+    places: &Places,
+    programs: &Programs,
+    profiles: &[String],
+) -> Result<Vec<Planned>, InstallError> {
     let ctl = program_word(&programs.dbxportctl)?;
     let daemon = program_word(&programs.dbxportd)?;
     let data = &places.data;
@@ -174,7 +216,7 @@ pub fn plan(places: &Places, programs: &Programs) -> Result<Vec<Planned>, Instal
         // Plasma 6 lists a service menu only when it is executable.
         file(
             data.join("kio/servicemenus/dbxport.desktop"),
-            rewrite_command(DOLPHIN, "Exec=", &ctl),
+            rewrite_command(&dolphin_with(profiles), "Exec=", &ctl),
             0o755,
         ),
     ];
@@ -192,6 +234,36 @@ pub fn plan(places: &Places, programs: &Programs) -> Result<Vec<Planned>, Instal
         files.push(file(
             data.join("nemo/actions").join(name),
             rewrite_command(action, "Exec=", &ctl),
+            0o644,
+        ));
+    }
+    // One entry per export profile: "Send to Dropbox" with --profile NAME.
+    let (_, send_script) = NAUTILUS[0];
+    let (_, send_action) = NEMO[0];
+    for name in profiles {
+        let program = format!("'{}'", programs.dbxportctl.display());
+        let script = send_script.replace(
+            "upload --notify --",
+            &format!("upload --notify --profile {name} --"),
+        );
+        files.push(file(
+            data.join("nautilus/scripts").join(profile_label(name)),
+            rewrite_command(&script, "dbxportctl=", &program),
+            0o755,
+        ));
+        let action = send_action
+            .replace(
+                "Exec=dbxportctl upload --notify %F",
+                &format!("Exec=dbxportctl upload --notify --profile {name} %F"),
+            )
+            .replace(
+                "Name=Send to Dropbox\n",
+                &format!("Name={}\n", profile_label(name)),
+            );
+        files.push(file(
+            data.join("nemo/actions")
+                .join(format!("{NEMO_PROFILE_PREFIX}{name}.nemo_action")),
+            rewrite_command(&action, "Exec=", &ctl),
             0o644,
         ));
     }
@@ -226,6 +298,51 @@ mod tests {
             rewrite_command(text, "Exec=", "\"/opt/my bin/dbxportctl\""),
             "a\nExec=\"/opt/my bin/dbxportctl\" upload --notify %F\nExec=\"/opt/my bin/dbxportctl\"\n"
         );
+    }
+
+    #[test]
+    fn each_profile_gets_an_entry_in_every_menu() {
+        let places = Places {
+            config: "/h/.config".into(),
+            data: "/h/.local/share".into(),
+        };
+        let programs = Programs {
+            dbxportctl: "/usr/bin/dbxportctl".into(),
+            dbxportd: "/usr/bin/dbxportd".into(),
+        };
+        let base = plan(&places, &programs, &[]).unwrap();
+        let profiles = ["web".to_string(), "archive".to_string()];
+        let files = plan(&places, &programs, &profiles).unwrap();
+        assert_eq!(files.len(), base.len() + 2 * profiles.len());
+        let find = |end: &str| {
+            files
+                .iter()
+                .find(|f| f.path.ends_with(end))
+                .unwrap_or_else(|| panic!("no {end}"))
+        };
+        let dolphin = &find("kio/servicemenus/dbxport.desktop").contents;
+        assert!(
+            dolphin.contains("Actions=send;sendResized;copyLink;profile_web;profile_archive;\n"),
+            "{dolphin}"
+        );
+        assert!(dolphin.contains(
+            "[Desktop Action profile_web]\nName=Send to Dropbox (profile web)\nIcon=folder-remote\n\
+             Exec=/usr/bin/dbxportctl upload --notify --profile web %F\n"
+        ));
+        let script = find("nautilus/scripts/Send to Dropbox (profile web)");
+        assert_eq!(script.mode, 0o755);
+        assert!(script.contents.contains("dbxportctl='/usr/bin/dbxportctl'"));
+        assert!(
+            script
+                .contents
+                .contains("exec \"$dbxportctl\" upload --notify --profile web -- \"$@\"")
+        );
+        let nemo = &find("nemo/actions/dbxport-profile-archive.nemo_action").contents;
+        assert!(
+            nemo.contains("Name=Send to Dropbox (profile archive)\n"),
+            "{nemo}"
+        );
+        assert!(nemo.contains("Exec=/usr/bin/dbxportctl upload --notify --profile archive %F"));
     }
 
     #[test]

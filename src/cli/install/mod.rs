@@ -105,29 +105,73 @@ fn remove(path: &Path, dry_run: bool) -> Result<Change, InstallError> {
 pub fn install(
     places: &Places,
     programs: &Programs,
+    profiles: &[String],
     dry_run: bool,
 ) -> Result<Vec<(PathBuf, Change)>, InstallError> {
     // Everything is worked out before anything is written: a Thunar file that cannot be merged
     // stops the install before it starts, not halfway.
-    let mut files = plan(places, programs)?;
+    let mut files = plan(places, programs, profiles)?;
     let thunar = places.thunar();
     let existing = match std::fs::read_to_string(&thunar) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&thunar)(e)),
     };
-    let ours = thunar_actions(&program_word(&programs.dbxportctl)?);
+    let ours = thunar_actions(&program_word(&programs.dbxportctl)?, profiles);
     files.push(Planned {
         contents: thunar_with_ours(existing.as_deref(), &ours, &thunar)?,
         mode: std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777),
         path: thunar,
     });
     let mut done = Vec::new();
+    // Entries of profiles no longer in the config go: installing again refreshes the menus.
+    for stale in profile_menus(places) {
+        if !files.iter().any(|f| f.path == stale) {
+            done.push((stale.clone(), remove(&stale, dry_run)?));
+        }
+    }
     for file in files {
         let change = put(&file.path, &file.contents, file.mode, dry_run)?;
         done.push((file.path, change));
     }
     Ok(done)
+}
+
+/// The menu files made for export profiles that are there now (Nautilus scripts, Nemo
+/// actions), whatever the profiles.
+fn profile_menus(places: &Places) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for (dir, prefix) in [
+        ("nautilus/scripts", files::NAUTILUS_PROFILE_PREFIX),
+        ("nemo/actions", files::NEMO_PROFILE_PREFIX),
+    ] {
+        let dir = places.data.join(dir);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The export profiles' names in the user's config, for their menu entries. A config that
+/// does not load gives none, said once: the menus without profiles still install.
+fn configured_profiles() -> Vec<String> {
+    let loaded = crate::config::Dirs::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|dirs| crate::config::Config::load(&dirs.config_file).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(config) => config.profiles.keys().cloned().collect(),
+        Err(e) => {
+            super::term::warnln!("dbxportctl: no profile menus: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// Removes what `install` put; the user's own Thunar actions stay.
@@ -138,9 +182,13 @@ pub fn uninstall(places: &Places, dry_run: bool) -> Result<Vec<(PathBuf, Change)
         dbxportd: "dbxportd".into(),
     };
     let mut done = Vec::new();
-    for file in plan(places, &programs)? {
+    for file in plan(places, &programs, &[])? {
         let change = remove(&file.path, dry_run)?;
         done.push((file.path, change));
+    }
+    for path in profile_menus(places) {
+        let change = remove(&path, dry_run)?;
+        done.push((path, change));
     }
     let link = places.enabled_link();
     if std::fs::symlink_metadata(&link).is_ok() {
@@ -228,7 +276,8 @@ fn print_changes(changes: &[(PathBuf, Change)], dry_run: bool) {
 pub fn run_install(dry_run: bool) -> Result<Exit, String> {
     let places = Places::from_env().map_err(|e| e.to_string())?;
     let programs = Programs::find().map_err(|e| e.to_string())?;
-    let changes = install(&places, &programs, dry_run).map_err(|e| e.to_string())?;
+    let profiles = configured_profiles();
+    let changes = install(&places, &programs, &profiles, dry_run).map_err(|e| e.to_string())?;
     print_changes(&changes, dry_run);
     if dry_run {
         return Ok(Exit::Ok);

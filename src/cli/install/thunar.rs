@@ -17,13 +17,39 @@ fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Our Thunar actions (each `<action>…</action>` block of the shipped file), their commands
-/// running `dbxportctl`.
-pub(super) fn thunar_actions(dbxportctl: &str) -> Vec<String> {
-    action_blocks(THUNAR)
+/// Our Thunar actions (each `<action>…</action>` block of the shipped file, then one per
+/// export profile in `profiles`, made from "Send to Dropbox"), their commands running
+/// `dbxportctl`.
+pub(super) fn thunar_actions(dbxportctl: &str, profiles: &[String]) -> Vec<String> {
+    let shipped: Vec<&str> = action_blocks(THUNAR)
         .into_iter()
-        .map(|(start, end)| {
-            THUNAR[start..end].replace(
+        .map(|(start, end)| &THUNAR[start..end])
+        .collect();
+    let send = shipped.first().copied().unwrap_or_default();
+    let for_profiles = profiles.iter().map(|name| {
+        send.replace(
+            "<name>Send to Dropbox</name>",
+            &format!("<name>{}</name>", super::files::profile_label(name)),
+        )
+        .replace(
+            "<unique-id>dbxport-send</unique-id>",
+            &format!("<unique-id>dbxport-profile-{name}</unique-id>"),
+        )
+        .replace(
+            "upload --notify %F",
+            &format!("upload --notify --profile {name} %F"),
+        )
+        .replace(
+            "to Dropbox (dbxport)</description>",
+            &format!("to Dropbox with the export profile {name} (dbxport)</description>"),
+        )
+    });
+    shipped
+        .iter()
+        .map(|block| block.to_string())
+        .chain(for_profiles)
+        .map(|block| {
+            block.replace(
                 "<command>dbxportctl ",
                 &format!("<command>{} ", xml_escape(dbxportctl)),
             )
@@ -113,9 +139,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_profile_gets_a_thunar_action() {
+        let ours = thunar_actions("/bin/dbxportctl", &["web".to_string()]);
+        assert_eq!(ours.len(), thunar_actions("/bin/dbxportctl", &[]).len() + 1);
+        let web = ours.last().unwrap();
+        assert!(
+            web.contains("<unique-id>dbxport-profile-web</unique-id>"),
+            "{web}"
+        );
+        assert!(
+            web.contains("<name>Send to Dropbox (profile web)</name>"),
+            "{web}"
+        );
+        assert!(
+            web.contains("<command>/bin/dbxportctl upload --notify --profile web %F</command>"),
+            "{web}"
+        );
+    }
+
+    #[test]
     fn thunar_merge_keeps_the_users_actions_and_is_idempotent() {
         let user = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- an <action> -->\n<actions>\n<action>\n\t<name>Mine</name>\n\t<unique-id>1-1</unique-id>\n</action>\n</actions>\n";
-        let ours = thunar_actions("/bin/dbxportctl");
+        let ours = thunar_actions("/bin/dbxportctl", &[]);
         assert_eq!(ours.len(), 3);
         let once = thunar_with_ours(Some(user), &ours, Path::new("u")).unwrap();
         let twice = thunar_with_ours(Some(&once), &ours, Path::new("u")).unwrap();
