@@ -108,11 +108,7 @@ impl Engine {
             before,
         } = &state
         {
-            let sending = self
-                .network_slots
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
+            let sending = self.network_slots.acquire().await;
             if self
                 .resolve_commit(
                     &job,
@@ -197,11 +193,7 @@ impl Engine {
             });
         }
         let transfer = transfer_for(&state, prepared.stamp.size, &self.upload);
-        let sending = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let sending = self.network_slots.acquire().await;
         // A watch job claimed ahead (to prepare) before a policy hold began waits after all:
         // nothing of it is sent yet. One already sending finishes its file.
         if job.origin.is_some()

@@ -60,6 +60,7 @@ macro_rules! call {
 mod batches;
 mod classify;
 mod commit;
+mod concurrency;
 mod concurrent;
 mod driver;
 mod meter;
@@ -99,8 +100,9 @@ pub struct Engine {
     prepared_dir: PathBuf,
     /// Photos being prepared at once, at most one per core.
     prepare_slots: Semaphore,
-    /// Jobs sending file data at once (`upload.transfers`).
-    network_slots: Semaphore,
+    /// Jobs sending file data at once: an adaptive limit under `upload.transfers`
+    /// (`concurrency`).
+    network_slots: concurrency::Limiter,
     running: std::sync::Mutex<HashMap<JobId, Running>>,
     /// Told when a running job gives back its slot (the batch committer then checks whether
     /// anything is still being sent).
@@ -153,7 +155,7 @@ impl Engine {
             progress,
             prepared_dir,
             prepare_slots: Semaphore::new(cores()),
-            network_slots: Semaphore::new(transfers),
+            network_slots: concurrency::Limiter::new(transfers),
             running: Default::default(),
             slot_freed: Notify::new(),
             commits,
@@ -170,6 +172,12 @@ impl Engine {
     /// Upload throughput over the last few seconds, in bytes per second.
     pub fn throughput(&self) -> u64 {
         self.meter.rate()
+    }
+
+    /// Requests carrying file data allowed at once now: the adaptive limit, between 1 and
+    /// `upload.transfers`.
+    pub fn concurrency(&self) -> usize {
+        self.network_slots.limit()
     }
 
     pub fn subscribe_progress(&self) -> broadcast::Receiver<ProgressEvent> {

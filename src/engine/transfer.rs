@@ -7,7 +7,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
+use super::classify::signal;
+use super::concurrency::Signal;
 use super::remote::lower_path;
 use super::{Engine, Step, blocking, commit, dropbox_step, session_step, source_step};
 use crate::dropbox;
@@ -31,12 +34,15 @@ impl Engine {
             content_hash: Some(hash.clone()),
         };
         let progress = self.progress_for(job.id, 0, stamp.size);
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload(
             token,
             &arg,
             bytes.clone(),
             Some(progress.clone())
         ));
+        self.network_slots
+            .report(sent_at, bytes.len() as u64, signal(&result));
         match result {
             Ok(meta) => self.verified(job, meta, &hash, false).await,
             Err(e) => Err(dropbox_step(job, e)),
@@ -51,7 +57,7 @@ impl Engine {
         state: JobState,
         path: &SourceFile,
         expected_size: u64,
-        sending: tokio::sync::SemaphorePermit<'_>,
+        sending: super::concurrency::Permit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let (mut session_id, mut offset) = match &state {
@@ -121,12 +127,15 @@ impl Engine {
                         session_type: None,
                         content_hash: Some(body_hash),
                     };
+                    let sent_at = Instant::now();
                     let result = call!(self, |token| self.client.upload_session_start(
                         token,
                         &arg,
                         body.clone(),
                         Some(progress.clone())
                     ));
+                    self.network_slots
+                        .report(sent_at, body.len() as u64, signal(&result));
                     let started = match result {
                         Ok(started) => started,
                         Err(e) => return Err(dropbox_step(job, e)),
@@ -201,12 +210,15 @@ impl Engine {
         // Closed means all of it landed when this append closes the session (its answer was
         // lost) or when it is the probe (empty body) of a resumed session.
         let closed_is_full = arg.close || body.is_empty();
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_append(
             token,
             arg,
             body.clone(),
             progress.clone()
         ));
+        self.network_slots
+            .report(sent_at, body.len() as u64, signal(&result));
         match result {
             Ok(()) => Ok(sent),
             Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::IncorrectOffset {
@@ -272,12 +284,17 @@ impl Engine {
         job: &Job,
         arg: &dropbox::UploadSessionFinishArg,
     ) -> Result<commit::Outcome, Step> {
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_finish(
             token,
             arg,
             Bytes::new(),
             None
         ));
+        // A commit carries no file data: only its throttles count.
+        if signal(&result) == Signal::Throttled {
+            self.network_slots.report(sent_at, 0, Signal::Throttled);
+        }
         match result {
             Ok(meta) => Ok(commit::Outcome::Landed(meta)),
             Err(dropbox::Error::Route(e)) => Ok(commit::Outcome::Refused(e)),

@@ -110,6 +110,10 @@ pub struct RequestRecord {
     pub received: Instant,
     /// The HTTP status answered; 0 if the connection was dropped (or the answer is not out yet).
     pub status: u16,
+    /// When the answer's head went out (`None` while it has not, or if the connection was
+    /// dropped): with `received`, how many requests were in flight at once.
+    #[serde(skip)]
+    pub answered: Option<Instant>,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
     /// Request-body bytes the emulator has read so far: the whole body once the request was
@@ -198,6 +202,7 @@ impl RequestLog {
                 route: route.to_owned(),
                 received: Instant::now(),
                 status: 0,
+                answered: None,
                 fault: fault.map(|f| f.name().to_owned()),
                 body_bytes: 0,
                 session,
@@ -210,6 +215,7 @@ impl RequestLog {
     pub(crate) fn answered(&self, index: usize, status: u16) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.status = status;
+            logged.record.answered = Some(Instant::now());
         }
     }
 
