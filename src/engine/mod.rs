@@ -1,7 +1,7 @@
 //! The upload engine: takes jobs from the queue and drives each through its states until it is
 //! Done, Failed, parked as Waiting, or stopped.
 //!
-//! One task per running job, at most `upload.transfers` at once. A job's progress is written to
+//! One task per running job, a few more than may send at once. A job's progress is written to
 //! the queue at every step (session id and confirmed offset included), so a job picked up after
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
 //! answer never came by looking at the remote file first (ARCHITECTURE.md, invariant 2).
@@ -12,9 +12,10 @@
 //! Done only when the metadata Dropbox returns carries the content hash of the bytes sent
 //! (ARCHITECTURE.md, invariant 4).
 //!
-//! Two limits keep both the CPU and the network busy without holding much memory: at most
-//! `upload.transfers` jobs send data at once (each holding at most one chunk in memory), and up
-//! to one more job per core is claimed ahead of them to prepare (resize) its photo meanwhile.
+//! Two limits keep both the CPU and the network busy without holding much memory: a few jobs
+//! send data at once (each holding at most one chunk in memory), as many as pay, learnt from
+//! Dropbox's answers and never more than `upload.transfers` (`concurrency`); and up to one more
+//! job per core is claimed ahead of them to prepare (resize) its photo meanwhile.
 //!
 //! Errors are sorted in `classify`: transient ones park the job as Waiting (backoff in
 //! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
@@ -24,7 +25,7 @@
 //! The engine's parts, one idea each (ARCHITECTURE.md, "Modules"):
 //!
 //! - `scheduler`: claims runnable jobs and runs each in a task, within the two limits;
-//!   stops a cancelled job at once.
+//!   stops a cancelled job at once. `concurrency`: the adaptive network limit.
 //! - `driver`: one job from its persisted state to Done (restart repair, source checks, the
 //!   choice of transfer) and `settle`, which records why it stopped.
 //! - `transfer`: whole-file and sequential-session uploads and their commits; `concurrent`:
