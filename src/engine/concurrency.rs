@@ -463,6 +463,10 @@ mod tests {
         // for 15 MiB is not slow against 0.7 s for 9 MiB.
         successes(&mut c, 5, 1_500 * MS, 15 << 20);
         assert_eq!(c.limit(), 6);
+        // But chunks that take three times as long as chunks did are slow, however long a
+        // small request would have taken for their bytes.
+        successes(&mut c, 6, 2_100 * MS, 9 << 20);
+        assert_eq!(c.limit(), 5);
     }
 
     #[test]
