@@ -518,3 +518,24 @@ async fn concurrency_grows_to_the_ceiling_and_shrinks_when_dropbox_throttles() {
     );
     bench.stop().await;
 }
+
+#[system_test]
+async fn write_contention_in_a_batch_commit_halves_the_concurrency() {
+    let bench = Bench::start().await;
+    assert_eq!(bench.engine.concurrency(), 2, "it starts at two");
+    // Every entry of the first batch commit meets `too_many_write_operations`.
+    bench.emulator.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::EntryWriteContention { per_mille: 1000 },
+        1,
+    );
+    let photo = bench.file("contended.jpg", 30_000);
+    let (jobs, finals) = bench
+        .until_final(bench.enqueue("/Contended", &[&photo.0]).await)
+        .await;
+    assert_done_with(&bench, &finals[&jobs[0].id].0, &photo.1);
+    assert_eq!(bench.emulator.faults().entries_refused(), 1);
+    // One request carrying data went well (not a round: no growth); the contention halved it.
+    assert_eq!(bench.engine.concurrency(), 1);
+    bench.stop().await;
+}
