@@ -25,6 +25,10 @@
 //! - Other failures (5xx, a lost connection) say nothing about how many requests Dropbox
 //!   welcomes, and leave the limit alone.
 //!
+//! A request's latency is measured around the whole call, so a Retry-After wait and the
+//! bandwidth limit's pacing count in it: both mean that more requests at once would only
+//! wait longer, which is what the latency rule is for.
+//!
 //! Netflix's concurrency-limits "gradient" schemes would also fit; AIMD was kept because
 //! Dropbox's own signal is a throttle (a loss, in TCP's terms), on which AIMD is the
 //! well-understood fair and stable answer, and the latency rule only has to keep it from
