@@ -36,6 +36,11 @@ async fn uploads_keep_to_the_bandwidth_limit() {
     );
     assert!(status["eta_seconds"].as_u64().is_some(), "{status}");
     assert_eq!(status["bandwidth_limit"], 1_000_000);
+    // And how many requests may carry data at once now: the adaptive limit, within its
+    // ceiling (`upload.transfers`).
+    let concurrency = status["concurrency"].as_u64().expect("a concurrency");
+    let ceiling = small_config().upload.transfers as u64;
+    assert!((1..=ceiling).contains(&concurrency), "{status}");
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
     // At 1 MB/s, 4.8 MB cannot take less than about 4.8 s (one slice may go at once).
     let floor = Duration::from_secs_f64((size - 256 * 1024) as f64 / 1_000_000.0);
