@@ -1,4 +1,6 @@
-//! The bandwidth limit: set with `dbxportctl limit`, obeyed by transfers, kept across restarts.
+//! The limits on sending: the bandwidth limit (set with `dbxportctl limit`, obeyed by
+//! transfers, kept across restarts), and how many requests go at once (adaptive, shown in
+//! `status` and told in the daemon's log).
 
 use std::time::{Duration, Instant};
 
@@ -148,5 +150,25 @@ async fn the_measured_rate_is_within_ten_percent_of_the_limit() {
     assert!(
         (rate - LIMIT).abs() <= LIMIT * 0.10,
         "{rate:.0} bytes/s is not within 10 % of the limit {LIMIT}"
+    );
+}
+
+#[system_test]
+async fn the_daemon_log_tells_when_the_requests_at_once_change() {
+    let w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 8);
+    let uploader = w.uploader().await;
+    upload_verified(&w, &uploader, &files, "/Rounds").await;
+    // Two at once to start with; a round of two requests that went well while others waited
+    // makes it three.
+    let log = w.daemon_log();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("requests at once"))
+        .collect();
+    assert!(
+        told.iter()
+            .any(|l| l.contains("requests at once: 2 → 3 (a round of requests went well)")),
+        "{told:#?}"
     );
 }
