@@ -228,7 +228,7 @@ impl Engine {
         shutdown: CancellationToken,
     ) {
         let wait = Duration::from_millis(self.upload.pack_wait_ms);
-        let spare = std::sync::Mutex::new(Vec::<String>::new());
+        let spare = tokio::sync::Mutex::new(Vec::<String>::new());
         let mut pending: VecDeque<(Instant, Piece)> = VecDeque::new();
         let mut flying: FuturesUnordered<Flight<'_>> = FuturesUnordered::new();
         loop {
@@ -287,7 +287,7 @@ impl Engine {
     async fn send_pack(
         &self,
         pack: Vec<(Instant, Piece)>,
-        spare: &std::sync::Mutex<Vec<String>>,
+        spare: &tokio::sync::Mutex<Vec<String>>,
     ) -> Vec<(Instant, Piece)> {
         let pack = self.hold_back(pack).await;
         let (mut pack, mut again) = self.give_sessions(pack, spare).await;
@@ -385,13 +385,18 @@ impl Engine {
     async fn give_sessions(
         &self,
         pack: Vec<(Instant, Piece)>,
-        spare: &std::sync::Mutex<Vec<String>>,
+        spare: &tokio::sync::Mutex<Vec<String>>,
     ) -> (Vec<(Instant, Piece)>, Vec<(Instant, Piece)>) {
-        let spare_now = || spare.lock().unwrap_or_else(|e| e.into_inner());
         // Pieces sent before (to be sent again) have their session recorded already.
         let (mut fresh, mut ready): (Vec<_>, Vec<_>) =
             pack.into_iter().partition(|(_, p)| p.session.is_none());
-        let short = fresh.len().saturating_sub(spare_now().len());
+        if fresh.is_empty() {
+            return (ready, Vec::new());
+        }
+        // Held while sessions are asked for: a pack formed meanwhile waits for that one
+        // `start_batch` (it asks for the jobs still to come too) instead of sending its own.
+        let mut spare = spare.lock().await;
+        let short = fresh.len().saturating_sub(spare.len());
         if short > 0 {
             // As many as the jobs still to come may use, within one request's worth.
             let ask = self
@@ -402,7 +407,7 @@ impl Engine {
             loop {
                 match self.start_sessions(ask, tries).await {
                     Ok(sessions) => {
-                        spare_now().extend(sessions);
+                        spare.extend(sessions);
                         break;
                     }
                     Err(step) => {
@@ -416,18 +421,16 @@ impl Engine {
         }
         let mut left = Vec::new();
         let mut given = Vec::new();
-        {
-            let mut spare = spare_now();
-            for (at, mut piece) in fresh {
-                match spare.pop() {
-                    Some(session) => {
-                        piece.session = Some(session);
-                        given.push((at, piece));
-                    }
-                    None => left.push((at, piece)),
+        for (at, mut piece) in fresh {
+            match spare.pop() {
+                Some(session) => {
+                    piece.session = Some(session);
+                    given.push((at, piece));
                 }
+                None => left.push((at, piece)),
             }
         }
+        drop(spare);
         if !left.is_empty() {
             tracing::warn!(
                 "Dropbox gave fewer upload sessions than asked for; {} files wait for the next batch",
