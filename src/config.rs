@@ -500,7 +500,10 @@ pub struct UploadConfig {
     /// Bytes per upload-session request; a multiple of 4 MiB (Dropbox's block size) and at
     /// most 148 MiB (the 150 MiB request limit, rounded down to a block).
     pub chunk_size: u64,
-    /// Uploads running at once.
+    /// The most requests carrying file data at once. The engine finds the number that pays
+    /// by itself (`engine::concurrency`: from 2, one more per round of requests that went
+    /// well, halved when Dropbox throttles, a tenth less when requests slow down), never
+    /// more than this.
     pub transfers: usize,
     /// Upload bandwidth in bytes per second across all transfers; 0 = no limit. The D-Bus
     /// property `BandwidthLimit` (and `dbxportctl limit`) overrides it until changed again.
@@ -525,7 +528,11 @@ impl Default for UploadConfig {
             remote_folder: "/Photos".into(),
             session_threshold: 16 * MIB,
             chunk_size: 8 * MIB,
-            transfers: 4,
+            // A ceiling, not a setting: 16 photos of a few MB in flight fill a link of several
+            // hundred Mbit/s at 80–150 ms a request (Dropbox's distance from most users), and
+            // the adaptive limit only climbs there while that pays. It bounds memory too (a
+            // request holds at most one chunk): 16 × 8 MiB at worst.
+            transfers: 16,
             bandwidth_limit: 0,
             batch_commit: true,
             batch_size: crate::dropbox::MAX_BATCH_ENTRIES,
@@ -720,7 +727,7 @@ mod tests {
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
         assert_eq!(config.dropbox.app_key.as_deref(), Some("abc"));
         assert_eq!(config.upload.chunk_size, 16 * MIB);
-        assert_eq!(config.upload.transfers, 4);
+        assert_eq!(config.upload.transfers, 16);
         assert_eq!(config.credentials.store, CredentialStoreKind::File);
         assert!(!config.credentials.file_fallback);
         assert_eq!(config.dropbox.list_page_size, 100);

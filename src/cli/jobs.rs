@@ -287,6 +287,8 @@ struct Status {
     /// Seconds left at that rate, when something is moving.
     eta_seconds: Option<u64>,
     bandwidth_limit: u64,
+    /// Requests carrying file data allowed at once now (adaptive, at most `upload.transfers`).
+    concurrency: u32,
     /// What keeps uploads from moving, each with the command that fixes it.
     stalls: Vec<String>,
 }
@@ -336,6 +338,7 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         throughput,
         eta_seconds: (throughput > 0).then(|| bytes_remaining.div_ceil(throughput)),
         bandwidth_limit: uploader.bandwidth_limit().await.map_err(|e| describe(&e))?,
+        concurrency: uploader.concurrency().await.map_err(|e| describe(&e))?,
         stalls: stalls.iter().map(ToString::to_string).collect(),
     };
     if json {
@@ -375,9 +378,10 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
     if status.throughput > 0 {
         let eta = status.eta_seconds.unwrap_or(0);
         outln!(
-            "Sending:  {}/s, about {} left",
+            "Sending:  {}/s, about {} left, up to {} at once",
             human_bytes(status.throughput),
-            humantime::format_duration(std::time::Duration::from_secs(eta))
+            humantime::format_duration(std::time::Duration::from_secs(eta)),
+            status.concurrency
         );
     }
     if status.bandwidth_limit > 0 {

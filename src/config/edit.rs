@@ -512,7 +512,7 @@ mod tests {
         assert!(err.to_string().contains("floppy"), "{err}");
         // Back to the default.
         let out = unset(&out, p(), &transfers).unwrap();
-        assert_eq!(Config::parse(&out, p()).unwrap().upload.transfers, 4);
+        assert_eq!(Config::parse(&out, p()).unwrap().upload.transfers, 16);
         assert!(out.contains("# mine"));
     }
 

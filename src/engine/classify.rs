@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::concurrency::Signal;
 use crate::credentials::SessionError;
 use crate::dropbox::{self, AuthError};
 use crate::prepare::SourceError;
@@ -132,6 +133,19 @@ pub(super) fn session_step(e: SessionError) -> Step {
         }
     } else {
         Step::LoggedOut
+    }
+}
+
+/// What a request's result says about load, for the adaptive limit (`concurrency`): a 429
+/// (either reason) or write-lock contention as a 409 (the only transient route error) is a
+/// throttle; a 5xx, a lost connection or a refusal says nothing about how many requests at
+/// once Dropbox welcomes.
+pub(super) fn signal<T, E: dropbox::RouteError>(result: &Result<T, dropbox::Error<E>>) -> Signal {
+    match result {
+        Ok(_) => Signal::Success,
+        Err(dropbox::Error::RateLimited { .. }) => Signal::Throttled,
+        Err(dropbox::Error::Route(e)) if e.is_transient() => Signal::Throttled,
+        Err(_) => Signal::Failed,
     }
 }
 
@@ -277,6 +291,54 @@ mod tests {
         let busy =
             dropbox::Error::Route(CreateFolderError::Path(WriteError::TooManyWriteOperations));
         assert_eq!(kind(&dropbox_step(&fresh, busy)).0, "wait");
+    }
+
+    #[test]
+    fn throttles_are_told_from_other_failures_for_the_concurrency_limit() {
+        type E = dropbox::Error<UploadSessionFinishError>;
+        let secs = Duration::from_secs;
+        let table: Vec<(&str, Result<(), E>, Signal)> = vec![
+            ("answered", Ok(()), Signal::Success),
+            (
+                "429 too_many_requests",
+                Err(E::RateLimited {
+                    reason: RateLimitReason::TooManyRequests,
+                    retry_after: secs(1),
+                }),
+                Signal::Throttled,
+            ),
+            (
+                "429 too_many_write_operations",
+                Err(E::RateLimited {
+                    reason: RateLimitReason::TooManyWriteOperations,
+                    retry_after: secs(1),
+                }),
+                Signal::Throttled,
+            ),
+            (
+                "409 too_many_write_operations",
+                Err(E::Route(UploadSessionFinishError::Path(
+                    WriteError::TooManyWriteOperations,
+                ))),
+                Signal::Throttled,
+            ),
+            ("5xx", Err(E::Server { status: 503 }), Signal::Failed),
+            (
+                "connection lost",
+                Err(E::Transport("reset".into())),
+                Signal::Failed,
+            ),
+            (
+                "a refusal",
+                Err(E::Route(UploadSessionFinishError::Path(
+                    WriteError::InsufficientSpace,
+                ))),
+                Signal::Failed,
+            ),
+        ];
+        for (what, result, expected) in table {
+            assert_eq!(signal(&result), expected, "{what}");
+        }
     }
 
     #[test]

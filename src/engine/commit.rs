@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::concurrency::Signal;
 use super::{Engine, Step, retry, session_step};
 use crate::dropbox::{self, FinishBatchEntry, UploadSessionFinishError};
 use crate::queue::{FailureKind, JobId};
@@ -157,6 +158,7 @@ impl Engine {
     async fn commit_batch(&self, batch: Vec<(Instant, Entry)>) -> Vec<(Instant, Entry)> {
         let args: Vec<_> = batch.iter().map(|(_, e)| e.arg.clone()).collect();
         tracing::debug!(entries = args.len(), "committing a batch");
+        let sent_at = Instant::now();
         let result: Result<_, Step> = async {
             Ok(call!(self, |token| self
                 .client
@@ -169,6 +171,7 @@ impl Engine {
             // (the client holds back every request until then).
             Ok(Err(e @ dropbox::Error::RateLimited { .. })) => {
                 tracing::info!("batch commit of {} files: {e}", batch.len());
+                self.network_slots.report(sent_at, 0, Signal::Throttled);
                 return batch
                     .into_iter()
                     .map(|(at, mut entry)| {
@@ -221,6 +224,11 @@ impl Engine {
                     let _ = entry.reply.send(Outcome::Refused(e));
                 }
             }
+        }
+        // Write contention is a throttle for the whole account: fewer requests at once
+        // (once per batch however many entries met it; `concurrency`).
+        if !retry.is_empty() {
+            self.network_slots.report(sent_at, 0, Signal::Throttled);
         }
         retry
     }

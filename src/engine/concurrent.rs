@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use tokio::time::Instant;
 
+use super::classify::signal;
 use super::{Engine, SharedProgress, Step, blocking, dropbox_step, session_step, source_step};
 use crate::dropbox::content_hash::{BlockDigest, from_block_digests};
 use crate::dropbox::{self, UploadSessionAppendError};
@@ -189,12 +191,14 @@ impl Engine {
             session_type: Some(dropbox::SessionType::Concurrent),
             content_hash: None,
         };
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_start(
             token,
             &arg,
             bytes::Bytes::new(),
             None
         ));
+        self.network_slots.report(sent_at, 0, signal(&result));
         let session = match result {
             Ok(started) => started.session_id,
             Err(e) => return Err(dropbox_step(job, e)),
@@ -225,11 +229,7 @@ impl Engine {
         close: bool,
         progress: &Arc<SharedProgress>,
     ) -> Result<(u64, Vec<BlockDigest>), Step> {
-        let _slot = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _slot = self.network_slots.acquire().await;
         let source = path.clone();
         let (body, digests) = blocking(move || prepare::read_chunk(&source, at, len))
             .await?
@@ -242,12 +242,15 @@ impl Engine {
             close,
             content_hash: Some(from_block_digests(&digests)),
         };
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_append(
             token,
             &arg,
             body.clone(),
             Some(progress.request())
         ));
+        self.network_slots
+            .report(sent_at, body.len() as u64, signal(&result));
         match result {
             Ok(()) => Ok((at, digests)),
             // The closing append landed before; its answer was lost.

@@ -112,11 +112,7 @@ impl Engine {
             before,
         } = &state
         {
-            let sending = self
-                .network_slots
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
+            let sending = self.network_slots.acquire().await;
             if self
                 .resolve_commit(
                     &job,
@@ -226,12 +222,8 @@ impl Engine {
         &self,
         job: &Job,
         state: &JobState,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, Step> {
-        let sending = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+    ) -> Result<super::concurrency::Permit<'_>, Step> {
+        let sending = self.network_slots.acquire().await;
         if self.held_back(job, state) {
             drop(sending);
             return Err(self.requeue(job.id).await);

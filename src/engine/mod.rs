@@ -1,7 +1,7 @@
 //! The upload engine: takes jobs from the queue and drives each through its states until it is
 //! Done, Failed, parked as Waiting, or stopped.
 //!
-//! One task per running job, at most `upload.transfers` at once. A job's progress is written to
+//! One task per running job, a few more than may send at once. A job's progress is written to
 //! the queue at every step (session id and confirmed offset included), so a job picked up after
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
 //! answer never came by looking at the remote file first (ARCHITECTURE.md, invariant 2).
@@ -13,11 +13,12 @@
 //! up in one `files/upload` each. A job is Done only when the metadata Dropbox returns carries
 //! the content hash of the bytes sent (ARCHITECTURE.md, invariant 4).
 //!
-//! Two limits keep both the CPU and the network busy without holding much memory: at most
-//! `upload.transfers` requests send data at once (`network_slots`: a slot covers a request,
-//! never the reading, hashing or looking up before it), and up to `upload.transfers` plus one
-//! per core jobs are claimed, so photos are prepared (resized) meanwhile. A job whose bytes
-//! wait with the packer gives its place back; the packer holds at most `packing::HELD_BYTES`.
+//! Two limits keep both the CPU and the network busy without holding much memory: a few
+//! requests send data at once, as many as pay, learnt from Dropbox's answers and never more
+//! than `upload.transfers` (`network_slots`, `concurrency`: a slot covers a request, never the
+//! reading, hashing or looking up before it), and up to `upload.transfers` plus one per core
+//! jobs are claimed, so photos are prepared (resized) meanwhile. A job whose bytes wait with
+//! the packer gives its place back; the packer holds at most `packing::HELD_BYTES`.
 //!
 //! Errors are sorted in `classify`: transient ones park the job as Waiting (backoff in
 //! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
@@ -27,7 +28,7 @@
 //! The engine's parts, one idea each (ARCHITECTURE.md, "Modules"):
 //!
 //! - `scheduler`: claims runnable jobs and runs each in a task, within the two limits;
-//!   stops a cancelled job at once.
+//!   stops a cancelled job at once. `concurrency`: the adaptive network limit.
 //! - `driver`: one job from its persisted state to Done (restart repair, source checks, the
 //!   choice of transfer) and `settle`, which records why it stopped.
 //! - `transfer`: whole-file and sequential-session uploads and their commits; `concurrent`:
@@ -65,6 +66,7 @@ macro_rules! call {
 mod batches;
 mod classify;
 mod commit;
+mod concurrency;
 mod concurrent;
 mod driver;
 mod meter;
@@ -106,8 +108,9 @@ pub struct Engine {
     prepared_dir: PathBuf,
     /// Photos being prepared at once, at most one per core.
     prepare_slots: Semaphore,
-    /// Requests sending file data at once (`upload.transfers`); taken for a request only.
-    network_slots: Semaphore,
+    /// Requests sending file data at once: an adaptive limit under `upload.transfers`
+    /// (`concurrency`); taken for a request only.
+    network_slots: concurrency::Limiter,
     running: std::sync::Mutex<HashMap<JobId, Running>>,
     /// Told when a running job gives back its slot (the batch committer then checks whether
     /// anything is still being sent).
@@ -168,7 +171,7 @@ impl Engine {
             progress,
             prepared_dir,
             prepare_slots: Semaphore::new(cores()),
-            network_slots: Semaphore::new(transfers),
+            network_slots: concurrency::Limiter::new(transfers),
             running: Default::default(),
             slot_freed: Notify::new(),
             pack_wake: Notify::new(),
@@ -191,6 +194,12 @@ impl Engine {
     /// Upload throughput over the last few seconds, in bytes per second.
     pub fn throughput(&self) -> u64 {
         self.meter.rate()
+    }
+
+    /// Requests carrying file data allowed at once now: the adaptive limit, between 1 and
+    /// `upload.transfers`.
+    pub fn concurrency(&self) -> usize {
+        self.network_slots.limit()
     }
 
     pub fn subscribe_progress(&self) -> broadcast::Receiver<ProgressEvent> {

@@ -40,7 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::classify::{error_step, file_message};
+use super::classify::{error_step, file_message, signal};
 use super::{Engine, Step, blocking, retry, session_step};
 use crate::dropbox::{
     self, AppendBatchEntry, AppendBatchEntryError, AppendBatchResult, MAX_APPEND_BATCH_ENTRIES,
@@ -228,7 +228,7 @@ impl Engine {
         shutdown: CancellationToken,
     ) {
         let wait = Duration::from_millis(self.upload.pack_wait_ms);
-        let spare = std::sync::Mutex::new(Vec::<String>::new());
+        let spare = tokio::sync::Mutex::new(Vec::<String>::new());
         let mut pending: VecDeque<(Instant, Piece)> = VecDeque::new();
         let mut flying: FuturesUnordered<Flight<'_>> = FuturesUnordered::new();
         loop {
@@ -246,8 +246,10 @@ impl Engine {
                 wait,
                 Instant::now(),
             );
-            // No more packs out at once than requests may be (each holds a network slot).
-            let room = flying.len() < self.upload.transfers;
+            // No more packs out at once than requests may be now (each holds a network slot;
+            // the adaptive limit, `concurrency`): a pack cut early only to wait for a slot
+            // would have gone fuller a little later.
+            let room = flying.len() < self.network_slots.limit();
             let sleep = async {
                 match due {
                     Due::Now if room => {}
@@ -285,7 +287,7 @@ impl Engine {
     async fn send_pack(
         &self,
         pack: Vec<(Instant, Piece)>,
-        spare: &std::sync::Mutex<Vec<String>>,
+        spare: &tokio::sync::Mutex<Vec<String>>,
     ) -> Vec<(Instant, Piece)> {
         let pack = self.hold_back(pack).await;
         let (mut pack, mut again) = self.give_sessions(pack, spare).await;
@@ -383,13 +385,18 @@ impl Engine {
     async fn give_sessions(
         &self,
         pack: Vec<(Instant, Piece)>,
-        spare: &std::sync::Mutex<Vec<String>>,
+        spare: &tokio::sync::Mutex<Vec<String>>,
     ) -> (Vec<(Instant, Piece)>, Vec<(Instant, Piece)>) {
-        let spare_now = || spare.lock().unwrap_or_else(|e| e.into_inner());
         // Pieces sent before (to be sent again) have their session recorded already.
         let (mut fresh, mut ready): (Vec<_>, Vec<_>) =
             pack.into_iter().partition(|(_, p)| p.session.is_none());
-        let short = fresh.len().saturating_sub(spare_now().len());
+        if fresh.is_empty() {
+            return (ready, Vec::new());
+        }
+        // Held while sessions are asked for: a pack formed meanwhile waits for that one
+        // `start_batch` (it asks for the jobs still to come too) instead of sending its own.
+        let mut spare = spare.lock().await;
+        let short = fresh.len().saturating_sub(spare.len());
         if short > 0 {
             // As many as the jobs still to come may use, within one request's worth.
             let ask = self
@@ -400,7 +407,7 @@ impl Engine {
             loop {
                 match self.start_sessions(ask, tries).await {
                     Ok(sessions) => {
-                        spare_now().extend(sessions);
+                        spare.extend(sessions);
                         break;
                     }
                     Err(step) => {
@@ -414,18 +421,16 @@ impl Engine {
         }
         let mut left = Vec::new();
         let mut given = Vec::new();
-        {
-            let mut spare = spare_now();
-            for (at, mut piece) in fresh {
-                match spare.pop() {
-                    Some(session) => {
-                        piece.session = Some(session);
-                        given.push((at, piece));
-                    }
-                    None => left.push((at, piece)),
+        for (at, mut piece) in fresh {
+            match spare.pop() {
+                Some(session) => {
+                    piece.session = Some(session);
+                    given.push((at, piece));
                 }
+                None => left.push((at, piece)),
             }
         }
+        drop(spare);
         if !left.is_empty() {
             tracing::warn!(
                 "Dropbox gave fewer upload sessions than asked for; {} files wait for the next batch",
@@ -450,15 +455,15 @@ impl Engine {
     /// `start_batch` of `count` sessions, holding a network slot for the request only
     /// (`tries`: its failures so far).
     async fn start_sessions(&self, count: usize, tries: u32) -> Result<Vec<String>, Step> {
-        let _slot = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _slot = self.network_slots.acquire().await;
         tracing::debug!(count, "starting upload sessions");
+        let sent_at = Instant::now();
         let result = call!(self, |token| self
             .client
             .upload_session_start_batch(token, count));
+        // No file data, but it takes a slot like the requests that do: its outcome counts
+        // toward the adaptive limit's round (`concurrency`).
+        self.network_slots.report(sent_at, 0, signal(&result));
         result.map_err(|e| pack_step(e, tries))
     }
 
@@ -496,16 +501,13 @@ impl Engine {
                 .collect(),
         );
         let tries = pack.iter().map(|(_, p)| p.tries).max().unwrap_or(0);
-        let _slot = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _slot = self.network_slots.acquire().await;
         tracing::debug!(
             entries = entries.len(),
             bytes = body.len(),
             "sending a pack"
         );
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_append_batch(
             token,
             &entries,
@@ -513,6 +515,8 @@ impl Engine {
             Some(hash.clone()),
             Some(progress.clone())
         ));
+        self.network_slots
+            .report(sent_at, body.len() as u64, signal(&result));
         result.map_err(|e| pack_step(e, tries))
     }
 

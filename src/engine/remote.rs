@@ -278,7 +278,7 @@ impl Engine {
         hash: &str,
         session: Option<&str>,
         before: Option<&[String]>,
-        sending: tokio::sync::SemaphorePermit<'_>,
+        sending: super::concurrency::Permit<'_>,
     ) -> Result<bool, Step> {
         // Look only where `resolution` will: the file at the path unless the commit was under
         // `rename` with the copies before it recorded; the folder's copies under a policy that

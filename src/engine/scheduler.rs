@@ -1,5 +1,6 @@
 //! The scheduler: claims runnable jobs from the queue and runs each in its own task, within
-//! two limits (`upload.transfers` jobs sending, one more per core preparing meanwhile). It
+//! two limits (at most `upload.transfers` jobs sending, as many as `concurrency` lets, and one
+//! more per core preparing meanwhile). It
 //! waits on the queue's `Notify`, the login status and the policy hold, never polls
 //! (ARCHITECTURE.md, "How a photo travels"), and stops a cancelled job's task at once.
 

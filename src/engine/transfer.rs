@@ -7,7 +7,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
+use super::classify::signal;
+use super::concurrency::Signal;
 use super::remote::lower_path;
 use super::{Engine, Step, blocking, commit, dropbox_step, session_step, source_step};
 use crate::dropbox;
@@ -29,27 +32,22 @@ impl Engine {
         // Durable before the request goes (ARCHITECTURE.md, invariant 2), but written
         // without a network slot: the slot covers the request only.
         self.committing(job, &hash, None).await?;
-        let sending = self
-            .network_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         // Looked at again once it may send: a hold that began while it waited keeps it back.
-        if self.held_back(job, state) {
-            drop(sending);
-            return Err(self.requeue(job.id).await);
-        }
+        let sending = self.slot_unless_held(job, state).await?;
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),
         };
         let progress = self.progress_for(job.id, 0, stamp.size);
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload(
             token,
             &arg,
             bytes.clone(),
             Some(progress.clone())
         ));
+        self.network_slots
+            .report(sent_at, bytes.len() as u64, signal(&result));
         drop(sending);
         match result {
             Ok(meta) => self.verified(job, meta, &hash, false).await,
@@ -172,12 +170,15 @@ impl Engine {
                         session_type: None,
                         content_hash: Some(body_hash),
                     };
+                    let sent_at = Instant::now();
                     let result = call!(self, |token| self.client.upload_session_start(
                         token,
                         &arg,
                         body.clone(),
                         Some(progress.clone())
                     ));
+                    self.network_slots
+                        .report(sent_at, body.len() as u64, signal(&result));
                     let started = match result {
                         Ok(started) => started,
                         Err(e) => return Err(dropbox_step(job, e)),
@@ -252,12 +253,15 @@ impl Engine {
         // Closed means all of it landed when this append closes the session (its answer was
         // lost) or when it is the probe (empty body) of a resumed session.
         let closed_is_full = arg.close || body.is_empty();
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_append(
             token,
             arg,
             body.clone(),
             progress.clone()
         ));
+        self.network_slots
+            .report(sent_at, body.len() as u64, signal(&result));
         match result {
             Ok(()) => Ok(sent),
             Err(dropbox::Error::Route(dropbox::UploadSessionAppendError::IncorrectOffset {
@@ -323,12 +327,17 @@ impl Engine {
         job: &Job,
         arg: &dropbox::UploadSessionFinishArg,
     ) -> Result<commit::Outcome, Step> {
+        let sent_at = Instant::now();
         let result = call!(self, |token| self.client.upload_session_finish(
             token,
             arg,
             Bytes::new(),
             None
         ));
+        // A commit carries no file data: only its throttles count.
+        if signal(&result) == Signal::Throttled {
+            self.network_slots.report(sent_at, 0, Signal::Throttled);
+        }
         match result {
             Ok(meta) => Ok(commit::Outcome::Landed(meta)),
             Err(dropbox::Error::Route(e)) => Ok(commit::Outcome::Refused(e)),

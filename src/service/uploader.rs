@@ -281,6 +281,14 @@ impl Uploader {
         self.engine.throughput()
     }
 
+    /// Requests carrying file data allowed at once now: adaptive, between 1 and
+    /// `upload.transfers`; it grows while requests go well and shrinks when Dropbox asks to
+    /// slow down or answers more slowly (read it when needed: it emits no change signal).
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn concurrency(&self) -> u32 {
+        u32::try_from(self.engine.concurrency()).unwrap_or(u32::MAX)
+    }
+
     /// Upload bandwidth in bytes per second across all transfers; 0 = no limit. Settable;
     /// takes effect at once (for transfers under way too) and outlives restarts.
     #[zbus(property)]

@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dbxport::config::Config;
+use dbxport::config::{Config, UploadConfig};
 use dbxport::credentials::{Session, StorePolicy, TokenKind};
 use dbxport::dropbox::content_hash::content_hash;
 use dbxport::dropbox::{Client, ClientOptions, Endpoints};
@@ -49,7 +49,7 @@ impl Bench {
     }
 
     /// [`Bench::start`] with the upload settings changed by `tune` first.
-    async fn start_with(tune: impl FnOnce(&mut dbxport::config::UploadConfig)) -> Bench {
+    async fn start_with(tune: impl FnOnce(&mut UploadConfig)) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::start(EmulatorConfig {
             root: dir.path().join("dropbox"),
@@ -464,6 +464,120 @@ async fn a_shared_link_dropbox_refuses_is_reported_and_the_files_are_done() {
         .link_error
         .expect("the summary says why there is no link");
     assert!(error.starts_with("no shared link for /Linked: "), "{error}");
+    bench.stop().await;
+}
+
+const UPLOAD: &str = "/2/files/upload";
+
+/// The most requests to `route` the emulator was answering at once, among those that arrived
+/// after `after` (all, if None) and were answered.
+fn most_at_once(bench: &Bench, route: &str, after: Option<Instant>) -> usize {
+    let mut edges: Vec<(Instant, i32)> = Vec::new();
+    for request in bench.emulator.requests() {
+        if request.route != route || after.is_some_and(|t| request.received <= t) {
+            continue;
+        }
+        if let Some(answered) = request.answered {
+            edges.push((request.received, 1));
+            edges.push((answered, -1));
+        }
+    }
+    // At one instant, an answer goes before an arrival.
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// Queues `count` photos of 20 kB for `folder`, waits until all are final and checks each is
+/// Done with its bytes in the emulator.
+async fn upload_verified(bench: &Bench, folder: &str, count: usize) {
+    let photos: Vec<_> = (0..count)
+        .map(|i| bench.file(&format!("{}-{i:03}.jpg", &folder[1..]), 20_000))
+        .collect();
+    let paths: Vec<&Path> = photos.iter().map(|(path, _)| path.as_path()).collect();
+    let (jobs, finals) = bench.until_final(bench.enqueue(folder, &paths).await).await;
+    for (job, (_, bytes)) in jobs.iter().zip(&photos) {
+        assert_done_with(bench, &finals[&job.id].0, bytes);
+    }
+}
+
+#[system_test]
+async fn concurrency_grows_to_the_ceiling_and_shrinks_when_dropbox_throttles() {
+    const CEILING: usize = 8;
+    let bench = Bench::start_with(|upload| {
+        upload.transfers = CEILING;
+        // One `files/upload` per photo: one request carrying data each.
+        upload.batch_commit = false;
+    })
+    .await;
+    // At network distance every request takes a while (here 250 ms), so requests overlap at
+    // Dropbox as many as the engine lets go at once.
+    let faults = bench.emulator.faults();
+    faults.inject_rate(UPLOAD, Fault::Delay { millis: 250 }, 1000);
+    upload_verified(&bench, "/Fast", 100).await;
+    let fast = most_at_once(&bench, UPLOAD, None);
+    assert_eq!(
+        fast, CEILING,
+        "requests at once grew to the ceiling, never beyond"
+    );
+    // It started low: the third request left only once one of the first two was answered.
+    let uploads: Vec<_> = bench
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == UPLOAD)
+        .collect();
+    let first_answer = uploads[..2]
+        .iter()
+        .filter_map(|r| r.answered)
+        .min()
+        .unwrap();
+    assert!(uploads[2].received >= first_answer, "{uploads:#?}");
+
+    // Now Dropbox throttles one request in five (429 too_many_requests).
+    faults.clear();
+    faults.inject_rate(UPLOAD, Fault::TooManyRequests { retry_after: 0 }, 200);
+    faults.inject_rate(UPLOAD, Fault::Delay { millis: 250 }, 800);
+    let before = bench.emulator.requests().len();
+    upload_verified(&bench, "/Throttled", 100).await;
+    let requests = bench.emulator.requests();
+    let first_429 = requests[before..]
+        .iter()
+        .filter(|r| r.route == UPLOAD && r.status == 429)
+        .filter_map(|r| r.answered)
+        .min()
+        .expect("Dropbox throttled some requests");
+    let throttled = most_at_once(&bench, UPLOAD, Some(first_429));
+    assert!(
+        throttled < fast,
+        "after the first 429 at most {throttled} requests at once, against {fast} before"
+    );
+    bench.stop().await;
+}
+
+#[system_test]
+async fn write_contention_in_a_batch_commit_halves_the_concurrency() {
+    let bench = Bench::start().await;
+    assert_eq!(bench.engine.concurrency(), 2, "it starts at two");
+    // Every entry of the first batch commit meets `too_many_write_operations`.
+    bench.emulator.faults().inject(
+        "/2/files/upload_session/finish_batch_v2",
+        Fault::EntryWriteContention { per_mille: 1000 },
+        1,
+    );
+    let photo = bench.file("contended.jpg", 30_000);
+    let (jobs, finals) = bench
+        .until_final(bench.enqueue("/Contended", &[&photo.0]).await)
+        .await;
+    assert_done_with(&bench, &finals[&jobs[0].id].0, &photo.1);
+    assert_eq!(bench.emulator.faults().entries_refused(), 1);
+    // Two requests went well (start_batch, append_batch), one at a time: a round that never
+    // used both slots, so no growth; the contention halved it.
+    assert_eq!(bench.engine.concurrency(), 1);
     bench.stop().await;
 }
 

@@ -239,6 +239,9 @@ async fn a_gib_cut_off_at_sixty_percent_sends_only_the_rest() {
     const GIB: u64 = 1024 * MIB;
     let mut config = small_config();
     config.upload.chunk_size = 16 * MIB;
+    // At most four chunks in flight (the adaptive limit's ceiling): those whose answers the
+    // kill cuts off are sent again, and the bounds below allow for four, not for sixteen.
+    config.upload.transfers = 4;
     let chunk = config.upload.chunk_size;
     let transfers = config.upload.transfers as u64;
     let mut w = world(config).await;

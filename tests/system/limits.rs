@@ -1,4 +1,6 @@
-//! The bandwidth limit: set with `dbxportctl limit`, obeyed by transfers, kept across restarts.
+//! The limits on sending: the bandwidth limit (set with `dbxportctl limit`, obeyed by
+//! transfers, kept across restarts), and how many requests go at once (adaptive, shown in
+//! `status` and told in the daemon's log).
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,11 @@ async fn uploads_keep_to_the_bandwidth_limit() {
     );
     assert!(status["eta_seconds"].as_u64().is_some(), "{status}");
     assert_eq!(status["bandwidth_limit"], 1_000_000);
+    // And how many requests may carry data at once now: the adaptive limit, within its
+    // ceiling (`upload.transfers`).
+    let concurrency = status["concurrency"].as_u64().expect("a concurrency");
+    let ceiling = small_config().upload.transfers as u64;
+    assert!((1..=ceiling).contains(&concurrency), "{status}");
     assert_jobs_verified(&w, &batch_final(&uploader, batch).await);
     // At 1 MB/s, 4.8 MB cannot take less than about 4.8 s (one slice may go at once).
     let floor = Duration::from_secs_f64((size - 256 * 1024) as f64 / 1_000_000.0);
@@ -143,5 +150,25 @@ async fn the_measured_rate_is_within_ten_percent_of_the_limit() {
     assert!(
         (rate - LIMIT).abs() <= LIMIT * 0.10,
         "{rate:.0} bytes/s is not within 10 % of the limit {LIMIT}"
+    );
+}
+
+#[system_test]
+async fn the_daemon_log_tells_when_the_requests_at_once_change() {
+    let w = world(small_config()).await;
+    let files = make_photos(&w.photo_dir(), 8);
+    let uploader = w.uploader().await;
+    upload_verified(&w, &uploader, &files, "/Rounds").await;
+    // Two at once to start with; a round of two requests that went well while others waited
+    // makes it three.
+    let log = w.daemon_log();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("requests at once"))
+        .collect();
+    assert!(
+        told.iter()
+            .any(|l| l.contains("requests at once: 2 → 3 (a round of requests went well)")),
+        "{told:#?}"
     );
 }

@@ -159,10 +159,30 @@ impl Client {
     /// timeout is per read, so a server trickling a byte now and then would hold the call
     /// (and its slot) forever.
     async fn read_whole(&self, response: reqwest::Response) -> Result<Reply, String> {
+        self.held_from_the_head(&response);
         let limit = self.inner.read_timeout;
         tokio::time::timeout(limit, read_reply(response))
             .await
             .map_err(|_| stalled_message(limit))?
+    }
+
+    /// A 429 holds back every other request from its head on, before its body is read: the
+    /// connection it came on is free again once the body is in, and a request leaving between
+    /// then and the decoded answer would go out after the client had the 429 (often on that
+    /// very connection), sooner than its Retry-After (ARCHITECTURE.md, invariant 6). The
+    /// header's Retry-After, else one second; the decoded answer may say longer (`noted`), and
+    /// a shorter wait never shortens this one.
+    fn held_from_the_head(&self, response: &reqwest::Response) {
+        if response.status().as_u16() != 429 {
+            return;
+        }
+        let seconds = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        self.inner.gate.defer(Duration::from_secs(seconds));
     }
 
     /// An upload-style call: the argument in `Dropbox-API-Arg`, the bytes as the body.

@@ -5,8 +5,10 @@
 //! `files/list_folder` or `sharing/…` as on the upload route that was refused. So a 429's
 //! Retry-After (from the header, else the body; see `status::decode_rate_limit`) holds back
 //! every request the client sends, whoever sends it (the engine's transfers and listings, the
-//! folder browser, shared links, the account), until it has passed. A request already on the
-//! wire when the 429 arrives cannot be called back; the next one waits.
+//! folder browser, shared links, the account), until it has passed. The wait starts from the
+//! 429's head, before its body is read (`Client::held_from_the_head`): once the body is in,
+//! its connection is free for the next request. A request already on the wire when the 429
+//! arrives cannot be called back; the next one waits.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,6 +32,13 @@ impl Gate {
                 _ => return,
             }
         }
+    }
+
+    /// The instant before which no request leaves, if it has not passed (for tests).
+    #[cfg(test)]
+    pub(in crate::dropbox) fn pending(&self) -> Option<Instant> {
+        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        until.filter(|until| *until > Instant::now())
     }
 
     /// A 429 said to wait `after`: nothing leaves before then (a later instant already set

@@ -94,6 +94,67 @@ async fn rate_limited_with_retry_after_header() {
     assert!(e.is_transient());
 }
 
+/// A 429 holds back the client's next request from the moment its head arrives, not only once
+/// its body has been read: a request leaving in between would go out after the client had
+/// the 429 (on the connection the 429 just freed, with a pooled client), sooner than its
+/// Retry-After (ARCHITECTURE.md, invariant 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_holds_back_the_next_request_from_its_head_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let (head_written, head_out) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        // The first request: a 429 whose body never ends while the test runs.
+        let (mut first, _) = listener.accept().await.unwrap();
+        read_head(&mut first).await;
+        first
+            .write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\
+                  Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nToo many",
+            )
+            .await
+            .unwrap();
+        let written = Instant::now();
+        head_written.send(()).unwrap();
+        // The next request, on a connection of its own.
+        let (mut second, _) = listener.accept().await.unwrap();
+        read_head(&mut second).await;
+        let arrived = Instant::now();
+        second
+            .write_all(&response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                r#"{"used": 1, "allocation": {".tag": "individual", "allocated": 2}}"#,
+            ))
+            .await
+            .unwrap();
+        drop(first);
+        arrived - written
+    });
+    let client = client(api, dead_url().await);
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_current_account(&token()).await }
+    });
+    head_out.await.unwrap();
+    // The client has the 429's head; its body is still to come.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.inner.gate.pending().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the 429's head arrived, yet the next request would leave at once"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = client.get_space_usage(&token()).await;
+    let after = server.await.unwrap();
+    assert!(
+        after >= Duration::from_secs(1),
+        "the next request arrived {after:?} after the 429, sooner than its Retry-After"
+    );
+    first.abort();
+}
+
 #[tokio::test]
 async fn server_error_with_html_body() {
     let html = "<html><head><title>503</title></head><body>Service Unavailable</body></html>";

@@ -120,6 +120,10 @@ pub struct RequestRecord {
     pub received: Instant,
     /// The HTTP status answered; 0 if the connection was dropped (or the answer is not out yet).
     pub status: u16,
+    /// When the answer's head went out (`None` while it has not, or if the connection was
+    /// dropped): with `received`, how many requests were in flight at once.
+    #[serde(skip)]
+    pub answered: Option<Instant>,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
     /// The latency the network model added before the answer (zero when it is off).
@@ -237,6 +241,7 @@ impl RequestLog {
                 route: route.to_owned(),
                 received: Instant::now(),
                 status: 0,
+                answered: None,
                 fault: fault.map(|f| f.name().to_owned()),
                 latency: std::time::Duration::ZERO,
                 early: None,
@@ -253,6 +258,7 @@ impl RequestLog {
     pub(crate) fn answered(&self, index: usize, status: u16) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.status = status;
+            logged.record.answered = Some(Instant::now());
         }
     }
 
