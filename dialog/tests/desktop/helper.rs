@@ -1,0 +1,234 @@
+//! A desktop for one test: Xvfb on a free display, the AT-SPI bus on the sandbox's session
+//! bus, the dialog started with files, and the Python driver run against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dbxport::config::Config;
+use dbxport_testkit::sandbox::{Sandbox, SandboxOptions};
+
+/// Every test here runs under it: see the test kit.
+pub use dbxport_testkit::system_test;
+
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The daemon the sandbox runs: the workspace's own, built beside this test's binary
+/// (`cargo test --workspace` builds every package's binaries first).
+fn dbxportd() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_dbxport-export"));
+    let daemon = exe.with_file_name("dbxportd");
+    assert!(
+        daemon.is_file(),
+        "{} is missing: build it first (cargo build -p dbxport --bins)",
+        daemon.display()
+    );
+    daemon
+}
+
+/// The sandbox's config: the login in a file (no keyring needed), small thresholds.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.credentials.store = dbxport::config::CredentialStoreKind::File;
+    config.upload.remote_folder = "/Default".into();
+    config
+}
+
+/// A sandbox whose daemon runs (logged in when `login`).
+pub async fn sandbox(dir: &Path, login: bool) -> Sandbox {
+    let mut options = SandboxOptions::new(dbxportd());
+    options.config = config();
+    options.log_filter = "debug".into();
+    let mut sandbox = Sandbox::start(dir, options).await.expect("sandbox starts");
+    sandbox.start_daemon().await.expect("dbxportd starts");
+    if login {
+        sandbox.login().await.expect("login with the emulator's token");
+    }
+    sandbox
+}
+
+
+
+/// Polls `check` until it returns Some, or panics naming `what` at the deadline.
+pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A child killed with its process group when dropped (the AT-SPI launcher starts its own
+/// bus daemon and registry beneath it).
+pub struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pid = self.0.id() as i32;
+        // SAFETY: signalling the process group this test started (process_group(0) below).
+        unsafe {
+            libc::kill(-pid, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_group(command: &mut Command) -> Group {
+    use std::os::unix::process::CommandExt;
+    Group(
+        command
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}")),
+    )
+}
+
+/// Xvfb and the AT-SPI bus for one sandbox.
+pub struct Desktop {
+    /// Xvfb's frame buffer as an XWD file (`-fbdir`): the screenshots are read from it.
+    pub framebuffer: PathBuf,
+    pub shots: PathBuf,
+    env: Vec<(String, String)>,
+    // Dropped last: the dialog goes before the desktop it is on.
+    _atspi: Group,
+    _xvfb: Group,
+}
+
+impl Desktop {
+    pub async fn start(sandbox: &Sandbox) -> Desktop {
+        let fbdir = sandbox.root.join("xvfb");
+        std::fs::create_dir_all(&fbdir).unwrap();
+        // -displayfd: Xvfb picks a free display and writes its number once it accepts
+        // clients, which is both the free number and the readiness signal.
+        let mut xvfb = Command::new("Xvfb");
+        xvfb.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "900x1000x24"])
+            .arg("-fbdir")
+            .arg(&fbdir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut xvfb = spawn_group(&mut xvfb);
+        let mut line = String::new();
+        let stdout = xvfb.0.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("Xvfb prints its display");
+        let display = format!(":{}", line.trim());
+        assert!(display.len() > 1, "Xvfb did not start (is xvfb installed?)");
+        let mut env = sandbox.env();
+        env.extend(
+            [
+                ("DISPLAY", display.as_str()),
+                ("GDK_BACKEND", "x11"),
+                ("GTK_A11Y", "atspi"),
+                ("NO_AT_BRIDGE", "0"),
+                ("GSETTINGS_BACKEND", "memory"),
+                ("LANG", "C.UTF-8"),
+                // No browser, no file manager: a URI the dialog opens goes nowhere.
+                ("BROWSER", "true"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let mut launcher = Command::new("/usr/libexec/at-spi-bus-launcher");
+        launcher
+            .arg("--launch-immediately")
+            .envs(env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let atspi = spawn_group(&mut launcher);
+        let conn = sandbox.bus.connect().await.expect("the sandbox's bus");
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let start = Instant::now();
+        while !dbus
+            .name_has_owner("org.a11y.Bus".try_into().unwrap())
+            .await
+            .unwrap_or(false)
+        {
+            assert!(start.elapsed() < DEADLINE, "the AT-SPI bus did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dialog-shots");
+        std::fs::create_dir_all(&shots).unwrap();
+        Desktop {
+            framebuffer: fbdir.join("Xvfb_screen0"),
+            shots,
+            env,
+            _atspi: atspi,
+            _xvfb: xvfb,
+        }
+    }
+
+    /// The dialog, opened with `files` (its output goes to `log`).
+    pub fn dialog(&self, files: &[PathBuf], log: &Path) -> Group {
+        let log = std::fs::File::create(log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dbxport-export"));
+        command
+            .args(files)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.env.iter().cloned())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        spawn_group(&mut command)
+    }
+
+    /// Runs `drive.py scenario args…`; panics with its output when a step fails. Returns what
+    /// it printed.
+    pub async fn drive(&self, scenario: &str, args: &[&str]) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/desktop/drive.py");
+        let mut command = tokio::process::Command::new("/usr/bin/python3");
+        command
+            .arg(script)
+            .arg(scenario)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.env.iter().cloned())
+            .env("SHOTS", &self.shots)
+            .env("FRAMEBUFFER", &self.framebuffer)
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(DEADLINE * 2, command.output())
+            .await
+            .expect("the driver finished in time")
+            .expect("python3 with pyatspi runs (apt: python3-pyatspi)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "driver {scenario} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+/// Copies of sample photos larger than 1600 px, under new names, in `dir`.
+pub fn large_photos(dir: &Path) -> Vec<PathBuf> {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/photos");
+    std::fs::create_dir_all(dir).unwrap();
+    ["IMG_20200608_111614.jpg", "Dragonfly_by_Bolly.jpg", "xmp_test.jpg"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let to = dir.join(format!("photo-{i}.jpg"));
+            std::fs::copy(samples.join(name), &to).unwrap();
+            to
+        })
+        .collect()
+}
+
+/// The width and height of the JPEG the emulator stores at `path`.
+pub fn stored_dimensions(sandbox: &Sandbox, path: &str) -> Option<(u32, u32)> {
+    let file = sandbox
+        .emulator
+        .files()
+        .into_iter()
+        .find(|f| f.path_display == path)?;
+    let blob = sandbox.root.join("dropbox/blobs").join(&file.rev);
+    image::ImageReader::open(blob)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
