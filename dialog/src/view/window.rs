@@ -1316,7 +1316,7 @@ fn render_stage(ui: &Ui) {
 // ------------------------------------------------------------------------------- the daemon
 
 /// Connects, subscribes to the batch signals (before any `Upload`, so none is missed), reads
-/// the account (the first call: it starts the daemon by activation) and lists the tree.
+/// the account (the first call: it starts the daemon by activation), which lists the tree.
 async fn connect(ui: Rc<Ui>) {
     let bus = match Bus::connect().await {
         Ok(bus) => bus,
@@ -1327,15 +1327,8 @@ async fn connect(ui: Rc<Ui>) {
     };
     *ui.bus.borrow_mut() = Some(bus.clone());
     follow(&ui, &bus).await;
+    // Logged in, this lists the tree (once); logged out, the tree waits for the login.
     refresh_account(&ui).await;
-    let want = {
-        let mut s = ui.state.borrow_mut();
-        let browsing = s.tree.browsing().to_owned();
-        s.tree.want(&browsing)
-    };
-    if let Some(path) = want {
-        list_folders(ui.clone(), path).await;
-    }
 }
 
 /// One task per signal stream, each applying what it hears to the model as it comes.

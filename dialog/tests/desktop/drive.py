@@ -88,8 +88,9 @@ def wait(what, check, limit=DEADLINE):
         time.sleep(0.1)
 
 
-def find(role, name, prefix=False):
-    """A showing accessible of this role whose name is `name` (or starts with it)."""
+def find(role, name, prefix=False, contains=False):
+    """A visible accessible of this role whose name is `name` (or starts with it, or holds
+    it)."""
     a = app()
     if a is None:
         return None
@@ -101,13 +102,19 @@ def find(role, name, prefix=False):
         except Exception:
             continue
         # GTK 4.8 says a labelled button's name twice ("Start Start"): both forms match.
-        if (n.startswith(name) if prefix else n in (name, f"{name} {name}")) and showing(node):
+        if contains:
+            matches = name in n
+        elif prefix:
+            matches = n.startswith(name)
+        else:
+            matches = n in (name, f"{name} {name}")
+        if matches and showing(node):
             return node
     return None
 
 
-def wait_for(role, name, prefix=False, limit=DEADLINE):
-    return wait(f"{role} {name!r}", lambda: find(role, name, prefix), limit)
+def wait_for(role, name, prefix=False, limit=DEADLINE, contains=False):
+    return wait(f"{role} {name!r}", lambda: find(role, name, prefix, contains), limit)
 
 
 def press(node):
@@ -214,6 +221,72 @@ def export_resized(folder_a, folder_b, new_folder):
     log("done")
 
 
+def log_in():
+    """Logged out: the row says so; Log in; the test plays the browser; the row fills in."""
+    window()
+    wait_for("label", "Not logged in")
+    shot("logged-out")
+    press_button("Log in")
+    hint = wait_for("label", "Finish in your browser", prefix=True)
+    url = hint.name.split("visit ", 1)[1].strip()
+    log(f"browser opens {url.split('?')[0]}")
+    import urllib.request
+    # The emulator approves at once and redirects to the daemon's loopback listener.
+    with urllib.request.urlopen(url, timeout=30) as page:
+        log(f"the listener answered {page.status}")
+    wait_for("label", "@example.com", contains=True)
+    log("logged in")
+
+
+def not_logged_in():
+    window()
+    wait_for("label", "Not logged in")
+    log("the daemon answered")
+
+
+def account_filled():
+    window()
+    wait_for("label", "@example.com", contains=True)
+    log("account shown")
+
+
+def listing_retry(folder):
+    """The top level's listing fails: the reason and Retry; Retry lists it."""
+    window()
+    wait_for("label", "The folders could not be listed")
+    wait_for("label", "503", contains=True)
+    shot("listing-failed")
+    press_button("Retry")
+    wait_for("push button", f"Open folder {folder}", prefix=True)
+    log("listed")
+
+
+def refused_and_failed(missing, broken):
+    """A file that cannot be handed over is named before Start; one the daemon cannot
+    prepare fails with its reason; the rest go."""
+    window()
+    wait_for("label", f"{missing} cannot be sent")
+    press(wait_for("push button", "1600 px", prefix=True))
+    press_button("Start")
+    wait_for("label", "2 sent, 1 failed, 0 cancelled")
+    wait_for("label", broken, contains=True)
+    wait_for("push button", "Retry failed")
+    shot("done-with-failure")
+    log("ended")
+
+
+def close_during_upload():
+    """Close while the batch runs: the window goes, the batch does not."""
+    window()
+    press_button("Start")
+    wait_for("label", "Sending to", prefix=True)
+    wait_for("label", "Uploading", prefix=True)
+    shot("uploading")
+    press_button("Close")
+    wait("the window to close", lambda: app() is None)
+    log("closed")
+
+
 def dump_tree():
     window()
     time.sleep(2)
@@ -222,6 +295,12 @@ def dump_tree():
 
 SCENARIOS = {
     "export-resized": export_resized,
+    "log-in": log_in,
+    "not-logged-in": not_logged_in,
+    "account-filled": account_filled,
+    "listing-retry": listing_retry,
+    "refused-and-failed": refused_and_failed,
+    "close-during-upload": close_during_upload,
     "dump": dump_tree,
 }
 

@@ -26,20 +26,26 @@ fn dbxportd() -> PathBuf {
     daemon
 }
 
-/// The sandbox's config: the login in a file (no keyring needed), small thresholds.
+/// The sandbox's config: the login in a file (no keyring needed), a free port for the
+/// browser login's redirect.
 pub fn config() -> Config {
     let mut config = Config::default();
     config.credentials.store = dbxport::config::CredentialStoreKind::File;
     config.upload.remote_folder = "/Default".into();
+    config.dropbox.redirect_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
     config
 }
 
 /// A sandbox whose daemon runs (logged in when `login`).
 pub async fn sandbox(dir: &Path, login: bool) -> Sandbox {
-    let mut options = SandboxOptions::new(dbxportd());
-    options.config = config();
-    options.log_filter = "debug".into();
-    let mut sandbox = Sandbox::start(dir, options).await.expect("sandbox starts");
+    sandbox_with(dir, config(), login).await
+}
+
+pub async fn sandbox_with(dir: &Path, config: Config, login: bool) -> Sandbox {
+    let mut sandbox = bare_sandbox(dir, config).await;
     sandbox.start_daemon().await.expect("dbxportd starts");
     if login {
         sandbox.login().await.expect("login with the emulator's token");
@@ -47,7 +53,67 @@ pub async fn sandbox(dir: &Path, login: bool) -> Sandbox {
     sandbox
 }
 
+/// The bus and the emulator; no daemon runs.
+pub async fn bare_sandbox(dir: &Path, config: Config) -> Sandbox {
+    let mut options = SandboxOptions::new(dbxportd());
+    options.config = config;
+    options.log_filter = "debug".into();
+    Sandbox::start(dir, options).await.expect("sandbox starts")
+}
 
+/// Lets the bus start dbxportd on the first call: the project's activation file, its `Exec=`
+/// running the built daemon in the sandbox's directories (an activated process inherits the
+/// bus's environment, not the test's).
+pub fn make_activatable(sandbox: &Sandbox) {
+    let published = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../dbus/io.github.dbxport1.service"
+    ))
+    .unwrap();
+    let env: Vec<String> = sandbox
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let exec = format!(
+        "Exec=/usr/bin/env {} RUST_LOG=info {}",
+        env.join(" "),
+        dbxportd().display()
+    );
+    let text: Vec<String> = published
+        .lines()
+        .map(|line| match line.starts_with("Exec=") {
+            true => exec.clone(),
+            false => line.to_string(),
+        })
+        .collect();
+    std::fs::write(
+        sandbox.root.join("bus/services/io.github.dbxport1.service"),
+        text.join("\n"),
+    )
+    .unwrap();
+}
+
+/// The pid of dbxportd on the sandbox's bus, if it runs.
+pub async fn daemon_pid(sandbox: &Sandbox) -> Option<u32> {
+    let conn = sandbox.bus.connect().await.expect("the sandbox's bus");
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    dbus.get_connection_unix_process_id("io.github.dbxport1".try_into().unwrap())
+        .await
+        .ok()
+}
+
+/// Stops a daemon the bus started (not the sandbox's child) when the test ends.
+pub struct Reap(pub u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        // SAFETY: a plain signal to the daemon this test had the bus start.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGTERM);
+        }
+    }
+}
 
 /// Polls `check` until it returns Some, or panics naming `what` at the deadline.
 pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -73,6 +139,13 @@ impl Drop for Group {
             libc::kill(-pid, libc::SIGTERM);
         }
         let _ = self.0.wait();
+    }
+}
+
+impl Group {
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
     }
 }
 
@@ -202,9 +275,14 @@ impl Desktop {
     }
 }
 
+/// The project's sample photos.
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/photos")
+}
+
 /// Copies of sample photos larger than 1600 px, under new names, in `dir`.
 pub fn large_photos(dir: &Path) -> Vec<PathBuf> {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/photos");
+    let samples = samples();
     std::fs::create_dir_all(dir).unwrap();
     ["IMG_20200608_111614.jpg", "Dragonfly_by_Bolly.jpg", "xmp_test.jpg"]
         .iter()
