@@ -833,6 +833,7 @@ async fn refresh_account(ui: &Rc<Ui>) {
     let logged_in_now = matches!(event, AccountEvent::Properties { logged_in: true, .. });
     let was = ui.state.borrow().account.is_logged_in();
     apply_account(ui, event);
+    render_folders(ui);
     if logged_in_now && !was {
         // Logged in since the tree was last asked for: list it (again).
         let path = ui.state.borrow_mut().tree.reload();
@@ -929,13 +930,14 @@ async fn create_folder(ui: &Rc<Ui>, path: String) {
 }
 
 fn render_folders(ui: &Rc<Ui>) {
-    let (chosen, browsing, level, error) = {
+    let (chosen, browsing, level, error, logged_in) = {
         let s = ui.state.borrow();
         (
             s.tree.chosen().to_owned(),
             s.tree.browsing().to_owned(),
             s.tree.current().clone(),
             s.folder_error.clone(),
+            s.account.is_logged_in(),
         )
     };
     let shown = if chosen.is_empty() {
@@ -954,6 +956,11 @@ fn render_folders(ui: &Rc<Ui>) {
         ui.folder_list.append(&ui.folder_status);
     };
     match level {
+        // Listed once an account is linked (refresh_account).
+        Level::NotLoaded if !logged_in => status(
+            tr("Log in to see your Dropbox folders"),
+            String::new(),
+        ),
         Level::NotLoaded | Level::Loading => status(tr("Loading folders…"), String::new()),
         Level::Failed(why) => {
             ui.folder_retry.set_visible(true);

@@ -18,15 +18,20 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// Our Thunar actions (each `<action>…</action>` block of the shipped file), their commands
-/// running `dbxportctl`.
-pub(super) fn thunar_actions(dbxportctl: &str) -> Vec<String> {
+/// running `dbxportctl`, and `dbxport-export` for "Send to Dropbox…".
+pub(super) fn thunar_actions(dbxportctl: &str, export: &str) -> Vec<String> {
     action_blocks(THUNAR)
         .into_iter()
         .map(|(start, end)| {
-            THUNAR[start..end].replace(
-                "<command>dbxportctl ",
-                &format!("<command>{} ", xml_escape(dbxportctl)),
-            )
+            THUNAR[start..end]
+                .replace(
+                    "<command>dbxportctl ",
+                    &format!("<command>{} ", xml_escape(dbxportctl)),
+                )
+                .replace(
+                    "<command>dbxport-export ",
+                    &format!("<command>{} ", xml_escape(export)),
+                )
         })
         .collect()
 }
@@ -115,14 +120,15 @@ mod tests {
     #[test]
     fn thunar_merge_keeps_the_users_actions_and_is_idempotent() {
         let user = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- an <action> -->\n<actions>\n<action>\n\t<name>Mine</name>\n\t<unique-id>1-1</unique-id>\n</action>\n</actions>\n";
-        let ours = thunar_actions("/bin/dbxportctl");
-        assert_eq!(ours.len(), 3);
+        let ours = thunar_actions("/bin/dbxportctl", "/bin/dbxport-export");
+        assert_eq!(ours.len(), 4);
         let once = thunar_with_ours(Some(user), &ours, Path::new("u")).unwrap();
         let twice = thunar_with_ours(Some(&once), &ours, Path::new("u")).unwrap();
         assert_eq!(once, twice);
         assert!(once.contains("<name>Mine</name>"));
-        assert_eq!(once.matches(THUNAR_MARK).count(), 3);
+        assert_eq!(once.matches(THUNAR_MARK).count(), 4);
         assert!(once.contains("<command>/bin/dbxportctl upload --notify %F</command>"));
+        assert!(once.contains("<command>/bin/dbxport-export %F</command>"));
         assert_eq!(without_ours(&once), user);
     }
 }
