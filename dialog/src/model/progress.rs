@@ -92,6 +92,8 @@ pub struct Counts {
 
 /// How far back the rate looks.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// The shortest span of readings a rate is told from.
+const MIN_RATE_SPAN: Duration = Duration::from_secs(1);
 
 /// The batch followed to its end.
 #[derive(Debug, Clone)]
@@ -230,11 +232,12 @@ impl BatchProgress {
         }
     }
 
-    /// Bytes per second over the last few seconds (None until two readings).
+    /// Bytes per second over the last few seconds (None until the readings span a second: a
+    /// rate over a moment is the burst of one chunk, not the speed).
     pub fn rate(&self) -> Option<f64> {
         let (&(t0, b0), &(t1, b1)) = (self.samples.front()?, self.samples.back()?);
         let secs = t1.duration_since(t0).as_secs_f64();
-        (secs > 0.0 && b1 > b0).then(|| (b1 - b0) as f64 / secs)
+        (secs >= MIN_RATE_SPAN.as_secs_f64() && b1 > b0).then(|| (b1 - b0) as f64 / secs)
     }
 
     /// Time left at the current rate, when every size is known.
@@ -357,6 +360,9 @@ mod tests {
         let mut b = batch();
         b.progress(1, 0, 4000, t);
         b.progress(2, 0, 4000, t);
+        assert_eq!(b.rate(), None);
+        // A burst within a moment is no rate yet.
+        b.progress(1, 500, 4000, t + Duration::from_millis(200));
         assert_eq!(b.rate(), None);
         b.progress(1, 1000, 4000, t + Duration::from_secs(1));
         b.progress(2, 1000, 4000, t + Duration::from_secs(2));

@@ -198,11 +198,12 @@ def scroll_to(node):
 def export_resized(folder_a, folder_b, new_folder):
     """Two folder levels down, a new folder, 1600 px, Start, to the end."""
     window()
+    wait_for("push button", f"Open folder {folder_a}", prefix=True)
+    shot("folders")
     press_button(f"Open folder {folder_a}", prefix=True)
     press_button(f"Open folder {folder_b}", prefix=True)
     wait_for("label", f"Photos go to /{folder_a}/{folder_b}")
     wait_for("list item", "No folders here", prefix=True)
-    shot("folders")
     press_button("New folder…")
     entry = wait_for("text", "New folder name", prefix=True)
     type_into(entry, new_folder)
@@ -211,7 +212,7 @@ def export_resized(folder_a, folder_b, new_folder):
     log("folder created")
     # On with the keyboard, as a person would: the scrolled page follows the focus down to the
     # options, which the screenshot then shows.
-    for _ in range(3):
+    for _ in range(10):
         key(TAB)
     size = wait_for("push button", "1600 px", prefix=True)
     scroll_to(size)

@@ -174,10 +174,11 @@ impl Desktop {
     pub async fn start(sandbox: &Sandbox) -> Desktop {
         let fbdir = sandbox.root.join("xvfb");
         std::fs::create_dir_all(&fbdir).unwrap();
+        // The screen is the window's default size, so a screenshot is the window.
         // -displayfd: Xvfb picks a free display and writes its number once it accepts
         // clients, which is both the free number and the readiness signal.
         let mut xvfb = Command::new("Xvfb");
-        xvfb.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "900x1000x24"])
+        xvfb.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "620x820x24"])
             .arg("-fbdir")
             .arg(&fbdir)
             .stdout(Stdio::piped())
