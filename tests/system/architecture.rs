@@ -103,8 +103,8 @@ fn the_module_graph_has_no_cycle_and_the_library_never_imports_its_edges() {
 /// build and dev dependencies alike: the lock file does not tell them apart, so this is the
 /// strictest reading).
 fn locked_dependencies(package: &str) -> BTreeSet<String> {
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
-        .unwrap();
+    let lock =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
     let lock: toml::Table = toml::from_str(&lock).unwrap();
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in lock["package"].as_array().unwrap() {

@@ -158,8 +158,14 @@ const INSTALLED: [(&str, u32); 20] = [
     ("data/nemo/actions/dbxport-send-resized.nemo_action", 0o644),
     ("data/nemo/actions/dbxport-copy-link.nemo_action", 0o644),
     ("data/applications/io.github.dbxport1.Export.desktop", 0o644),
-    ("data/metainfo/io.github.dbxport1.Export.metainfo.xml", 0o644),
-    ("data/icons/hicolor/scalable/apps/io.github.dbxport1.Export.svg", 0o644),
+    (
+        "data/metainfo/io.github.dbxport1.Export.metainfo.xml",
+        0o644,
+    ),
+    (
+        "data/icons/hicolor/scalable/apps/io.github.dbxport1.Export.svg",
+        0o644,
+    ),
     ("data/kio/servicemenus/dbxport-export.desktop", 0o755),
     ("data/nautilus/scripts/Send to Dropbox…", 0o755),
     ("data/nemo/actions/dbxport-export.nemo_action", 0o644),
@@ -255,10 +261,13 @@ fn install_puts_everything_in_place_and_uninstall_takes_exactly_that_out() {
         .to_string();
     let app = home.path("data/applications/io.github.dbxport1.Export.desktop");
     let entry = home.read("data/applications/io.github.dbxport1.Export.desktop");
-    assert_eq!(programs(&entry, "Exec="), [export.clone()]);
-    assert_eq!(programs(&entry, "TryExec="), [export.clone()]);
+    assert_eq!(programs(&entry, "Exec="), std::slice::from_ref(&export));
+    assert_eq!(programs(&entry, "TryExec="), std::slice::from_ref(&export));
     assert!(entry.contains("%F") && entry.contains("image/jpeg;") && entry.contains("image/heic;"));
-    let validate = Command::new("desktop-file-validate").arg(&app).output().unwrap();
+    let validate = Command::new("desktop-file-validate")
+        .arg(&app)
+        .output()
+        .unwrap();
     assert!(
         validate.status.success() && validate.stdout.is_empty(),
         "{}",
@@ -275,11 +284,14 @@ fn install_puts_everything_in_place_and_uninstall_takes_exactly_that_out() {
         String::from_utf8_lossy(&metainfo.stdout)
     );
     let dolphin = home.read("data/kio/servicemenus/dbxport-export.desktop");
-    assert_eq!(programs(&dolphin, "Exec="), [export.clone()]);
+    assert_eq!(programs(&dolphin, "Exec="), std::slice::from_ref(&export));
     let nemo = home.read("data/nemo/actions/dbxport-export.nemo_action");
-    assert_eq!(programs(&nemo, "Exec="), [export.clone()]);
+    assert_eq!(programs(&nemo, "Exec="), std::slice::from_ref(&export));
     let script = home.read("data/nautilus/scripts/Send to Dropbox…");
-    assert!(script.contains(&format!("\ndbxport_export='{export}'\n")), "{script}");
+    assert!(
+        script.contains(&format!("\ndbxport_export='{export}'\n")),
+        "{script}"
+    );
     let thunar = home.read("config/Thunar/uca.xml");
     let commands: Vec<String> = programs(&thunar.replace("\t<command>", "<command>"), "<command>");
     assert_eq!(commands.len(), 5, "the user's action and our four");

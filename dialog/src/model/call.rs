@@ -26,11 +26,7 @@ pub struct UploadCall {
 }
 
 /// The call the photos, the folder and the options make; why Start cannot call, in words.
-pub fn upload_call(
-    photos: &Photos,
-    folder: &str,
-    options: &Options,
-) -> Result<UploadCall, String> {
+pub fn upload_call(photos: &Photos, folder: &str, options: &Options) -> Result<UploadCall, String> {
     if photos.count() == 0 {
         return Err(crate::i18n::tr("No photos to send: add some first."));
     }
@@ -87,10 +83,7 @@ mod tests {
         let call = upload_call(&photos, "/Photos/New", &o).unwrap();
         assert_eq!(
             call.paths,
-            Paths::Text(vec![
-                a.to_str().unwrap().into(),
-                b.to_str().unwrap().into()
-            ])
+            Paths::Text(vec![a.to_str().unwrap().into(), b.to_str().unwrap().into()])
         );
         assert_eq!(call.remote_folder, "/Photos/New");
         let mut keys: Vec<&str> = call.options.keys().map(String::as_str).collect();

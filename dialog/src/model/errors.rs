@@ -66,7 +66,9 @@ pub fn zbus_trouble(e: &zbus::Error) -> Trouble {
                 Trouble::Failed(detail)
             }
         }
-        zbus::Error::InputOutput(e) => Trouble::DaemonUnreachable(unreachable_message(&e.to_string())),
+        zbus::Error::InputOutput(e) => {
+            Trouble::DaemonUnreachable(unreachable_message(&e.to_string()))
+        }
         other => Trouble::Failed(other.to_string()),
     }
 }

@@ -58,7 +58,9 @@ impl FolderTree {
 
     /// The level inside `path`.
     pub fn level(&self, path: &str) -> &Level {
-        self.levels.get(&path_key(path)).unwrap_or(&Level::NotLoaded)
+        self.levels
+            .get(&path_key(path))
+            .unwrap_or(&Level::NotLoaded)
     }
 
     /// The level being browsed.
@@ -193,7 +195,10 @@ mod tests {
         assert_eq!(tree.browsing(), "/Albums/Trip");
         assert_eq!(tree.chosen(), "/Albums/Trip");
         assert_eq!(tree.want("/Albums/Trip"), Some("/Albums/Trip".into()));
-        tree.loaded("/Albums/Trip", Err("Dropbox did not answer; try again".into()));
+        tree.loaded(
+            "/Albums/Trip",
+            Err("Dropbox did not answer; try again".into()),
+        );
         assert_eq!(
             tree.current(),
             &Level::Failed("Dropbox did not answer; try again".into())

@@ -15,7 +15,10 @@ pub const PRESETS: [u32; 5] = [1024, 1600, 2048, 3200, 4096];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     Original,
-    Resized { max_dimension: u32, jpeg_quality: u8 },
+    Resized {
+        max_dimension: u32,
+        jpeg_quality: u8,
+    },
 }
 
 /// The Options group's choices.

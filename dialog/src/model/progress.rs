@@ -111,7 +111,12 @@ impl BatchProgress {
     pub fn new(batch: u64, jobs: &[u64], names: &[String]) -> BatchProgress {
         let files: Vec<FileProgress> = jobs
             .iter()
-            .zip(names.iter().map(String::as_str).chain(std::iter::repeat("")))
+            .zip(
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::repeat("")),
+            )
             .map(|(&job, name)| FileProgress {
                 job,
                 name: name.to_owned(),
@@ -211,10 +216,7 @@ impl BatchProgress {
         if self.files.is_empty() {
             return 1.0;
         }
-        let sizes_known = self
-            .files
-            .iter()
-            .all(|f| f.phase.is_final() || f.total > 0);
+        let sizes_known = self.files.iter().all(|f| f.phase.is_final() || f.total > 0);
         let total: u64 = self.files.iter().map(|f| f.total).sum();
         if sizes_known && total > 0 {
             let done: u64 = self
@@ -243,11 +245,7 @@ impl BatchProgress {
     /// Time left at the current rate, when every size is known.
     pub fn time_left(&self) -> Option<Duration> {
         let rate = self.rate()?;
-        if !self
-            .files
-            .iter()
-            .all(|f| f.phase.is_final() || f.total > 0)
-        {
+        if !self.files.iter().all(|f| f.phase.is_final() || f.total > 0) {
             return None;
         }
         let left: u64 = self

@@ -7,15 +7,19 @@ use super::progress::BatchProgress;
 #[derive(Debug, Clone)]
 pub enum Stage {
     /// The choices; `error` is why the last Start did not go (shown above Start).
-    Choosing { error: Option<String> },
+    Choosing {
+        error: Option<String>,
+    },
     /// `Upload` is under way.
     Starting,
     /// The batch runs; `wants_link`: its end waits for `BatchFinished`, which carries the link.
     Sending {
-        batch: BatchProgress,
+        batch: Box<BatchProgress>,
         wants_link: bool,
     },
-    Ended { batch: BatchProgress },
+    Ended {
+        batch: Box<BatchProgress>,
+    },
 }
 
 /// What moves the stage.
@@ -25,7 +29,7 @@ pub enum StageEvent {
     Start,
     /// `Upload` answered.
     Queued {
-        batch: BatchProgress,
+        batch: Box<BatchProgress>,
         wants_link: bool,
     },
     /// Start could not call, or `Upload` refused (nothing was queued).
@@ -43,7 +47,9 @@ impl Stage {
             (Stage::Starting, StageEvent::Queued { batch, wants_link }) => {
                 Stage::Sending { batch, wants_link }
             }
-            (Stage::Starting, StageEvent::NotQueued(error)) => Stage::Choosing { error: Some(error) },
+            (Stage::Starting, StageEvent::NotQueued(error)) => {
+                Stage::Choosing { error: Some(error) }
+            }
             (Stage::Sending { batch, wants_link }, StageEvent::Changed) => {
                 // BatchFinished ends it; without a link to wait for, every file final does
                 // too (a missed signal must not leave the window waiting).
@@ -87,7 +93,7 @@ mod tests {
         Stage::Choosing { error: None }
             .next(StageEvent::Start)
             .next(StageEvent::Queued {
-                batch: BatchProgress::new(1, &[10], &["a.jpg".into()]),
+                batch: Box::new(BatchProgress::new(1, &[10], &["a.jpg".into()])),
                 wants_link,
             })
     }

@@ -19,12 +19,12 @@ use crate::model::account::{Account, AccountEvent};
 use crate::model::call::{Paths, upload_call};
 use crate::model::errors::{Trouble, classify};
 use crate::model::folders::{Folder, FolderTree, Level};
+use crate::model::human_size;
 use crate::model::options::{Options, PRESETS, Size};
 use crate::model::photos::Photos;
 use crate::model::progress::{BatchProgress, Phase};
 use crate::model::remembered::Remembered;
 use crate::model::stage::{Stage, StageEvent};
-use crate::model::human_size;
 
 /// A signal heard while `Upload` had not answered yet (a small batch can end that fast).
 enum Early {
@@ -475,7 +475,8 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
     let u = ui.clone();
     ui.login.connect_clicked(move |_| spawn(&u, begin_login));
     let u = ui.clone();
-    ui.other_account.connect_clicked(move |_| spawn(&u, other_account));
+    ui.other_account
+        .connect_clicked(move |_| spawn(&u, other_account));
     let u = ui.clone();
     ui.up.connect_clicked(move |_| {
         let list = u.state.borrow_mut().tree.up().flatten();
@@ -493,7 +494,8 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
     });
     // The apply button, or Enter in the entry: the same New folder.
     let u = ui.clone();
-    ui.new_folder.connect_apply(move |entry| new_folder(&u, entry.text().as_str()));
+    ui.new_folder
+        .connect_apply(move |entry| new_folder(&u, entry.text().as_str()));
     let u = ui.clone();
     ui.new_folder
         .connect_entry_activated(move |entry| new_folder(&u, entry.text().as_str()));
@@ -566,10 +568,15 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
     let u = ui.clone();
     ui.cancel.connect_clicked(move |_| spawn(&u, cancel));
     let u = ui.clone();
-    ui.retry_failed.connect_clicked(move |_| spawn(&u, retry_failed));
+    ui.retry_failed
+        .connect_clicked(move |_| spawn(&u, retry_failed));
     let u = ui.clone();
     copy.connect_clicked(move |_| {
-        let link = u.link_row.subtitle().map(|s| s.to_string()).unwrap_or_default();
+        let link = u
+            .link_row
+            .subtitle()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         u.window.clipboard().set_text(&link);
         u.toasts.add_toast(adw::Toast::new(&tr("Link copied")));
     });
@@ -609,7 +616,12 @@ fn stage_event(ui: &Ui, event: StageEvent) {
 // ---------------------------------------------------------------------------------- photos
 
 /// A row for a photo; returns it and its thumbnail's image.
-fn photo_row(ui: &Rc<Ui>, path: &std::path::Path, name: &str, size: u64) -> (adw::ActionRow, gtk::Image) {
+fn photo_row(
+    ui: &Rc<Ui>,
+    path: &std::path::Path,
+    name: &str,
+    size: u64,
+) -> (adw::ActionRow, gtk::Image) {
     let row = adw::ActionRow::new();
     row.set_use_markup(false);
     row.set_title(name);
@@ -828,9 +840,17 @@ async fn refresh_account(ui: &Rc<Ui>) {
     };
     let event = match read.await {
         Ok(event) => event,
-        Err(e) => AccountEvent::Unreachable(crate::model::errors::zbus_trouble(&e).message().into()),
+        Err(e) => {
+            AccountEvent::Unreachable(crate::model::errors::zbus_trouble(&e).message().into())
+        }
     };
-    let logged_in_now = matches!(event, AccountEvent::Properties { logged_in: true, .. });
+    let logged_in_now = matches!(
+        event,
+        AccountEvent::Properties {
+            logged_in: true,
+            ..
+        }
+    );
     let was = ui.state.borrow().account.is_logged_in();
     apply_account(ui, event);
     render_folders(ui);
@@ -869,7 +889,11 @@ async fn other_account(ui: Rc<Ui>) {
 // --------------------------------------------------------------------------------- folders
 
 fn folder_from_dict(d: &HashMap<String, OwnedValue>) -> Option<Folder> {
-    let text = |k: &str| d.get(k).and_then(|v| <&str>::try_from(&**v).ok()).map(String::from);
+    let text = |k: &str| {
+        d.get(k)
+            .and_then(|v| <&str>::try_from(&**v).ok())
+            .map(String::from)
+    };
     Some(Folder {
         name: text("name")?,
         path: text("path")?,
@@ -957,10 +981,9 @@ fn render_folders(ui: &Rc<Ui>) {
     };
     match level {
         // Listed once an account is linked (refresh_account).
-        Level::NotLoaded if !logged_in => status(
-            tr("Log in to see your Dropbox folders"),
-            String::new(),
-        ),
+        Level::NotLoaded if !logged_in => {
+            status(tr("Log in to see your Dropbox folders"), String::new())
+        }
         Level::NotLoaded | Level::Loading => status(tr("Loading folders…"), String::new()),
         Level::Failed(why) => {
             ui.folder_retry.set_visible(true);
@@ -1038,7 +1061,11 @@ fn render_start(ui: &Ui) {
             Stage::Choosing { error } => (error.clone(), false),
             _ => (None, true),
         };
-        (error.or_else(|| blocked.clone()), blocked.is_some(), starting)
+        (
+            error.or_else(|| blocked.clone()),
+            blocked.is_some(),
+            starting,
+        )
     };
     ui.start.set_sensitive(!blocked && !starting);
     ui.start_error.set_visible(error.is_some());
@@ -1055,7 +1082,13 @@ async fn start(ui: &Rc<Ui>) {
         let names: Vec<String> = s.photos.items().iter().map(|p| p.name()).collect();
         upload_call(&s.photos, s.tree.chosen(), &s.options).map(|call| {
             let keep = Remembered::from_choices(s.tree.chosen(), &s.options);
-            (call, names, s.options.share_link, keep, s.remembered_at.clone())
+            (
+                call,
+                names,
+                s.options.share_link,
+                keep,
+                s.remembered_at.clone(),
+            )
         })
     };
     let (call, names, wants_link, keep, at) = match prepared {
@@ -1092,7 +1125,7 @@ async fn start(ui: &Rc<Ui>) {
             stage_event(
                 ui,
                 StageEvent::Queued {
-                    batch: progress,
+                    batch: Box::new(progress),
                     wants_link,
                 },
             );
@@ -1236,8 +1269,13 @@ fn render_stage(ui: &Ui) {
             Stage::Choosing { .. } | Stage::Starting => ("choose", None),
             Stage::Sending { batch, .. } | Stage::Ended { batch } => (
                 "progress",
-                (ui.file_rows.borrow().len() != batch.files().len())
-                    .then(|| batch.files().iter().map(|f| f.name.clone()).collect::<Vec<_>>()),
+                (ui.file_rows.borrow().len() != batch.files().len()).then(|| {
+                    batch
+                        .files()
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .collect::<Vec<_>>()
+                }),
             ),
         }
     };
@@ -1265,7 +1303,11 @@ fn render_stage(ui: &Ui) {
     render_batch_header(ui);
     let s = ui.state.borrow();
     let folder = s.tree.chosen().to_owned();
-    let folder = if folder.is_empty() { "/".to_owned() } else { folder };
+    let folder = if folder.is_empty() {
+        "/".to_owned()
+    } else {
+        folder
+    };
     let (title, ended, failures, link) = match &s.stage {
         Stage::Sending { .. } => (
             tr("Sending to {folder}").replace("{folder}", &folder),

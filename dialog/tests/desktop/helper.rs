@@ -48,7 +48,10 @@ pub async fn sandbox_with(dir: &Path, config: Config, login: bool) -> Sandbox {
     let mut sandbox = bare_sandbox(dir, config).await;
     sandbox.start_daemon().await.expect("dbxportd starts");
     if login {
-        sandbox.login().await.expect("login with the emulator's token");
+        sandbox
+            .login()
+            .await
+            .expect("login with the emulator's token");
     }
     sandbox
 }
@@ -178,11 +181,19 @@ impl Desktop {
         // -displayfd: Xvfb picks a free display and writes its number once it accepts
         // clients, which is both the free number and the readiness signal.
         let mut xvfb = Command::new("Xvfb");
-        xvfb.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "620x820x24"])
-            .arg("-fbdir")
-            .arg(&fbdir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        xvfb.args([
+            "-displayfd",
+            "1",
+            "-nolisten",
+            "tcp",
+            "-screen",
+            "0",
+            "620x820x24",
+        ])
+        .arg("-fbdir")
+        .arg(&fbdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         let mut xvfb = spawn_group(&mut xvfb);
         let mut line = String::new();
         let stdout = xvfb.0.stdout.take().expect("piped");
@@ -285,15 +296,19 @@ pub fn samples() -> PathBuf {
 pub fn large_photos(dir: &Path) -> Vec<PathBuf> {
     let samples = samples();
     std::fs::create_dir_all(dir).unwrap();
-    ["IMG_20200608_111614.jpg", "Dragonfly_by_Bolly.jpg", "xmp_test.jpg"]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let to = dir.join(format!("photo-{i}.jpg"));
-            std::fs::copy(samples.join(name), &to).unwrap();
-            to
-        })
-        .collect()
+    [
+        "IMG_20200608_111614.jpg",
+        "Dragonfly_by_Bolly.jpg",
+        "xmp_test.jpg",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| {
+        let to = dir.join(format!("photo-{i}.jpg"));
+        std::fs::copy(samples.join(name), &to).unwrap();
+        to
+    })
+    .collect()
 }
 
 /// The width and height of the JPEG the emulator stores at `path`.

@@ -56,9 +56,14 @@ async fn the_dialog_starts_the_daemon_by_activation() {
     let desktop = Desktop::start(&sandbox).await;
     let _dialog = desktop.dialog(&photos[..1], &dir.path().join("dialog.log"));
     desktop.drive("not-logged-in", &[]).await;
-    let pid = daemon_pid(&sandbox).await.expect("the bus started dbxportd");
+    let pid = daemon_pid(&sandbox)
+        .await
+        .expect("the bus started dbxportd");
     let _reap = Reap(pid);
-    sandbox.login().await.expect("login with the emulator's token");
+    sandbox
+        .login()
+        .await
+        .expect("login with the emulator's token");
     desktop.drive("account-filled", &[]).await;
 }
 
@@ -128,7 +133,10 @@ async fn close_during_an_upload_leaves_it_to_the_daemon() {
     let desktop = Desktop::start(&sandbox).await;
     let mut dialog = desktop.dialog(&photos, &dir.path().join("dialog.log"));
     desktop.drive("close-during-upload", &[]).await;
-    wait_for("the dialog's process to end", || dialog.exited().then_some(())).await;
+    wait_for("the dialog's process to end", || {
+        dialog.exited().then_some(())
+    })
+    .await;
     assert!(
         sandbox.emulator.files().len() < 3,
         "the batch was still running when the window closed"

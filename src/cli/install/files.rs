@@ -124,7 +124,6 @@ fn beside_or_on_path(program: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-
 /// A program's path as one word of a command line, in the syntax the desktop-entry `Exec=`
 /// key, systemd's `ExecStart=`, D-Bus's `Exec=` and GLib's shell parsing (Nemo, Thunar) share:
 /// bare when plain, else in double quotes. Characters one of them would read specially are
