@@ -388,6 +388,8 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let cancel = button(&tr("_Cancel"));
     cancel.add_css_class("destructive-action");
     let close = button(&tr("C_lose"));
+    // Not the title bar's Close (which does the same): this one says what happens.
+    name(&close, &tr("Close; the uploads go on"));
     actions.append(&retry_failed);
     actions.append(&cancel);
     actions.append(&close);

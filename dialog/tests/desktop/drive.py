@@ -288,7 +288,7 @@ def close_during_upload():
     wait_for("label", "Sending to", prefix=True)
     wait_for("label", "Uploading", prefix=True)
     shot("uploading")
-    press_button("Close")
+    press_button("Close; the uploads go on", prefix=True)
     wait("the window to close", lambda: app() is None)
     log("closed")
 
