@@ -154,6 +154,11 @@ pub struct WatchConfig {
     /// A file opened for writing and left without a change this long is looked at again; it
     /// is exported only once no program has it open for writing.
     pub writer_idle_ms: u64,
+    /// The conflict policy of a watch that does not choose one (`watch add` without
+    /// `--conflict`, a `[[watch.folders]]` entry without `conflict`): `replace`, so an edited
+    /// photo takes the place of the copy sent before. A watch keeps the policy it was added
+    /// with.
+    pub conflict: crate::export::Conflict,
     pub folders: Vec<WatchFolderConfig>,
 }
 
@@ -162,6 +167,7 @@ impl Default for WatchConfig {
         Self {
             settle_ms: 2000,
             writer_idle_ms: 60_000,
+            conflict: crate::export::Conflict::Replace,
             folders: Vec::new(),
         }
     }
@@ -246,7 +252,7 @@ pub struct ExportConfig {
     pub jpeg_quality: u8,
     /// Remove GPS tags from what is uploaded (originals too, without re-encoding).
     pub strip_location: bool,
-    /// `skip-identical`, `rename` or `overwrite`.
+    /// `skip-identical`, `rename`, `overwrite` or `replace`.
     pub conflict: crate::export::Conflict,
     /// End each batch with a shared link to its folder.
     pub share_link: bool,
@@ -294,6 +300,16 @@ impl ExportConfig {
             },
             conflict: self.conflict,
             share_link: self.share_link,
+        }
+    }
+}
+
+impl Config {
+    /// The export defaults of a watch: `[export]`, with `watch.conflict` as the policy.
+    pub fn watch_export(&self) -> ExportConfig {
+        ExportConfig {
+            conflict: self.watch.conflict,
+            ..self.export.clone()
         }
     }
 }
@@ -406,6 +422,10 @@ pub struct UploadConfig {
     /// Longest a sent file waits for its batch to fill before the batch is committed anyway.
     /// A batch is also committed as soon as nothing else is being sent.
     pub batch_wait_ms: u64,
+    /// Longest a small file's bytes wait for more to go up with them in one `append_batch`
+    /// (a pack also goes when full, or as soon as nothing more is being prepared or read).
+    /// Photos being resized arrive a few a second: a longer wait means fewer requests.
+    pub pack_wait_ms: u64,
 }
 
 impl Default for UploadConfig {
@@ -419,6 +439,7 @@ impl Default for UploadConfig {
             batch_commit: true,
             batch_size: crate::dropbox::MAX_BATCH_ENTRIES,
             batch_wait_ms: 1000,
+            pack_wait_ms: 5000,
         }
     }
 }

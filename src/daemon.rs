@@ -243,7 +243,7 @@ pub async fn run(
             recursive: folder.recursive,
             include: folder.include.clone(),
             exclude: folder.exclude.clone(),
-            options: folder.options(&config.export),
+            options: folder.options(&config.watch_export()),
         };
         if let Err(e) = watcher.ensure(declared).await {
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);

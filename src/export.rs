@@ -26,6 +26,12 @@ pub enum Conflict {
     Rename,
     /// Replace what is there.
     Overwrite,
+    /// Replace only the copy this daemon sent of the same file into the same folder, and only
+    /// if nobody changed it since: the upload is an `update` at the rev it had, so Dropbox
+    /// keeps both ("photo (conflicted copy).jpg") when it changed. With nothing remembered it
+    /// is `skip-identical`: a first export never overwrites anyone's file. The default for
+    /// watches (config `watch.conflict`), where an edited photo is the common case.
+    Replace,
 }
 
 impl Conflict {
@@ -34,8 +40,9 @@ impl Conflict {
             "skip-identical" => Ok(Conflict::SkipIdentical),
             "rename" => Ok(Conflict::Rename),
             "overwrite" => Ok(Conflict::Overwrite),
+            "replace" => Ok(Conflict::Replace),
             other => Err(format!(
-                "conflict {other:?}: expected skip-identical, rename or overwrite"
+                "conflict {other:?}: expected skip-identical, rename, overwrite or replace"
             )),
         }
     }
@@ -45,12 +52,22 @@ impl Conflict {
             Conflict::SkipIdentical => "skip-identical",
             Conflict::Rename => "rename",
             Conflict::Overwrite => "overwrite",
+            Conflict::Replace => "replace",
         }
     }
 
-    /// Whether Dropbox may store the file under another name than asked.
+    /// Whether Dropbox may store the file under another name than asked (`replace`: when the
+    /// copy it updates changed, or when nothing is remembered and the name is taken).
     pub fn renames(self) -> bool {
-        matches!(self, Conflict::SkipIdentical | Conflict::Rename)
+        matches!(
+            self,
+            Conflict::SkipIdentical | Conflict::Rename | Conflict::Replace
+        )
+    }
+
+    /// Whether the same content already at the name counts as done, with nothing sent.
+    pub fn skips_identical(self) -> bool {
+        matches!(self, Conflict::SkipIdentical | Conflict::Replace)
     }
 }
 
@@ -204,6 +221,7 @@ mod tests {
             Conflict::SkipIdentical,
             Conflict::Rename,
             Conflict::Overwrite,
+            Conflict::Replace,
         ] {
             assert_eq!(Conflict::parse(c.name()).unwrap(), c);
             assert_eq!(

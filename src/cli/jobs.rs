@@ -32,6 +32,10 @@ pub struct JobView {
     pub stored_path: Option<String>,
     /// When the job was queued (ms since the epoch).
     pub created_ms: u64,
+    /// What the user should know although the file went up (a copy kept beside a changed
+    /// one instead of replacing it, a photo sent as it is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl JobView {
@@ -58,6 +62,10 @@ impl JobView {
                 .unwrap_or(false),
             stored_path: s("stored_path"),
             created_ms: u("created_ms"),
+            warnings: d
+                .get("warnings")
+                .and_then(|v| <Vec<String>>::try_from(v.try_clone().ok()?).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -131,7 +139,8 @@ pub async fn list(conn: &zbus::Connection, args: &JobsArgs) -> Result<Exit, Stri
 }
 
 /// The jobs, batch by batch: the folders once in the batch's heading, then a short line per
-/// job (id, state, size, name), and the reason under a failed or waiting job.
+/// job (id, state, size, name), the reason under a failed or waiting job, and a job's warnings
+/// under it.
 fn print_jobs(jobs: &[JobView]) {
     let width = term::width();
     let id_width = jobs
@@ -189,6 +198,10 @@ fn print_jobs(jobs: &[JobView]) {
                     None => message,
                 };
                 outln!("{:>id_width$} {}", "", term::clean(&message));
+            }
+            for warning in &job.warnings {
+                let warning = warning.replace(&job.source, name);
+                outln!("{:>id_width$} {}", "", term::clean(&warning));
             }
         }
         start = end;

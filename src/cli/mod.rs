@@ -222,9 +222,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub strip_location: bool,
     /// When the name is taken in Dropbox: skip-identical (same content counts as done,
-    /// different content is kept beside it under a new name), rename (always keep both) or
-    /// overwrite. Default: export.conflict from the daemon's config.
-    #[arg(long, value_parser = ["skip-identical", "rename", "overwrite"])]
+    /// different content is kept beside it under a new name), rename (always keep both),
+    /// overwrite (replace whatever file has the name) or replace (replace only the copy
+    /// dbxport sent of this file before, and only if nobody changed it since). Default:
+    /// export.conflict from the daemon's config; for `watch add`, watch.conflict (replace).
+    #[arg(long, value_parser = ["skip-identical", "rename", "overwrite", "replace"])]
     pub conflict: Option<String>,
     /// When the batch ends, create (or reuse) a shared link to the folder and print it.
     #[arg(long)]

@@ -43,13 +43,16 @@ pub use auth::{AuthError, RateLimitReason};
 pub use client::{BuildError, Client, ClientOptions, Endpoints};
 pub use error::{Error, RouteError, VoidError};
 pub use files::{
-    CommitInfo, CreateFolderError, DeleteError, DeletedMetadata, FileMetadata, FinishBatchEntry,
-    FolderMetadata, GetMetadataError, ListFolderArg, ListFolderContinueError, ListFolderError,
-    ListFolderResult, LookupError, MAX_BATCH_ENTRIES, MAX_FILE_SIZE, Metadata, SessionType,
-    UploadArg, UploadError, UploadSessionAppendArg, UploadSessionAppendError, UploadSessionCursor,
-    UploadSessionFinishArg, UploadSessionFinishError, UploadSessionLookupError,
-    UploadSessionStartArg, UploadSessionStartError, UploadSessionStartResult, UploadWriteFailed,
-    WriteConflictError, WriteError, WriteMode, timestamp,
+    AppendBatchEntry, AppendBatchEntryError, AppendBatchResult, CommitInfo, CreateFolderError,
+    DeleteError, DeletedMetadata, FileMetadata, FinishBatchEntry, FolderMetadata, GetMetadataError,
+    ListFolderArg, ListFolderContinueError, ListFolderError, ListFolderResult, LookupError,
+    MAX_APPEND_BATCH_ENTRIES, MAX_BATCH_ENTRIES, MAX_FILE_SIZE, MAX_REQUEST_BODY,
+    MAX_START_BATCH_SESSIONS, Metadata, SessionType, UploadArg, UploadError,
+    UploadSessionAppendArg, UploadSessionAppendBatchError, UploadSessionAppendError,
+    UploadSessionCursor, UploadSessionFinishArg, UploadSessionFinishError,
+    UploadSessionLookupError, UploadSessionStartArg, UploadSessionStartError,
+    UploadSessionStartResult, UploadWriteFailed, WriteConflictError, WriteError, WriteMode,
+    timestamp,
 };
 pub use http::{MAX_REPLY_BYTES, Progress, arg, limit};
 pub use oauth::{OAuthError, TokenResponse};

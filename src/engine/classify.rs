@@ -79,6 +79,19 @@ pub(super) fn source_step(e: SourceError) -> Step {
 /// Sorts a Dropbox error into what happens to the job (`job` names the file in a failure, and
 /// its attempts so far bound the retries of an answer that cannot be read).
 pub(super) fn dropbox_step<E: dropbox::RouteError>(job: &Job, error: dropbox::Error<E>) -> Step {
+    match error_step(error, job.attempts) {
+        Step::Failed { kind, message } => Step::Failed {
+            kind,
+            message: file_message(job, message),
+        },
+        step => step,
+    }
+}
+
+/// [`dropbox_step`] for a request that is no one job's (many small files sent together): a
+/// failure's message is the cause alone, for [`file_message`] to name each file with.
+/// `attempts`: the request's failures so far.
+pub(super) fn error_step<E: dropbox::RouteError>(error: dropbox::Error<E>, attempts: u32) -> Step {
     match error {
         dropbox::Error::Auth(AuthError::ExpiredAccessToken) => Step::Transient {
             reason: "the access token expired again".into(),
@@ -93,15 +106,20 @@ pub(super) fn dropbox_step<E: dropbox::RouteError>(job: &Job, error: dropbox::Er
         // A success whose body does not parse: most likely cut short by a proxy or the
         // connection. A few more tries; then the job fails with the reason, since a Dropbox
         // that changed its answers would otherwise be asked forever.
-        e @ dropbox::Error::Decode { .. } if job.attempts < DECODE_RETRIES => Step::Transient {
+        e @ dropbox::Error::Decode { .. } if attempts < DECODE_RETRIES => Step::Transient {
             reason: e.to_string(),
             retry_after: None,
         },
         e => Step::Failed {
             kind: FailureKind::Refused,
-            message: format!("{} → {}: {e}", job.source.display(), job.remote_path),
+            message: e.to_string(),
         },
     }
+}
+
+/// A failure's message for the user: which file, where it was going, and why.
+pub(super) fn file_message(job: &Job, cause: impl std::fmt::Display) -> String {
+    format!("{} → {}: {cause}", job.source.display(), job.remote_path)
 }
 
 /// A session that could not give a token: a passing failure waits; anything else means the

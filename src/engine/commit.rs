@@ -93,6 +93,7 @@ impl Engine {
                 tries: 0,
             })
             .map_err(|_| Step::Stopped)?;
+        self.set_packing(job, false);
         outcome.await.map_err(|_| Step::Stopped)
     }
 
@@ -108,8 +109,10 @@ impl Engine {
         loop {
             pending.prune();
             let due = pending.oldest().map(|oldest| {
+                // Nothing more is coming soon: no job is being prepared or sent, and none has
+                // its bytes with the packer (each of those will hand over a session).
                 let ready = pending.entries.len() >= self.upload.batch_size
-                    || self.sending() == 0
+                    || (self.sending() == 0 && self.packing() == 0)
                     || oldest + wait <= Instant::now();
                 let at = if ready { Instant::now() } else { oldest + wait };
                 not_before.map_or(at, |t| t.max(at))

@@ -22,7 +22,6 @@ use futures_util::stream::FuturesUnordered;
 use super::{Engine, SharedProgress, Step, blocking, dropbox_step, session_step, source_step};
 use crate::dropbox::content_hash::{BlockDigest, from_block_digests};
 use crate::dropbox::{self, UploadSessionAppendError};
-use crate::export::Conflict;
 use crate::prepare::{self, SourceFile, Stamp};
 use crate::queue::{Job, JobState};
 
@@ -41,15 +40,14 @@ fn persisted(starts: &[u64], landed: &BTreeSet<u64>, size: u64) -> (u64, Vec<u64
 
 impl Engine {
     /// Sends `path` (`stamp` as read before) through a concurrent session, resuming `state`,
-    /// then commits it on its own. `sending` is the job's network slot, held for the requests
-    /// before the chunks (each chunk then takes a slot of its own).
+    /// then commits it on its own. A new session looks for the file in Dropbox first, without
+    /// a network slot; its start request takes one, and each chunk then takes a slot of its own.
     pub(super) async fn upload_concurrent(
         &self,
         job: &Job,
         state: JobState,
         path: &SourceFile,
         stamp: Stamp,
-        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let size = stamp.size;
@@ -77,16 +75,16 @@ impl Engine {
                 );
                 (session, all)
             }
-            _ => {
+            state => {
                 if self.already_there_sized(job, path, size).await? {
                     return Ok(());
                 }
+                let _sending = self.slot_unless_held(job, &state).await?;
                 let session = self.start_concurrent(job).await?;
                 (session, BTreeSet::new())
             }
         };
 
-        drop(sending);
         let progress = self.shared_progress(id, 0, size);
         progress.skip(landed.iter().map(|at| len_at(*at) as u64).sum());
         let mut digests: BTreeMap<u64, Vec<BlockDigest>> = BTreeMap::new();
@@ -160,7 +158,7 @@ impl Engine {
         self.commit(job, &session, size, &hash).await
     }
 
-    /// With `skip-identical`, a large file already in Dropbox with the same content makes the
+    /// With `skip-identical` (or `replace`), a large file already in Dropbox with the same content makes the
     /// job Done without sending. Only a remote file of the same size is worth hashing ours for.
     async fn already_there_sized(
         &self,
@@ -168,7 +166,7 @@ impl Engine {
         path: &SourceFile,
         size: u64,
     ) -> Result<bool, Step> {
-        if job.options.conflict != Conflict::SkipIdentical {
+        if !job.options.conflict.skips_identical() {
             return Ok(false);
         }
         if self

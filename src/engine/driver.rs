@@ -32,8 +32,12 @@ impl Engine {
         {
             tracing::warn!(job = id, "could not record the job's outcome: {e}");
         }
-        if self.running().remove(&id).is_some_and(|r| r.slot.is_some()) {
-            self.slot_freed.notify_one();
+        if self
+            .running()
+            .remove(&id)
+            .is_some_and(|r| r.slot.is_some() || r.packing)
+        {
+            self.wake_batchers();
         }
         if matches!(self.queue.get(id), Ok(Some(job)) if job.state.is_terminal()) {
             self.discard_prepared(id).await;
@@ -127,6 +131,8 @@ impl Engine {
             }
             return Err(self.requeue(id).await);
         }
+        // Under `replace`, the rev of the copy to replace as it is now (`replace`).
+        let job = self.aim_replace(job).await?;
         if state == JobState::Queued {
             state = self.to(id, JobState::Preparing).await?;
         }
@@ -197,35 +203,56 @@ impl Engine {
             });
         }
         let transfer = transfer_for(&state, prepared.stamp.size, &self.upload);
+        let file = prepared.file();
+        // Each way reads, hashes and looks for the file in Dropbox before it takes a network
+        // slot: the slot covers requests only (issue 16).
+        match transfer {
+            Transfer::Concurrent => {
+                self.upload_concurrent(&job, state, &file, prepared.stamp)
+                    .await
+            }
+            Transfer::Whole => self.upload_whole(&job, &state, &file).await,
+            Transfer::Packed => self.upload_small(&job, &state, &file).await,
+            Transfer::Session => {
+                self.upload_session(&job, state, &file, prepared.stamp.size)
+                    .await
+            }
+        }
+    }
+
+    /// A network slot for a job about to send, unless a policy hold began while it waited
+    /// (`held_back`, looked at once it may send): then the job is queued again.
+    pub(super) async fn slot_unless_held(
+        &self,
+        job: &Job,
+        state: &JobState,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, Step> {
         let sending = self
             .network_slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        // A watch job claimed ahead (to prepare) before a policy hold began waits after all:
-        // nothing of it is sent yet. One already sending finishes its file.
-        if job.origin.is_some()
-            && !matches!(state, JobState::Uploading { .. })
-            && self.auto_hold.borrow().is_held()
-        {
+        if self.held_back(job, state) {
             drop(sending);
+            return Err(self.requeue(job.id).await);
+        }
+        Ok(sending)
+    }
+
+    /// A watch job claimed ahead (to prepare) before a policy hold began waits after all:
+    /// nothing of it is sent yet. One already sending finishes its file. True when the job is
+    /// to be queued again.
+    pub(super) fn held_back(&self, job: &Job, state: &JobState) -> bool {
+        let held = job.origin.is_some()
+            && !matches!(state, JobState::Uploading { .. })
+            && self.auto_hold.borrow().is_held();
+        if held {
             tracing::debug!(
-                job = id,
+                job = job.id,
                 "held by policy before its first byte: queued again"
             );
-            return Err(self.requeue(id).await);
         }
-        match transfer {
-            Transfer::Concurrent => {
-                self.upload_concurrent(&job, state, &prepared.file(), prepared.stamp, sending)
-                    .await
-            }
-            Transfer::Whole => self.upload_whole(&job, &prepared.file()).await,
-            Transfer::Session => {
-                self.upload_session(&job, state, &prepared.file(), prepared.stamp.size, sending)
-                    .await
-            }
-        }
+        held
     }
 
     /// The file a job uploads: the source, or the file `prepare` made for it (resized, or
@@ -362,14 +389,32 @@ pub(super) enum Transfer {
     Whole,
     /// A sequential upload session, committed alone or in a batch (`transfer`).
     Session,
+    /// With others, many small files to a request, committed in a batch (`packing`).
+    Packed,
     /// A concurrent upload session, committed alone (`concurrent`).
     Concurrent,
 }
 
 /// The transfer for a `size`-byte file in `state`: a session being resumed goes on as it
 /// started; a file of more than one chunk that is committed on its own goes in parallel
-/// chunks; a small file goes in one request when batching is off, else through a session.
+/// chunks; a small file goes in one request when batching is off, else in a pack with others
+/// when it fits one request's piece (`packing::MAX_PIECE`, one chunk), else through a session.
 pub(super) fn transfer_for(state: &JobState, size: u64, upload: &UploadConfig) -> Transfer {
+    let session_started = matches!(
+        state,
+        JobState::Uploading {
+            session_id: Some(_),
+            ..
+        }
+    );
+    if upload.batch_commit
+        && !session_started
+        && size > 0
+        && size <= upload.session_threshold
+        && size <= upload.chunk_size.min(super::packing::MAX_PIECE)
+    {
+        return Transfer::Packed;
+    }
     let concurrent = match state {
         JobState::Uploading {
             session_id: Some(_),
@@ -626,12 +671,35 @@ mod tests {
         };
         use Transfer::*;
         let table = [
+            ("small, batched", JobState::Preparing, mib, &batched, Packed),
             (
-                "small, batched",
+                "one chunk, batched",
                 JobState::Preparing,
+                8 * mib,
+                &batched,
+                Packed,
+            ),
+            (
+                "two chunks, batched",
+                JobState::Preparing,
+                8 * mib + 1,
+                &batched,
+                Session,
+            ),
+            ("empty, batched", JobState::Preparing, 0, &batched, Session),
+            (
+                "small, batched, a session started before (resumed by probing it)",
+                uploading(Some("s"), 0, false),
                 mib,
                 &batched,
                 Session,
+            ),
+            (
+                "small, batched, Uploading with no session yet",
+                uploading(None, 0, false),
+                mib,
+                &batched,
+                Packed,
             ),
             (
                 "small, unbatched",

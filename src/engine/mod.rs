@@ -6,15 +6,18 @@
 //! a crash continues from where it was: an upload session from its offset, and a commit whose
 //! answer never came by looking at the remote file first (ARCHITECTURE.md, invariant 2).
 //!
-//! Files go up through upload sessions in chunks, each carrying the content hash of its own
-//! bytes; small files are then committed together in batches (`commit`), large ones on their
-//! own. With `upload.batch_commit` off, small files go up in one `files/upload` each. A job is
-//! Done only when the metadata Dropbox returns carries the content hash of the bytes sent
-//! (ARCHITECTURE.md, invariant 4).
+//! Small files (one chunk) go up many to a request (`packing`: sessions from `start_batch`,
+//! their bytes in one `append_batch`); larger ones through upload sessions in chunks, each
+//! carrying the content hash of its own bytes. Small files are then committed together in
+//! batches (`commit`), large ones on their own. With `upload.batch_commit` off, small files go
+//! up in one `files/upload` each. A job is Done only when the metadata Dropbox returns carries
+//! the content hash of the bytes sent (ARCHITECTURE.md, invariant 4).
 //!
 //! Two limits keep both the CPU and the network busy without holding much memory: at most
-//! `upload.transfers` jobs send data at once (each holding at most one chunk in memory), and up
-//! to one more job per core is claimed ahead of them to prepare (resize) its photo meanwhile.
+//! `upload.transfers` requests send data at once (`network_slots`: a slot covers a request,
+//! never the reading, hashing or looking up before it), and up to `upload.transfers` plus one
+//! per core jobs are claimed, so photos are prepared (resized) meanwhile. A job whose bytes
+//! wait with the packer gives its place back; the packer holds at most `packing::HELD_BYTES`.
 //!
 //! Errors are sorted in `classify`: transient ones park the job as Waiting (backoff in
 //! [`retry`]), an expired access token is refreshed once and the request repeated, a refused
@@ -28,9 +31,11 @@
 //! - `driver`: one job from its persisted state to Done (restart repair, source checks, the
 //!   choice of transfer) and `settle`, which records why it stopped.
 //! - `transfer`: whole-file and sequential-session uploads and their commits; `concurrent`:
-//!   a large file's chunks in parallel; `commit`: small files' commits batched.
+//!   a large file's chunks in parallel; `packing`: small files' bytes many to a request;
+//!   `commit`: small files' commits batched.
 //! - `remote`: what Dropbox already holds (skip-identical, the listing cache) and what a lost
-//!   commit resolves to, by looking.
+//!   commit resolves to, by looking; `replace`: an edited photo's upload taking the place of
+//!   the copy sent before.
 //! - `classify`: every error as a `Step` (wait, fail, requeue, logged out, stopped);
 //!   `retry`: how long a wait lasts.
 //! - `progress`: throttled progress events and the throughput `meter`.
@@ -64,8 +69,10 @@ mod concurrent;
 mod driver;
 mod meter;
 mod outages;
+mod packing;
 mod progress;
 mod remote;
+mod replace;
 pub mod retry;
 mod scheduler;
 mod transfer;
@@ -99,12 +106,19 @@ pub struct Engine {
     prepared_dir: PathBuf,
     /// Photos being prepared at once, at most one per core.
     prepare_slots: Semaphore,
-    /// Jobs sending file data at once (`upload.transfers`).
+    /// Requests sending file data at once (`upload.transfers`); taken for a request only.
     network_slots: Semaphore,
     running: std::sync::Mutex<HashMap<JobId, Running>>,
     /// Told when a running job gives back its slot (the batch committer then checks whether
     /// anything is still being sent).
     slot_freed: Notify,
+    /// Told likewise, for the packer (`packing`), which waits on the same condition.
+    pack_wake: Notify,
+    /// To the packer (`packing`): small files' bytes, to go up many to a request.
+    pieces: mpsc::UnboundedSender<packing::Piece>,
+    pieces_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<packing::Piece>>>,
+    /// Room for pieces held by the packer, in [`packing::held_units`].
+    piece_room: Arc<Semaphore>,
     /// To the batch committer (`commit`).
     commits: mpsc::UnboundedSender<commit::Entry>,
     commits_incoming: std::sync::Mutex<Option<mpsc::UnboundedReceiver<commit::Entry>>>,
@@ -144,6 +158,7 @@ impl Engine {
     ) -> Arc<Engine> {
         let (progress, _) = broadcast::channel(1024);
         let (commits, commits_incoming) = mpsc::unbounded_channel();
+        let (pieces, pieces_incoming) = mpsc::unbounded_channel();
         let transfers = upload.transfers;
         Arc::new(Engine {
             queue,
@@ -156,6 +171,12 @@ impl Engine {
             network_slots: Semaphore::new(transfers),
             running: Default::default(),
             slot_freed: Notify::new(),
+            pack_wake: Notify::new(),
+            pieces,
+            pieces_incoming: std::sync::Mutex::new(Some(pieces_incoming)),
+            piece_room: Arc::new(Semaphore::new(
+                packing::held_units(packing::HELD_BYTES) as usize
+            )),
             commits,
             commits_incoming: std::sync::Mutex::new(Some(commits_incoming)),
             batches: broadcast::channel(256).0,

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::replace::{Plan, plan, replaced_elsewhere};
 use super::{Engine, Step, dropbox_step, session_step};
 use crate::dropbox::{self, FileMetadata, ListFolderArg, Metadata};
-use crate::export::Conflict;
 use crate::folders::{self, ListingError};
 use crate::queue::{FailureKind, Job, JobState};
 
@@ -48,6 +48,21 @@ enum FolderView {
 }
 
 impl FolderView {
+    /// What a view that is no longer fresh becomes at `now`. A folder that was listed is
+    /// listed again at its next look-up: it was busy, and a long export (photos resized a few
+    /// a second) would otherwise pay the per-file look-ups again every [`FRESH`] before its
+    /// listing is read. Any other starts counting again.
+    fn renewed(&self, now: Instant) -> FolderView {
+        let lookups = match self {
+            FolderView::Listed { .. } => LIST_AFTER - 1,
+            FolderView::Counting { .. } | FolderView::TooLarge { .. } => 0,
+        };
+        FolderView::Counting {
+            since: now,
+            lookups,
+        }
+    }
+
     fn fresh(&self, now: Instant) -> bool {
         let since = match self {
             FolderView::Counting { since, .. } => since,
@@ -158,10 +173,7 @@ impl Engine {
                     lookups: 0,
                 });
             if !view.fresh(now) {
-                *view = FolderView::Counting {
-                    since: now,
-                    lookups: 0,
-                };
+                *view = view.renewed(now);
             }
             match view {
                 FolderView::Listed { files, .. } => Some(files.get(&name).cloned()),
@@ -305,14 +317,14 @@ impl Engine {
         }
     }
 
-    /// With `skip-identical`, a file of the same name and content already in Dropbox makes the
-    /// job Done without sending anything. Returns true when that is so.
+    /// With `skip-identical` (or `replace`), a file of the same name and content already in
+    /// Dropbox makes the job Done without sending anything. Returns true when that is so.
     pub(super) async fn already_there(&self, job: &Job, hash: &str) -> Result<bool, Step> {
-        if job.options.conflict != Conflict::SkipIdentical {
+        if !job.options.conflict.skips_identical() {
             return Ok(false);
         }
         let listed = self.remote_file(job).await?;
-        if listed.is_none_or(|meta| meta.content_hash.as_deref() != Some(hash)) {
+        if plan(job, listed.as_ref(), hash) != Plan::Skip {
             return Ok(false);
         }
         // The listing may be a few seconds old: confirm before sending nothing.
@@ -394,6 +406,11 @@ impl Engine {
             });
         }
         self.note_remote(&meta).await;
+        // An update that met a changed copy landed beside it: the job says why.
+        if let Some(why) = replaced_elsewhere(job, &meta) {
+            tracing::info!(job = job.id, "{why}");
+            self.queue.note_warnings(job.id, vec![why]).await?;
+        }
         // The file is there; the batch's link (if asked for) before the job is Done.
         self.ensure_shared_link(job).await?;
         let remote_path = meta
@@ -434,12 +451,40 @@ mod tests {
         );
         assert_eq!(split("/a.jpg"), (String::new(), "a.jpg".into()));
     }
+
+    #[test]
+    fn a_stale_listing_is_read_again_at_the_next_look_up_anything_else_counts_again() {
+        let then = Instant::now();
+        let now = then + FRESH;
+        let counting = |view: FolderView| match view {
+            FolderView::Counting { since, lookups } => (since, lookups),
+            _ => panic!("not counting"),
+        };
+        let listed = FolderView::Listed {
+            at: then,
+            files: HashMap::new(),
+        };
+        let busy = FolderView::Counting {
+            since: then,
+            lookups: LIST_AFTER - 1,
+        };
+        let table = [
+            ("listed", listed, LIST_AFTER - 1),
+            ("counting", busy, 0),
+            ("too large", FolderView::TooLarge { at: then }, 0),
+        ];
+        for (what, view, lookups) in table {
+            assert!(!view.fresh(now), "{what}");
+            assert_eq!(counting(view.renewed(now)), (now, lookups), "{what}");
+        }
+    }
 }
 
 #[cfg(test)]
 mod resolution_tests {
     use super::*;
     use crate::engine::test_support::{file, job};
+    use crate::export::Conflict;
 
     fn committing() -> JobState {
         JobState::Committing {
@@ -467,6 +512,10 @@ mod resolution_tests {
         let add = job(committing(), Conflict::SkipIdentical);
         let overwrite = job(committing(), Conflict::Overwrite);
         let rename = job(committing(), Conflict::Rename);
+        // Under `replace` the job's path is the remembered copy's (`queue::sent`).
+        let mut replace = job(committing(), Conflict::Replace);
+        replace.replaces_rev = Some("0123456789".into());
+        let conflicted = || file("a (conflicted copy).jpg", "h");
         let here = || file("a.jpg", "h");
         let other = || file("a.jpg", "x");
         let copy = || file("a (1).jpg", "h");
@@ -486,6 +535,9 @@ mod resolution_tests {
             ("rename: only the old file there", &rename, Some(&before_path), None, vec![here()], true, CommitAgain),
             ("rename: a new copy beside the old", &rename, Some(&before_path), None, vec![here(), copy()], false, landed(copy())),
             ("rename: at its name, nothing there before", &rename, Some(&[]), None, vec![here()], false, landed(here())),
+            ("replace: our content at the remembered path", &replace, None, Some(here()), vec![], true, landed(here())),
+            ("replace: the earlier copy still there, a session", &replace, None, Some(other()), vec![], true, CommitAgain),
+            ("replace: kept beside a changed copy", &replace, None, Some(other()), vec![conflicted()], false, landed(conflicted())),
             ("rename: a new copy in another letter case", &rename, Some(&before_path), None, vec![file("A (2).JPG", "h")], false, landed(file("A (2).JPG", "h"))),
         ];
         for (what, job, before, at_path, copies, session, expected) in table {

@@ -20,8 +20,10 @@ pub(super) struct Running {
     /// Cancelled to stop the job's task at once.
     pub(super) token: CancellationToken,
     /// The job's place among the jobs the engine works on at once; given back when the job
-    /// only waits for its batch commit.
+    /// only waits for its pack or its batch commit.
     pub(super) slot: Option<OwnedSemaphorePermit>,
+    /// Its bytes are with the packer: its commit is coming, so the batch committer waits for it.
+    pub(super) packing: bool,
 }
 
 impl Engine {
@@ -34,13 +36,35 @@ impl Engine {
         self.running().values().filter(|r| r.slot.is_some()).count()
     }
 
+    /// Jobs whose bytes are with the packer: each will hand the committer its session.
+    pub(super) fn packing(&self) -> usize {
+        self.running().values().filter(|r| r.packing).count()
+    }
+
     /// The job no longer counts against the jobs worked on at once.
     pub(super) fn free_slot(&self, id: JobId) {
         let slot = self.running().get_mut(&id).and_then(|r| r.slot.take());
         if slot.is_some() {
             drop(slot);
-            self.slot_freed.notify_one();
+            self.wake_batchers();
         }
+    }
+
+    /// The job's bytes are with the packer (true) or its commit with the committer (false).
+    pub(super) fn set_packing(&self, id: JobId, packing: bool) {
+        if let Some(running) = self.running().get_mut(&id) {
+            running.packing = packing;
+        }
+        if !packing {
+            self.wake_batchers();
+        }
+    }
+
+    /// The packer and the batch committer send what they hold once nothing more is coming;
+    /// tells both that this may now be so.
+    pub(super) fn wake_batchers(&self) {
+        self.slot_freed.notify_one();
+        self.pack_wake.notify_one();
     }
 
     /// Runs until `shutdown` is cancelled; then stops every job promptly (an in-flight request
@@ -59,6 +83,14 @@ impl Engine {
         if let Some(incoming) = incoming {
             tracker.spawn(self.clone().commit_batches(incoming, shutdown.clone()));
         }
+        let pieces = self
+            .pieces_incoming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(pieces) = pieces {
+            tracker.spawn(self.clone().pack_pieces(pieces, shutdown.clone()));
+        }
         loop {
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -73,6 +105,7 @@ impl Engine {
                 Running {
                     token: token.clone(),
                     slot: Some(permit),
+                    packing: false,
                 },
             );
             let engine = self.clone();

@@ -16,16 +16,29 @@ use crate::prepare::{self, SourceFile};
 use crate::queue::{Job, JobState};
 
 impl Engine {
-    /// One request: read, commit, verify.
-    pub(super) async fn upload_whole(&self, job: &Job, path: &SourceFile) -> Result<(), Step> {
-        let source = path.clone();
-        let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
-            .await?
-            .map_err(source_step)?;
-        if self.already_there(job, &hash).await? {
+    /// One request: read, look, commit, verify. Only the request holds a network slot.
+    pub(super) async fn upload_whole(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<(), Step> {
+        let Some((bytes, stamp, hash)) = self.read_and_look(job, state, path).await? else {
             return Ok(());
-        }
+        };
+        // Durable before the request goes (ARCHITECTURE.md, invariant 2), but written
+        // without a network slot: the slot covers the request only.
         self.committing(job, &hash, None).await?;
+        let sending = self
+            .network_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // Looked at again once it may send: a hold that began while it waited keeps it back.
+        if self.held_back(job, state) {
+            drop(sending);
+            return Err(self.requeue(job.id).await);
+        }
         let arg = dropbox::UploadArg {
             commit: commit_info(job),
             content_hash: Some(hash.clone()),
@@ -37,21 +50,58 @@ impl Engine {
             bytes.clone(),
             Some(progress.clone())
         ));
+        drop(sending);
         match result {
             Ok(meta) => self.verified(job, meta, &hash, false).await,
             Err(e) => Err(dropbox_step(job, e)),
         }
     }
 
-    /// An upload session: chunks from the confirmed offset, then the commit. `sending` is the
-    /// job's network slot, given back once the data is sent.
+    /// A small file to go up with others (`packing`): read and hashed, and looked for in
+    /// Dropbox, before its bytes are handed over; it holds no network slot itself.
+    pub(super) async fn upload_small(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<(), Step> {
+        let Some((bytes, _, hash)) = self.read_and_look(job, state, path).await? else {
+            return Ok(());
+        };
+        self.upload_packed(job, bytes, &hash).await
+    }
+
+    /// What a file of one request does before it is sent, holding no network slot: read and
+    /// hashed, looked for in Dropbox (None: the same content is there, the job is Done), and
+    /// sent back to the queue if a policy hold began (`held_back`).
+    async fn read_and_look(
+        &self,
+        job: &Job,
+        state: &JobState,
+        path: &SourceFile,
+    ) -> Result<Option<(bytes::Bytes, prepare::Stamp, String)>, Step> {
+        let source = path.clone();
+        let (bytes, stamp, hash) = blocking(move || prepare::read_whole(&source))
+            .await?
+            .map_err(source_step)?;
+        if self.already_there(job, &hash).await? {
+            return Ok(None);
+        }
+        if self.held_back(job, state) {
+            return Err(self.requeue(job.id).await);
+        }
+        Ok(Some((bytes, stamp, hash)))
+    }
+
+    /// An upload session: chunks from the confirmed offset, then the commit. The file is
+    /// read (or hashed) and looked for in Dropbox before a network slot is taken; the slot is
+    /// held while the chunks go and given back before the commit.
     pub(super) async fn upload_session(
         &self,
         job: &Job,
         state: JobState,
         path: &SourceFile,
         expected_size: u64,
-        sending: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(), Step> {
         let id = job.id;
         let (mut session_id, mut offset) = match &state {
@@ -91,6 +141,7 @@ impl Engine {
             )
             .await?;
         }
+        let sending = self.slot_unless_held(job, &state).await?;
         let size = stamp.size;
         if offset > size {
             return Err(self.requeue(id).await);
@@ -333,10 +384,15 @@ pub(super) fn finish_arg(job: &Job, session: &str, size: u64) -> dropbox::Upload
 /// then (`strict_conflict`).
 pub(super) fn commit_info(job: &Job) -> dropbox::CommitInfo {
     let (mode, autorename, strict_conflict) = match (&job.replaces_rev, job.options.conflict) {
-        // The finished version of a file sent half-written takes that upload's place; if the
-        // remote copy changed since, Dropbox keeps both ("name (conflicted copy).jpg").
+        // The finished version of a file sent half-written, or under `replace` the edited
+        // version of a file sent before, takes that upload's place; if the remote copy changed
+        // since, Dropbox keeps both ("name (conflicted copy).jpg").
         (Some(rev), _) => (dropbox::WriteMode::Update(rev.clone()), true, false),
-        (None, Conflict::SkipIdentical) => (dropbox::WriteMode::Add, true, false),
+        // `replace` with nothing remembered acts as `skip-identical`: a first export never
+        // overwrites anyone's file (`replace`).
+        (None, Conflict::SkipIdentical | Conflict::Replace) => {
+            (dropbox::WriteMode::Add, true, false)
+        }
         (None, Conflict::Rename) => (dropbox::WriteMode::Add, true, true),
         (None, Conflict::Overwrite) => (dropbox::WriteMode::Overwrite, false, false),
     };

@@ -26,8 +26,11 @@ impl Queue {
     pub async fn enqueue(
         &self,
         remote_folder: &str,
-        new_jobs: Vec<NewJob>,
+        mut new_jobs: Vec<NewJob>,
     ) -> Result<(BatchId, Vec<Job>)> {
+        for new in &mut new_jobs {
+            self.aim_at_earlier_copy(new);
+        }
         // The batch's id, then its jobs' in order.
         let batch_id = self.take_ids(new_jobs.len() as u64 + 1)?;
         let created_ms = now_ms();
@@ -113,6 +116,35 @@ impl Queue {
         Ok((batch_id, jobs))
     }
 
+    /// Under `replace`, a file this daemon sent into the same folder before goes to that copy
+    /// (its path, even where Dropbox named it otherwise, e.g. `photo (1).jpg`) as an update at
+    /// its rev: the copy is this photo's earlier version, and aiming at the name the export
+    /// would give it could hit another file or make a second copy. Not when the export now
+    /// gives the file another extension (a PNG sent as it is, now resized to JPEG): that is
+    /// another kind of file, sent as if nothing were remembered. The engine reads the rev again
+    /// before sending (`engine::replace`), as an earlier job for this copy may still be running.
+    fn aim_at_earlier_copy(&self, new: &mut NewJob) {
+        if new.options.conflict != crate::export::Conflict::Replace || new.replaces_rev.is_some() {
+            return;
+        }
+        let folder = super::folder_of(&new.remote_path);
+        let sent = match self.remembered(&new.source, new.stamp.dev, new.stamp.ino, folder) {
+            Ok(Some(sent)) => sent,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: cannot read what was sent of it before ({e}); it goes up as a new file",
+                    new.source.display()
+                );
+                return;
+            }
+        };
+        if extension(&sent.remote_path) == extension(&new.remote_path) {
+            new.remote_path = sent.remote_path;
+            new.replaces_rev = Some(sent.rev);
+        }
+    }
+
     /// Registers what a job's Done writes beside it, durably with it (once; later calls are
     /// ignored).
     pub fn set_done_recorder(&self, recorder: DoneRecorder) {
@@ -170,5 +202,14 @@ impl Queue {
             self.inner.jobs.apply_batch(write)?;
         }
         Ok(())
+    }
+}
+
+/// A Dropbox path's extension, as Dropbox compares names (lowercased); "" without one.
+fn extension(remote_path: &str) -> String {
+    let name = remote_path.rsplit('/').next().unwrap_or(remote_path);
+    match name.rfind('.') {
+        Some(i) if i > 0 => name[i + 1..].to_lowercase(),
+        _ => String::new(),
     }
 }

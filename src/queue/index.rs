@@ -88,6 +88,14 @@ impl Index {
         Some(entry.batch)
     }
 
+    /// Whether the unfinished job `id` may be claimed, its wait aside: not claimed already,
+    /// not a watch job while `auto_held`, not behind an earlier job writing its path.
+    pub(super) fn claimable(&self, id: JobId, entry: &Entry, auto_held: bool) -> bool {
+        !(self.claimed.contains(&id)
+            || (auto_held && entry.watch)
+            || self.same_path.blocked(entry.path, id, &self.claimed))
+    }
+
     pub(super) fn contains(&self, id: JobId) -> bool {
         self.active.contains_key(&id)
     }

@@ -56,8 +56,9 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "is_default")]
     pub access: Access,
     /// The revision of an earlier upload of this very file that this job replaces (a watched
-    /// file that was sent before it was finished): committed as `update` at that rev, so it
-    /// takes that upload's place unless the remote copy changed since.
+    /// file that was sent before it was finished, or under `replace` the copy sent before:
+    /// `queue::sent`): committed as `update` at that rev, so it takes that upload's place
+    /// unless the remote copy changed since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces_rev: Option<String>,
     pub created_ms: u64,

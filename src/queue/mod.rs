@@ -13,7 +13,8 @@
 //! Files: `enqueue` (accepting a batch), `transition` (every state change, Retry, Cancel),
 //! `restore` (what a start makes of what it finds), `index` (unfinished jobs, the per-batch
 //! counts), `batches` (summaries, pruning), `settings` (pause, bandwidth, last options),
-//! `store` (keys and records in sled), `seal` (damage detection), `same_path`, `job`, `error`.
+//! `store` (keys and records in sled), `seal` (damage detection), `sent` (what was sent where,
+//! for `replace`), `same_path`, `job`, `error`.
 
 mod batches;
 mod enqueue;
@@ -23,12 +24,14 @@ mod job;
 mod restore;
 mod same_path;
 mod seal;
+mod sent;
 mod settings;
 mod store;
 mod transition;
 
 pub use error::{QueueError, Result};
 pub use same_path::collisions;
+pub use sent::{Sent, folder_of};
 
 pub use job::{
     Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, SharedLink, now_ms,
@@ -99,6 +102,8 @@ struct Inner {
     jobs: sled::Tree,
     batches: sled::Tree,
     meta: sled::Tree,
+    /// What was sent where, per source file and folder (`sent`).
+    sent: sled::Tree,
     index: Mutex<Index>,
     changed: Notify,
     /// The pause switch as it is now, for whoever shows it (the job tray) whichever way it
@@ -142,6 +147,7 @@ impl Queue {
         let jobs = db.open_tree("jobs").map_err(open_err)?;
         let batches = db.open_tree("batches").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
+        let sent = db.open_tree("sent").map_err(open_err)?;
         if let Some(sealed) = seal::read(path) {
             let found = seal::Seal::of(&jobs, &batches)?;
             if found.lost_from(&sealed) {
@@ -168,6 +174,7 @@ impl Queue {
                 jobs,
                 batches,
                 meta,
+                sent,
                 index: Mutex::new(Index::default()),
                 changed: Notify::new(),
                 paused: watch::Sender::new(paused),
@@ -178,6 +185,10 @@ impl Queue {
             }),
         };
         queue.restore()?;
+        let forgotten = queue.prune_sent()?;
+        if forgotten > 0 {
+            tracing::debug!("forgot {forgotten} uploads of files that are gone");
+        }
         Ok(queue)
     }
 
@@ -218,10 +229,7 @@ impl Queue {
         let mut earliest: Option<u64> = None;
         let mut found: Option<JobId> = None;
         for (id, entry) in index.entries() {
-            if index.claimed.contains(&id)
-                || (auto_held && entry.watch)
-                || index.same_path.blocked(entry.path, id, &index.claimed)
-            {
+            if !index.claimable(id, entry, auto_held) {
                 continue;
             }
             if entry.waiting_until > now_ms {
@@ -251,6 +259,18 @@ impl Queue {
             (None, Some(at)) => Claim::Later(at),
             (None, None) => Claim::Idle,
         }
+    }
+
+    /// Whether a job could be claimed now (`claim_next` would find one): the engine's
+    /// batchers send what they hold at once when nothing more is coming soon.
+    pub fn runnable_now(&self, now_ms: u64, auto_held: bool) -> bool {
+        if self.paused() {
+            return false;
+        }
+        let index = self.index();
+        index.entries().any(|(id, entry)| {
+            index.claimable(id, entry, auto_held) && entry.waiting_until <= now_ms
+        })
     }
 
     /// The engine is done with a claimed job (finished, parked or cancelled).
@@ -453,6 +473,88 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn many_moves_in_one_flush_each_with_its_own_result_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        let uploading = |session: &str| JobState::Uploading {
+            session_id: Some(session.into()),
+            offset: 0,
+            concurrent: false,
+            landed: Vec::new(),
+        };
+        let jobs = {
+            let queue = Queue::open(&path).unwrap();
+            let names = ["a.jpg", "b.jpg", "c.jpg"].map(new_job);
+            let (_, jobs) = queue.enqueue("/P", names.into()).await.unwrap();
+            for job in &jobs[..2] {
+                queue.transition(job.id, JobState::Preparing).await.unwrap();
+            }
+            queue.cancel(jobs[2].id).await.unwrap();
+            let mut events = queue.subscribe();
+            let results = queue
+                .transition_many(vec![
+                    (jobs[0].id, uploading("s0")),
+                    (jobs[2].id, uploading("s2")),
+                    (jobs[1].id, uploading("s1")),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(results[0].as_ref().unwrap().state, uploading("s0"));
+            assert!(
+                matches!(
+                    results[1],
+                    Err(QueueError::IllegalTransition {
+                        from: "cancelled",
+                        ..
+                    })
+                ),
+                "{:?}",
+                results[1]
+            );
+            assert_eq!(results[2].as_ref().unwrap().state, uploading("s1"));
+            // Both moves announced, the refused one not.
+            assert_eq!(events.try_recv().unwrap().job.id, jobs[0].id);
+            assert_eq!(events.try_recv().unwrap().job.id, jobs[1].id);
+            assert!(events.try_recv().is_err());
+            jobs
+        };
+        let queue = Queue::open(&path).unwrap();
+        for (job, session) in jobs[..2].iter().zip(["s0", "s1"]) {
+            assert_eq!(
+                queue.get(job.id).unwrap().unwrap().state,
+                uploading(session)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn runnable_now_is_an_unclaimed_job_that_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("q")).unwrap();
+        assert!(!queue.runnable_now(now_ms(), false), "empty");
+        let (_, jobs) = queue.enqueue("/P", vec![new_job("a.jpg")]).await.unwrap();
+        assert!(queue.runnable_now(now_ms(), false), "queued");
+        let Claim::Job(claimed) = queue.claim_next(now_ms(), false) else {
+            panic!("a job to claim");
+        };
+        assert!(!queue.runnable_now(now_ms(), false), "claimed");
+        queue
+            .transition(
+                claimed.id,
+                JobState::Waiting {
+                    retry_at_ms: now_ms() + 60_000,
+                    reason: "r".into(),
+                    resume: Box::new(JobState::Queued),
+                },
+            )
+            .await
+            .unwrap();
+        queue.release(jobs[0].id);
+        assert!(!queue.runnable_now(now_ms(), false), "waiting");
+        assert!(queue.runnable_now(now_ms() + 61_000, false), "due");
     }
 
     #[tokio::test]

@@ -69,6 +69,10 @@ impl Queue {
         {
             tree.insert(k, v)?;
         }
+        // What was sent where, for `replace` (`sent`), under the same rule.
+        if let Some((k, v)) = super::sent::sent_entry(&job) {
+            self.inner.sent.insert(k, v)?;
+        }
         self.inner.jobs.insert(key(job.id), encode(&job))?;
         let batch_over = if job.state.is_terminal() {
             index.leave(job.id)
@@ -116,6 +120,49 @@ impl Queue {
         self.flush().await?;
         self.announce(std::slice::from_ref(&moved));
         Ok(moved.job)
+    }
+
+    /// Moves many unfinished jobs at once, each as [`Queue::transition`] would, with one flush
+    /// for all of them: the engine records a whole pack's sessions durably before sending it
+    /// (ARCHITECTURE.md, invariant 3) at the cost of one write to disk, not one per job.
+    /// Returns each move's own result in order (a job cancelled meanwhile refuses its move
+    /// and the others go on); an error of the database or the flush fails them all.
+    pub async fn transition_many(&self, moves: Vec<(JobId, JobState)>) -> Result<Vec<Result<Job>>> {
+        let mut results = Vec::with_capacity(moves.len());
+        let mut moved = Vec::new();
+        {
+            let mut index = self.index();
+            for (id, next) in moves {
+                let job = match self.held(&index, id) {
+                    Ok(job) => job,
+                    Err(QueueError::NotFound(_)) => {
+                        results.push(Err(match self.stored(id)? {
+                            Some(job) => QueueError::IllegalTransition {
+                                id,
+                                from: job.state.name(),
+                                to: next.name(),
+                            },
+                            None => QueueError::NotFound(id),
+                        }));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match self.apply(&mut index, job, next) {
+                    Ok(m) => {
+                        results.push(Ok(m.job.clone()));
+                        moved.push(m);
+                    }
+                    Err(e @ QueueError::IllegalTransition { .. }) => results.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !moved.is_empty() {
+            self.flush().await?;
+            self.announce(&moved);
+        }
+        Ok(results)
     }
 
     /// Queues failed and cancelled jobs again, and makes waiting ones try again now: one
@@ -226,7 +273,7 @@ impl Queue {
     }
 
     /// An unfinished job's record, read with the index locked (`index`).
-    fn held(&self, index: &Index, id: JobId) -> Result<Job> {
+    pub(super) fn held(&self, index: &Index, id: JobId) -> Result<Job> {
         match index.contains(id) {
             true => self.stored(id)?.ok_or(QueueError::NotFound(id)),
             false => Err(QueueError::NotFound(id)),

@@ -238,7 +238,8 @@ pub async fn serve(
             Watches {
                 watcher,
                 default_folder: config.upload.remote_folder.clone(),
-                defaults: config.export.options(),
+                // `[export]`, with `watch.conflict` (`replace` unless changed) as the policy.
+                defaults: config.watch_export().options(),
             },
         )
         .await?;

@@ -78,9 +78,9 @@ impl Uploader {
     /// the batch id and the job ids once the jobs are on disk. Options (`a{sv}`, each
     /// overriding the config's `[export]` for this batch): `original` (b), `max_dimension` (u,
     /// resize so the long edge fits), `jpeg_quality` (u, 1–100), `strip_location` (b),
-    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`), `share_link` (b). Every path
-    /// must be absolute and name an existing regular file; otherwise nothing is queued and the
-    /// error names each bad path. Dropbox does not tell letter case apart: two files for one
+    /// `conflict` (s: `skip-identical`, `rename`, `overwrite`, `replace`), `share_link` (b).
+    /// Every path must be absolute and name an existing regular file; otherwise nothing is
+    /// queued and the error names each bad path. Dropbox does not tell letter case apart: two files for one
     /// Dropbox path (`a/IMG_1.JPG` and `b/img_1.jpg`) under `overwrite` refuse the call,
     /// naming both; under the other policies, and across calls, a job for a path that an
     /// unfinished job also writes runs after it (`overwrite`: the last handed over wins).

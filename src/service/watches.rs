@@ -100,7 +100,8 @@ pub fn watch_to_dict(info: &WatchInfo) -> HashMap<String, OwnedValue> {
 impl Watches {
     /// Watches `local_dir` (absolute; must be a folder) and exports every photo that lands
     /// there to `remote_folder` (`""`: the default folder), with `options` (see the interface
-    /// comment). What the folder already holds is exported too. Returns the watch's id.
+    /// comment; `conflict` defaults to the config's `watch.conflict`, `replace`). What the
+    /// folder already holds is exported too. Returns the watch's id.
     async fn add_watch(
         &self,
         local_dir: String,

@@ -4,6 +4,8 @@
 //!
 //! - [`emulator`]: a faithful Dropbox API v2 emulator on 127.0.0.1. It imports nothing from
 //!   the product (it stands for the server, so it has its own path rules and content hash).
+//!   Its network model (latency, upload bandwidth, a per-token rate limit, the namespace lock)
+//!   is off unless a test or `dbxportctl emulator` turns it on.
 //! - [`sandbox`]: a private dbus-daemon, the emulator and the real `dbxportd` together in one
 //!   directory, logged in.
 //! - [`cli`]: the `dbxport-testkit` binary's commands, `demo` and `emulator`, which

@@ -1,6 +1,6 @@
-//! The product's Dropbox client against the test kit's emulator, shared links: the client's
-//! types must decode what a faithful server sends, and `shared_link_for` must reuse a link
-//! rather than make a second one. (Once unit tests of `dbxport::dropbox`; here because the
+//! The product's Dropbox client against the test kit's emulator: the client's types must decode
+//! what a faithful server sends. Shared links (`shared_link_for` must reuse a link rather than
+//! make a second one), and the batch session routes from `start_batch` to `finish_batch_v2`. (Once unit tests of `dbxport::dropbox`; here because the
 //! product's own tests cannot use the test kit, which depends on the product.)
 
 use std::time::Duration;
@@ -247,5 +247,174 @@ async fn refusals_decode() {
     assert!(
         matches!(e, Error::Route(ListSharedLinksError::Reset)),
         "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn start_batch_append_batch_finish_batch_end_to_end() {
+    let (emu, _dir, client, token) = emulator().await;
+    let ids = client
+        .upload_session_start_batch(&token, 3)
+        .await
+        .expect("start_batch");
+    assert_eq!(ids.len(), 3);
+    // Three files, one of them over a 4 MiB block, in one request; the third is sent in two
+    // pieces, the second of them in a later request.
+    let big: Vec<u8> = (0..(4 * 1024 * 1024 + 100))
+        .map(|i| (i % 241) as u8)
+        .collect();
+    let files: [&[u8]; 3] = [b"a small photo", &big, b"first part|second part"];
+    let split = 11;
+    let piece = |session: &str, offset: usize, length: usize, close: bool| AppendBatchEntry {
+        cursor: UploadSessionCursor {
+            session_id: session.to_owned(),
+            offset: offset as u64,
+        },
+        length: length as u64,
+        close,
+    };
+    let entries = [
+        piece(&ids[0], 0, files[0].len(), true),
+        piece(&ids[1], 0, files[1].len(), true),
+        piece(&ids[2], 0, split, false),
+    ];
+    let body = Bytes::from([files[0], files[1], &files[2][..split]].concat());
+    let hash = content_hash::content_hash(&body);
+    let results = client
+        .upload_session_append_batch(&token, &entries, body, Some(hash), None)
+        .await
+        .expect("append_batch");
+    assert_eq!(results, vec![AppendBatchResult::Success; 3]);
+    // A stale cursor fails alone, with the session's real offset; the other entry lands.
+    let rest = &files[2][split..];
+    let entries = [
+        piece(&ids[0], 0, 1, false),
+        piece(&ids[2], split, rest.len(), true),
+    ];
+    let body = Bytes::from([b"x", rest].concat());
+    let results = client
+        .upload_session_append_batch(&token, &entries, body, None, None)
+        .await
+        .expect("append_batch");
+    assert_eq!(
+        results,
+        [
+            AppendBatchResult::Failure(AppendBatchEntryError::IncorrectOffset {
+                correct_offset: files[0].len() as u64
+            }),
+            AppendBatchResult::Success,
+        ]
+    );
+    // A whole-request error decodes as the route's own.
+    let e = client
+        .upload_session_append_batch(
+            &token,
+            &[piece(&ids[0], 0, 2, false)],
+            Bytes::from_static(b"ab"),
+            Some(content_hash::content_hash(b"not ab")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(UploadSessionAppendBatchError::ContentHashMismatch)
+        ),
+        "{e:?}"
+    );
+    let commits: Vec<UploadSessionFinishArg> = ids
+        .iter()
+        .zip(files)
+        .enumerate()
+        .map(|(i, (id, data))| UploadSessionFinishArg {
+            cursor: UploadSessionCursor {
+                session_id: id.clone(),
+                offset: data.len() as u64,
+            },
+            commit: CommitInfo::new(format!("/Batch/{i}.bin")),
+            content_hash: None,
+        })
+        .collect();
+    let committed = client
+        .upload_session_finish_batch(&token, &commits)
+        .await
+        .expect("finish_batch_v2");
+    for (i, (result, data)) in committed.iter().zip(files).enumerate() {
+        let FinishBatchEntry::Success(metadata) = result else {
+            panic!("entry {i}: {result:?}");
+        };
+        let want = content_hash::content_hash(data);
+        assert_eq!(metadata.content_hash.as_deref(), Some(want.as_str()));
+        let stored = emu
+            .files()
+            .into_iter()
+            .find(|f| f.path_lower == format!("/batch/{i}.bin"))
+            .expect("stored");
+        assert_eq!(stored.content_hash, want);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_at_the_client_limit_goes_in_one_request_each() {
+    // MAX_APPEND_BATCH_ENTRIES entries make a Dropbox-API-Arg header of some 60 KB: the whole
+    // way through, one request per route.
+    let (emu, _dir, client, token) = emulator().await;
+    let n = MAX_APPEND_BATCH_ENTRIES;
+    let ids = client
+        .upload_session_start_batch(&token, n)
+        .await
+        .expect("start_batch");
+    let data: Vec<Vec<u8>> = (0..n).map(|i| format!("photo {i}").into_bytes()).collect();
+    let entries: Vec<AppendBatchEntry> = ids
+        .iter()
+        .zip(&data)
+        .map(|(id, d)| AppendBatchEntry {
+            cursor: UploadSessionCursor {
+                session_id: id.clone(),
+                offset: 0,
+            },
+            length: d.len() as u64,
+            close: true,
+        })
+        .collect();
+    let body = Bytes::from(data.concat());
+    let hash = content_hash::content_hash(&body);
+    let results = client
+        .upload_session_append_batch(&token, &entries, body, Some(hash), None)
+        .await
+        .expect("append_batch");
+    assert!(results.iter().all(|r| *r == AppendBatchResult::Success));
+    let commits: Vec<UploadSessionFinishArg> = ids
+        .iter()
+        .zip(&data)
+        .enumerate()
+        .map(|(i, (id, d))| UploadSessionFinishArg {
+            cursor: UploadSessionCursor {
+                session_id: id.clone(),
+                offset: d.len() as u64,
+            },
+            commit: CommitInfo::new(format!("/Full/{i}.txt")),
+            content_hash: None,
+        })
+        .collect();
+    let committed = client
+        .upload_session_finish_batch(&token, &commits)
+        .await
+        .expect("finish_batch_v2");
+    assert!(
+        committed
+            .iter()
+            .all(|r| matches!(r, FinishBatchEntry::Success(_)))
+    );
+    assert_eq!(emu.files().len(), n);
+    let routes: Vec<String> = emu.requests().into_iter().map(|r| r.route).collect();
+    assert_eq!(
+        routes,
+        [
+            "/2/files/upload_session/start_batch",
+            "/2/files/upload_session/append_batch",
+            "/2/files/upload_session/finish_batch_v2"
+        ]
     );
 }

@@ -22,6 +22,8 @@ use dbxport_testkit::emulator::{Emulator, EmulatorConfig, Fault, StoredFile};
 use dbxport_testkit::system_test;
 use tokio_util::sync::CancellationToken;
 
+mod network;
+
 type Events = tokio::sync::broadcast::Receiver<dbxport::queue::JobEvent>;
 
 const MIB: u64 = 1024 * 1024;
@@ -35,12 +37,19 @@ struct Bench {
     queue: Queue,
     engine: std::sync::Arc<Engine>,
     shutdown: CancellationToken,
+    /// Whether a policy holds watch-folder jobs (metered, on battery).
+    hold: tokio::sync::watch::Sender<dbxport::policy::Hold>,
     /// The engine's `run`.
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Bench {
     async fn start() -> Bench {
+        Bench::start_with(|_| {}).await
+    }
+
+    /// [`Bench::start`] with the upload settings changed by `tune` first.
+    async fn start_with(tune: impl FnOnce(&mut dbxport::config::UploadConfig)) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::start(EmulatorConfig {
             root: dir.path().join("dropbox"),
@@ -54,6 +63,7 @@ impl Bench {
         // Small chunks, so that a few MiB make a session and a concurrent session.
         config.upload.session_threshold = 4 * MIB;
         config.upload.chunk_size = 4 * MIB;
+        tune(&mut config.upload);
         let url = emulator.base_url().parse::<url::Url>().unwrap();
         let client = Client::new(ClientOptions {
             endpoints: Endpoints {
@@ -87,8 +97,8 @@ impl Bench {
             .unwrap();
         let prepared = dir.path().join("prepared");
         std::fs::create_dir_all(&prepared).unwrap();
-        // No policy holds watch jobs back here.
-        let (_hold, auto_hold) = tokio::sync::watch::channel(Default::default());
+        // No policy holds watch jobs back, unless a test says so.
+        let (hold, auto_hold) = tokio::sync::watch::channel(Default::default());
         let engine = Engine::new(
             queue.clone(),
             session,
@@ -105,6 +115,7 @@ impl Bench {
             queue,
             engine,
             shutdown,
+            hold,
             task,
         }
     }
@@ -144,6 +155,37 @@ impl Bench {
         files: &[&Path],
         options: ExportOptions,
     ) -> (Vec<Job>, Events) {
+        self.enqueue_from(folder, files, options, None).await
+    }
+
+    /// [`Bench::enqueue`] as a watched folder's finds (`origin`), which policies may hold.
+    async fn enqueue_watched(&self, folder: &str, files: &[&Path]) -> (Vec<Job>, Events) {
+        let origin = |path: &Path| {
+            let stamp = dbxport::prepare::check_source(path).unwrap();
+            Some(dbxport::queue::Origin {
+                watch: 1,
+                dev: stamp.dev,
+                ino: stamp.ino,
+            })
+        };
+        let events = self.queue.subscribe();
+        let mut jobs = Vec::new();
+        for path in files {
+            let (one, _) = self
+                .enqueue_from(folder, &[path], ExportOptions::default(), origin(path))
+                .await;
+            jobs.extend(one);
+        }
+        (jobs, events)
+    }
+
+    async fn enqueue_from(
+        &self,
+        folder: &str,
+        files: &[&Path],
+        options: ExportOptions,
+        origin: Option<dbxport::queue::Origin>,
+    ) -> (Vec<Job>, Events) {
         let events = self.queue.subscribe();
         let jobs = files
             .iter()
@@ -154,7 +196,7 @@ impl Bench {
                 access: Default::default(),
                 replaces_rev: None,
                 options: options.clone(),
-                origin: None,
+                origin,
             })
             .collect();
         (self.queue.enqueue(folder, jobs).await.unwrap().1, events)
@@ -277,8 +319,10 @@ async fn small_session_and_concurrent_files_go_up_verified() {
 #[system_test]
 async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
     let bench = Bench::start().await;
+    // The job's own request: its skip-identical look-up. (A pack's request is many jobs'; the
+    // packer waits it out itself: `packs`.)
     bench.emulator.faults().inject(
-        "/2/files/upload_session/start",
+        "/2/files/get_metadata",
         Fault::ServerError { status: 503 },
         2,
     );
@@ -299,10 +343,11 @@ async fn a_transient_fault_parks_the_job_as_waiting_then_it_goes_up() {
 async fn a_refusal_classified_final_fails_that_file_and_the_rest_go_up() {
     let bench = Bench::start().await;
     // An error no client knows: retrying will not help.
-    bench
-        .emulator
-        .faults()
-        .inject("/2/files/upload_session/start", Fault::UnknownErrorTag, 1);
+    bench.emulator.faults().inject(
+        "/2/files/upload_session/append_batch",
+        Fault::UnknownErrorTag,
+        1,
+    );
     let first = bench.file("refused.jpg", 50_000);
     let queued = bench.enqueue("/Engine", &[&first.0]).await;
     let (jobs, finals) = bench.until_final(queued).await;
@@ -420,3 +465,5 @@ async fn a_shared_link_dropbox_refuses_is_reported_and_the_files_are_done() {
     assert!(error.starts_with("no shared link for /Linked: "), "{error}");
     bench.stop().await;
 }
+
+mod packs;

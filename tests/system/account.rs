@@ -355,7 +355,8 @@ async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
         done.iter().any(|j| j.state == "done"),
         "the small photo still went up"
     );
-    // Nothing of the big photo was sent: the only session is the small photo's, sent whole.
+    // Nothing of the big photo was sent: the only session is the small photo's, sent in a
+    // pack.
     let routes: Vec<String> = w
         .sandbox
         .emulator
@@ -367,7 +368,8 @@ async fn a_photo_that_cannot_fit_fails_before_it_is_sent() {
     assert_eq!(
         routes,
         [
-            "/2/files/upload_session/start",
+            "/2/files/upload_session/start_batch",
+            "/2/files/upload_session/append_batch",
             "/2/files/upload_session/finish_batch_v2"
         ]
     );
@@ -401,14 +403,7 @@ async fn a_file_too_large_for_dropbox_fails_before_it_is_sent() {
     );
     assert_eq!(done.iter().filter(|j| j.state == "done").count(), 2);
     // Not a byte of it went: the only sessions are the two photos'.
-    let starts = w
-        .sandbox
-        .emulator
-        .requests()
-        .iter()
-        .filter(|r| r.route == "/2/files/upload_session/start")
-        .count();
-    assert_eq!(starts, 2);
+    assert_eq!(uploads_started(&w), 2);
 }
 
 /// `login --refresh-token-stdin` with a token Dropbox refuses, while logged in: the login in

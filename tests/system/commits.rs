@@ -54,7 +54,7 @@ async fn small_files_are_committed_in_batches_one_at_a_time() {
     }
     assert!(routes(&w, "/2/files/upload").is_empty());
     assert!(routes(&w, "/2/files/upload_session/finish").is_empty());
-    assert_eq!(routes(&w, "/2/files/upload_session/start").len(), 30);
+    assert_eq!(uploads_started(&w), 30);
 }
 
 #[system_test]
@@ -174,9 +174,10 @@ async fn photos_are_resized_ahead_of_the_transfers() {
     config.upload.transfers = 1;
     let w = world(config).await;
     let files = make_photos(&w.photo_dir(), 8);
-    // The first transfer hangs for a while; preparation must not wait for it.
+    // The first transfer (a pack of resized photos) hangs for a while; preparation must not
+    // wait for it.
     w.sandbox.emulator.faults().inject(
-        "/2/files/upload_session/start",
+        "/2/files/upload_session/append_batch",
         Fault::Delay { millis: 5000 },
         1,
     );
@@ -201,7 +202,7 @@ async fn photos_are_resized_ahead_of_the_transfers() {
                     .count()
             })
             .unwrap_or(0);
-        let starts = routes(&w, "/2/files/upload_session/start").len();
+        let starts = routes(&w, "/2/files/upload_session/append_batch").len();
         async move { (prepared >= 3 && starts == 1).then_some(()) }
     })
     .await;
@@ -231,9 +232,9 @@ async fn skip_identical_reads_a_busy_folder_once_and_confirms_before_skipping() 
     let (client, token) = elsewhere(&w);
     let gone = format!("/Album/{}", files[0].file_name().unwrap().to_string_lossy());
     client.delete(&token, &gone).await.unwrap();
-    let starts_before = routes(&w, "/2/files/upload_session/start").len();
+    let starts_before = uploads_started(&w);
     let again = upload_verified(&w, &uploader, &files, "/Album").await;
-    let sent = routes(&w, "/2/files/upload_session/start").len() - starts_before;
+    let sent = uploads_started(&w) - starts_before;
     assert_eq!(sent, 1, "only the deleted photo is sent again");
     let skipped = again
         .iter()

@@ -100,10 +100,7 @@ async fn skip_identical_rename_and_overwrite() {
         .unwrap();
     let done = batch_final(&uploader, batch).await;
     assert!(done.iter().all(|j| j.state == "done"), "{done:#?}");
-    let uploads_for_a = w.sandbox.emulator.requests()[before..]
-        .iter()
-        .filter(|r| r.route == "/2/files/upload" || r.route == "/2/files/upload_session/start")
-        .count();
+    let uploads_for_a = files_started(&w.sandbox.emulator.requests()[before..]);
     assert_eq!(uploads_for_a, 1, "only b.jpg's bytes were sent");
     let a_job = done.iter().find(|j| j.source.ends_with("/a.jpg")).unwrap();
     assert!(

@@ -423,10 +423,12 @@ pub fn assert_one_copy_each(w: &World, files: &[PathBuf], folder: &str) {
 
 /// Every route that carries file bytes or commits them. Tests count over all of them, so they
 /// hold whichever the engine uses (single requests, sessions, batched commits).
-pub const UPLOAD_ROUTES: [&str; 5] = [
+pub const UPLOAD_ROUTES: [&str; 7] = [
     "/2/files/upload",
     "/2/files/upload_session/start",
+    "/2/files/upload_session/start_batch",
     "/2/files/upload_session/append_v2",
+    "/2/files/upload_session/append_batch",
     "/2/files/upload_session/finish",
     "/2/files/upload_session/finish_batch_v2",
 ];
@@ -557,7 +559,23 @@ impl World {
 
 /// Requests that start sending a file's bytes: one per upload, whichever way it goes.
 pub fn uploads_started(w: &World) -> usize {
-    w.requests_to("/2/files/upload") + w.requests_to("/2/files/upload_session/start")
+    files_started(&w.sandbox.emulator.requests())
+}
+
+/// Files whose bytes began to travel in `records`: whole uploads, sessions started with data,
+/// and the sessions packs (`append_batch`) sent a piece to, each counted once.
+pub fn files_started(records: &[dbxport_testkit::emulator::RequestRecord]) -> usize {
+    let packed: std::collections::HashSet<&str> = records
+        .iter()
+        .filter(|r| r.route == "/2/files/upload_session/append_batch")
+        .flat_map(|r| &r.pieces)
+        .map(|p| p.session.as_str())
+        .collect();
+    let single = records
+        .iter()
+        .filter(|r| r.route == "/2/files/upload" || r.route == "/2/files/upload_session/start")
+        .count();
+    single + packed.len()
 }
 
 /// A tmpfs mounted by a test (a camera card, a small disk to fill); unmounted on drop, so a

@@ -52,6 +52,11 @@ async fn uploads_through_hostile_answers_end_in_one_verified_copy_each() {
     );
     faults.inject(start, Fault::EndlessAnswer { every_ms: 20 }, 1);
     faults.inject(start, Fault::TruncatedAnswer, 1);
+    // Answers to packs of small files that did land, cut: sent again to the same sessions,
+    // whose entries then answer that they hold the piece already.
+    let pack = "/2/files/upload_session/append_batch";
+    faults.inject(pack, Fault::TruncatedAnswer, 1);
+    faults.inject(pack, Fault::CutOffAnswer, 1);
 
     let uploader = w.uploader().await;
     let (batch, _) = uploader
@@ -75,7 +80,7 @@ async fn uploads_through_hostile_answers_end_in_one_verified_copy_each() {
         .count();
     assert_eq!(
         hit,
-        6,
+        8,
         "every hostile answer was met: {:?}",
         w.sandbox
             .emulator

@@ -38,6 +38,7 @@ mod policies;
 mod prepare;
 mod refusals;
 mod removable;
+mod replace;
 mod resilience;
 mod storage;
 mod systemd_unit;

@@ -64,6 +64,17 @@ async fn random_5xx_429_resets_and_write_contention_are_all_waited_out() {
             50,
         );
     }
+    // Small files go up many to a request (`append_batch`): few requests to draw on, so each
+    // kind is also met twice there for certain.
+    for fault in [
+        Fault::ServerError { status: 503 },
+        Fault::TooManyRequests {
+            retry_after: RETRY_AFTER,
+        },
+        Fault::ResetMidBody,
+    ] {
+        faults.inject("/2/files/upload_session/append_batch", fault, 2);
+    }
     // Batched commits also meet contention entry by entry.
     faults.inject_rate(
         "/2/files/upload_session/finish_batch_v2",

@@ -122,6 +122,108 @@ async fn emulator_serves_until_ctrl_c() {
 }
 
 #[system_test]
+async fn emulator_flags_set_the_network_model() {
+    require_testkit_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dropbox");
+    let token = "sl.a-token-for-the-emulator-command";
+    #[rustfmt::skip]
+    let flags = [
+        "--latency-ms", "300", "--jitter-ms", "20", "--bandwidth", "10MB", "--rate-limit", "12",
+        "--commit-lock-ms", "200", "--commit-entry-ms", "2",
+    ];
+    let mut child = tokio::process::Command::new(dbxportctl())
+        .args([
+            "emulator",
+            "--root",
+            &root.to_string_lossy(),
+            "--token",
+            token,
+        ])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dbxportctl runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the emulator says what it does in time")
+            .unwrap()
+            .expect("a line")
+    };
+    let first = next_line().await;
+    let url = first
+        .strip_prefix("Dropbox API emulator on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let second = next_line().await;
+    assert_eq!(
+        second,
+        "network: latency 300 ms + up to 20 ms, upload bandwidth 10000000 bytes/s, \
+         12 requests/s per token, namespace lock 200 ms + 2 ms per file"
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let shown: serde_json::Value = http
+        .get(format!("{url}/__emulator/network"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["model"],
+        serde_json::json!({
+            "latency_ms": 300, "jitter_ms": 20, "seed": 0, "bandwidth": 10_000_000,
+            "rate_limit": 12, "commit_lock": {"base_ms": 200, "per_entry_ms": 2},
+        })
+    );
+    // A client pointed at it pays the latency.
+    let mut config = dbxport::config::Config::default();
+    config.dropbox.api_url = url.clone();
+    config.dropbox.content_url = url;
+    let client = dbxport::daemon::client_for(&config).unwrap();
+    let sent = std::time::Instant::now();
+    client
+        .get_space_usage(&dbxport::secret::Secret::new(token))
+        .await
+        .expect("the emulator answers");
+    assert!(sent.elapsed() >= std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) on the child this test started and still holds.
+    assert_eq!(
+        unsafe { libc::kill(child.id().expect("running") as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the emulator stops in time")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // A rate it cannot read is a usage error that says what it takes.
+    let out = run(
+        &dbxportctl(),
+        &[
+            "emulator",
+            "--root",
+            &root.to_string_lossy(),
+            "--bandwidth",
+            "fast",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"fast\" is not a rate: try 10MB"),
+        "{stderr}"
+    );
+}
+
+#[system_test]
 async fn without_the_test_kit_demo_and_emulator_say_how_to_build_it() {
     // A dbxportctl alone in its directory, as a package installs it.
     let dir = tempfile::tempdir().unwrap();

@@ -434,8 +434,8 @@ fn edit_in_place(path: &Path) {
 #[system_test]
 async fn a_touched_photo_is_not_sent_again_and_an_edited_one_follows_the_conflict_policy() {
     let w = world(watch_config()).await;
-    // Same photo in two folders: one watched with the default policy (skip-identical), one
-    // with overwrite.
+    // Same photo in two folders: one watched under skip-identical, one under overwrite (the
+    // default for watches, replace, has its own tests: `replace.rs`).
     let keep = w.dir.path().join("keep");
     let over = w.dir.path().join("over");
     std::fs::create_dir(&keep).unwrap();
@@ -444,7 +444,13 @@ async fn a_touched_photo_is_not_sent_again_and_an_edited_one_follows_the_conflic
     let a_over = over.join(a_keep.file_name().unwrap());
     std::fs::copy(&a_keep, &a_over).unwrap();
     let original = hash(&a_keep);
-    let keep_id = add_watch(&w, &keep, "/Keep", &[]).await;
+    let keep_id = add_watch(
+        &w,
+        &keep,
+        "/Keep",
+        &[("conflict", Value::from("skip-identical"))],
+    )
+    .await;
     let over_id = add_watch(
         &w,
         &over,

@@ -115,6 +115,28 @@ mod tests {
     }
 
     #[test]
+    fn each_conflict_choice_reaches_the_call_replace_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jpg");
+        std::fs::write(&a, b"a").unwrap();
+        let photos = Photos::from_paths([a]);
+        for (index, expected) in ["skip-identical", "rename", "overwrite", "replace"]
+            .into_iter()
+            .enumerate()
+        {
+            // As the drop-down sets it: by its position.
+            let o = Options {
+                conflict: crate::model::options::conflict_at(index as u32),
+                ..Options::default()
+            };
+            let call = upload_call(&photos, "/P", &o).unwrap();
+            assert_eq!(get::<&str>(&call, "conflict"), Some(expected));
+            // The daemon's own parser takes what the dialog sends.
+            assert_eq!(Conflict::parse(expected).unwrap(), o.conflict);
+        }
+    }
+
+    #[test]
     fn names_that_are_not_utf8_go_as_bytes_and_nothing_to_send_is_said() {
         let dir = tempfile::tempdir().unwrap();
         let odd = dir

@@ -11,6 +11,38 @@ use zbus::zvariant::{OwnedValue, Value};
 /// The maximum dimensions offered as presets (the spin button takes any other).
 pub const PRESETS: [u32; 5] = [1024, 1600, 2048, 3200, 4096];
 
+/// "When the name is taken", in the order the drop-down lists them: every policy the daemon
+/// takes (the README, "Conflicts").
+pub const CONFLICTS: [Conflict; 4] = [
+    Conflict::SkipIdentical,
+    Conflict::Rename,
+    Conflict::Overwrite,
+    Conflict::Replace,
+];
+
+/// A conflict policy as the drop-down says it.
+pub fn conflict_label(conflict: Conflict) -> String {
+    crate::i18n::tr(match conflict {
+        Conflict::SkipIdentical => "Skip identical, keep both otherwise",
+        Conflict::Rename => "Keep both (rename)",
+        Conflict::Overwrite => "Overwrite",
+        Conflict::Replace => "Replace what an earlier export sent",
+    })
+}
+
+/// Where a policy sits in the drop-down.
+pub fn conflict_index(conflict: Conflict) -> u32 {
+    CONFLICTS
+        .iter()
+        .position(|c| *c == conflict)
+        .map_or(0, |i| i as u32)
+}
+
+/// The policy at a drop-down position (out of range: the default).
+pub fn conflict_at(index: u32) -> Conflict {
+    CONFLICTS.get(index as usize).copied().unwrap_or_default()
+}
+
 /// Original bytes, or a resized JPEG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
@@ -157,5 +189,29 @@ mod tests {
         assert!(o.prepare().is_ok());
         o.set_max_dimension(1234);
         assert_eq!(o.preset_index(), None);
+    }
+
+    #[test]
+    fn the_drop_down_offers_every_conflict_policy_replace_included() {
+        let offered: Vec<&str> = CONFLICTS.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            offered,
+            ["skip-identical", "rename", "overwrite", "replace"]
+        );
+        for (i, c) in CONFLICTS.iter().enumerate() {
+            assert_eq!(conflict_at(i as u32), *c);
+            assert_eq!(conflict_index(*c), i as u32);
+            // Each its own words, so the drop-down's rows can be told apart.
+            let label = conflict_label(*c);
+            assert_eq!(
+                CONFLICTS
+                    .iter()
+                    .filter(|o| conflict_label(**o) == label)
+                    .count(),
+                1,
+                "{label}"
+            );
+        }
+        assert_eq!(conflict_at(99), Conflict::SkipIdentical);
     }
 }

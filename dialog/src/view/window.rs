@@ -20,7 +20,7 @@ use crate::model::call::{Paths, upload_call};
 use crate::model::errors::{Trouble, classify};
 use crate::model::folders::{Folder, FolderTree, Level};
 use crate::model::human_size;
-use crate::model::options::{Options, PRESETS, Size};
+use crate::model::options::{self, Options, PRESETS, Size};
 use crate::model::photos::Photos;
 use crate::model::progress::{BatchProgress, Phase};
 use crate::model::remembered::Remembered;
@@ -312,11 +312,10 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let strip = switch_row(&tr("Remove location"));
     let conflict = adw::ComboRow::new();
     conflict.set_title(&tr("When the name is taken"));
-    let conflicts = [
-        tr("Skip identical, keep both otherwise"),
-        tr("Keep both (rename)"),
-        tr("Overwrite"),
-    ];
+    let conflicts: Vec<String> = options::CONFLICTS
+        .iter()
+        .map(|c| options::conflict_label(*c))
+        .collect();
     let conflict_strings: Vec<&str> = conflicts.iter().map(String::as_str).collect();
     conflict.set_model(Some(&gtk::StringList::new(&conflict_strings)));
     name(&conflict, &tr("When the name is taken"));
@@ -554,12 +553,7 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
     let u = ui.clone();
     ui.conflict.connect_selected_notify(move |c| {
         if !u.rendering.get() {
-            use dbxport::export::Conflict;
-            u.state.borrow_mut().options.conflict = match c.selected() {
-                1 => Conflict::Rename,
-                2 => Conflict::Overwrite,
-                _ => Conflict::SkipIdentical,
-            };
+            u.state.borrow_mut().options.conflict = options::conflict_at(c.selected());
         }
     });
     let u = ui.clone();
@@ -1039,12 +1033,8 @@ fn render_options(ui: &Ui) {
     ui.quality.set_sensitive(resized);
     ui.strip.set_active(o.strip_location);
     ui.link.set_active(o.share_link);
-    use dbxport::export::Conflict;
-    ui.conflict.set_selected(match o.conflict {
-        Conflict::SkipIdentical => 0,
-        Conflict::Rename => 1,
-        Conflict::Overwrite => 2,
-    });
+    ui.conflict
+        .set_selected(options::conflict_index(o.conflict));
     ui.rendering.set(false);
 }
 

@@ -6,7 +6,8 @@
 //! - `metadata`: files, folders and deleted entries as Dropbox describes them, why a path could
 //!   not be looked up (`LookupError`), and `get_metadata`.
 //! - `upload`: `files/upload`, a whole file in one request.
-//! - `upload_session`: `upload_session/start`, `append_v2`, `finish` and `finish_batch_v2`.
+//! - `upload_session`: `upload_session/start`, `append_v2`, `finish`, `start_batch`,
+//!   `append_batch` and `finish_batch_v2`.
 //! - `list_folder`: `list_folder` and `list_folder/continue`.
 //! - `create_folder`, `delete`: `create_folder_v2` and `delete_v2`.
 
@@ -29,7 +30,9 @@ pub use metadata::{
 };
 pub use upload::{UploadArg, UploadError, UploadWriteFailed};
 pub use upload_session::{
-    FinishBatchEntry, MAX_BATCH_ENTRIES, MAX_FILE_SIZE, SessionType, UploadSessionAppendArg,
+    AppendBatchEntry, AppendBatchEntryError, AppendBatchResult, FinishBatchEntry,
+    MAX_APPEND_BATCH_ENTRIES, MAX_BATCH_ENTRIES, MAX_FILE_SIZE, MAX_REQUEST_BODY,
+    MAX_START_BATCH_SESSIONS, SessionType, UploadSessionAppendArg, UploadSessionAppendBatchError,
     UploadSessionAppendError, UploadSessionCursor, UploadSessionFinishArg,
     UploadSessionFinishError, UploadSessionLookupError, UploadSessionStartArg,
     UploadSessionStartError, UploadSessionStartResult,

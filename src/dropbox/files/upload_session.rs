@@ -1,6 +1,13 @@
-//! Upload sessions (`files/upload_session/start`, `append_v2`, `finish`) and their batch commit
-//! (`finish_batch_v2`): a file larger than one request, or many files committed under one
+//! Upload sessions (`files/upload_session/start`, `append_v2`, `finish`), their batch forms
+//! (`start_batch`, `append_batch`) and their batch commit (`finish_batch_v2`): a file larger
+//! than one request, many small files sent in one request, or many files committed under one
 //! namespace lock, and how each step fails.
+//!
+//! `append_batch` (the spec's `files.stone`, `upload_session/append_batch`) fails in two
+//! layers: the whole request (a 409 [`UploadSessionAppendBatchError`]: the body's length or
+//! content hash does not match the argument, or it is too large), or each entry on its own
+//! ([`AppendBatchResult::Failure`], HTTP 200), where a failed entry leaves its session as it was
+//! and the others land.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -18,6 +25,16 @@ pub const MAX_FILE_SIZE: u64 = (1 << 41) - (1 << 22);
 
 /// Most entries `upload_session/finish_batch_v2` accepts.
 pub const MAX_BATCH_ENTRIES: usize = 1000;
+
+/// Most entries one `append_batch` takes (the spec says 1000; the Python SDK 12.2.5 refuses
+/// more than 500, and a 1000-entry Dropbox-API-Arg header is ~130 KB, so 500).
+pub const MAX_APPEND_BATCH_ENTRIES: usize = 500;
+
+/// Most sessions one `start_batch` starts (the spec's `num_sessions` is 1..=1000).
+pub const MAX_START_BATCH_SESSIONS: usize = 1000;
+
+/// Largest body of any one request (150 MiB).
+pub const MAX_REQUEST_BODY: u64 = 150 * 1024 * 1024;
 
 /// How an upload session accepts data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +90,97 @@ pub struct UploadSessionFinishArg {
     /// carry no body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+}
+
+/// One entry of `upload_session/append_batch` (the spec's `UploadSessionAppendBatchArgEntry`):
+/// the next `length` bytes of the request body go to `cursor.session_id` at `cursor.offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendBatchEntry {
+    pub cursor: UploadSessionCursor,
+    pub length: u64,
+    /// This is the session's last append.
+    pub close: bool,
+}
+
+/// Why one entry of `upload_session/append_batch` was not applied (the spec's
+/// `UploadSessionAppendBatchEntryError`): the lookup members of `append_v2`'s error, without
+/// `not_closed`, `payload_too_large` or `content_hash_mismatch`, which concern the whole
+/// request here. All members are void or structs, so serde's tagging reads it (see `union`).
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum AppendBatchEntryError {
+    #[error("the upload session is unknown or has expired (sessions last 7 days)")]
+    NotFound,
+    /// The session holds `correct_offset` bytes, not what the cursor said: if that is the sent
+    /// offset plus this entry's length, an earlier attempt whose reply was lost already landed.
+    #[error("the upload session holds {correct_offset} bytes, not the number sent")]
+    IncorrectOffset { correct_offset: u64 },
+    #[error("the upload session is already closed")]
+    Closed,
+    #[error("the file is larger than Dropbox allows")]
+    TooLarge,
+    #[error("a concurrent upload session's offset must be a multiple of 4 MiB")]
+    ConcurrentSessionInvalidOffset,
+    #[error("a concurrent upload session's chunks must be multiples of 4 MiB")]
+    ConcurrentSessionInvalidDataSize,
+    #[error("Dropbox could not append to the upload session")]
+    #[serde(other)]
+    Other,
+}
+
+/// None of an entry's failures goes away by sending the same piece again unchanged: the
+/// offset must change (`incorrect_offset`) or the session is unusable. The default answer
+/// (not transient) is the right one.
+impl RouteError for AppendBatchEntryError {}
+
+/// The same failure as `append_v2` reports it, so an entry's failure can be handled where a
+/// single append's is.
+impl From<AppendBatchEntryError> for UploadSessionLookupError {
+    fn from(error: AppendBatchEntryError) -> Self {
+        match error {
+            AppendBatchEntryError::NotFound => UploadSessionLookupError::NotFound,
+            AppendBatchEntryError::IncorrectOffset { correct_offset } => {
+                UploadSessionLookupError::IncorrectOffset { correct_offset }
+            }
+            AppendBatchEntryError::Closed => UploadSessionLookupError::Closed,
+            AppendBatchEntryError::TooLarge => UploadSessionLookupError::TooLarge,
+            AppendBatchEntryError::ConcurrentSessionInvalidOffset => {
+                UploadSessionLookupError::ConcurrentSessionInvalidOffset
+            }
+            AppendBatchEntryError::ConcurrentSessionInvalidDataSize => {
+                UploadSessionLookupError::ConcurrentSessionInvalidDataSize
+            }
+            AppendBatchEntryError::Other => UploadSessionLookupError::Other,
+        }
+    }
+}
+
+stone_union! {
+    /// `files/upload_session/append_batch`'s error (409): the whole request was refused and no
+    /// entry was applied.
+    #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+    pub enum UploadSessionAppendBatchError {
+        #[error("the upload is too large for one request (over 150 MiB)")]
+        "payload_too_large" => PayloadTooLarge,
+        #[error("the data Dropbox received does not match its content hash")]
+        "content_hash_mismatch" => ContentHashMismatch,
+        #[error("the request body's length is not the sum of the entries' lengths")]
+        "length_mismatch" => LengthMismatch,
+        #[error("Dropbox could not append the batch")]
+        _ => Other,
+    }
+}
+
+impl RouteError for UploadSessionAppendBatchError {}
+
+stone_union! {
+    /// One result of `upload_session/append_batch`, in request order (the spec's closed union
+    /// `UploadSessionAppendBatchResultEntry`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum AppendBatchResult {
+        "success" => Success,
+        "failure" => Failure(AppendBatchEntryError) as nested,
+    }
 }
 
 stone_union! {
@@ -270,18 +378,117 @@ impl Client {
                 &Arg { entries },
             )
             .await?;
-        if result.entries.len() != entries.len() {
-            return Err(Error::Decode {
-                status: 200,
-                message: format!(
-                    "{} results for {} entries",
-                    result.entries.len(),
-                    entries.len()
-                ),
-            });
-        }
+        check_count(result.entries.len(), entries.len(), "entries")?;
         Ok(result.entries)
     }
+
+    /// `files/upload_session/start_batch`: `num_sessions` empty sequential sessions.
+    pub async fn upload_session_start_batch(
+        &self,
+        token: &Secret,
+        num_sessions: usize,
+    ) -> Result<Vec<String>, Error<VoidError>> {
+        if !(1..=MAX_START_BATCH_SESSIONS).contains(&num_sessions) {
+            return Err(Error::BadInput(format!(
+                "a batch start makes 1 to {MAX_START_BATCH_SESSIONS} upload sessions, not \
+                 {num_sessions}"
+            )));
+        }
+        #[derive(Serialize)]
+        struct Arg {
+            num_sessions: usize,
+        }
+        #[derive(Deserialize)]
+        struct Result {
+            session_ids: Vec<String>,
+        }
+        let result: Result = self
+            .rpc(
+                token,
+                "2/files/upload_session/start_batch",
+                &Arg { num_sessions },
+            )
+            .await?;
+        check_count(result.session_ids.len(), num_sessions, "sessions")?;
+        Ok(result.session_ids)
+    }
+
+    /// `files/upload_session/append_batch`: `body` is the entries' pieces in order;
+    /// `content_hash` the content hash of the whole body. One result per entry, in order.
+    pub async fn upload_session_append_batch(
+        &self,
+        token: &Secret,
+        entries: &[AppendBatchEntry],
+        body: Bytes,
+        content_hash: Option<String>,
+        progress: Option<Progress>,
+    ) -> Result<Vec<AppendBatchResult>, Error<UploadSessionAppendBatchError>> {
+        check_append_batch(entries, body.len() as u64)?;
+        #[derive(Serialize)]
+        struct Arg<'a> {
+            entries: &'a [AppendBatchEntry],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            content_hash: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Result {
+            entries: Vec<AppendBatchResult>,
+        }
+        let result: Result = self
+            .upload_route(
+                token,
+                "2/files/upload_session/append_batch",
+                &Arg {
+                    entries,
+                    content_hash,
+                },
+                body,
+                progress,
+                parse_json,
+            )
+            .await?;
+        check_count(result.entries.len(), entries.len(), "entries")?;
+        Ok(result.entries)
+    }
+}
+
+/// What the spec's validators and the route's own errors would refuse, refused before a byte
+/// is sent: an empty or too long entry list, lengths that do not add up to the body
+/// (`length_mismatch`), or a body over the limit (`payload_too_large`).
+fn check_append_batch<E>(entries: &[AppendBatchEntry], body_len: u64) -> Result<(), Error<E>> {
+    if entries.is_empty() || entries.len() > MAX_APPEND_BATCH_ENTRIES {
+        return Err(Error::BadInput(format!(
+            "a batch append takes 1 to {MAX_APPEND_BATCH_ENTRIES} pieces, not {}",
+            entries.len()
+        )));
+    }
+    let total = entries
+        .iter()
+        .try_fold(0u64, |sum, entry| sum.checked_add(entry.length));
+    if total != Some(body_len) {
+        return Err(Error::BadInput(format!(
+            "a batch append's pieces must add up to its body ({body_len} bytes); they add up \
+             to {}",
+            total.map_or_else(|| "more than 2^64".to_owned(), |t| t.to_string())
+        )));
+    }
+    if body_len > MAX_REQUEST_BODY {
+        return Err(Error::BadInput(format!(
+            "a batch append's body is {body_len} bytes, over Dropbox's 150 MiB per request"
+        )));
+    }
+    Ok(())
+}
+
+/// A batch route's result must have one item per item asked for.
+fn check_count<E>(got: usize, sent: usize, what: &str) -> Result<(), Error<E>> {
+    if got == sent {
+        return Ok(());
+    }
+    Err(Error::Decode {
+        status: 200,
+        message: format!("{got} results for {sent} {what}"),
+    })
 }
 
 #[cfg(test)]
@@ -446,6 +653,138 @@ mod tests {
             e,
             UploadSessionFinishError::LookupFailed(UploadSessionLookupError::NotClosed)
         );
+    }
+
+    #[test]
+    fn append_batch_entry_arg() {
+        // The spec's `UploadSessionAppendBatchArgEntry`: cursor, length, close.
+        let entry = AppendBatchEntry {
+            cursor: UploadSessionCursor {
+                session_id: "pid_upload_session:A".into(),
+                offset: 12,
+            },
+            length: 12345,
+            close: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            json!({"cursor": {"session_id": "pid_upload_session:A", "offset": 12},
+                   "length": 12345, "close": true})
+        );
+    }
+
+    #[test]
+    fn append_batch_results_decode_per_entry() {
+        #[derive(Deserialize)]
+        struct Entries {
+            entries: Vec<AppendBatchResult>,
+        }
+        let body = r#"{"entries": [
+            {".tag": "success"},
+            {".tag": "failure", "failure": {".tag": "incorrect_offset", "correct_offset": 4096}},
+            {".tag": "failure", "failure": {".tag": "closed"}},
+            {".tag": "failure", "failure": {".tag": "not_found"}},
+            {".tag": "failure", "failure": {".tag": "too_large"}},
+            {".tag": "failure", "failure": {".tag": "concurrent_session_invalid_offset"}},
+            {".tag": "failure", "failure": {".tag": "concurrent_session_invalid_data_size"}},
+            {".tag": "failure", "failure": {".tag": "a_future_reason"}},
+            "success"
+        ]}"#;
+        let entries = serde_json::from_str::<Entries>(body).unwrap().entries;
+        use AppendBatchEntryError as E;
+        let failure = AppendBatchResult::Failure;
+        assert_eq!(
+            entries,
+            [
+                AppendBatchResult::Success,
+                failure(E::IncorrectOffset {
+                    correct_offset: 4096
+                }),
+                failure(E::Closed),
+                failure(E::NotFound),
+                failure(E::TooLarge),
+                failure(E::ConcurrentSessionInvalidOffset),
+                failure(E::ConcurrentSessionInvalidDataSize),
+                // The entry union is open: a reason added later is still a failure.
+                failure(E::Other),
+                AppendBatchResult::Success,
+            ]
+        );
+        // The result union is closed: an unknown tag is a decode error, not a silent success.
+        assert!(serde_json::from_str::<AppendBatchResult>(r#"{".tag": "pending"}"#).is_err());
+        // `incorrect_offset` without its offset is not a usable answer.
+        assert!(
+            serde_json::from_str::<AppendBatchResult>(
+                r#"{".tag": "failure", "failure": {".tag": "incorrect_offset"}}"#
+            )
+            .is_err()
+        );
+        // None is transient: an entry is never worth resending unchanged.
+        assert!(entries.iter().all(|e| match e {
+            AppendBatchResult::Failure(e) => !e.is_transient(),
+            AppendBatchResult::Success => true,
+        }));
+    }
+
+    #[test]
+    fn append_batch_entry_errors_read_as_append_errors() {
+        let pairs = [
+            (
+                AppendBatchEntryError::IncorrectOffset { correct_offset: 9 },
+                UploadSessionLookupError::IncorrectOffset { correct_offset: 9 },
+            ),
+            (
+                AppendBatchEntryError::NotFound,
+                UploadSessionLookupError::NotFound,
+            ),
+            (
+                AppendBatchEntryError::Closed,
+                UploadSessionLookupError::Closed,
+            ),
+            (
+                AppendBatchEntryError::TooLarge,
+                UploadSessionLookupError::TooLarge,
+            ),
+            (
+                AppendBatchEntryError::Other,
+                UploadSessionLookupError::Other,
+            ),
+        ];
+        for (entry, lookup) in pairs {
+            assert_eq!(UploadSessionLookupError::from(entry), lookup);
+        }
+    }
+
+    #[test]
+    fn append_batch_errors_are_whole_request() {
+        // The spec's `UploadSessionAppendBatchError`, an open union of void members.
+        let cases = [
+            (
+                r#"{"error_summary": "length_mismatch/..", "error": {".tag": "length_mismatch"}}"#,
+                UploadSessionAppendBatchError::LengthMismatch,
+            ),
+            (
+                r#"{"error_summary": "content_hash_mismatch/", "error": {".tag": "content_hash_mismatch"}}"#,
+                UploadSessionAppendBatchError::ContentHashMismatch,
+            ),
+            (
+                r#"{"error": {".tag": "payload_too_large"}}"#,
+                UploadSessionAppendBatchError::PayloadTooLarge,
+            ),
+            (
+                r#"{"error": "length_mismatch"}"#,
+                UploadSessionAppendBatchError::LengthMismatch,
+            ),
+            (
+                r#"{"error": {".tag": "future_error"}}"#,
+                UploadSessionAppendBatchError::Other,
+            ),
+        ];
+        for (body, want) in cases {
+            let e = route::<UploadSessionAppendBatchError>(body);
+            assert_eq!(e, want, "{body}");
+            assert!(!Error::Route(e).is_transient(), "{body}");
+        }
     }
 
     #[test]

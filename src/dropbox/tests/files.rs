@@ -342,3 +342,238 @@ async fn finish_batch_is_rpc_on_the_api_host() {
     );
     assert!(sent["entries"][0].get("content_hash").is_none());
 }
+
+fn piece(session: &str, offset: u64, length: u64, close: bool) -> AppendBatchEntry {
+    AppendBatchEntry {
+        cursor: UploadSessionCursor {
+            session_id: session.into(),
+            offset,
+        },
+        length,
+        close,
+    }
+}
+
+#[tokio::test]
+async fn start_batch_is_rpc_on_the_api_host() {
+    let (api, server) = serve_once(json_ok(
+        r#"{"session_ids": ["pid_upload_session:A", "pid_upload_session:B", "pid_upload_session:C"]}"#,
+    ))
+    .await;
+    let ids = client(api, dead_url().await)
+        .upload_session_start_batch(&token(), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        [
+            "pid_upload_session:A",
+            "pid_upload_session:B",
+            "pid_upload_session:C"
+        ]
+    );
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen.request_line,
+        "POST /2/files/upload_session/start_batch HTTP/1.1"
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    // Sequential is the default session type: nothing else is sent.
+    assert_eq!(seen.json_body(), json!({"num_sessions": 3}));
+}
+
+#[tokio::test]
+async fn start_batch_refuses_bad_counts_and_short_answers() {
+    // Nothing listens: a request would be a Transport error, not BadInput.
+    let unreachable = client(dead_url().await, dead_url().await);
+    for n in [0, MAX_START_BATCH_SESSIONS + 1] {
+        let e = unreachable
+            .upload_session_start_batch(&token(), n)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::BadInput(_)), "{n}: {e:?}");
+    }
+    let (api, _server) = serve_once(json_ok(r#"{"session_ids": ["pid_upload_session:A"]}"#)).await;
+    let e = client(api, dead_url().await)
+        .upload_session_start_batch(&token(), 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Decode { status: 200, .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn append_batch_request_and_per_entry_results() {
+    let answer = r#"{"entries": [{".tag": "success"},
+        {".tag": "failure", "failure": {".tag": "incorrect_offset", "correct_offset": 7}},
+        {".tag": "failure", "failure": {".tag": "closed"}}]}"#;
+    let (content, server) = serve_once(json_ok(answer)).await;
+    let client = client(dead_url().await, content);
+    let body: Bytes = (0..(2 * SLICE + 10))
+        .map(|i| (i % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let entries = [
+        piece("pid_upload_session:A", 0, SLICE as u64, false),
+        piece("pid_upload_session:B", 3, SLICE as u64 + 4, true),
+        piece("pid_upload_session:C", 0, 6, true),
+    ];
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let progress: Progress = Arc::new(move |n| sink.lock().unwrap().push(n));
+    let results = client
+        .upload_session_append_batch(
+            &token(),
+            &entries,
+            body.clone(),
+            Some(content_hash(&body)),
+            Some(progress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        [
+            AppendBatchResult::Success,
+            AppendBatchResult::Failure(AppendBatchEntryError::IncorrectOffset {
+                correct_offset: 7
+            }),
+            AppendBatchResult::Failure(AppendBatchEntryError::Closed),
+        ]
+    );
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen.request_line,
+        "POST /2/files/upload_session/append_batch HTTP/1.1"
+    );
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        seen.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(
+        seen.body,
+        body.to_vec(),
+        "the pieces, concatenated in order"
+    );
+    let arg: Value = serde_json::from_slice(seen.header_bytes("dropbox-api-arg").unwrap()).unwrap();
+    assert_eq!(
+        arg,
+        json!({"entries": [
+            {"cursor": {"session_id": "pid_upload_session:A", "offset": 0}, "length": SLICE, "close": false},
+            {"cursor": {"session_id": "pid_upload_session:B", "offset": 3}, "length": SLICE + 4, "close": true},
+            {"cursor": {"session_id": "pid_upload_session:C", "offset": 0}, "length": 6, "close": true}],
+            "content_hash": content_hash(&body)})
+    );
+    assert_eq!(
+        reports.lock().unwrap().last().copied(),
+        Some(body.len() as u64)
+    );
+}
+
+#[tokio::test]
+async fn append_batch_whole_request_error() {
+    let refused =
+        r#"{"error_summary": "length_mismatch/..", "error": {".tag": "length_mismatch"}}"#;
+    let (content, server) = serve_once(Then::Reply(conflict(refused))).await;
+    let e = client(dead_url().await, content)
+        .upload_session_append_batch(
+            &token(),
+            &[piece("pid_upload_session:A", 0, 3, true)],
+            Bytes::from_static(b"abc"),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Route(UploadSessionAppendBatchError::LengthMismatch)
+        ),
+        "{e:?}"
+    );
+    assert!(!e.is_transient());
+    let seen = server.await.unwrap();
+    let arg: Value = serde_json::from_slice(seen.header_bytes("dropbox-api-arg").unwrap()).unwrap();
+    assert!(arg.get("content_hash").is_none(), "{arg}");
+}
+
+#[tokio::test]
+async fn append_batch_refuses_before_sending() {
+    // Nothing listens: a request would be a Transport error, not BadInput.
+    let unreachable = client(dead_url().await, dead_url().await);
+    let refused = |e: Error<UploadSessionAppendBatchError>| {
+        assert!(matches!(e, Error::BadInput(_)), "{e:?}");
+    };
+    // No entries, and more than the SDK's 500.
+    refused(
+        unreachable
+            .upload_session_append_batch(&token(), &[], Bytes::new(), None, None)
+            .await
+            .unwrap_err(),
+    );
+    let many: Vec<_> = (0..=MAX_APPEND_BATCH_ENTRIES)
+        .map(|n| piece(&format!("s{n}"), 0, 1, true))
+        .collect();
+    let body = Bytes::from(vec![0u8; many.len()]);
+    refused(
+        unreachable
+            .upload_session_append_batch(&token(), &many, body, None, None)
+            .await
+            .unwrap_err(),
+    );
+    // Lengths that do not add up to the body, either way, or overflow.
+    for lengths in [[2, 2], [1, 1], [u64::MAX, 4]] {
+        let entries = [
+            piece("a", 0, lengths[0], true),
+            piece("b", 0, lengths[1], true),
+        ];
+        refused(
+            unreachable
+                .upload_session_append_batch(
+                    &token(),
+                    &entries,
+                    Bytes::from_static(b"abc"),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap_err(),
+        );
+    }
+    // Over 150 MiB (zeroed pages: nothing is written to them).
+    let big = MAX_REQUEST_BODY + 1;
+    let entries = [piece("a", 0, big, true)];
+    refused(
+        unreachable
+            .upload_session_append_batch(
+                &token(),
+                &entries,
+                Bytes::from(vec![0u8; big as usize]),
+                None,
+                None,
+            )
+            .await
+            .unwrap_err(),
+    );
+    // And the result count must match the request.
+    let (content, _server) = serve_once(json_ok(r#"{"entries": [{".tag": "success"}]}"#)).await;
+    let e = client(dead_url().await, content)
+        .upload_session_append_batch(
+            &token(),
+            &[piece("a", 0, 1, true), piece("b", 0, 1, true)],
+            Bytes::from_static(b"xy"),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Decode { status: 200, .. }), "{e:?}");
+}

@@ -69,6 +69,56 @@ pub struct EmulatorArgs {
     /// Require this app key (client_id) on the OAuth routes.
     #[arg(long)]
     app_key: Option<String>,
+    /// Milliseconds added to every request's answer (real Dropbox: 50–150).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Network model"
+    )]
+    latency_ms: u64,
+    /// Up to this many milliseconds more per request, drawn uniformly.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Network model"
+    )]
+    jitter_ms: u64,
+    /// Seed of the jitter's draws, so a run can be replayed.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Network model"
+    )]
+    seed: u64,
+    /// Upload bandwidth across all connections, in bytes/s (10MB, 500K, 1.5MiB, or off).
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_parser = parse_bandwidth,
+        help_heading = "Network model"
+    )]
+    bandwidth: Option<u64>,
+    /// At most this many requests per second per access token; more get 429 too_many_requests
+    /// with Retry-After.
+    #[arg(long, value_name = "N", help_heading = "Network model")]
+    rate_limit: Option<u32>,
+    /// Commits take the namespace lock for this many milliseconds (plus --commit-entry-ms per
+    /// file); a commit meeting it held gets 429 too_many_write_operations.
+    #[arg(long, value_name = "MS", help_heading = "Network model")]
+    commit_lock_ms: Option<u64>,
+    /// Milliseconds more of the namespace lock per file a commit writes (each finish_batch_v2
+    /// entry); turns the lock on.
+    #[arg(long, value_name = "MS", help_heading = "Network model")]
+    commit_entry_ms: Option<u64>,
+}
+
+/// `10MB`, `500K`, `1.5MiB`, `off`: read as `dbxportctl limit` reads rates; `off` (0) is no cap.
+fn parse_bandwidth(text: &str) -> Result<u64, String> {
+    dbxport::config::edit::parse_bytes(text)
+        .ok_or_else(|| format!("{text:?} is not a rate: try 10MB, 500K, 1.5MiB or off"))
 }
 
 #[derive(Args)]

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use std::future::Future;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -19,6 +21,7 @@ use rand::Rng;
 
 use sha2::{Digest, Sha256};
 
+use super::Shared;
 use super::content_hash::{BLOCK_SIZE, BlockDigest, from_block_digests};
 
 /// After a body passes its limit, at most this much more is read and discarded, so a client
@@ -42,14 +45,38 @@ pub(crate) enum BodyError {
 /// A request body that counts the bytes read from it into a shared counter, so the request log
 /// can tell how much of each body reached the emulator (all of it, or for a dropped
 /// connection, what was read before the drop). Every handler reads bodies through this type.
+///
+/// It is also where the uplink's bandwidth cap applies (`network`): with a cap, each frame is
+/// held until the shared link would have carried it, and counted when it is let through.
 pub(crate) struct Counted {
     inner: Incoming,
     count: Arc<AtomicU64>,
+    uplink: Option<Arc<Shared>>,
+    /// A frame waiting for the link, and the timer that lets it through.
+    held: Option<(Frame<Bytes>, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl Counted {
     pub(crate) fn new(inner: Incoming, count: Arc<AtomicU64>) -> Counted {
-        Counted { inner, count }
+        Counted {
+            inner,
+            count,
+            uplink: None,
+            held: None,
+        }
+    }
+
+    /// Reads the body through the emulator's uplink, at its bandwidth cap if one is set.
+    pub(crate) fn paced(mut self, shared: Arc<Shared>) -> Counted {
+        self.uplink = Some(shared);
+        self
+    }
+
+    fn let_through(&self, frame: Frame<Bytes>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(data) = frame.data_ref() {
+            self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(Some(Ok(frame)))
     }
 }
 
@@ -61,21 +88,51 @@ impl Body for Counted {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let Some((_, timer)) = &mut self.held {
+            std::task::ready!(timer.as_mut().poll(cx));
+            if let Some((frame, _)) = self.held.take() {
+                return self.let_through(frame);
+            }
         }
-        polled
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        let carried = match (&self.uplink, frame.data_ref()) {
+            (Some(shared), Some(data)) => shared.network.carry(data.len()),
+            _ => None,
+        };
+        match carried {
+            Some(until) if until > tokio::time::Instant::now() => {
+                let mut timer = Box::pin(tokio::time::sleep_until(until));
+                // Polled once so the timer wakes this task when the link is free.
+                if timer.as_mut().poll(cx).is_ready() {
+                    return self.let_through(frame);
+                }
+                self.held = Some((frame, timer));
+                Poll::Pending
+            }
+            _ => self.let_through(frame),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.held.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let mut hint = self.inner.size_hint();
+        let held = self
+            .held
+            .as_ref()
+            .and_then(|(frame, _)| frame.data_ref())
+            .map_or(0, |data| data.len() as u64);
+        // The upper bound first: SizeHint refuses a lower bound above the upper one.
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint.set_lower(hint.lower() + held);
+        hint
     }
 }
 
@@ -279,4 +336,46 @@ pub(crate) async fn read_part(mut body: Counted, announced: Option<u64>) {
             _ => return,
         }
     }
+}
+
+/// Cuts a stored body into consecutive pieces of `lengths` (which must add up to its size),
+/// each a [`Spooled`] of its own in `dir` with its own hash and block digests, as if each had
+/// arrived alone: `append_batch` stores each piece in its session like one `append_v2` body.
+/// One pass over the body, on the blocking pool.
+pub(crate) async fn split(
+    body: &Spooled,
+    lengths: Vec<u64>,
+    dir: &Path,
+) -> std::io::Result<Vec<Spooled>> {
+    let source = body.file.path().to_owned();
+    let dir = dir.to_owned();
+    let task = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Spooled>> {
+        let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&source)?);
+        let mut pieces = Vec::with_capacity(lengths.len());
+        let mut buf = vec![0u8; 1 << 20];
+        for length in lengths {
+            let file = TempFile::new_in(&dir);
+            let mut out =
+                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file.path())?);
+            let mut hasher = BlockHasher::default();
+            let mut left = length;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                std::io::Read::read_exact(&mut input, &mut buf[..want])?;
+                hasher.update(&buf[..want]);
+                out.write_all(&buf[..want])?;
+                left -= want as u64;
+            }
+            out.flush()?;
+            let blocks = hasher.finish();
+            pieces.push(Spooled {
+                file,
+                size: length,
+                hash: from_block_digests(&blocks),
+                blocks,
+            });
+        }
+        Ok(pieces)
+    });
+    task.await.map_err(std::io::Error::other)?
 }

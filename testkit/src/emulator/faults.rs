@@ -40,6 +40,12 @@ pub enum Fault {
     /// (its session stays, so the entry can be retried); the other entries commit normally.
     /// On other routes the request is processed normally.
     EntryWriteContention { per_mille: u32 },
+    /// `append_batch` only: each entry, with probability `per_mille`/1000, is not applied and
+    /// answers `{".tag": "failure", "failure": {".tag": "incorrect_offset", "correct_offset":
+    /// N}}` with N the bytes its session really holds (an unknown session still answers
+    /// `not_found`); the other entries are applied normally. On other routes the request is
+    /// processed normally.
+    EntryIncorrectOffset { per_mille: u32 },
     // Hostile answers: a broken or malicious server, or a proxy in the way.
     /// Process normally; answer with only the first half of the body (Content-Length saying
     /// so): JSON that stops mid-way.
@@ -73,6 +79,7 @@ impl Fault {
             Fault::ExpireToken => "expire_token",
             Fault::Delay { .. } => "delay",
             Fault::EntryWriteContention { .. } => "entry_write_contention",
+            Fault::EntryIncorrectOffset { .. } => "entry_incorrect_offset",
             Fault::TruncatedAnswer => "truncated_answer",
             Fault::CutOffAnswer => "cut_off_answer",
             Fault::HugeAnswer { .. } => "huge_answer",
@@ -102,6 +109,8 @@ struct Armed {
     server_errors: u64,
     /// `finish_batch_v2` entries refused by [`Fault::EntryWriteContention`].
     entries_refused: u64,
+    /// `append_batch` entries refused by [`Fault::EntryIncorrectOffset`].
+    entries_misplaced: u64,
 }
 
 impl Default for Armed {
@@ -112,6 +121,7 @@ impl Default for Armed {
             rng: StdRng::seed_from_u64(0),
             server_errors: 0,
             entries_refused: 0,
+            entries_misplaced: 0,
         }
     }
 }
@@ -209,7 +219,6 @@ impl Faults {
         lock(&self.inner).rng.random_range(0..1000u32) < per_mille
     }
 
-    /// A running count of injected 5xx answers.
     /// Counts one batch entry refused with write contention.
     pub(crate) fn note_entry_refused(&self) {
         lock(&self.inner).entries_refused += 1;
@@ -220,6 +229,17 @@ impl Faults {
         lock(&self.inner).entries_refused
     }
 
+    /// Counts one `append_batch` entry refused with `incorrect_offset`.
+    pub(crate) fn note_entry_misplaced(&self) {
+        lock(&self.inner).entries_misplaced += 1;
+    }
+
+    /// How many `append_batch` entries [`Fault::EntryIncorrectOffset`] has refused.
+    pub fn entries_misplaced(&self) -> u64 {
+        lock(&self.inner).entries_misplaced
+    }
+
+    /// A running count of injected 5xx answers.
     pub(crate) fn next_server_error(&self) -> u64 {
         let mut armed = lock(&self.inner);
         armed.server_errors += 1;

@@ -8,13 +8,19 @@
 //!
 //! - `server`: the accept loop, one task per connection, graceful shutdown.
 //! - `routes`: dispatch, authentication and Content-Type rules, then one file per route family
-//!   (`upload`, `files`, `sharing`, `users`, `oauth`, and `control` for `/__emulator/*`).
+//!   (`upload`, `batch` for `start_batch`/`append_batch`, `files`, `sharing`, `users`, `oauth`,
+//!   and `control` for `/__emulator/*`).
 //! - `store`: files, folders and shared links on disk, with a case-insensitive index and a
 //!   change sequence; `listing` turns that sequence into list_folder cursors.
-//! - `sessions`: upload sessions, kept on disk part by part.
+//! - `sessions`: upload sessions, kept on disk part by part (the routes that fill them,
+//!   `append_batch` included, are in `routes`).
 //! - `auth`: access and refresh tokens, authorization codes.
-//! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays).
+//! - `faults`: fault injection (5xx, 429, resets, lost answers, expiry, delays, per-entry
+//!   failures of the batch routes).
 //! - `wire`, `args`, `paths`, `body`: how requests are read and answers are written.
+//!
+//! The network model, off by default ([`NetworkModel`]): `network` (latency, an upload
+//! bandwidth cap) and `throttle` (a per-token rate limit, the namespace lock commits take).
 //!
 //! State lives under [`EmulatorConfig::root`], so a standalone emulator restarted on the same
 //! root keeps its files, sessions and tokens.
@@ -25,11 +31,13 @@ mod body;
 pub mod content_hash;
 mod faults;
 mod listing;
+mod network;
 pub(crate) mod paths;
 mod routes;
 mod server;
 mod sessions;
 mod store;
+mod throttle;
 mod wire;
 
 #[cfg(test)]
@@ -45,6 +53,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{Fault, Faults};
+pub use network::{CommitLock, NetworkModel};
+pub use throttle::{COMMIT_ROUTES, IN_FLIGHT, NetworkStats};
 
 /// How to start an [`Emulator`].
 #[derive(Clone)]
@@ -112,6 +122,13 @@ pub struct RequestRecord {
     pub status: u16,
     /// The name of the fault applied (`server_error`, `lose_answer`, …), if any.
     pub fault: Option<String>,
+    /// The latency the network model added before the answer (zero when it is off).
+    #[serde(skip)]
+    pub latency: std::time::Duration,
+    /// How much sooner than a Retry-After told to its token this request arrived, if it did
+    /// (see [`NetworkStats::early_requests`]).
+    #[serde(skip)]
+    pub early: Option<std::time::Duration>,
     /// Request-body bytes the emulator has read so far: the whole body once the request was
     /// processed, what arrived before the drop for a connection cut mid-body (a
     /// `ResetMidBody` fault, or a client that went away), and less than the body while it is
@@ -119,8 +136,27 @@ pub struct RequestRecord {
     pub body_bytes: u64,
     /// The upload session the request refers to: the cursor's `session_id` of `append_v2` and
     /// `finish`, the id `upload_session/start` created (once it answered). `None` for other
-    /// routes, including `finish_batch_v2` (see [`Emulator::session_commits`]).
+    /// routes, including the batch routes (see `pieces`, `started` and
+    /// [`Emulator::session_commits`]).
     pub session: Option<String>,
+    /// `append_batch`: each entry of its `Dropbox-API-Arg`, in request order, recorded when
+    /// the request arrived (so also for a request cut off or refused), with whether it was
+    /// applied. Empty for other routes.
+    pub pieces: Vec<RequestPiece>,
+    /// `start_batch`: the sessions it created, once it answered. Empty for other routes.
+    pub started: Vec<String>,
+}
+
+/// One entry of an `append_batch` request: `length` bytes for `session` at `offset`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestPiece {
+    pub session: String,
+    pub offset: u64,
+    pub length: u64,
+    pub close: bool,
+    /// The piece was stored in its session (false for an entry that failed, and for every
+    /// entry of a request refused as a whole or cut off).
+    pub applied: bool,
 }
 
 /// A session committed to a file (by `finish` or an entry of `finish_batch_v2`).
@@ -158,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     pub(crate) log: RequestLog,
     pub(crate) limits: Limits,
+    pub(crate) network: network::Network,
+    pub(crate) throttle: throttle::Throttle,
 }
 
 /// Limits that tests may lower so that "too large" paths can be exercised without 150 MiB bodies.
@@ -190,6 +228,7 @@ impl RequestLog {
         route: &str,
         fault: Option<&Fault>,
         session: Option<String>,
+        pieces: Vec<RequestPiece>,
     ) -> (usize, Arc<AtomicU64>) {
         let body_bytes = Arc::new(AtomicU64::new(0));
         let mut records = lock(&self.records);
@@ -199,8 +238,12 @@ impl RequestLog {
                 received: Instant::now(),
                 status: 0,
                 fault: fault.map(|f| f.name().to_owned()),
+                latency: std::time::Duration::ZERO,
+                early: None,
                 body_bytes: 0,
                 session,
+                pieces,
+                started: Vec::new(),
             },
             body_bytes: body_bytes.clone(),
         });
@@ -213,10 +256,41 @@ impl RequestLog {
         }
     }
 
+    /// Notes the latency the network model added to a request's answer.
+    pub(crate) fn delayed(&self, index: usize, latency: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.latency = latency;
+        }
+    }
+
+    /// Notes that a request came sooner than its token was told to, and by how much.
+    pub(crate) fn early(&self, index: usize, by: std::time::Duration) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.early = Some(by);
+        }
+    }
+
     /// Notes the session a request created (`upload_session/start`).
     pub(crate) fn started(&self, index: usize, session: &str) {
         if let Some(logged) = lock(&self.records).get_mut(index) {
             logged.record.session = Some(session.to_owned());
+        }
+    }
+
+    /// Notes the sessions a request created (`upload_session/start_batch`).
+    pub(crate) fn started_batch(&self, index: usize, sessions: &[String]) {
+        if let Some(logged) = lock(&self.records).get_mut(index) {
+            logged.record.started = sessions.to_vec();
+        }
+    }
+
+    /// Notes that entry `entry` of an `append_batch` request was stored.
+    pub(crate) fn applied(&self, index: usize, entry: usize) {
+        if let Some(piece) = lock(&self.records)
+            .get_mut(index)
+            .and_then(|logged| logged.record.pieces.get_mut(entry))
+        {
+            piece.applied = true;
         }
     }
 
@@ -283,6 +357,8 @@ impl Emulator {
             limits: Limits {
                 max_body: std::sync::atomic::AtomicU64::new(MAX_BODY),
             },
+            network: network::Network::default(),
+            throttle: throttle::Throttle::default(),
         });
         shared.auth.set_primary(&access_token);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
@@ -374,6 +450,28 @@ impl Emulator {
             .limits
             .max_body
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the network model (latency, bandwidth, rate limit, namespace lock); it applies to
+    /// requests from now on, and to bodies being read. [`NetworkModel::default`] turns it off.
+    pub fn set_network(&self, model: NetworkModel) {
+        self.shared.network.set(model);
+    }
+
+    /// The network model in force.
+    pub fn network(&self) -> NetworkModel {
+        self.shared.network.model()
+    }
+
+    /// The 429s sent so far and the requests that came sooner than one allowed.
+    pub fn network_stats(&self) -> NetworkStats {
+        self.shared.throttle.stats()
+    }
+
+    /// Requests that arrived sooner than a Retry-After told to their token allowed
+    /// ([`NetworkStats::early_requests`]).
+    pub fn early_requests(&self) -> u64 {
+        self.network_stats().early_requests
     }
 
     /// Stops accepting, lets in-flight requests finish (for a bounded time), and writes the

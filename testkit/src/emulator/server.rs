@@ -20,6 +20,9 @@ pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: Cancel
     let connections = TaskTracker::new();
     // Cancelled when the drain timeout passes, to cut connections that are still busy.
     let abort = CancellationToken::new();
+    // Numbers the connections, so the throttle can tell a request sent after reading an answer
+    // on the same connection from one already on the wire elsewhere (`throttle`, early requests).
+    let mut connection = 0u64;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -34,7 +37,14 @@ pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: Cancel
             }
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve(stream, shared.clone(), stop.clone(), abort.clone()));
+        connection += 1;
+        connections.spawn(serve(
+            stream,
+            Connection(connection),
+            shared.clone(),
+            stop.clone(),
+            abort.clone(),
+        ));
     }
     drop(listener);
     connections.close();
@@ -47,13 +57,21 @@ pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: Cancel
     }
 }
 
+/// Which connection a request came on; in each request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Connection(pub(crate) u64);
+
 async fn serve(
     stream: tokio::net::TcpStream,
+    connection: Connection,
     shared: Arc<Shared>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) {
-    let service = service_fn(move |request| super::routes::handle(shared.clone(), request));
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(connection);
+        super::routes::handle(shared.clone(), request)
+    });
     let connection = http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);

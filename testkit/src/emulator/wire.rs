@@ -12,6 +12,8 @@ use hyper::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::throttle::Refusal;
+
 /// Boxed, so that the hostile faults can stream answers that stall, never end or break off;
 /// every ordinary answer is one `Full` buffer.
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
@@ -26,6 +28,15 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 pub(crate) const REQUEST_ID: &str = "x-dropbox-request-id";
+
+/// Marks a 429 answer with its kind and Retry-After, so dispatch can tell the throttle what
+/// the token was told once the answer goes out (whichever part refused: the rate limit, the
+/// namespace lock or an injected fault).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Throttled {
+    pub(crate) refusal: Refusal,
+    pub(crate) retry_after: u32,
+}
 
 /// A successful answer of an API route.
 pub(crate) enum Reply {
@@ -192,6 +203,7 @@ pub(crate) fn error_response(error: ApiError) -> Response<Body> {
             let error = json!({ "reason": void("too_many_requests"), "retry_after": retry_after });
             with_retry_after(
                 error_envelope(StatusCode::TOO_MANY_REQUESTS, error),
+                Refusal::TooManyRequests,
                 retry_after,
             )
         }
@@ -199,6 +211,7 @@ pub(crate) fn error_response(error: ApiError) -> Response<Body> {
             let error = json!({ "reason": void("too_many_write_operations") });
             with_retry_after(
                 error_envelope(StatusCode::TOO_MANY_REQUESTS, error),
+                Refusal::TooManyWriteOperations,
                 retry_after,
             )
         }
@@ -215,10 +228,18 @@ pub(crate) fn error_response(error: ApiError) -> Response<Body> {
     }
 }
 
-fn with_retry_after(mut response: Response<Body>, seconds: u32) -> Response<Body> {
+fn with_retry_after(
+    mut response: Response<Body>,
+    refusal: Refusal,
+    seconds: u32,
+) -> Response<Body> {
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response.extensions_mut().insert(Throttled {
+        refusal,
+        retry_after: seconds,
+    });
     response
 }
 

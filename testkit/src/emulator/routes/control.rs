@@ -7,6 +7,10 @@
 //! - `GET /__emulator/files`: the stored files; `GET /__emulator/requests`: the request log.
 //! - `POST /__emulator/space` `{"allocated": N}`: the space allocation.
 //! - `POST /__emulator/expire_tokens`: every access token issued so far expires.
+//! - `GET /__emulator/network`: `{"model", "stats"}`, the network model in force and what its
+//!   throttles did; `POST /__emulator/network` with a model (`{"latency_ms", "jitter_ms",
+//!   "seed", "bandwidth", "rate_limit", "commit_lock": {"base_ms", "per_entry_ms"}}`, each
+//!   optional, absent = off) sets it.
 
 use super::super::body::Counted;
 use hyper::{Method, Request};
@@ -15,6 +19,7 @@ use serde_json::Value;
 use super::super::Shared;
 use super::super::body;
 use super::super::faults::InjectRequest;
+use super::super::network::NetworkModel;
 use super::super::wire::{ApiError, Reply};
 use super::Failure;
 
@@ -62,6 +67,15 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Counted>) -> Result
         (Method::POST, "/__emulator/expire_tokens") => {
             shared.auth.expire_all();
             shared.auth.flush().await;
+            Ok(Reply::Null)
+        }
+        (Method::GET, "/__emulator/network") => to_json(&serde_json::json!({
+            "model": shared.network.model(),
+            "stats": shared.throttle.stats(),
+        })),
+        (Method::POST, "/__emulator/network") => {
+            let model: NetworkModel = json_body(request).await?;
+            shared.network.set(model);
             Ok(Reply::Null)
         }
         _ => Err(ApiError::UnknownRoute(path.trim_start_matches('/').to_owned()).into()),

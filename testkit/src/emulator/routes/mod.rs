@@ -2,7 +2,15 @@
 //! the route table, then what every API route shares: POST only, the bearer token, the
 //! Content-Type rules of its style, and its argument from the `Dropbox-API-Arg` header or the
 //! JSON body. The handlers themselves live in one file per route family.
+//!
+//! The network model (`network`, `throttle`) hooks in here and nowhere else: [`handle`] paces
+//! every body through the uplink, notes early requests, delays each answer (the commit's hold,
+//! then the latency) and tells the throttle what each 429 said; [`api`] applies the rate limit
+//! once the token is known; [`commit_lock`] takes the namespace lock once a commit has arrived
+//! whole (in [`api`] for RPC routes, in [`Call::spool`] for upload-style ones), so no route
+//! handler knows about it.
 
+mod batch;
 mod control;
 mod files;
 mod oauth;
@@ -26,8 +34,10 @@ use serde_json::Value;
 use super::args::{self, FieldError, Fields, Source};
 use super::body::{self, BodyError};
 use super::faults::Fault;
+use super::server::Connection;
+use super::throttle::{COMMIT_ROUTES, CommitPermit};
 use super::wire::{self, ApiError, Body, Reply};
-use super::{LogIndex, Shared, auth};
+use super::{LogIndex, Shared, auth, lock};
 
 /// The connection is to be dropped without an answer. Returned to hyper as the service's
 /// error, which makes it close the connection without writing anything.
@@ -67,6 +77,8 @@ const ROUTES: &[(&str, Style)] = &[
     ("/2/files/upload_session/start", Style::Upload),
     ("/2/files/upload_session/append_v2", Style::Upload),
     ("/2/files/upload_session/finish", Style::Upload),
+    ("/2/files/upload_session/start_batch", Style::Rpc),
+    ("/2/files/upload_session/append_batch", Style::Upload),
     ("/2/files/upload_session/finish_batch_v2", Style::Rpc),
     ("/2/files/list_folder", Style::Rpc),
     ("/2/files/list_folder/continue", Style::Rpc),
@@ -90,10 +102,26 @@ pub(crate) struct Call<'a> {
     pub(crate) source: Source,
     /// The raw body of upload-style routes.
     pub(crate) body: Option<Counted>,
+    /// A commit route: the files it writes, until it has taken the namespace lock.
+    commit: Option<u32>,
+    /// The namespace lock, held while the handler runs.
+    permit: Option<CommitPermit<'a>>,
+    /// Where the lock's hold is noted for the answer's delay.
+    ticket: Option<Arc<Ticket>>,
     /// This request's entry in the request log.
     pub(crate) log: Option<LogIndex>,
     /// Per mille of `finish_batch_v2` entries to refuse (0 unless a fault asks for it).
     pub(crate) entry_contention: u32,
+    /// Per mille of `append_batch` entries to answer `incorrect_offset` (0 unless a fault asks
+    /// for it).
+    pub(crate) entry_incorrect_offset: u32,
+}
+
+/// What dispatch must know of a request after its handler: until when a commit holds the
+/// namespace lock (its answer goes out after that).
+#[derive(Default)]
+pub(crate) struct Ticket {
+    hold: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl<'a> Call<'a> {
@@ -118,13 +146,64 @@ impl<'a> Call<'a> {
             .limits
             .max_body
             .load(std::sync::atomic::Ordering::Relaxed);
-        match body::spool(incoming, self.shared.store.tmp_dir(), limit).await {
-            Ok(spooled) => Ok(spooled),
-            Err(BodyError::TooLarge) => Err(ApiError::tag("payload_too_large").into()),
-            Err(BodyError::Gone) => Err(Failure::Dropped),
-            Err(BodyError::Io(e)) => Err(ApiError::io("storing the request body", e).into()),
-        }
+        let spooled = match body::spool(incoming, self.shared.store.tmp_dir(), limit).await {
+            Ok(spooled) => spooled,
+            Err(BodyError::TooLarge) => return Err(ApiError::tag("payload_too_large").into()),
+            Err(BodyError::Gone) => return Err(Failure::Dropped),
+            Err(BodyError::Io(e)) => {
+                return Err(ApiError::io("storing the request body", e).into());
+            }
+        };
+        // A commit's body has arrived whole: now it commits, or meets the lock held.
+        self.take_commit_lock()?;
+        Ok(spooled)
     }
+
+    /// Takes the namespace lock if this is an upload-style commit whose body has arrived
+    /// ([`commit_lock`]). Once per request.
+    pub(crate) fn take_commit_lock(&mut self) -> Result<(), Failure> {
+        let Some(entries) = self.commit.take() else {
+            return Ok(());
+        };
+        self.permit = commit_lock(self.shared, entries, self.ticket.as_deref())?;
+        Ok(())
+    }
+}
+
+/// The namespace lock for a commit writing `entries` files, if the model has one, its hold
+/// noted on the request's ticket; 429 `too_many_write_operations` with `Retry-After: 1` while
+/// another commit holds it (`throttle`).
+fn commit_lock<'a>(
+    shared: &'a Shared,
+    entries: u32,
+    ticket: Option<&Ticket>,
+) -> Result<Option<CommitPermit<'a>>, Failure> {
+    let Some(config) = shared.network.model().commit_lock else {
+        return Ok(None);
+    };
+    let Some(permit) = shared.throttle.commit(config, entries) else {
+        return Err(ApiError::TooManyWriteOperations(1).into());
+    };
+    if let Some(ticket) = ticket {
+        *lock(&ticket.hold) = Some(permit.until);
+    }
+    Ok(Some(permit))
+}
+
+/// The files a commit route writes, for the lock's hold: each `finish_batch_v2` entry, one
+/// for every other commit route; `None` for routes that are not commits.
+fn commit_entries(route: &str, arg: &Value) -> Option<u32> {
+    if !COMMIT_ROUTES.contains(&route) {
+        return None;
+    }
+    if route == "files/upload_session/finish_batch_v2" {
+        let entries = arg
+            .get("entries")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        return Some(u32::try_from(entries).unwrap_or(u32::MAX));
+    }
+    Some(1)
 }
 
 /// The service function: every request on every connection comes through here.
@@ -133,18 +212,37 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let route = request.uri().path().to_owned();
+    // The control routes are the emulator's own, not Dropbox's: no faults, no network model.
+    let dropbox = !route.starts_with("/__emulator/");
+    let connection = request.extensions().get::<Connection>().map_or(0, |c| c.0);
+    let token = bearer(request.headers())
+        .filter(|_| dropbox)
+        .map(str::to_owned);
+    let early = token.as_deref().and_then(|token| {
+        let commit = COMMIT_ROUTES.contains(&route.trim_start_matches("/2/"));
+        shared.throttle.arrive(token, commit, connection)
+    });
+
     let fault = if route.starts_with("/__emulator/") {
         None
     } else {
         shared.faults.take(&route)
     };
-    let (index, body_bytes) =
-        shared
-            .log
-            .arrive(&route, fault.as_ref(), cursor_session(request.headers()));
+    let (session, pieces) = named_sessions(request.headers());
+    let (index, body_bytes) = shared.log.arrive(&route, fault.as_ref(), session, pieces);
     let (mut parts, incoming) = request.into_parts();
     parts.extensions.insert(LogIndex(index));
-    let request = Request::from_parts(parts, Counted::new(incoming, body_bytes));
+
+    if let Some(by) = early {
+        shared.log.early(index, by);
+    }
+    let ticket = Arc::new(Ticket::default());
+    parts.extensions.insert(ticket.clone());
+    let mut body = Counted::new(incoming, body_bytes);
+    if dropbox {
+        body = body.paced(shared.clone());
+    }
+    let request = Request::from_parts(parts, body);
     tracing::debug!(
         route,
         fault = fault.as_ref().map(Fault::name),
@@ -154,10 +252,27 @@ pub(crate) async fn handle(
         None => serve(&shared, request).await,
         Some(fault) => faulted(&shared, request, fault).await,
     };
+    if dropbox {
+        // The commit's hold on the namespace lock, then the way back.
+        let hold = *lock(&ticket.hold);
+        let latency = shared.network.latency();
+        if hold.is_some() || !latency.is_zero() {
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until(hold.map_or(now, |hold| hold.max(now)) + latency).await;
+            shared.log.delayed(index, latency);
+        }
+    }
     match outcome {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&wire::request_id()) {
                 response.headers_mut().insert(wire::REQUEST_ID, id);
+            }
+            if let (Some(token), Some(throttled)) =
+                (&token, response.extensions().get::<wire::Throttled>())
+            {
+                shared
+                    .throttle
+                    .told(token, throttled.refusal, throttled.retry_after, connection);
             }
             let status = response.status().as_u16();
             shared.log.answered(index, status);
@@ -176,10 +291,43 @@ pub(crate) async fn handle(
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EntryContention(pub(crate) u32);
 
-/// The `cursor.session_id` in a request's `Dropbox-API-Arg`, for the request log.
-fn cursor_session(headers: &HeaderMap) -> Option<String> {
-    let arg: Value = serde_json::from_slice(headers.get("dropbox-api-arg")?.as_bytes()).ok()?;
-    Some(arg.get("cursor")?.get("session_id")?.as_str()?.to_owned())
+/// The share (per mille) of `append_batch` entries to answer `incorrect_offset`; set in the
+/// request's extensions by [`Fault::EntryIncorrectOffset`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryIncorrectOffset(pub(crate) u32);
+
+/// The sessions a request's `Dropbox-API-Arg` names, for the request log: the
+/// `cursor.session_id` of a single-session route, or each entry of `append_batch`'s
+/// `entries` (whatever the route: a malformed argument is refused later, by the route).
+fn named_sessions(headers: &HeaderMap) -> (Option<String>, Vec<super::RequestPiece>) {
+    let Some(arg) = headers
+        .get("dropbox-api-arg")
+        .and_then(|v| serde_json::from_slice::<Value>(v.as_bytes()).ok())
+    else {
+        return (None, Vec::new());
+    };
+    let session = |cursor: &Value| Some(cursor.get("session_id")?.as_str()?.to_owned());
+    let single = arg.get("cursor").and_then(session);
+    let pieces = arg
+        .get("entries")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let cursor = entry.get("cursor")?;
+                    Some(super::RequestPiece {
+                        session: session(cursor)?,
+                        offset: cursor.get("offset")?.as_u64()?,
+                        length: entry.get("length")?.as_u64()?,
+                        close: entry.get("close").and_then(Value::as_bool).unwrap_or(false),
+                        applied: false,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (single, pieces)
 }
 
 /// Applies an armed fault. Faults that answer instead of the route first read the body, so the
@@ -230,6 +378,13 @@ async fn faulted(
         Fault::EntryWriteContention { per_mille } => {
             let mut request = request;
             request.extensions_mut().insert(EntryContention(per_mille));
+            serve(shared, request).await
+        }
+        Fault::EntryIncorrectOffset { per_mille } => {
+            let mut request = request;
+            request
+                .extensions_mut()
+                .insert(EntryIncorrectOffset(per_mille));
             serve(shared, request).await
         }
         Fault::TruncatedAnswer => {
@@ -370,6 +525,13 @@ async fn api(
     }
     let token = authenticate(shared, request.headers(), route)?;
     let (parts, incoming) = request.into_parts();
+    if let Some(limit) = shared.network.model().rate_limit.filter(|&limit| limit > 0)
+        && let Err(retry_after) = shared.throttle.admit(&token, limit)
+    {
+        // Not processed; the body is read first so the client hears the answer.
+        body::drain(incoming, 2 * super::MAX_BODY).await;
+        return Err(ApiError::TooManyRequests(retry_after).into());
+    }
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
@@ -403,6 +565,15 @@ async fn api(
             (Value::Null, Source::Body, None)
         }
     };
+    let commit = commit_entries(route, &arg);
+    let ticket = parts.extensions.get::<Arc<Ticket>>().cloned();
+    // An RPC commit has arrived whole (its argument is its body): it takes the lock now; an
+    // upload-style one once its body has been read (`Call::spool`).
+    let (commit, permit) = match (style, commit) {
+        (Style::Upload, pending) => (pending, None),
+        (_, None) => (None, None),
+        (_, Some(entries)) => (None, commit_lock(shared, entries, ticket.as_deref())?),
+    };
     let call = Call {
         shared,
         route,
@@ -410,14 +581,23 @@ async fn api(
         arg,
         source,
         body,
+        commit,
+        permit,
+        ticket,
         log: parts.extensions.get::<LogIndex>().copied(),
         entry_contention: parts.extensions.get::<EntryContention>().map_or(0, |c| c.0),
+        entry_incorrect_offset: parts
+            .extensions
+            .get::<EntryIncorrectOffset>()
+            .map_or(0, |c| c.0),
     };
     match route {
         "files/upload" => upload::upload(call).await,
         "files/upload_session/start" => upload::start(call).await,
         "files/upload_session/append_v2" => upload::append(call).await,
         "files/upload_session/finish" => upload::finish(call).await,
+        "files/upload_session/start_batch" => batch::start_batch(call).await,
+        "files/upload_session/append_batch" => batch::append_batch(call).await,
         "files/upload_session/finish_batch_v2" => upload::finish_batch(call).await,
         "files/list_folder" => files::list_folder(call),
         "files/list_folder/continue" => files::list_folder_continue(call),

@@ -58,12 +58,12 @@ fn commit_info(fields: &Fields<'_>) -> Result<CommitInfo, FieldError> {
 }
 
 /// `{"session_id", "offset"}`.
-fn cursor(fields: &Fields<'_>) -> Result<(String, u64), FieldError> {
+pub(super) fn cursor(fields: &Fields<'_>) -> Result<(String, u64), FieldError> {
     let cursor = fields.object("cursor")?;
     Ok((cursor.str("session_id")?.to_owned(), cursor.u64("offset")?))
 }
 
-fn io(action: &str, error: std::io::Error) -> Failure {
+pub(super) fn io(action: &str, error: std::io::Error) -> Failure {
     ApiError::io(action, error).into()
 }
 

@@ -1,10 +1,12 @@
 //! End-to-end tests: a real emulator on 127.0.0.1 with a temporary root, driven over HTTP with
 //! reqwest, asserting the exact wire shapes the official SDKs depend on. One file per surface.
 
+mod append_batch;
 mod auth;
 mod commits;
 mod faults;
 mod metadata;
+mod network;
 mod persistence;
 mod sessions;
 mod sharing;
