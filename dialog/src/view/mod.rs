@@ -11,6 +11,7 @@
 
 mod bus;
 mod thumbs;
+mod timing;
 mod window;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ pub fn run() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let files: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
+    // `RUST_LOG` (default info) to stderr, as the daemon's; debug adds the timing lines.
+    dbxport::logging::init();
+    tracing::debug!(unix_us = timing::unix_us() as u64, "started");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

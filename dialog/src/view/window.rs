@@ -14,6 +14,8 @@ use gtk::{gio, glib};
 use zbus::zvariant::OwnedValue;
 
 use super::bus::Bus;
+use super::thumbs::Thumbnails;
+use super::timing;
 use crate::i18n::tr;
 use crate::model::account::{Account, AccountEvent};
 use crate::model::call::{Paths, upload_call};
@@ -58,9 +60,13 @@ struct Ui {
     toasts: adw::ToastOverlay,
     stack: gtk::Stack,
     photos_group: adw::PreferencesGroup,
-    photos_list: gtk::ListBox,
-    /// One row per photo, in the photo list's order.
-    photo_rows: RefCell<Vec<adw::ActionRow>>,
+    /// One entry per photo, in the photo list's order (the file's name): the list view's
+    /// model, which makes rows only for the photos on screen.
+    photos_store: gtk::StringList,
+    thumbnails: Rc<Thumbnails>,
+    photos_scroll: gtk::ScrolledWindow,
+    /// How many photo rows the list view has made (the benchmark's "rows made").
+    photo_rows_made: Cell<usize>,
     refused_list: gtk::ListBox,
     account_row: adw::ActionRow,
     space: gtk::LevelBar,
@@ -120,8 +126,10 @@ fn icon_button(icon: &str, label: &str) -> gtk::Button {
     b
 }
 
-fn list() -> gtk::ListBox {
+/// A boxed list, with its accessible name (GTK would name it "GtkListBox").
+fn list(label: &str) -> gtk::ListBox {
     let l = gtk::ListBox::new();
+    name(&l, label);
     l.set_selection_mode(gtk::SelectionMode::None);
     l.add_css_class("boxed-list");
     l
@@ -145,6 +153,7 @@ pub fn open(app: &adw::Application, files: Vec<PathBuf>) {
         Some(Err(e)) => (Remembered::default(), Some(e.to_string())),
         None => (Remembered::default(), None),
     };
+    tracing::debug!(unix_us = timing::unix_us() as u64, "activated");
     let state = State {
         photos: Photos::from_paths(files),
         account: Account::Connecting,
@@ -155,20 +164,34 @@ pub fn open(app: &adw::Application, files: Vec<PathBuf>) {
         remembered_at,
         folder_error: None,
     };
+    tracing::debug!(unix_us = timing::unix_us() as u64, "building the window");
     let (ui, handles) = build(app, state);
     let ui = Rc::new(ui);
     connect_handlers(&ui, handles);
-    render_photos(&ui);
+    // A screenful of rows before the first frame, the rest after it a few at a time (GTK 4.8's
+    // list view makes a row for each of up to 200 photos, whatever it shows).
+    render_photos(&ui, Some(PHOTO_ROWS_AT_ONCE));
     render_account(&ui);
     render_folders(&ui);
     render_options(&ui);
     render_stage(&ui);
+    tracing::debug!(unix_us = timing::unix_us() as u64, "window built");
     ui.window.present();
+    tracing::debug!(unix_us = timing::unix_us() as u64, "window presented");
+    let u = ui.clone();
+    timing::after_next_frame(&ui.window, move || {
+        tracing::debug!(
+            unix_us = timing::unix_us() as u64,
+            photo_rows = u.photo_rows_made.get(),
+            "window shown"
+        );
+        // The window is up: the thumbnails (never before), and the other photos.
+        u.thumbnails.start();
+        glib::spawn_future_local(list_other_photos(u));
+    });
     if let Some(e) = remembered_error {
         ui.toasts.add_toast(adw::Toast::new(&e));
     }
-    let thumbs_ui = ui.clone();
-    glib::spawn_future_local(async move { load_thumbnails(&thumbs_ui).await });
     glib::spawn_future_local(async move { connect(ui).await });
 }
 
@@ -202,9 +225,23 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let add = button(&tr("_Add…"));
     add.add_css_class("flat");
     photos_group.set_header_suffix(Some(&add));
-    let photos_list = list();
-    photos_group.add(&photos_list);
-    let refused_list = list();
+    // A list view in its own scrolled box: rows exist only for the photos on screen, so
+    // the window is up as fast with 200 photos as with 3 (BENCHMARKS.md, "Export dialog").
+    let photos_store = gtk::StringList::new(&[]);
+    let photos_factory = gtk::SignalListItemFactory::new();
+    let photos_view = gtk::ListView::new(
+        Some(gtk::NoSelection::new(Some(photos_store.clone()))),
+        Some(photos_factory.clone()),
+    );
+    name(&photos_view, &tr("Photos to send"));
+    let photos_scroll = gtk::ScrolledWindow::new();
+    name(&photos_scroll, &tr("Photos"));
+    photos_scroll.set_hscrollbar_policy(gtk::PolicyType::Never);
+    photos_view.set_show_separators(true);
+    photos_scroll.set_child(Some(&photos_view));
+    photos_scroll.add_css_class("card");
+    photos_group.add(&photos_scroll);
+    let refused_list = list(&tr("Files that cannot be sent"));
     refused_list.set_margin_top(12);
     photos_group.add(&refused_list);
     page.append(&photos_group);
@@ -237,7 +274,7 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     folder_buttons.append(&up);
     folder_buttons.append(&reload);
     folder_group.set_header_suffix(Some(&folder_buttons));
-    let folder_list = list();
+    let folder_list = list(&tr("Folders"));
     let folder_status = adw::ActionRow::new();
     let folder_retry = button(&tr("_Retry"));
     folder_retry.set_valign(gtk::Align::Center);
@@ -247,7 +284,7 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     new_folder.set_title(&tr("New folder"));
     new_folder.set_show_apply_button(true);
     name(&new_folder, &tr("New folder name"));
-    let new_list = list();
+    let new_list = list(&tr("New folder"));
     new_list.set_margin_top(12);
     new_list.append(&new_folder);
     folder_group.add(&new_list);
@@ -326,6 +363,7 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let clamp = adw::Clamp::new();
     clamp.set_child(Some(&page));
     let scroll = gtk::ScrolledWindow::new();
+    name(&scroll, &tr("Export choices"));
     scroll.set_hscrollbar_policy(gtk::PolicyType::Never);
     scroll.set_child(Some(&clamp));
     scroll.set_vexpand(true);
@@ -361,19 +399,22 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let batch_status = gtk::Label::new(None);
     batch_status.add_css_class("dim-label");
     progress.append(&batch_status);
-    let files_list = list();
+    let files_list = list(&tr("Files"));
     files_list.set_valign(gtk::Align::Start);
     let files_clamp = adw::Clamp::new();
     files_clamp.set_child(Some(&files_list));
     let files_scroll = gtk::ScrolledWindow::new();
+    name(&files_scroll, &tr("Files"));
     files_scroll.set_hscrollbar_policy(gtk::PolicyType::Never);
     files_scroll.set_child(Some(&files_clamp));
     files_scroll.set_vexpand(true);
     progress.append(&files_scroll);
     let failures = error_label();
     progress.append(&failures);
-    let link_list = list();
+    let link_list = list(&tr("Shared link"));
     let link_row = adw::ActionRow::new();
+    // Plain text: a link's "&dl=0" is not markup (as markup the row showed nothing).
+    link_row.set_use_markup(false);
     link_row.set_title(&tr("Shared link"));
     let copy = button(&tr("_Copy"));
     copy.set_valign(gtk::Align::Center);
@@ -400,8 +441,10 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
         toasts,
         stack,
         photos_group,
-        photos_list,
-        photo_rows: RefCell::new(Vec::new()),
+        photos_store,
+        thumbnails: Rc::default(),
+        photos_scroll,
+        photo_rows_made: Cell::new(0),
         refused_list,
         account_row,
         space,
@@ -439,6 +482,7 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     (
         ui,
         Handles {
+            photos_factory,
             add,
             reload,
             make,
@@ -450,6 +494,7 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
 
 /// Buttons whose handlers need the shared `Ui` and which nothing renders.
 struct Handles {
+    photos_factory: gtk::SignalListItemFactory,
     add: gtk::Button,
     reload: gtk::Button,
     /// New folder…: takes the keyboard to the name's entry.
@@ -461,12 +506,14 @@ struct Handles {
 /// The handlers, connected after the `Ui` is shared.
 fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
     let Handles {
+        photos_factory,
         add,
         reload,
         make,
         copy,
         close,
     } = handles;
+    connect_photo_rows(ui, &photos_factory);
     let u = ui.clone();
     make.connect_clicked(move |_| {
         u.new_folder.grab_focus();
@@ -611,66 +658,165 @@ fn stage_event(ui: &Ui, event: StageEvent) {
 
 // ---------------------------------------------------------------------------------- photos
 
-/// A row for a photo; returns it and its thumbnail's image.
-fn photo_row(
-    ui: &Rc<Ui>,
-    path: &std::path::Path,
-    name: &str,
-    size: u64,
-) -> (adw::ActionRow, gtk::Image) {
-    let row = adw::ActionRow::new();
-    row.set_use_markup(false);
-    row.set_title(name);
-    row.set_subtitle(&human_size(size));
-    let image = gtk::Image::from_icon_name("image-x-generic-symbolic");
-    image.set_pixel_size(super::thumbs::SIZE);
-    row.add_prefix(&image);
-    let remove = icon_button(
-        "list-remove-symbolic",
-        &tr("Remove {name}").replace("{name}", name),
-    );
+/// The photos' box shows this many rows, then scrolls.
+const PHOTO_ROWS_SHOWN: usize = 4;
+
+/// A photo row's height: the thumbnail, its margins, and the list row's own padding and
+/// separator (5 px with Adwaita's style).
+const PHOTO_ROW_HEIGHT: i32 = super::thumbs::SIZE + 12 + 5;
+
+/// A photo row's widgets: the thumbnail, the name, the size, Remove.
+fn photo_row_parts(row: &gtk::Widget) -> Option<(gtk::Image, gtk::Label, gtk::Label, gtk::Button)> {
+    let image = row.first_child()?.downcast::<gtk::Image>().ok()?;
+    let labels = image.next_sibling()?;
+    let title = labels.first_child()?.downcast::<gtk::Label>().ok()?;
+    let subtitle = title.next_sibling()?.downcast::<gtk::Label>().ok()?;
+    let remove = labels.next_sibling()?.downcast::<gtk::Button>().ok()?;
+    Some((image, title, subtitle, remove))
+}
+
+/// The list view's rows: made for the photos on screen, filled from the model at their
+/// position, their thumbnails asked for while they show.
+fn connect_photo_rows(ui: &Rc<Ui>, factory: &gtk::SignalListItemFactory) {
     let u = ui.clone();
-    let path = path.to_path_buf();
-    remove.connect_clicked(move |_| remove_photo(&u, &path));
-    row.add_suffix(&remove);
-    (row, image)
+    factory.connect_setup(move |_, item| {
+        let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+            return;
+        };
+        let row = gtk::Box::new(gtk::Orientation::Horizontal, 12);
+        row.set_margin_top(6);
+        row.set_margin_bottom(6);
+        row.set_margin_start(12);
+        row.set_margin_end(6);
+        let image = gtk::Image::from_icon_name(super::thumbs::PLACEHOLDER);
+        image.set_pixel_size(super::thumbs::SIZE);
+        row.append(&image);
+        let labels = gtk::Box::new(gtk::Orientation::Vertical, 2);
+        labels.set_hexpand(true);
+        labels.set_valign(gtk::Align::Center);
+        let title = gtk::Label::new(None);
+        title.set_xalign(0.0);
+        title.set_ellipsize(gtk::pango::EllipsizeMode::Middle);
+        let subtitle = gtk::Label::new(None);
+        subtitle.set_xalign(0.0);
+        subtitle.add_css_class("dim-label");
+        subtitle.add_css_class("caption");
+        labels.append(&title);
+        labels.append(&subtitle);
+        row.append(&labels);
+        let remove = icon_button("list-remove-symbolic", &tr("Remove"));
+        // The position is read at the click: rows above may have gone since the bind.
+        let weak = item.downgrade();
+        let w = u.clone();
+        remove.connect_clicked(move |_| {
+            if let Some(item) = weak.upgrade() {
+                remove_photo(&w, item.position() as usize);
+            }
+        });
+        row.append(&remove);
+        item.set_child(Some(&row));
+        u.photo_rows_made.set(u.photo_rows_made.get() + 1);
+    });
+    let u = ui.clone();
+    factory.connect_bind(move |_, item| {
+        let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+            return;
+        };
+        let Some((image, title, subtitle, remove)) =
+            item.child().as_ref().and_then(photo_row_parts)
+        else {
+            return;
+        };
+        let photo = u
+            .state
+            .borrow()
+            .photos
+            .items()
+            .get(item.position() as usize)
+            .map(|p| (p.path.clone(), p.name(), p.size));
+        let Some((path, file, size)) = photo else {
+            return;
+        };
+        title.set_text(&file);
+        subtitle.set_text(&human_size(size));
+        // The row itself (GTK's list item widget), named as a screen reader should say it.
+        if let Some(row) = title
+            .parent()
+            .and_then(|labels| labels.parent())
+            .and_then(|b| b.parent())
+        {
+            name(&row, &file);
+        }
+        let label = tr("Remove {name}").replace("{name}", &file);
+        remove.set_tooltip_text(Some(&label));
+        name(&remove, &label);
+        u.thumbnails.show(&path, &image);
+    });
+    let u = ui.clone();
+    factory.connect_unbind(move |_, item| {
+        let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+            return;
+        };
+        if let Some((image, ..)) = item.child().as_ref().and_then(photo_row_parts) {
+            u.thumbnails.hide(&image);
+        }
+    });
 }
 
-/// Appends rows for the photos from `from` on; returns their images for the thumbnails.
-fn append_photo_rows(ui: &Rc<Ui>, from: usize) -> Vec<(PathBuf, gtk::Image)> {
-    let items: Vec<(PathBuf, String, u64)> = ui.state.borrow().photos.items()[from..]
-        .iter()
-        .map(|p| (p.path.clone(), p.name(), p.size))
-        .collect();
-    let mut images = Vec::with_capacity(items.len());
-    for (path, name, size) in items {
-        let (row, image) = photo_row(ui, &path, &name, size);
-        ui.photos_list.append(&row);
-        ui.photo_rows.borrow_mut().push(row);
-        images.push((path, image));
+fn remove_photo(ui: &Rc<Ui>, index: usize) {
+    if ui.state.borrow_mut().photos.remove(index).is_none() {
+        return;
     }
-    images
+    ui.photos_store.remove(index as u32);
+    render_photo_summary(ui);
 }
 
-fn remove_photo(ui: &Rc<Ui>, path: &std::path::Path) {
-    let index = ui
+/// Photos listed before the window's first frame, and then at each turn of the main loop.
+const PHOTO_ROWS_AT_ONCE: usize = 8;
+
+/// Lists the photos not listed yet, a few at a time at low priority, so that the window
+/// answers (input, redraws, AT-SPI) between them: 200 rows take GTK a fifth of a second.
+async fn list_other_photos(ui: Rc<Ui>) {
+    loop {
+        let listed = ui.photos_store.n_items() as usize;
+        let names: Vec<String> = ui
+            .state
+            .borrow()
+            .photos
+            .items()
+            .iter()
+            .skip(listed)
+            .take(PHOTO_ROWS_AT_ONCE)
+            .map(|p| p.name())
+            .collect();
+        if names.is_empty() {
+            break;
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        ui.photos_store.splice(listed as u32, 0, &names);
+        glib::timeout_future_with_priority(glib::Priority::LOW, std::time::Duration::ZERO).await;
+    }
+    tracing::debug!(
+        unix_us = timing::unix_us() as u64,
+        photo_rows = ui.photo_rows_made.get(),
+        "photos listed"
+    );
+}
+
+/// The list's entries, from the model: all of them (the view makes rows for those shown), or
+/// the first `limit`.
+fn render_photos(ui: &Rc<Ui>, limit: Option<usize>) {
+    let names: Vec<String> = ui
         .state
         .borrow()
         .photos
         .items()
         .iter()
-        .position(|p| p.path == path);
-    let Some(index) = index else { return };
-    ui.state.borrow_mut().photos.remove(index);
-    let row = ui.photo_rows.borrow_mut().remove(index);
-    ui.photos_list.remove(&row);
-    render_photo_summary(ui);
-}
-
-fn render_photos(ui: &Rc<Ui>) {
-    clear(&ui.photos_list);
-    ui.photo_rows.borrow_mut().clear();
-    let _ = append_photo_rows(ui, 0);
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|p| p.name())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    ui.photos_store.splice(0, ui.photos_store.n_items(), &names);
     render_photo_summary(ui);
 }
 
@@ -687,6 +833,12 @@ fn render_photo_summary(ui: &Ui) {
         (s.photos.summary(), refused)
     };
     ui.photos_group.set_description(Some(&summary));
+    // As tall as its rows, up to a few (GTK 4.8's list view says less than it needs).
+    let count = ui.state.borrow().photos.count();
+    let shown = count.min(PHOTO_ROWS_SHOWN) as i32;
+    ui.photos_scroll.set_visible(count > 0);
+    ui.photos_scroll
+        .set_min_content_height(shown * PHOTO_ROW_HEIGHT);
     clear(&ui.refused_list);
     ui.refused_list.set_visible(!refused.is_empty());
     for (file, reason) in refused {
@@ -699,37 +851,6 @@ fn render_photo_summary(ui: &Ui) {
         ui.refused_list.append(&row);
     }
     render_start(ui);
-}
-
-async fn load_thumbnails(ui: &Rc<Ui>) {
-    let rows: Vec<(PathBuf, gtk::Image)> = {
-        let s = ui.state.borrow();
-        let rows = ui.photo_rows.borrow();
-        s.photos
-            .items()
-            .iter()
-            .zip(rows.iter())
-            .filter_map(|(p, row)| {
-                // The prefix is the row's first image: find it through the row's children.
-                find_image(row.upcast_ref()).map(|i| (p.path.clone(), i))
-            })
-            .collect()
-    };
-    super::thumbs::load(rows).await;
-}
-
-fn find_image(widget: &gtk::Widget) -> Option<gtk::Image> {
-    if let Some(image) = widget.downcast_ref::<gtk::Image>() {
-        return Some(image.clone());
-    }
-    let mut child = widget.first_child();
-    while let Some(c) = child {
-        if let Some(found) = find_image(&c) {
-            return Some(found);
-        }
-        child = c.next_sibling();
-    }
-    None
 }
 
 fn add_photos(ui: &Rc<Ui>) {
@@ -752,11 +873,8 @@ fn add_photos(ui: &Rc<Ui>) {
             let paths: Vec<PathBuf> = (0..files.n_items())
                 .filter_map(|i| files.item(i)?.downcast::<gio::File>().ok()?.path())
                 .collect();
-            let from = u.state.borrow().photos.count();
             u.state.borrow_mut().photos.add(paths);
-            let images = append_photo_rows(&u, from);
-            render_photo_summary(&u);
-            glib::spawn_future_local(super::thumbs::load(images));
+            render_photos(&u, None);
         }
         chooser.destroy();
     });
@@ -899,11 +1017,29 @@ fn folder_from_dict(d: &HashMap<String, OwnedValue>) -> Option<Folder> {
 async fn list_folders(ui: Rc<Ui>, path: String) {
     let Some(bus) = bus(&ui) else { return };
     let answer = bus.folders.list_folders(path.clone()).await;
-    let answer = answer
+    let answered = timing::unix_us();
+    let answer: Result<Vec<Folder>, String> = answer
         .map(|dicts| dicts.iter().filter_map(folder_from_dict).collect())
         .map_err(|e| classify(&e).message().to_owned());
+    let listed = answer.as_ref().map_or(0, Vec::len);
+    let ok = answer.is_ok();
     ui.state.borrow_mut().tree.loaded(&path, answer);
     render_folders(&ui);
+    if ok && timing::wanted() {
+        tracing::debug!(
+            unix_us = answered as u64,
+            path,
+            folders = listed,
+            "folders answered"
+        );
+        timing::after_next_frame(&ui.window, move || {
+            tracing::debug!(
+                unix_us = timing::unix_us() as u64,
+                folders = listed,
+                "folders shown"
+            );
+        });
+    }
 }
 
 /// After a move in the tree: draw it, and list the level if it is wanted.

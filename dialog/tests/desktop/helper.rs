@@ -146,6 +146,12 @@ impl Drop for Group {
 }
 
 impl Group {
+    /// The process's id (its group's too).
+    #[allow(dead_code)] // the launch benchmark's (benches/launch.rs)
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Whether the process has ended.
     pub fn exited(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(Some(_)))
@@ -175,25 +181,23 @@ pub struct Desktop {
 
 impl Desktop {
     pub async fn start(sandbox: &Sandbox) -> Desktop {
+        Desktop::start_sized(sandbox, 620, 820).await
+    }
+
+    /// With a screen of this size (HiDPI: the window's default size, doubled).
+    pub async fn start_sized(sandbox: &Sandbox, width: u32, height: u32) -> Desktop {
         let fbdir = sandbox.root.join("xvfb");
         std::fs::create_dir_all(&fbdir).unwrap();
         // The screen is the window's default size, so a screenshot is the window.
         // -displayfd: Xvfb picks a free display and writes its number once it accepts
         // clients, which is both the free number and the readiness signal.
         let mut xvfb = Command::new("Xvfb");
-        xvfb.args([
-            "-displayfd",
-            "1",
-            "-nolisten",
-            "tcp",
-            "-screen",
-            "0",
-            "620x820x24",
-        ])
-        .arg("-fbdir")
-        .arg(&fbdir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        xvfb.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .arg("-fbdir")
+            .arg(&fbdir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut xvfb = spawn_group(&mut xvfb);
         let mut line = String::new();
         let stdout = xvfb.0.stdout.take().expect("piped");
@@ -244,8 +248,21 @@ impl Desktop {
         }
     }
 
+    /// Sets a variable for everything started on this desktop from now on (the dialog, the
+    /// driver and what it starts).
+    #[allow(dead_code)] // the launch benchmark's (benches/launch.rs)
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
     /// The dialog, opened with `files` (its output goes to `log`).
     pub fn dialog(&self, files: &[PathBuf], log: &Path) -> Group {
+        self.dialog_with(files, log, &[])
+    }
+
+    /// The dialog with more environment: a style, a scale, a log level.
+    pub fn dialog_with(&self, files: &[PathBuf], log: &Path, extra: &[(&str, &str)]) -> Group {
         let log = std::fs::File::create(log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_dbxport-export"));
         command
@@ -253,6 +270,7 @@ impl Desktop {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(self.env.iter().cloned())
+            .envs(extra.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         spawn_group(&mut command)
