@@ -31,6 +31,13 @@ pub fn upload_call(photos: &Photos, folder: &str, options: &Options) -> Result<U
         return Err(crate::i18n::tr("No photos to send: add some first."));
     }
     options.prepare()?;
+    // Dropbox shares folders, never the top of a Dropbox (its API has no path for it): said
+    // here, before any call, rather than as a refusal after the photos went.
+    if options.share_link && (folder.is_empty() || folder == "/") {
+        return Err(crate::i18n::tr(
+            "A shared link needs a folder: Dropbox cannot share the top of your Dropbox. Choose or make a folder, or turn the link off.",
+        ));
+    }
     let items = photos.items();
     let paths = match items
         .iter()
@@ -151,5 +158,24 @@ mod tests {
         );
         let err = upload_call(&Photos::default(), "/P", &Options::default()).unwrap_err();
         assert!(err.contains("No photos"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_link_of_the_top_of_the_dropbox_is_refused_before_any_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jpg");
+        std::fs::write(&a, b"a").unwrap();
+        let photos = Photos::from_paths([a]);
+        let linked = Options {
+            share_link: true,
+            ..Options::default()
+        };
+        for top in ["", "/"] {
+            let err = upload_call(&photos, top, &linked).unwrap_err();
+            assert!(err.contains("shared link needs a folder"), "{err}");
+        }
+        // A folder can be shared; the top without a link can be sent to.
+        assert!(upload_call(&photos, "/Albums", &linked).is_ok());
+        assert!(upload_call(&photos, "/", &Options::default()).is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! The scenarios, each from the window's side: what a person presses, what the
 //! emulated Dropbox holds afterwards.
 
-use dbxport::service::FoldersProxy;
+use dbxport::service::{FoldersProxy, UploaderProxy};
 
 use crate::helper::*;
 
@@ -153,4 +153,239 @@ async fn close_during_an_upload_leaves_it_to_the_daemon() {
         })
         .await;
     }
+}
+
+/// The states of every job the daemon holds.
+async fn job_states(sandbox: &dbxport_testkit::sandbox::Sandbox) -> Vec<(String, String)> {
+    let conn = sandbox.bus.connect().await.unwrap();
+    let uploader = UploaderProxy::new(&conn).await.unwrap();
+    let text = |d: &std::collections::HashMap<String, zbus::zvariant::OwnedValue>, k: &str| {
+        d.get(k)
+            .and_then(|v| <&str>::try_from(&**v).ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    uploader
+        .list_jobs(Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (text(d, "source"), text(d, "state")))
+        .collect()
+}
+
+/// Cancel during an upload → the window says what was cancelled, and the batch is cancelled
+/// in the daemon: no job left to run, the cancelled files not in Dropbox.
+#[system_test]
+async fn cancel_during_an_upload_cancels_the_batch_in_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    // Slow enough that Cancel comes while the files are still being sent.
+    config.upload.bandwidth_limit = 500_000;
+    let sandbox = sandbox_with(dir.path(), config, true).await;
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start(&sandbox).await;
+    let _dialog = desktop.dialog(&photos, &dir.path().join("dialog.log"));
+    desktop.drive("cancel-during-upload", &[]).await;
+    let states = job_states(&sandbox).await;
+    assert_eq!(states.len(), 3, "{states:?}");
+    let cancelled: Vec<&String> = states
+        .iter()
+        .filter(|(_, s)| s == "cancelled")
+        .map(|(f, _)| f)
+        .collect();
+    assert!(!cancelled.is_empty(), "nothing cancelled: {states:?}");
+    assert!(
+        states.iter().all(|(_, s)| s == "cancelled" || s == "done"),
+        "a job still to run after Cancel: {states:?}"
+    );
+    let stored: Vec<String> = sandbox
+        .emulator
+        .files()
+        .into_iter()
+        .map(|f| f.path_display)
+        .collect();
+    for source in cancelled {
+        let name = std::path::Path::new(source).file_name().unwrap();
+        let path = format!("/{}", name.to_string_lossy());
+        assert!(!stored.contains(&path), "{path} cancelled, yet in Dropbox");
+    }
+}
+
+/// A file fails (the daemon cannot read it); the person fixes it and presses "Retry failed":
+/// it is sent again and ends Done.
+#[system_test]
+async fn a_failure_then_retry_failed_sends_it_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path(), true).await;
+    let photos = large_photos(&dir.path().join("photos"));
+    let unreadable = &photos[1];
+    std::fs::set_permissions(unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let desktop = Desktop::start(&sandbox).await;
+    let _dialog = desktop.dialog(&photos, &dir.path().join("dialog.log"));
+    desktop
+        .drive("retry-failed", &[unreadable.to_str().unwrap(), "3"])
+        .await;
+    let states = job_states(&sandbox).await;
+    assert_eq!(
+        states.len(),
+        3,
+        "one job per photo, the retried one too: {states:?}"
+    );
+    assert!(states.iter().all(|(_, s)| s == "done"), "{states:?}");
+    let hash = dbxport::dropbox::content_hash::content_hash_file(unreadable).unwrap();
+    assert!(
+        sandbox
+            .emulator
+            .files()
+            .iter()
+            .any(|f| f.path_display == "/photo-1.jpg" && f.content_hash == hash),
+        "the retried photo is in Dropbox"
+    );
+}
+
+/// With a shared link, the link's Copy button puts the emulator's link on the X clipboard.
+#[system_test]
+async fn copy_puts_the_shared_link_on_the_clipboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path(), true).await;
+    let conn = sandbox.bus.connect().await.unwrap();
+    // A folder: Dropbox shares folders, never the top of the Dropbox.
+    FoldersProxy::new(&conn)
+        .await
+        .unwrap()
+        .create_folder("/Albums".into())
+        .await
+        .unwrap();
+    let uploader = UploaderProxy::new(&conn).await.unwrap();
+    let mut finished = uploader.receive_batch_finished().await.unwrap();
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start(&sandbox).await;
+    let _dialog = desktop.dialog(&photos, &dir.path().join("dialog.log"));
+    let out = desktop.drive("copy-link", &["Albums"]).await;
+    let said = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_string()
+    };
+    // The link the emulator made, as the daemon's BatchFinished carried it.
+    let summary = futures_util::StreamExt::next(&mut finished).await.unwrap();
+    let link = dbxport::service::summary_from_dict(&summary.args().unwrap().summary)
+        .link
+        .expect("the batch has a link");
+    assert!(
+        link.starts_with("https://www.dropbox.com/scl/fo/"),
+        "{link}"
+    );
+    assert_eq!(said("shown="), link);
+    assert_eq!(said("clipboard="), link);
+}
+
+/// Keyboard alone: Tab reaches Start and Enter sends; every control in the AT-SPI tree has
+/// an accessible name, before and after.
+#[system_test]
+async fn keyboard_alone_reaches_start_and_every_control_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path(), true).await;
+    let conn = sandbox.bus.connect().await.unwrap();
+    FoldersProxy::new(&conn)
+        .await
+        .unwrap()
+        .create_folder("/Albums".into())
+        .await
+        .unwrap();
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start(&sandbox).await;
+    let _dialog = desktop.dialog(&photos[..1], &dir.path().join("dialog.log"));
+    let out = desktop.drive("keyboard-only", &["Albums"]).await;
+    assert!(out.contains("Start reached with"), "{out}");
+    wait_for("the photo in Dropbox", || {
+        sandbox
+            .emulator
+            .files()
+            .iter()
+            .any(|f| f.path_display == "/photo-0.jpg")
+            .then_some(())
+    })
+    .await;
+}
+
+/// The screen's mean luminance and the window's size, from `drive.py style-shot`.
+fn luminance_and_size(out: &str) -> (f64, (u32, u32)) {
+    let luminance = out
+        .lines()
+        .find_map(|l| l.strip_prefix("luminance="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no luminance in {out}"));
+    let size = out
+        .lines()
+        .find_map(|l| l.strip_prefix("window="))
+        .and_then(|v| v.split_once('x'))
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .unwrap_or_else(|| panic!("no window size in {out}"));
+    (luminance, size)
+}
+
+/// The dark style: asked for through libadwaita, the window is dark (screenshot
+/// `dark.png`); the same window without it is light.
+#[system_test]
+async fn the_dark_style_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path(), true).await;
+    let conn = sandbox.bus.connect().await.unwrap();
+    FoldersProxy::new(&conn)
+        .await
+        .unwrap()
+        .create_folder("/Albums".into())
+        .await
+        .unwrap();
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start(&sandbox).await;
+    let light = {
+        let _dialog = desktop.dialog(&photos, &dir.path().join("light.log"));
+        desktop.drive("style-shot", &["light", "Albums"]).await
+    };
+    let dark = {
+        let _dialog = desktop.dialog_with(
+            &photos,
+            &dir.path().join("dark.log"),
+            &[("ADW_DEBUG_COLOR_SCHEME", "prefer-dark")],
+        );
+        desktop.drive("style-shot", &["dark", "Albums"]).await
+    };
+    let (light, _) = luminance_and_size(&light);
+    let (dark, _) = luminance_and_size(&dark);
+    assert!(light > 0.7, "the default style is light: {light}");
+    assert!(dark < 0.3, "the dark style is dark: {dark}");
+}
+
+/// HiDPI: at a scale of 2 the window has twice the pixels each way (screenshot `hidpi.png`).
+#[system_test]
+async fn hidpi_doubles_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path(), true).await;
+    let conn = sandbox.bus.connect().await.unwrap();
+    FoldersProxy::new(&conn)
+        .await
+        .unwrap()
+        .create_folder("/Albums".into())
+        .await
+        .unwrap();
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start_sized(&sandbox, 1240, 1640).await;
+    let one = {
+        let _dialog = desktop.dialog(&photos, &dir.path().join("one.log"));
+        desktop.drive("style-shot", &["scale-1", "Albums"]).await
+    };
+    let two = {
+        let _dialog =
+            desktop.dialog_with(&photos, &dir.path().join("two.log"), &[("GDK_SCALE", "2")]);
+        desktop.drive("style-shot", &["hidpi", "Albums"]).await
+    };
+    let (_, (w1, h1)) = luminance_and_size(&one);
+    let (_, (w2, h2)) = luminance_and_size(&two);
+    assert_eq!((w1, h1), (620, 820), "the window's default size at scale 1");
+    assert_eq!((w2, h2), (2 * w1, 2 * h1), "twice the pixels at scale 2");
 }
