@@ -38,10 +38,10 @@ impl Thumbnails {
     /// the photo queued.
     pub fn show(self: &Rc<Self>, path: &Path, image: &gtk::Image) {
         match self.decoded.borrow().get(path) {
-            Some(Some(texture)) => image.set_paintable(Some(texture)),
-            Some(None) => image.set_icon_name(Some(PLACEHOLDER)),
+            Some(Some(texture)) => set_thumbnail(image, texture),
+            Some(None) => set_placeholder(image),
             None => {
-                image.set_icon_name(Some(PLACEHOLDER));
+                set_placeholder(image);
                 let mut queue = self.queue.borrow_mut();
                 if !queue.iter().any(|p| p == path) {
                     queue.push_back(path.to_path_buf());
@@ -102,7 +102,7 @@ impl Thumbnails {
                 }
                 self.decoded_count.set(self.decoded_count.get() + 1);
                 if let Some(image) = self.shown.borrow().get(&path).and_then(|w| w.upgrade()) {
-                    image.set_paintable(Some(texture));
+                    set_thumbnail(&image, texture);
                 }
             }
             self.decoded.borrow_mut().insert(path, texture);
@@ -114,6 +114,17 @@ impl Thumbnails {
             "thumbnails done"
         );
     }
+}
+
+/// The placeholder, dimmed: a symbolic icon at a thumbnail's size is heavy.
+fn set_placeholder(image: &gtk::Image) {
+    image.set_icon_name(Some(PLACEHOLDER));
+    image.add_css_class("dim-label");
+}
+
+fn set_thumbnail(image: &gtk::Image, texture: &gdk::Texture) {
+    image.set_paintable(Some(texture));
+    image.remove_css_class("dim-label");
 }
 
 /// The photo at `path` scaled into SIZE × SIZE device pixels, or None if it cannot be read.

@@ -688,7 +688,7 @@ fn connect_photo_rows(ui: &Rc<Ui>, factory: &gtk::SignalListItemFactory) {
         row.set_margin_bottom(6);
         row.set_margin_start(12);
         row.set_margin_end(6);
-        let image = gtk::Image::from_icon_name(super::thumbs::PLACEHOLDER);
+        let image = gtk::Image::new();
         image.set_pixel_size(super::thumbs::SIZE);
         row.append(&image);
         let labels = gtk::Box::new(gtk::Orientation::Vertical, 2);

@@ -312,6 +312,28 @@ async fn keyboard_alone_reaches_start_and_every_control_is_named() {
     .await;
 }
 
+/// The dialog with `extra` environment, once its thumbnails are in (its debug log says so),
+/// then `drive.py style-shot NAME Albums`: the screenshot, the luminance, the window's size.
+async fn style_shot(
+    desktop: &Desktop,
+    photos: &[std::path::PathBuf],
+    name: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let log = desktop.shots.join(format!("{name}.log"));
+    let mut env = vec![("RUST_LOG", "dbxport_export=debug")];
+    env.extend_from_slice(extra);
+    let _dialog = desktop.dialog_with(photos, &log, &env);
+    wait_for("the thumbnails", || {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("thumbnails done")
+            .then_some(())
+    })
+    .await;
+    desktop.drive("style-shot", &[name, "Albums"]).await
+}
+
 /// The screen's mean luminance and the window's size, from `drive.py style-shot`.
 fn luminance_and_size(out: &str) -> (f64, (u32, u32)) {
     let luminance = out
@@ -343,18 +365,14 @@ async fn the_dark_style_is_followed() {
         .unwrap();
     let photos = large_photos(&dir.path().join("photos"));
     let desktop = Desktop::start(&sandbox).await;
-    let light = {
-        let _dialog = desktop.dialog(&photos, &dir.path().join("light.log"));
-        desktop.drive("style-shot", &["light", "Albums"]).await
-    };
-    let dark = {
-        let _dialog = desktop.dialog_with(
-            &photos,
-            &dir.path().join("dark.log"),
-            &[("ADW_DEBUG_COLOR_SCHEME", "prefer-dark")],
-        );
-        desktop.drive("style-shot", &["dark", "Albums"]).await
-    };
+    let light = style_shot(&desktop, &photos, "light", &[]).await;
+    let dark = style_shot(
+        &desktop,
+        &photos,
+        "dark",
+        &[("ADW_DEBUG_COLOR_SCHEME", "prefer-dark")],
+    )
+    .await;
     let (light, _) = luminance_and_size(&light);
     let (dark, _) = luminance_and_size(&dark);
     assert!(light > 0.7, "the default style is light: {light}");
@@ -375,15 +393,8 @@ async fn hidpi_doubles_the_window() {
         .unwrap();
     let photos = large_photos(&dir.path().join("photos"));
     let desktop = Desktop::start_sized(&sandbox, 1240, 1640).await;
-    let one = {
-        let _dialog = desktop.dialog(&photos, &dir.path().join("one.log"));
-        desktop.drive("style-shot", &["scale-1", "Albums"]).await
-    };
-    let two = {
-        let _dialog =
-            desktop.dialog_with(&photos, &dir.path().join("two.log"), &[("GDK_SCALE", "2")]);
-        desktop.drive("style-shot", &["hidpi", "Albums"]).await
-    };
+    let one = style_shot(&desktop, &photos, "scale-1", &[]).await;
+    let two = style_shot(&desktop, &photos, "hidpi", &[("GDK_SCALE", "2")]).await;
     let (_, (w1, h1)) = luminance_and_size(&one);
     let (_, (w2, h2)) = luminance_and_size(&two);
     assert_eq!((w1, h1), (620, 820), "the window's default size at scale 1");
