@@ -25,9 +25,12 @@ pub fn wanted() -> bool {
 }
 
 /// Runs `then` once, after the next frame of `widget`'s window has been painted: what was
-/// changed before this call is on the screen by then.
+/// changed before this call is on the screen by then. A widget not realized has no frame
+/// clock: `then` runs at once, so what waits for the frame (the photo list, the thumbnails)
+/// is never left waiting.
 pub fn after_next_frame(widget: &impl IsA<gtk::Widget>, then: impl FnOnce() + 'static) {
     let Some(clock) = widget.frame_clock() else {
+        then();
         return;
     };
     let then = Cell::new(Some(then));
