@@ -1,6 +1,6 @@
-//! Thumbnails, loaded lazily: only for the photo rows the list shows (it creates rows for
-//! what is on screen, so 200 photos cost a screenful), one at a time, after the window is
-//! up, decoded by gdk-pixbuf on GIO's worker threads.
+//! Thumbnails, loaded lazily: only for the photo rows the list view has bound (GTK 4.8's binds
+//! up to 200, whatever it shows; past that, more photos cost nothing here), one at a time,
+//! after the window is up, decoded by gdk-pixbuf on GIO's worker threads.
 //! A decoded one is kept for the rows that show it again; a format gdk-pixbuf cannot read
 //! keeps the placeholder icon. The window never waits for one (BENCHMARKS.md, "Export
 //! dialog").
