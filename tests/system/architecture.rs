@@ -98,3 +98,57 @@ fn the_module_graph_has_no_cycle_and_the_library_never_imports_its_edges() {
         }
     }
 }
+
+/// The packages `package` depends on, directly or not, as Cargo.lock records them (normal,
+/// build and dev dependencies alike: the lock file does not tell them apart, so this is the
+/// strictest reading).
+fn locked_dependencies(package: &str) -> BTreeSet<String> {
+    let lock =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    let lock: toml::Table = toml::from_str(&lock).unwrap();
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in lock["package"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap().to_string();
+        let listed = p.get("dependencies").and_then(|d| d.as_array());
+        // An entry is "name" or "name version" when two versions are locked.
+        let names = listed
+            .into_iter()
+            .flatten()
+            .map(|d| d.as_str().unwrap().split(' ').next().unwrap().to_string());
+        deps.entry(name).or_default().extend(names);
+    }
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![package.to_string()];
+    while let Some(name) = stack.pop() {
+        for dep in deps.get(&name).into_iter().flatten() {
+            if seen.insert(dep.clone()) {
+                stack.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// dbxportd and dbxportctl never link GTK: the export dialog is its own crate of the workspace
+/// (ARCHITECTURE.md, "Module layers"), which the product does not depend on.
+#[test]
+fn the_product_never_depends_on_gtk_or_the_dialog() {
+    let deps = locked_dependencies("dbxport");
+    assert!(deps.contains("zbus"), "the lock file was read: {deps:?}");
+    let gui: Vec<&String> = deps
+        .iter()
+        .filter(|d| {
+            d.starts_with("gtk")
+                || d.starts_with("gdk")
+                || d.starts_with("libadwaita")
+                || d.starts_with("glib")
+                || d.starts_with("gio")
+                || d.starts_with("pango")
+                || d.starts_with("cairo")
+                || *d == "dbxport-export"
+        })
+        .collect();
+    assert!(gui.is_empty(), "the product depends on {gui:?}");
+    // And the check sees GTK where it is.
+    assert!(locked_dependencies("dbxport-export").contains("gtk4"));
+}

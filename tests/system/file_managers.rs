@@ -173,15 +173,88 @@ fn the_thunar_actions_are_well_formed() {
     );
     let text = read("thunar/uca.xml");
     let actions: Vec<&str> = text.split("<action>").skip(1).collect();
-    assert_eq!(actions.len(), 3);
+    assert_eq!(
+        actions.len(),
+        4,
+        "three direct actions and the export dialog"
+    );
     for action in actions {
         assert!(action.contains("<unique-id>dbxport-"), "{action}");
-        assert!(action.contains("<image-files/>") && action.contains("<video-files/>"));
+        assert!(action.contains("<image-files/>"), "{action}");
+        // The dialog is for photos; the direct actions take videos too.
+        let dialog = action.contains("<command>dbxport-export %F</command>");
+        assert_eq!(action.contains("<video-files/>"), !dialog, "{action}");
     }
-    for command in thunar_commands(&text) {
+    for command in thunar_commands(&text).iter().filter(|c| !is_dialog(c)) {
         assert!(command.starts_with("dbxportctl upload --notify ") && command.ends_with(" %F"));
         assert!(!command.contains("--to"), "{command}");
     }
+}
+
+/// A menu command that opens the export dialog (its own tests drive it under Xvfb:
+/// `dialog/tests/desktop/`), rather than sending directly.
+fn is_dialog(command: &str) -> bool {
+    command.starts_with("dbxport-export ")
+}
+
+/// "Send to Dropbox…" in every file manager opens the export dialog with the selection (%F,
+/// or Nautilus's list), for photos; each file is valid as its own format's checker reads it.
+#[test]
+fn send_to_dropbox_opens_the_export_dialog_in_every_file_manager() {
+    let dolphin = desktop("dolphin/dbxport-export.desktop");
+    // As for dbxport.desktop: KDE's Service type with MimeType and Actions, nothing else.
+    assert_eq!(validation_errors(&dolphin).len(), 2);
+    let text = read("dolphin/dbxport-export.desktop");
+    let groups_ = groups(&text);
+    assert_eq!(value(&groups_[0].1, "MimeType"), Some("image/*;"));
+    assert_eq!(value(&groups_[0].1, "Actions"), Some("dialog;"));
+    let (_, action) = groups_
+        .iter()
+        .find(|(g, _)| g == "Desktop Action dialog")
+        .unwrap();
+    assert_eq!(value(action, "Name"), Some("Send to Dropbox…"));
+    assert_eq!(value(action, "Exec"), Some("dbxport-export %F"));
+
+    let nemo = read("nemo/dbxport-export.nemo_action");
+    let keys = &groups(&nemo)[0].1;
+    assert_eq!(value(keys, "Exec"), Some("dbxport-export %F"));
+    assert_eq!(value(keys, "Mimetypes"), Some("image/*;"));
+    assert_eq!(value(keys, "Quote"), Some("double"));
+
+    let script = desktop("nautilus/Send to Dropbox…");
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "not executable");
+    let out = Command::new("sh").arg("-n").arg(&script).output().unwrap();
+    assert!(out.status.success());
+    // Run with a stand-in for the dialog: it is handed the selection, names with spaces whole.
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("args");
+    let stand_in = dir.path().join("dbxport-export");
+    std::fs::write(
+        &stand_in,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", got.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = std::fs::read_to_string(&script).unwrap().replace(
+        "\ndbxport_export=dbxport-export\n",
+        &format!("\ndbxport_export='{}'\n", stand_in.display()),
+    );
+    let runnable = dir.path().join("script");
+    std::fs::write(&runnable, text).unwrap();
+    let status = Command::new("sh")
+        .arg(&runnable)
+        .env(
+            "NAUTILUS_SCRIPT_SELECTED_FILE_PATHS",
+            "/p/a flower.jpg\n/p/the sea.jpg\n",
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "/p/a flower.jpg\n/p/the sea.jpg\n"
+    );
 }
 
 const NAUTILUS: [&str; 3] = [
@@ -294,7 +367,10 @@ fn menu_commands(w: &World, files: &[PathBuf], path: &str) -> Vec<(String, Comma
     }
 
     // Thunar puts each path shell-quoted (g_shell_quote: single quotes) and splits likewise.
-    for line in thunar_commands(&read("thunar/uca.xml")) {
+    for line in thunar_commands(&read("thunar/uca.xml"))
+        .into_iter()
+        .filter(|c| !is_dialog(c))
+    {
         let quoted: Vec<String> = files.iter().map(|f| format!("'{}'", f.display())).collect();
         let line = line.replace("%F", &quoted.join(" "));
         let mut c = command("sh");

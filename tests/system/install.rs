@@ -147,7 +147,7 @@ impl Home {
 }
 
 /// What install writes: path under the test's root, mode.
-const INSTALLED: [(&str, u32); 14] = [
+const INSTALLED: [(&str, u32); 20] = [
     ("config/systemd/user/dbxport.service", 0o644),
     ("data/dbus-1/services/io.github.dbxport1.service", 0o644),
     ("data/kio/servicemenus/dbxport.desktop", 0o755),
@@ -157,6 +157,18 @@ const INSTALLED: [(&str, u32); 14] = [
     ("data/nemo/actions/dbxport-send.nemo_action", 0o644),
     ("data/nemo/actions/dbxport-send-resized.nemo_action", 0o644),
     ("data/nemo/actions/dbxport-copy-link.nemo_action", 0o644),
+    ("data/applications/io.github.dbxport1.Export.desktop", 0o644),
+    (
+        "data/metainfo/io.github.dbxport1.Export.metainfo.xml",
+        0o644,
+    ),
+    (
+        "data/icons/hicolor/scalable/apps/io.github.dbxport1.Export.svg",
+        0o644,
+    ),
+    ("data/kio/servicemenus/dbxport-export.desktop", 0o755),
+    ("data/nautilus/scripts/Send to Dropbox…", 0o755),
+    ("data/nemo/actions/dbxport-export.nemo_action", 0o644),
     ("config/Thunar/uca.xml", 0o644),
     ("data/bash-completion/completions/dbxportctl", 0o644),
     ("data/zsh/site-functions/_dbxportctl", 0o644),
@@ -241,10 +253,50 @@ fn install_puts_everything_in_place_and_uninstall_takes_exactly_that_out() {
         let text = home.read(&format!("data/nemo/actions/{action}.nemo_action"));
         assert_runs(&programs(&text, "Exec="), ctl, action);
     }
+    // "Send to Dropbox…": the export dialog beside dbxportctl (where `cargo install` and
+    // packages put it; built or not, the files are the same).
+    let export = std::path::Path::new(ctl)
+        .with_file_name("dbxport-export")
+        .display()
+        .to_string();
+    let app = home.path("data/applications/io.github.dbxport1.Export.desktop");
+    let entry = home.read("data/applications/io.github.dbxport1.Export.desktop");
+    assert_eq!(programs(&entry, "Exec="), std::slice::from_ref(&export));
+    assert_eq!(programs(&entry, "TryExec="), std::slice::from_ref(&export));
+    assert!(entry.contains("%F") && entry.contains("image/jpeg;") && entry.contains("image/heic;"));
+    let validate = Command::new("desktop-file-validate")
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success() && validate.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&validate.stdout)
+    );
+    let metainfo = Command::new("appstreamcli")
+        .args(["validate", "--no-net"])
+        .arg(home.path("data/metainfo/io.github.dbxport1.Export.metainfo.xml"))
+        .output()
+        .expect("appstreamcli is needed (Debian package appstream)");
+    assert!(
+        metainfo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&metainfo.stdout)
+    );
+    let dolphin = home.read("data/kio/servicemenus/dbxport-export.desktop");
+    assert_eq!(programs(&dolphin, "Exec="), std::slice::from_ref(&export));
+    let nemo = home.read("data/nemo/actions/dbxport-export.nemo_action");
+    assert_eq!(programs(&nemo, "Exec="), std::slice::from_ref(&export));
+    let script = home.read("data/nautilus/scripts/Send to Dropbox…");
+    assert!(
+        script.contains(&format!("\ndbxport_export='{export}'\n")),
+        "{script}"
+    );
     let thunar = home.read("config/Thunar/uca.xml");
     let commands: Vec<String> = programs(&thunar.replace("\t<command>", "<command>"), "<command>");
-    assert_eq!(commands.len(), 4, "the user's action and our three");
-    assert_runs(&commands[1..], ctl, "Thunar");
+    assert_eq!(commands.len(), 5, "the user's action and our four");
+    assert_runs(&commands[1..4], ctl, "Thunar");
+    assert_eq!(commands[4], export, "Thunar's Send to Dropbox…");
     assert!(thunar.starts_with(&USER_ACTIONS[..USER_ACTIONS.len() - "</actions>\n".len()]));
     let lint = Command::new("xmllint")
         .arg("--noout")
@@ -352,7 +404,7 @@ fn a_fresh_home_gets_a_thunar_file_of_its_own_and_loses_it_again() {
     let before = snapshot(home.dir.path());
     home.ctl(&["install"]);
     let thunar = home.read("config/Thunar/uca.xml");
-    assert_eq!(thunar.matches("<unique-id>dbxport-").count(), 3);
+    assert_eq!(thunar.matches("<unique-id>dbxport-").count(), 4);
     assert!(thunar.starts_with("<?xml") && thunar.trim_end().ends_with("</actions>"));
     home.ctl(&["uninstall"]);
     assert_same(&snapshot(home.dir.path()), &before, "traces left");
@@ -389,7 +441,7 @@ fn a_linked_thunar_file_is_written_through_and_a_foreign_one_stops_the_install()
     let link = std::fs::symlink_metadata(home.path("config/Thunar/uca.xml")).unwrap();
     assert!(link.file_type().is_symlink(), "the link was replaced");
     let kept = home.read("home/dotfiles/uca.xml");
-    assert_eq!(kept.matches("<unique-id>dbxport-").count(), 3);
+    assert_eq!(kept.matches("<unique-id>dbxport-").count(), 4);
     home.ctl(&["uninstall"]);
     assert_same(&snapshot(home.dir.path()), &before, "after uninstall");
 

@@ -10,6 +10,16 @@ use crate::cli::manpage::{completion, man_page};
 const UNIT: &str = include_str!("../../../systemd/dbxport.service");
 const ACTIVATION: &str = include_str!("../../../dbus/io.github.dbxport1.service");
 const DOLPHIN: &str = include_str!("../../../desktop/dolphin/dbxport.desktop");
+/// The export dialog (`dbxport-export`, the `dialog/` crate): its application entry, AppStream
+/// metadata, icon, and a "Send to Dropbox…" entry in each file manager's menu.
+const EXPORT_DESKTOP: &str =
+    include_str!("../../../desktop/export/io.github.dbxport1.Export.desktop");
+const EXPORT_METAINFO: &str =
+    include_str!("../../../desktop/export/io.github.dbxport1.Export.metainfo.xml");
+const EXPORT_ICON: &str = include_str!("../../../desktop/export/io.github.dbxport1.Export.svg");
+const EXPORT_DOLPHIN: &str = include_str!("../../../desktop/dolphin/dbxport-export.desktop");
+const EXPORT_NAUTILUS: &str = include_str!("../../../desktop/nautilus/Send to Dropbox…");
+const EXPORT_NEMO: &str = include_str!("../../../desktop/nemo/dbxport-export.nemo_action");
 const NAUTILUS: [(&str, &str); 3] = [
     (
         "Send to Dropbox",
@@ -77,29 +87,41 @@ impl Places {
 pub struct Programs {
     pub dbxportctl: PathBuf,
     pub dbxportd: PathBuf,
+    /// The export dialog. Its entries are installed whether it is there or not (so the
+    /// installed files do not depend on what was built): the application entry's `TryExec=`
+    /// hides it until the program exists.
+    pub export: PathBuf,
 }
 
 impl Programs {
     /// This `dbxportctl`, and the `dbxportd` beside it (as `cargo install` and packages put
-    /// them), else the first on PATH.
+    /// them), else the first on PATH; the same for `dbxport-export`, which otherwise is
+    /// expected beside `dbxportctl`.
     pub fn find() -> Result<Programs, InstallError> {
         let dbxportctl = std::env::current_exe().map_err(InstallError::NoExe)?;
-        let beside = dbxportctl.with_file_name("dbxportd");
-        let dbxportd = if beside.is_file() {
-            beside
-        } else {
-            std::env::var_os("PATH")
-                .into_iter()
-                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .map(|dir| dir.join("dbxportd"))
-                .find(|p| p.is_file())
-                .ok_or_else(|| InstallError::NoDaemon(dbxportctl.clone()))?
-        };
+        let dbxportd = beside_or_on_path(&dbxportctl, "dbxportd")
+            .ok_or_else(|| InstallError::NoDaemon(dbxportctl.clone()))?;
+        let export = beside_or_on_path(&dbxportctl, "dbxport-export")
+            .unwrap_or_else(|| dbxportctl.with_file_name("dbxport-export"));
         Ok(Programs {
             dbxportctl,
             dbxportd,
+            export,
         })
     }
+}
+
+/// `name` beside `program`, else the first on PATH.
+fn beside_or_on_path(program: &Path, name: &str) -> Option<PathBuf> {
+    let beside = program.with_file_name(name);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A program's path as one word of a command line, in the syntax the desktop-entry `Exec=`
@@ -196,6 +218,7 @@ pub fn plan(
 ) -> Result<Vec<Planned>, InstallError> {
     let ctl = program_word(&programs.dbxportctl)?;
     let daemon = program_word(&programs.dbxportd)?;
+    let export = program_word(&programs.export)?;
     let data = &places.data;
     let file = |path: PathBuf, contents: String, mode: u32| Planned {
         path,
@@ -267,6 +290,47 @@ pub fn plan(
             0o644,
         ));
     }
+    let app = "io.github.dbxport1.Export";
+    files.extend([
+        file(
+            data.join(format!("applications/{app}.desktop")),
+            rewrite_command(
+                &rewrite_command(EXPORT_DESKTOP, "Exec=", &export),
+                "TryExec=",
+                &export,
+            ),
+            0o644,
+        ),
+        file(
+            data.join(format!("metainfo/{app}.metainfo.xml")),
+            EXPORT_METAINFO.to_owned(),
+            0o644,
+        ),
+        file(
+            data.join(format!("icons/hicolor/scalable/apps/{app}.svg")),
+            EXPORT_ICON.to_owned(),
+            0o644,
+        ),
+        file(
+            data.join("kio/servicemenus/dbxport-export.desktop"),
+            rewrite_command(EXPORT_DOLPHIN, "Exec=", &export),
+            0o755,
+        ),
+        file(
+            data.join("nautilus/scripts/Send to Dropbox…"),
+            rewrite_command(
+                EXPORT_NAUTILUS,
+                "dbxport_export=",
+                &format!("'{}'", programs.export.display()),
+            ),
+            0o755,
+        ),
+        file(
+            data.join("nemo/actions/dbxport-export.nemo_action"),
+            rewrite_command(EXPORT_NEMO, "Exec=", &export),
+            0o644,
+        ),
+    ]);
     files.push(file(
         data.join("bash-completion/completions/dbxportctl"),
         completion(clap_complete::Shell::Bash),
@@ -309,6 +373,7 @@ mod tests {
         let programs = Programs {
             dbxportctl: "/usr/bin/dbxportctl".into(),
             dbxportd: "/usr/bin/dbxportd".into(),
+            export: "/usr/bin/dbxport-export".into(),
         };
         let base = plan(&places, &programs, &[]).unwrap();
         let profiles = ["web".to_string(), "archive".to_string()];

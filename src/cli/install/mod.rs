@@ -117,7 +117,11 @@ pub fn install(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&thunar)(e)),
     };
-    let ours = thunar_actions(&program_word(&programs.dbxportctl)?, profiles);
+    let ours = thunar_actions(
+        &program_word(&programs.dbxportctl)?,
+        &program_word(&programs.export)?,
+        profiles,
+    );
     files.push(Planned {
         contents: thunar_with_ours(existing.as_deref(), &ours, &thunar)?,
         mode: std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777),
@@ -180,6 +184,7 @@ pub fn uninstall(places: &Places, dry_run: bool) -> Result<Vec<(PathBuf, Change)
     let programs = Programs {
         dbxportctl: "dbxportctl".into(),
         dbxportd: "dbxportd".into(),
+        export: "dbxport-export".into(),
     };
     let mut done = Vec::new();
     for file in plan(places, &programs, &[])? {
@@ -290,8 +295,8 @@ pub fn run_install(dry_run: bool) -> Result<Exit, String> {
     }
     outln!(
         "dbxportd starts on first use; `systemctl --user enable --now dbxport` starts it at login.\n\
-         Menus: Dolphin, Nautilus (Scripts), Nemo and Thunar, for photos and videos; restart an open \
-         file manager to see them. zsh: add {} to fpath.",
+         Menus: Dolphin, Nautilus (Scripts), Nemo and Thunar, for photos and videos, with \
+         \"Send to Dropbox…\" opening the export dialog; restart an open file manager to see them. zsh: add {} to fpath.",
         places.data.join("zsh/site-functions").display()
     );
     Ok(Exit::Ok)

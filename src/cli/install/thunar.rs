@@ -19,13 +19,17 @@ fn xml_escape(text: &str) -> String {
 
 /// Our Thunar actions (each `<action>…</action>` block of the shipped file, then one per
 /// export profile in `profiles`, made from "Send to Dropbox"), their commands running
-/// `dbxportctl`.
-pub(super) fn thunar_actions(dbxportctl: &str, profiles: &[String]) -> Vec<String> {
+/// `dbxportctl`, and `dbxport-export` for "Send to Dropbox…".
+pub(super) fn thunar_actions(dbxportctl: &str, export: &str, profiles: &[String]) -> Vec<String> {
     let shipped: Vec<&str> = action_blocks(THUNAR)
         .into_iter()
         .map(|(start, end)| &THUNAR[start..end])
         .collect();
-    let send = shipped.first().copied().unwrap_or_default();
+    let send = shipped
+        .iter()
+        .find(|block| block.contains("<unique-id>dbxport-send</unique-id>"))
+        .copied()
+        .unwrap_or_default();
     let for_profiles = profiles.iter().map(|name| {
         send.replace(
             "<name>Send to Dropbox</name>",
@@ -49,10 +53,15 @@ pub(super) fn thunar_actions(dbxportctl: &str, profiles: &[String]) -> Vec<Strin
         .map(|block| block.to_string())
         .chain(for_profiles)
         .map(|block| {
-            block.replace(
-                "<command>dbxportctl ",
-                &format!("<command>{} ", xml_escape(dbxportctl)),
-            )
+            block
+                .replace(
+                    "<command>dbxportctl ",
+                    &format!("<command>{} ", xml_escape(dbxportctl)),
+                )
+                .replace(
+                    "<command>dbxport-export ",
+                    &format!("<command>{} ", xml_escape(export)),
+                )
         })
         .collect()
 }
@@ -140,8 +149,15 @@ mod tests {
 
     #[test]
     fn each_profile_gets_a_thunar_action() {
-        let ours = thunar_actions("/bin/dbxportctl", &["web".to_string()]);
-        assert_eq!(ours.len(), thunar_actions("/bin/dbxportctl", &[]).len() + 1);
+        let ours = thunar_actions(
+            "/bin/dbxportctl",
+            "/bin/dbxport-export",
+            &["web".to_string()],
+        );
+        assert_eq!(
+            ours.len(),
+            thunar_actions("/bin/dbxportctl", "/bin/dbxport-export", &[]).len() + 1
+        );
         let web = ours.last().unwrap();
         assert!(
             web.contains("<unique-id>dbxport-profile-web</unique-id>"),
@@ -160,14 +176,15 @@ mod tests {
     #[test]
     fn thunar_merge_keeps_the_users_actions_and_is_idempotent() {
         let user = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- an <action> -->\n<actions>\n<action>\n\t<name>Mine</name>\n\t<unique-id>1-1</unique-id>\n</action>\n</actions>\n";
-        let ours = thunar_actions("/bin/dbxportctl", &[]);
-        assert_eq!(ours.len(), 3);
+        let ours = thunar_actions("/bin/dbxportctl", "/bin/dbxport-export", &[]);
+        assert_eq!(ours.len(), 4);
         let once = thunar_with_ours(Some(user), &ours, Path::new("u")).unwrap();
         let twice = thunar_with_ours(Some(&once), &ours, Path::new("u")).unwrap();
         assert_eq!(once, twice);
         assert!(once.contains("<name>Mine</name>"));
-        assert_eq!(once.matches(THUNAR_MARK).count(), 3);
+        assert_eq!(once.matches(THUNAR_MARK).count(), 4);
         assert!(once.contains("<command>/bin/dbxportctl upload --notify %F</command>"));
+        assert!(once.contains("<command>/bin/dbxport-export %F</command>"));
         assert_eq!(without_ours(&once), user);
     }
 }
