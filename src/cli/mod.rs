@@ -12,7 +12,7 @@ mod install;
 mod jobs;
 mod login;
 mod manpage;
-mod profiles;
+pub mod profiles;
 mod restart;
 mod stalls;
 pub mod term;

@@ -27,7 +27,8 @@ pub struct ProfileView {
 }
 
 impl ProfileView {
-    fn from_entry(name: String, d: &HashMap<String, OwnedValue>) -> ProfileView {
+    /// A `ListProfiles` entry (also read by the export dialog).
+    pub fn from_entry(name: String, d: &HashMap<String, OwnedValue>) -> ProfileView {
         // The settings are a watch's export options and folder, under the same keys.
         let w = WatchView::from_dict(d);
         let folder = d

@@ -119,6 +119,28 @@ mod tests {
         assert_eq!(get::<bool>(&call, "original"), Some(true));
         assert!(!call.options.contains_key("max_dimension"));
         assert_eq!(get::<&str>(&call, "conflict"), Some("skip-identical"));
+        assert!(!call.options.contains_key("profile"));
+
+        // A profile chosen: named in the call, every option still said over it, and the
+        // folder its own (a template the daemon expands).
+        let mut choice = crate::model::profiles::ProfileChoice::default();
+        let mut o = Options::default();
+        let web = crate::model::profiles::Profile {
+            name: "web".into(),
+            folder: "/Web/{year}".into(),
+            options: Options {
+                profile: Some("web".into()),
+                strip_location: true,
+                ..Options::default()
+            },
+        };
+        choice.set_profiles(vec![web], &mut o);
+        choice.choose(1, &mut o);
+        let call = upload_call(&photos, choice.target("/Photos/New"), &o).unwrap();
+        assert_eq!(call.remote_folder, "/Web/{year}");
+        assert_eq!(get::<&str>(&call, "profile"), Some("web"));
+        assert_eq!(get::<bool>(&call, "strip_location"), Some(true));
+        assert_eq!(get::<bool>(&call, "original"), Some(true));
     }
 
     #[test]

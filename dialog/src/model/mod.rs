@@ -12,6 +12,7 @@ pub mod errors;
 pub mod folders;
 pub mod options;
 pub mod photos;
+pub mod profiles;
 pub mod progress;
 pub mod remembered;
 pub mod stage;

@@ -60,6 +60,9 @@ pub struct Options {
     pub strip_location: bool,
     pub conflict: Conflict,
     pub share_link: bool,
+    /// The export profile chosen (`model::profiles`), named in the call so that the job
+    /// records it; the options above are said too and override it.
+    pub profile: Option<String>,
     /// The last resize settings, kept while "Original" is chosen so that switching back
     /// restores them.
     pub resize_memory: (u32, u8),
@@ -72,6 +75,7 @@ impl Default for Options {
             strip_location: false,
             conflict: Conflict::SkipIdentical,
             share_link: false,
+            profile: None,
             resize_memory: (DEFAULT_MAX_DIMENSION, DEFAULT_JPEG_QUALITY),
         }
     }
@@ -136,6 +140,9 @@ impl Options {
             ("conflict", Value::from(self.conflict.name())),
             ("share_link", Value::from(self.share_link)),
         ];
+        if let Some(profile) = &self.profile {
+            options.push(("profile", Value::from(profile.clone())));
+        }
         match self.size {
             Size::Original => options.push(("original", Value::from(true))),
             Size::Resized {

@@ -46,6 +46,9 @@ pub struct Remembered {
     pub strip_location: bool,
     pub conflict: Conflict,
     pub share_link: bool,
+    /// The export profile chosen last, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl Default for Remembered {
@@ -67,6 +70,7 @@ impl Remembered {
             strip_location: o.strip_location,
             conflict: o.conflict,
             share_link: o.share_link,
+            profile: o.profile.clone(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Remembered {
             strip_location: self.strip_location,
             conflict: self.conflict,
             share_link: self.share_link,
+            profile: self.profile.clone(),
             ..Options::default()
         };
         o.set_max_dimension(self.max_dimension);
@@ -146,12 +151,14 @@ mod tests {
         o.conflict = Conflict::Rename;
         o.share_link = true;
         o.strip_location = true;
+        o.profile = Some("web".into());
         Remembered::from_choices("/Photos/Trip", &o)
             .save(&path)
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("mode = \"resize\""), "{text}");
         assert!(text.contains("conflict = \"rename\""), "{text}");
+        assert!(text.contains("profile = \"web\""), "{text}");
         let back = Remembered::load(&path).unwrap();
         assert_eq!(back.folder, "/Photos/Trip");
         assert_eq!(back.options(), o);

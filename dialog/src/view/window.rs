@@ -24,6 +24,7 @@ use crate::model::folders::{Folder, FolderTree, Level};
 use crate::model::human_size;
 use crate::model::options::{self, Options, PRESETS, Size};
 use crate::model::photos::Photos;
+use crate::model::profiles::{Profile, ProfileChoice};
 use crate::model::progress::{BatchProgress, Phase};
 use crate::model::remembered::Remembered;
 use crate::model::stage::{Stage, StageEvent};
@@ -48,6 +49,8 @@ struct State {
     account: Account,
     tree: FolderTree,
     options: Options,
+    /// The daemon's export profiles and the one chosen.
+    profiles: ProfileChoice,
     stage: Stage,
     early: Vec<Early>,
     remembered_at: Option<PathBuf>,
@@ -86,6 +89,12 @@ struct Ui {
     strip: gtk::Switch,
     conflict: adw::ComboRow,
     link: gtk::Switch,
+    /// "Export profile": hidden until the daemon lists at least one.
+    profile: adw::ComboRow,
+    /// "Use the profile's folder", shown when the chosen profile has one.
+    profile_folder_list: gtk::ListBox,
+    profile_folder_row: adw::ActionRow,
+    profile_folder: gtk::Switch,
     start_error: gtk::Label,
     start: gtk::Button,
     batch_title: gtk::Label,
@@ -159,6 +168,7 @@ pub fn open(app: &adw::Application, files: Vec<PathBuf>) {
         account: Account::Connecting,
         tree: FolderTree::new(&remembered.folder),
         options: remembered.options(),
+        profiles: ProfileChoice::default(),
         stage: Stage::Choosing { error: None },
         early: Vec::new(),
         remembered_at,
@@ -279,6 +289,20 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
     let folder_retry = button(&tr("_Retry"));
     folder_retry.set_valign(gtk::Align::Center);
     folder_status.add_suffix(&folder_retry);
+    // A profile's folder (often a template: no place in the tree) or the tree's.
+    let profile_folder = gtk::Switch::new();
+    profile_folder.set_valign(gtk::Align::Center);
+    name(&profile_folder, &tr("Use the profile's folder"));
+    let profile_folder_row = adw::ActionRow::new();
+    profile_folder_row.set_use_markup(false);
+    profile_folder_row.set_title(&tr("Use the profile's folder"));
+    profile_folder_row.add_suffix(&profile_folder);
+    profile_folder_row.set_activatable_widget(Some(&profile_folder));
+    let profile_folder_list = list(&tr("The profile's folder"));
+    profile_folder_list.set_margin_bottom(12);
+    profile_folder_list.append(&profile_folder_row);
+    profile_folder_list.set_visible(false);
+    folder_group.add(&profile_folder_list);
     folder_group.add(&folder_list);
     let new_folder = adw::EntryRow::new();
     new_folder.set_title(&tr("New folder"));
@@ -295,6 +319,12 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
 
     let options_group = adw::PreferencesGroup::new();
     options_group.set_title(&tr("Options"));
+    let profile = adw::ComboRow::new();
+    profile.set_title(&tr("Export profile"));
+    profile.set_use_subtitle(false);
+    name(&profile, &tr("Export profile"));
+    profile.set_visible(false);
+    options_group.add(&profile);
     // The size as a row of toggle buttons rather than a drop-down: one click (or key press)
     // each, every choice visible, and each a button with its own accessible name.
     let size_row = adw::ActionRow::new();
@@ -463,6 +493,10 @@ fn build(app: &adw::Application, state: State) -> (Ui, Handles) {
         strip,
         conflict,
         link,
+        profile,
+        profile_folder_list,
+        profile_folder_row,
+        profile_folder,
         start_error,
         start,
         batch_title,
@@ -602,6 +636,29 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
         if !u.rendering.get() {
             u.state.borrow_mut().options.conflict = options::conflict_at(c.selected());
         }
+    });
+    let u = ui.clone();
+    ui.profile.connect_selected_notify(move |c| {
+        if u.rendering.get() {
+            return;
+        }
+        {
+            let mut s = u.state.borrow_mut();
+            let State {
+                profiles, options, ..
+            } = &mut *s;
+            profiles.choose(c.selected(), options);
+        }
+        render_options(&u);
+        render_folders(&u);
+    });
+    let u = ui.clone();
+    ui.profile_folder.connect_active_notify(move |s| {
+        if u.rendering.get() {
+            return;
+        }
+        u.state.borrow_mut().profiles.set_use_folder(s.is_active());
+        render_folders(&u);
     });
     let u = ui.clone();
     ui.start.connect_clicked(move |_| {
@@ -1086,14 +1143,15 @@ async fn create_folder(ui: &Rc<Ui>, path: String) {
 }
 
 fn render_folders(ui: &Rc<Ui>) {
-    let (chosen, browsing, level, error, logged_in) = {
+    let (chosen, browsing, level, error, logged_in, uses_profile_folder) = {
         let s = ui.state.borrow();
         (
-            s.tree.chosen().to_owned(),
+            s.profiles.target(s.tree.chosen()).to_owned(),
             s.tree.browsing().to_owned(),
             s.tree.current().clone(),
             s.folder_error.clone(),
             s.account.is_logged_in(),
+            s.profiles.uses_folder(),
         )
     };
     let shown = if chosen.is_empty() {
@@ -1102,6 +1160,7 @@ fn render_folders(ui: &Rc<Ui>) {
         tr("Photos go to {folder}").replace("{folder}", &chosen)
     };
     ui.folder_group.set_description(Some(&shown));
+    render_profile_folder(ui);
     ui.up.set_sensitive(!browsing.is_empty());
     clear(&ui.folder_list);
     ui.folder_status.set_use_markup(false);
@@ -1121,9 +1180,14 @@ fn render_folders(ui: &Rc<Ui>) {
             ui.folder_retry.set_visible(true);
             status(tr("The folders could not be listed"), why);
         }
-        Level::Loaded(folders) if folders.is_empty() => {
-            status(tr("No folders here"), tr("Photos go into this folder."))
-        }
+        Level::Loaded(folders) if folders.is_empty() => status(
+            tr("No folders here"),
+            if uses_profile_folder {
+                tr("Turn “Use the profile's folder” off to send here.")
+            } else {
+                tr("Photos go into this folder.")
+            },
+        ),
         Level::Loaded(folders) => {
             for folder in folders {
                 let row = adw::ActionRow::new();
@@ -1171,7 +1235,61 @@ fn render_options(ui: &Ui) {
     ui.link.set_active(o.share_link);
     ui.conflict
         .set_selected(options::conflict_index(o.conflict));
+    ui.profile
+        .set_selected(ui.state.borrow().profiles.selected());
     ui.rendering.set(false);
+}
+
+/// The "Use the profile's folder" row: shown when the chosen profile has a folder.
+fn render_profile_folder(ui: &Ui) {
+    let (folder, on) = {
+        let s = ui.state.borrow();
+        (
+            s.profiles.folder().map(str::to_owned),
+            s.profiles.uses_folder(),
+        )
+    };
+    ui.rendering.set(true);
+    ui.profile_folder_list.set_visible(folder.is_some());
+    ui.profile_folder_row
+        .set_subtitle(folder.as_deref().unwrap_or_default());
+    ui.profile_folder.set_active(on);
+    ui.rendering.set(false);
+}
+
+/// The daemon's export profiles (an older daemon without `ListProfiles`, or none configured:
+/// the drop-down stays hidden).
+async fn load_profiles(ui: &Rc<Ui>, bus: &Bus) {
+    let listed = match bus.uploader.list_profiles().await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::debug!(error = %e, "no export profiles listed");
+            return;
+        }
+    };
+    let labels = {
+        let mut s = ui.state.borrow_mut();
+        let State {
+            profiles, options, ..
+        } = &mut *s;
+        profiles.set_profiles(
+            listed
+                .into_iter()
+                .map(|(name, d)| Profile::from_entry(name, &d))
+                .collect(),
+            options,
+        );
+        (!profiles.profiles().is_empty()).then(|| profiles.labels())
+    };
+    if let Some(labels) = labels {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        ui.rendering.set(true);
+        ui.profile.set_model(Some(&gtk::StringList::new(&labels)));
+        ui.rendering.set(false);
+        ui.profile.set_visible(true);
+    }
+    render_options(ui);
+    render_folders(ui);
 }
 
 // ------------------------------------------------------------------------------ start, batch
@@ -1208,7 +1326,8 @@ async fn start(ui: &Rc<Ui>) {
             return;
         }
         let names: Vec<String> = s.photos.items().iter().map(|p| p.name()).collect();
-        upload_call(&s.photos, s.tree.chosen(), &s.options).map(|call| {
+        let target = s.profiles.target(s.tree.chosen());
+        upload_call(&s.photos, target, &s.options).map(|call| {
             let keep = Remembered::from_choices(s.tree.chosen(), &s.options);
             (
                 call,
@@ -1504,6 +1623,7 @@ async fn connect(ui: Rc<Ui>) {
     };
     *ui.bus.borrow_mut() = Some(bus.clone());
     follow(&ui, &bus).await;
+    load_profiles(&ui, &bus).await;
     // Logged in, this lists the tree (once); logged out, the tree waits for the login.
     refresh_account(&ui).await;
 }

@@ -400,3 +400,53 @@ async fn hidpi_doubles_the_window() {
     assert_eq!((w1, h1), (620, 820), "the window's default size at scale 1");
     assert_eq!((w2, h2), (2 * w1, 2 * h1), "twice the pixels at scale 2");
 }
+
+/// An export profile from the config, chosen in the dialog's drop-down: its size, and its
+/// folder (a template the daemon expands per photo), are what the photos get; the choice is
+/// kept for next time.
+#[system_test]
+async fn a_profile_chosen_in_the_dialog_sets_the_size_and_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.profiles.insert(
+        "web".into(),
+        dbxport::config::ProfileConfig {
+            folder: Some("/Web/{year}".into()),
+            original: Some(false),
+            max_dimension: Some(1024),
+            strip_location: Some(true),
+            ..Default::default()
+        },
+    );
+    let sandbox = sandbox_with(dir.path(), config, true).await;
+    let photos = large_photos(&dir.path().join("photos"));
+    let desktop = Desktop::start(&sandbox).await;
+    let _dialog = desktop.dialog(&photos, &dir.path().join("dialog.log"));
+    desktop
+        .drive("profile-export", &["web → /Web/{year}", "/Web/{year}", "3"])
+        .await;
+    let stored: Vec<String> = sandbox
+        .emulator
+        .files()
+        .into_iter()
+        .map(|f| f.path_display)
+        .collect();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for path in &stored {
+        // /Web/YYYY/photo-N.jpg: the year from each photo's own date.
+        let parts: Vec<&str> = path.split('/').collect();
+        assert!(
+            parts.len() == 4
+                && parts[1] == "Web"
+                && parts[2].len() == 4
+                && parts[2].chars().all(|c| c.is_ascii_digit())
+                && parts[3].starts_with("photo-"),
+            "{path} is not in the profile's folder"
+        );
+        let (w, h) = stored_dimensions(&sandbox, path).unwrap();
+        assert_eq!(w.max(h), 1024, "{path} is {w}×{h}");
+    }
+    let kept =
+        std::fs::read_to_string(dir.path().join("config/dbxport/export-dialog.toml")).unwrap();
+    assert!(kept.contains("profile = \"web\""), "{kept}");
+}
