@@ -250,6 +250,18 @@ impl Intake {
                 .rsplit_once('/')
                 .map_or("", |(folder, _)| folder)
         }));
+        // The link is to the batch's folder; Dropbox has no link for the top of a Dropbox
+        // (`sharing/create_shared_link_with_settings` refuses the root), so asking for one
+        // there is refused now rather than reported as a failure after the photos went.
+        if export.share_link && batch_folder.is_empty() {
+            return Err(IntakeError::Invalid(
+                "a shared link needs a folder, and these files' folder is the top of your \
+                 Dropbox, which Dropbox cannot share: send them to a folder (for example \
+                 --to /Photos, or a template that starts with one such as \
+                 /Photos/{year}) or leave out the shared link"
+                    .into(),
+            ));
+        }
         let (batch, jobs) = self
             .queue
             .enqueue(

@@ -182,3 +182,50 @@ async fn a_shared_link_comes_through_a_run_of_server_errors() {
         "four refused by a server error, then the one that made it"
     );
 }
+
+/// A shared link of the top of the Dropbox cannot exist: asked for, the batch is refused
+/// before anything is queued, saying what to do, whether the top was named or is where a
+/// template's folders meet.
+#[system_test]
+async fn a_shared_link_of_the_top_of_the_dropbox_is_refused_before_queueing() {
+    let w = world(small_config()).await;
+    let dir = w.photo_dir();
+    let files = make_photos(&dir, 2);
+    let uploader = w.uploader().await;
+    for folder in ["/", "/{year}"] {
+        let err = uploader
+            .upload(
+                paths(&files),
+                folder.into(),
+                dict(&[("share_link", Value::from(true))]),
+            )
+            .await
+            .expect_err(folder)
+            .to_string();
+        assert!(
+            err.contains("shared link needs a folder") && err.contains("--to /Photos"),
+            "{folder}: {err}"
+        );
+    }
+    let jobs = uploader.list_jobs(Default::default()).await.unwrap();
+    assert!(jobs.is_empty(), "queued anyway: {jobs:?}");
+    // Without the link the top is a fine place to send to; and the template's folders only
+    // meet at the top because the two photos were taken in different years.
+    uploader
+        .upload(paths(&files), "/".into(), dict(&[]))
+        .await
+        .expect("the top without a link");
+    let (batch, _) = uploader
+        .upload(paths(&files), "/{year}".into(), dict(&[]))
+        .await
+        .expect("a template without a link");
+    let tops: std::collections::HashSet<String> = uploader
+        .list_jobs(dict(&[("batch", Value::from(batch))]))
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|d| get_str(d, "remote_path"))
+        .filter_map(|p| p.split('/').nth(1).map(String::from))
+        .collect();
+    assert_eq!(tops.len(), 2, "{tops:?}");
+}
