@@ -121,6 +121,39 @@ struct Inner {
     next_id: std::sync::atomic::AtomicU64,
 }
 
+/// How long [`open_db`] keeps trying a lock that a queue closed a moment ago may still hold.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database, trying again for up to [`LOCK_RELEASE_WAIT`] while its file lock
+/// is held. After the last handle of a database is dropped, sled's own I/O pool can still
+/// hold the file (and so its lock) while it finishes writing a segment, and sled offers no
+/// way to wait for that: a queue closed and opened again in one process (a restart) would
+/// otherwise fail at random. A lock held longer belongs to another daemon, which the caller
+/// reports as such.
+fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let open = || {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(32 * 1024 * 1024)
+            .open()
+    };
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match open() {
+            // sled words its lock failure as an I/O error of its own making, text only.
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_RELEASE_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Given a job that just became Done, an entry to write with it: (tree, key, value).
 pub type DoneRecorder = Box<dyn Fn(&Job) -> Option<(sled::Tree, Vec<u8>, Vec<u8>)> + Send + Sync>;
 
@@ -142,11 +175,7 @@ impl Queue {
                 error,
             })?;
         }
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(32 * 1024 * 1024)
-            .open()
-            .map_err(open_err)?;
+        let db = open_db(path).map_err(open_err)?;
         let jobs = db.open_tree("jobs").map_err(open_err)?;
         let batches = db.open_tree("batches").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
@@ -380,6 +409,30 @@ mod tests {
             replaces_rev: None,
             options: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_lock_released_a_moment_later_is_waited_for_and_one_kept_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        // Held for a moment after the other open starts, as sled's I/O pool holds it after a
+        // queue is dropped: the second open waits and succeeds.
+        let held = open_db(&path).unwrap();
+        let opener = {
+            let path = path.clone();
+            std::thread::spawn(move || open_db(&path).map(drop).map_err(|e| e.to_string()))
+        };
+        // The holder's delay itself (what the test is about), not a synchronisation.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+        assert_eq!(opener.join().unwrap(), Ok(()));
+        // Held for good (another daemon): the lock error, after a bounded wait.
+        let held = open_db(&path).unwrap();
+        let started = std::time::Instant::now();
+        let err = open_db(&path).map(drop).unwrap_err().to_string();
+        assert!(err.contains("could not acquire lock"), "{err}");
+        assert!(started.elapsed() < LOCK_RELEASE_WAIT * 2);
+        drop(held);
     }
 
     #[tokio::test]
