@@ -37,6 +37,7 @@ mod notices;
 mod peer;
 mod policies;
 mod prepare;
+mod purpose;
 mod refusals;
 mod removable;
 mod replace;
