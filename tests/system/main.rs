@@ -35,6 +35,7 @@ mod login;
 mod memory;
 mod notices;
 mod peer;
+mod photo_apps;
 mod policies;
 mod prepare;
 mod purpose;
