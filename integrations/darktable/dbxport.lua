@@ -24,7 +24,7 @@ local dt = require "darktable"
 local MODULE = "dbxport"
 
 -- darktable's gettext when it has it, else the text itself.
-local function _(text)
+local function tr(text)
   if dt.gettext and dt.gettext.gettext then
     return dt.gettext.gettext(text)
   end
@@ -59,27 +59,27 @@ end
 
 local folder_entry = dt.new_widget("entry"){
   text = read_pref("folder", "string", ""),
-  placeholder = _("default folder (upload.remote_folder)"),
-  tooltip = _("the Dropbox folder, e.g. /Photos/2024 or /Photos/{year}/{date}; empty: dbxport's default folder"),
+  placeholder = tr("default folder (upload.remote_folder)"),
+  tooltip = tr("the Dropbox folder, e.g. /Photos/2024 or /Photos/{year}/{date}; empty: dbxport's default folder"),
   editable = true,
 }
 
 local strip_location = dt.new_widget("check_button"){
-  label = _("remove location"),
-  tooltip = _("remove the GPS location from what is uploaded"),
+  label = tr("remove location"),
+  tooltip = tr("remove the GPS location from what is uploaded"),
   value = read_pref("strip_location", "bool", false),
 }
 
 local conflict = dt.new_widget("combobox"){
-  label = _("name taken"),
-  tooltip = _("when a file of that name is already in the Dropbox folder"),
+  label = tr("name taken"),
+  tooltip = tr("when a file of that name is already in the Dropbox folder"),
   selected = conflict_index(read_pref("conflict", "string", "skip-identical")),
   "skip-identical", "rename", "overwrite", "replace",
 }
 
 local share_link = dt.new_widget("check_button"){
-  label = _("make a shared link"),
-  tooltip = _("create (or reuse) a shared link to the folder and show it when the upload ends"),
+  label = tr("make a shared link"),
+  tooltip = tr("create (or reuse) a shared link to the folder and show it when the upload ends"),
   value = read_pref("share_link", "bool", false),
 }
 
@@ -110,7 +110,7 @@ local function initialize(storage, format, images, high_quality, extra_data)
 end
 
 local function store(storage, image, format, filename, number, total, high_quality, extra_data)
-  dt.print(string.format(_("exported %d/%d for Dropbox"), number, total))
+  dt.print(string.format(tr("exported %d/%d for Dropbox"), number, total))
 end
 
 -- The shell command that hands `files` over and waits for their end.
@@ -163,10 +163,10 @@ local function finalize(storage, image_table, extra_data)
   if #files == 0 then
     return
   end
-  dt.print(string.format(_("handing %d photos to dbxport…"), #files))
+  dt.print(string.format(tr("handing %d photos to dbxport…"), #files))
   local pipe = io.popen(command_for(files, extra_data), "r")
   if pipe == nil then
-    dt.print(_("Dropbox: cannot run dbxportctl; the exported files are kept: ") .. files[1])
+    dt.print(tr("Dropbox: cannot run dbxportctl; the exported files are kept: ") .. files[1])
     return
   end
   local removed = false
@@ -183,14 +183,14 @@ local function finalize(storage, image_table, extra_data)
       table.insert(said, line)
     end
   end
-  local _, _, code = pipe:close()
+  local _ok, _how, code = pipe:close()
   if result ~= nil and not removed and string.match(result, '"batch":%d+') then
     remove_all(files)
     removed = true
   end
   if result == nil or not string.match(result, '"batch":%d+') then
     local why = said[#said] or ("dbxportctl exited with " .. tostring(code))
-    dt.print(_("Dropbox: nothing sent: ") .. why .. _("; the exported files are kept in ") ..
+    dt.print(tr("Dropbox: nothing sent: ") .. why .. tr("; the exported files are kept in ") ..
       string.match(files[1], "^(.*)/") )
     return
   end
@@ -200,10 +200,10 @@ local function finalize(storage, image_table, extra_data)
   local message
   if failed > 0 then
     local first = string.match(result, '"failures":%["(.-)"') or ""
-    message = string.format(_("Dropbox: %d uploaded, %d failed: %s (dbxportctl retry to send them again)"),
+    message = string.format(tr("Dropbox: %d uploaded, %d failed: %s (dbxportctl retry to send them again)"),
       uploaded + skipped, failed, first)
   else
-    message = string.format(_("Dropbox: %d photos uploaded"), uploaded + skipped)
+    message = string.format(tr("Dropbox: %d photos uploaded"), uploaded + skipped)
   end
   local link = json_string(result, "link")
   if link ~= nil then
@@ -212,7 +212,7 @@ local function finalize(storage, image_table, extra_data)
   dt.print(message)
 end
 
-dt.register_storage("dbxport", _("Dropbox (dbxport)"), store, finalize, supported, initialize, widget)
+dt.register_storage("dbxport", tr("Dropbox (dbxport)"), store, finalize, supported, initialize, widget)
 
 return {
   -- For lua-scripts' script manager.
