@@ -368,12 +368,11 @@ fn print_changes(changes: &[(PathBuf, Change)], dry_run: bool) {
     }
 }
 
-/// The integrations to place: those named with `--only`, else those whose host is found;
-/// each with why, and those left out with why.
-fn choose(
-    places: &Places,
-    only: Option<&str>,
-) -> Result<(Vec<(Integration, String)>, Vec<Integration>), InstallError> {
+/// The integrations chosen, each with why, and those left out.
+type Chosen = (Vec<(Integration, String)>, Vec<Integration>);
+
+/// The integrations to place: those named with `--only`, else those whose host is found.
+fn choose(places: &Places, only: Option<&str>) -> Result<Chosen, InstallError> {
     if let Some(list) = only {
         let named = Integration::parse_list(list)?;
         let left: Vec<Integration> = Integration::ALL
