@@ -177,9 +177,21 @@ async fn kill_9_right_after_upload_fds_returns_loses_nothing() {
     let (batch, ids) = hand_over(&uploader, &paths, "/Killed").await.unwrap();
     w.sandbox.kill_daemon();
     std::fs::remove_dir_all(&dir).unwrap();
+    // What a crash between a hand-over's copy and its queueing leaves: a copy no job needs.
+    let orphan = w.dir.path().join("state/dbxport/spool/1-0/0-orphan.jpg");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"never queued").unwrap();
     w.sandbox.emulator.faults().clear();
     w.sandbox.start_daemon().await.expect("restart");
     w.reconnect().await;
+    // The start removed it (and said so) before serving, and kept the batch's copies.
+    assert!(!orphan.exists() && !orphan.parent().unwrap().exists());
+    assert!(
+        w.daemon_log()
+            .contains("removed 1 spool copy no queued or failed job needs"),
+        "{}",
+        w.daemon_log()
+    );
     let uploader = w.uploader().await;
     let all = jobs(&uploader, &[("batch", Value::from(batch))]).await;
     assert_eq!(
