@@ -172,6 +172,7 @@ pub async fn run(
     private_dir(&dirs.state)?;
     private_dir(&dirs.cache)?;
     private_dir(&dirs.prepared())?;
+    private_dir(&dirs.spool())?;
     // A second daemon stops here, saying which one runs, before it touches the queue
     // (whose lock would otherwise be its only, cryptic, complaint).
     // Answer from now on: on a peer-to-peer connection the peer may call before the
@@ -271,6 +272,16 @@ pub async fn run(
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);
         }
     }
+    // Copies no job needs any more (a crash between a hand-over's copy and its queueing, or
+    // between a Done and the removal) go before `UploadFds` can be called.
+    let spool = crate::spool::Spool::new(dirs.spool(), config.spool.max_bytes);
+    {
+        let (spool, queue) = (spool.clone(), queue.clone());
+        tokio::task::spawn_blocking(move || spool.sweep_against(&queue))
+            .await
+            .map_err(|e| DaemonError::Http(e.to_string()))?;
+    }
+    tokio::spawn(spool.clone().run(queue.clone(), shutdown.clone()));
     service::serve(
         &conn,
         queue.clone(),
@@ -279,6 +290,7 @@ pub async fn run(
         engine.clone(),
         watcher.clone(),
         policy.clone(),
+        spool,
         &config,
     )
     .await

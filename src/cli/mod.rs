@@ -8,6 +8,7 @@
 mod config;
 mod folders;
 mod follow;
+pub mod handover;
 mod install;
 mod jobs;
 mod login;
@@ -220,6 +221,12 @@ pub struct UploadArgs {
     /// refused, and with --wait the outcome), instead of lines and bars.
     #[arg(long)]
     pub json: bool,
+    /// Hand the files over as open files: the daemon copies them into its spool before this
+    /// returns, so they may be deleted at once, and files it cannot see (a private /tmp, a
+    /// sandbox) go too. Without it, paths are sent, and the same hand-over is made when the
+    /// daemon cannot see them.
+    #[arg(long)]
+    pub spool: bool,
 }
 
 /// Export options, as for `upload` (and a watch's profile). Only what is given goes to the

@@ -43,6 +43,7 @@ mod refusals;
 mod removable;
 mod replace;
 mod resilience;
+mod spool;
 mod storage;
 mod systemd_unit;
 mod terminal;
