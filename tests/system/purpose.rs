@@ -3,8 +3,9 @@
 //! with `--server SOCKET --pluginType Export --pluginPath MAIN`, write the byte count line and
 //! the CBOR map of `urls` and `mimeType`, read JSON lines until the process exits), against the
 //! plugin `dbxportctl install` put in place. The shared photos reach the emulator with rising
-//! percentages and the folder's link as output; a daemon that is not there and a user who is
-//! not logged in are told as Purpose errors, with nothing sent.
+//! percentages and the folder's link as output (the user's photos by path, a screenshot in a
+//! temporary folder as a copy the daemon holds before its host deletes it); a daemon that is
+//! not there and a user who is not logged in are told as Purpose errors, with nothing sent.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -118,7 +119,18 @@ fn file_url(path: &Path) -> String {
 }
 
 /// Shares `files` as Purpose does, with the plugin running in `command`'s environment.
-async fn share(mut command: std::process::Command, main: &Path, files: &[PathBuf]) -> Shared {
+async fn share(command: std::process::Command, main: &Path, files: &[PathBuf]) -> Shared {
+    share_with(command, main, files, false).await
+}
+
+/// `share`; with `delete`, the host deletes the files as soon as the plugin says the upload
+/// has started (its first percentage), as Spectacle may with a screenshot.
+async fn share_with(
+    mut command: std::process::Command,
+    main: &Path,
+    files: &[PathBuf],
+    delete: bool,
+) -> Shared {
     let sockets = tempfile::tempdir().unwrap();
     let server = sockets.path().join("randomname-1234567");
     let listener = tokio::net::UnixListener::bind(&server).unwrap();
@@ -157,6 +169,11 @@ async fn share(mut command: std::process::Command, main: &Path, files: &[PathBuf
             break;
         }
         assert!(line.ends_with('\n'), "a line cut short: {line:?}");
+        if delete && lines.is_empty() {
+            for file in files {
+                std::fs::remove_file(file).unwrap();
+            }
+        }
         lines.push(
             serde_json::from_str::<serde_json::Value>(&line)
                 .unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}")),
@@ -183,11 +200,29 @@ fn two_photos(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Whether the daemon holds its own (spooled) copy of each job's file.
+async fn spooled(w: &World) -> Vec<bool> {
+    w.uploader()
+        .await
+        .list_jobs(dict(&[]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|job| {
+            job.get("spooled")
+                .and_then(|v| bool::try_from(&**v).ok())
+                .unwrap()
+        })
+        .collect()
+}
+
 #[system_test]
 async fn the_share_menu_sends_the_photos_and_gets_the_folders_link() {
     let w = world(small_config()).await;
     let installed = Installed::new("purpose");
-    let files = two_photos(&w.photo_dir());
+    // The user's own photos (Dolphin, Gwenview): not in a temporary folder, so sent by path.
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let files = two_photos(home.path());
     // Slow enough that the batch's bytes are seen going, not only their end.
     w.uploader()
         .await
@@ -240,6 +275,39 @@ async fn the_share_menu_sends_the_photos_and_gets_the_folders_link() {
     let made: Vec<&str> = links.links.iter().map(|l| l.url()).collect();
     assert_eq!(made, vec![url], "the output is not the folder's link");
     assert_one_copy_each(&w, &files, "/default");
+    assert_eq!(spooled(&w).await, vec![false, false]);
+}
+
+#[system_test]
+async fn a_shared_screenshot_is_copied_before_its_host_deletes_it() {
+    let w = world(small_config()).await;
+    let installed = Installed::new("purpose");
+    // Spectacle shares a screenshot from a temporary folder and may delete it at once.
+    let shots = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let files = two_photos(shots.path());
+    let hashes: Vec<String> = files.iter().map(|f| hash(f)).collect();
+
+    let shared = share_with(
+        w.sandbox.command(installed.main()),
+        &installed.main(),
+        &files,
+        true,
+    )
+    .await;
+
+    assert!(
+        shared.status.success(),
+        "{:?}: {:?}",
+        shared.status,
+        shared.lines
+    );
+    assert!(shared.lines.last().unwrap()["output"]["url"].is_string());
+    assert!(files.iter().all(|f| !f.exists()));
+    assert_eq!(spooled(&w).await, vec![true, true]);
+    let stored = w.sandbox.emulator.files();
+    for hash in hashes {
+        assert!(stored.iter().any(|s| s.content_hash == hash), "{stored:?}");
+    }
 }
 
 #[system_test]

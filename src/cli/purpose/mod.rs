@@ -4,7 +4,8 @@
 //! the arguments Purpose gives it (`protocol` says what Purpose sends and reads back).
 //!
 //! The shared photos go to the daemon as any caller's do (the configured default folder and
-//! options) with a shared link asked for; the batch is followed as `upload --wait` follows it
+//! options) with a shared link asked for, those in a temporary folder as copies the daemon
+//! spools before it answers (their host may delete them at once); the batch is followed as `upload --wait` follows it
 //! (`follow`), its bytes becoming rising percentages, and the folder's link is the job's
 //! output, which Gwenview and Spectacle put on the clipboard. Whatever keeps the photos from
 //! going (no daemon, no login, files refused or failed) is Purpose's `error`/`errorText`, which
@@ -13,7 +14,7 @@
 pub mod protocol;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -21,6 +22,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use zbus::zvariant::OwnedValue;
 
 use super::follow::{self, Followed, Subscription};
+use super::handover;
 use super::term::warnln;
 use super::{Exit, describe};
 use crate::service::{AccountProxy, UploaderProxy};
@@ -224,12 +226,41 @@ async fn share(request: &Request, write: &mut OwnedWriteHalf) -> Result<String, 
     }
 }
 
-/// Queues `paths` in the daemon's default folder; the batch and its jobs.
+/// Whether `path` lies in a temporary folder: Spectacle and other hosts share a screenshot or
+/// an export from there and may delete it once the Share dialog closes.
+fn is_temporary(path: &Path) -> bool {
+    let temp = std::env::temp_dir();
+    [temp.as_path(), Path::new("/tmp"), Path::new("/var/tmp")]
+        .iter()
+        .any(|dir| path.starts_with(dir))
+}
+
+/// Queues `paths` in the daemon's default folder; the batch and its jobs. Temporary files go
+/// as open files the daemon copies into its spool before it answers (`handover`), so their
+/// host may delete them at once; the user's own files go by path, and as open files too when
+/// the daemon says it cannot see them (a sandbox, a private `/tmp`).
 async fn upload(
     proxy: &UploaderProxy<'_>,
     paths: &[PathBuf],
     options: HashMap<String, OwnedValue>,
 ) -> Result<(u64, Vec<u64>), PurposeError> {
+    let spooled = |options| async move {
+        handover::hand_over(proxy, paths, "", options)
+            .await
+            .map_err(|e| match e {
+                handover::HandOverError::Refused(e) => call_error(&e),
+                e => PurposeError::Refused(e.to_string()),
+            })
+    };
+    if paths.iter().any(|p| is_temporary(p)) {
+        return spooled(options).await;
+    }
+    // Kept for the hand-over the daemon's refusal may call for.
+    let again = options
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.try_clone()?)))
+        .collect::<Result<HashMap<_, _>, zbus::zvariant::Error>>()
+        .map_err(|e| PurposeError::BadRequest(e.to_string()))?;
     // A D-Bus string cannot hold a name that is not UTF-8: such a batch goes as bytes.
     let queued = match paths.iter().map(|p| p.to_str()).collect::<Option<Vec<_>>>() {
         Some(texts) => {
@@ -244,5 +275,9 @@ async fn upload(
                 .await
         }
     };
-    queued.map_err(|e| call_error(&e))
+    match queued {
+        Ok(queued) => Ok(queued),
+        Err(e) if handover::daemon_cannot_see(&e, paths) => spooled(again).await,
+        Err(e) => Err(call_error(&e)),
+    }
 }
