@@ -14,7 +14,12 @@ use crate::purpose::Installed;
 
 /// Runs the installed storage on `files` with `folder` and a shared link asked for, in
 /// `command`'s environment (the sandbox's bus).
-fn export(mut command: std::process::Command, installed: &Installed, folder: &str, files: &[PathBuf]) -> Output {
+fn export(
+    mut command: std::process::Command,
+    installed: &Installed,
+    folder: &str,
+    files: &[PathBuf],
+) -> Output {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/system/darktable/export.lua");
     command
         .arg(driver)
@@ -49,17 +54,28 @@ async fn darktable_exports_go_up_and_its_temporary_files_go() {
     let w = world(small_config()).await;
     let installed = Installed::new("darktable");
     let tmp = tempfile::tempdir().unwrap();
-    let files = exports(tmp.path(), &["DSC 0001 'best'.jpg", "a \"quoted\" $name.jpg"]);
+    let files = exports(
+        tmp.path(),
+        &["DSC 0001 'best'.jpg", "a \"quoted\" $name.jpg"],
+    );
     let hashes: Vec<String> = files.iter().map(|f| hash(f)).collect();
 
-    let out = export(w.sandbox.command("lua5.4"), &installed, "/Darktable Export", &files);
+    let out = export(
+        w.sandbox.command("lua5.4"),
+        &installed,
+        "/Darktable Export",
+        &files,
+    );
     let said = printed(&out);
     assert!(
         out.status.success(),
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("dt.print: Dropbox: 2 photos uploaded — https://"), "{said}");
+    assert!(
+        said.contains("dt.print: Dropbox: 2 photos uploaded — https://"),
+        "{said}"
+    );
     for file in &files {
         assert!(!file.exists(), "{} is still there", file.display());
     }
@@ -67,8 +83,10 @@ async fn darktable_exports_go_up_and_its_temporary_files_go() {
     for (file, hash) in files.iter().zip(&hashes) {
         let name = file.file_name().unwrap().to_string_lossy().to_lowercase();
         assert!(
-            stored.iter().any(|s| s.path_lower == format!("/darktable export/{name}")
-                && &s.content_hash == hash),
+            stored
+                .iter()
+                .any(|s| s.path_lower == format!("/darktable export/{name}")
+                    && &s.content_hash == hash),
             "{name} not in the emulator: {stored:?}"
         );
     }
@@ -82,7 +100,12 @@ async fn a_failed_darktable_upload_is_reported_and_kept_for_retry() {
     // Dropbox refuses this name: that file fails, the other goes up.
     let files = exports(tmp.path(), &["good one.jpg", "desktop.ini"]);
 
-    let out = export(w.sandbox.command("lua5.4"), &installed, "/Darktable", &files);
+    let out = export(
+        w.sandbox.command("lua5.4"),
+        &installed,
+        "/Darktable",
+        &files,
+    );
     let said = printed(&out);
     assert!(
         said.contains("dt.print: Dropbox: 1 uploaded, 1 failed: ") && said.contains("desktop.ini"),
@@ -99,10 +122,29 @@ async fn a_failed_darktable_upload_is_reported_and_kept_for_retry() {
         .filter(|j| j.state == "failed")
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].source.ends_with("desktop.ini"), "{failed:?}");
+    let spool = w.dir.path().join("state/dbxport/spool");
+    let copies: Vec<PathBuf> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .flat_map(|d| {
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|f| f.path())
+        })
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
     assert!(
-        Path::new(&failed[0].source).exists(),
-        "the daemon's copy of {} is gone",
-        failed[0].source
+        copies[0].to_string_lossy().ends_with("desktop.ini"),
+        "{copies:?}"
+    );
+    // Retry sends it from that copy (and Dropbox refuses the name again: it fails again).
+    let out = w.ctl(&["retry", &failed[0].id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

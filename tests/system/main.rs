@@ -18,6 +18,7 @@ mod crash;
 mod ctl_output;
 mod ctl_scripts;
 mod ctl_words;
+mod darktable;
 mod destinations;
 mod durability;
 mod end_to_end;
