@@ -4,7 +4,9 @@
 //! `gth-script.c`, `gth-script-task.c`, for a script with `shell-script="false"`); Contractor
 //! reads the entry as a desktop entry and launches it with GLib's `GDesktopAppInfo` (here
 //! `gio launch`), `%F` being one argument per file. Two photos with spaces, quotes and `$` in
-//! their names each time: both end Done in the emulator.
+//! their names each time: both end Done in the emulator. The README's digiKam recipe runs as
+//! digiKam's Batch Queue Manager runs a Custom Script: `$INPUT` and `$OUTPUT` replaced by the
+//! quoted file names, `/bin/sh -c`, once per photo, the output file taken away after it.
 
 use std::path::{Path, PathBuf};
 
@@ -124,4 +126,79 @@ async fn gthumb_and_contractor_entries_send_two_photos_as_their_hosts_run_them()
         String::from_utf8_lossy(&out.stderr)
     );
     all_done(&w, &files).await;
+}
+
+#[system_test]
+async fn the_readmes_digikam_recipe_sends_each_photo_of_a_queue() {
+    let w = world(small_config()).await;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let recipe = readme
+        .lines()
+        .find(|l| l.starts_with("cp $INPUT $OUTPUT"))
+        .expect("the digiKam recipe in the README");
+    let queue = w.photo_dir().join("queue");
+    let work = w.photo_dir().join("work");
+    std::fs::create_dir_all(&queue).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let samples = sample_photos();
+    let mut sent = Vec::new();
+    // The session's PATH holds dbxportctl (the README says to write its full path otherwise).
+    let bin = Path::new(env!("CARGO_BIN_EXE_dbxportctl"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Nothing is sent before the queue has taken its files away: what is sent is the copy.
+    assert!(w.ctl(&["pause"]).status.success());
+    for (i, name) in ["IMG 0001 it's.jpg", "IMG 0002 two  spaces.jpg"]
+        .iter()
+        .enumerate()
+    {
+        let input = queue.join(name);
+        std::fs::copy(&samples[4 + i], &input).unwrap();
+        let output = work.join(format!("BatchTool-{i}.jpg"));
+        // digiKam's UserScript: each keyword becomes the file name in double quotes.
+        let script = recipe
+            .replace("$INPUT", &format!("\"{}\"", input.display()))
+            .replace("$OUTPUT", &format!("\"{}\"", output.display()));
+        let out = w
+            .sandbox
+            .command("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sent.push((output.clone(), hash(&input)));
+        // The queue takes its output file away (into the album) once the script has run.
+        std::fs::remove_file(&output).unwrap();
+    }
+    assert!(w.ctl(&["resume"]).status.success());
+    let jobs = wait_for("both photos Done", || async {
+        let jobs = w.all_jobs().await;
+        (jobs.len() == 2 && jobs.iter().all(|j| j.state == "done")).then_some(jobs)
+    })
+    .await;
+    // Spooled: each job's source is its name, and the emulator holds the queue's bytes.
+    assert!(jobs.iter().all(|j| j.content_hash.is_some()), "{jobs:?}");
+    let stored = w.sandbox.emulator.files();
+    for (output, hash) in &sent {
+        let name = output.file_name().unwrap().to_string_lossy().to_lowercase();
+        assert!(
+            stored
+                .iter()
+                .any(|s| s.path_lower == format!("/photos/digikam/{name}")
+                    && &s.content_hash == hash),
+            "{name}: {stored:?}"
+        );
+    }
 }

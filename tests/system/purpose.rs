@@ -356,6 +356,29 @@ async fn the_share_menu_is_told_to_log_in_and_nothing_is_queued() {
     assert!(w.sandbox.emulator.files().is_empty());
 }
 
+#[system_test]
+async fn the_share_menu_is_told_which_photos_are_refused_and_none_go() {
+    let w = world(small_config()).await;
+    let installed = Installed::new("purpose");
+    let mut files = two_photos(&w.photo_dir());
+    files.push(w.photo_dir().join("gone already.jpg"));
+
+    let shared = share(
+        w.sandbox.command(installed.main()),
+        &installed.main(),
+        &files,
+    )
+    .await;
+
+    assert_eq!(shared.status.code(), Some(3), "{:?}", shared.lines);
+    let (code, text) = shared
+        .error()
+        .unwrap_or_else(|| panic!("{:?}", shared.lines));
+    assert_eq!(code, 102, "{text}");
+    assert!(text.contains("gone already.jpg"), "{text}");
+    assert!(w.all_jobs().await.is_empty(), "all or nothing");
+}
+
 /// What Purpose reads of the kpackage, checked as its code reads it: `KPlugin` (Id, Name,
 /// Icon), `X-Purpose-PluginTypes` holding the type (`AlternativesModel::isPluginAcceptable`),
 /// every `X-Purpose-Constraints` entry in `name:value` form with a matcher Purpose has, and
