@@ -125,10 +125,33 @@ async fn the_spool_is_emptied_after_done_and_kept_while_failed_and_retry_sends_i
         .emulator
         .faults()
         .inject("/2/files/upload", Fault::UnknownErrorTag, 1);
-    let (first, _) = hand_over(&uploader, std::slice::from_ref(&refused), "/Kept")
-        .await
-        .unwrap();
+    // Through the CLI, with the flags a script uses: it waits, and tells the failure by the
+    // caller's name (the batch's summary, as notifications show it too).
+    let out = w.ctl(&[
+        "upload",
+        "--spool",
+        "--wait",
+        "--json",
+        "--to",
+        "/Kept",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_file(&refused).unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = outcome["batch"].as_u64().unwrap();
+    let failures = outcome["outcome"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{outcome}");
+    let failure = failures[0].as_str().unwrap();
+    assert!(
+        failure.contains("refused once.jpg") && !failure.contains("/spool/"),
+        "{outcome}"
+    );
     let jobs = batch_final(&uploader, first).await;
     assert_eq!(jobs[0].state, "failed", "{jobs:#?}");
     // The message names the caller's file, not the copy.
