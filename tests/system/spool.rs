@@ -440,3 +440,27 @@ async fn bad_names_and_descriptors_are_refused_by_name_and_nothing_is_queued() {
     let jobs = batch_final(&uploader, batch).await;
     assert_eq!(jobs[0].state, "done", "{jobs:#?}");
 }
+
+#[system_test]
+async fn cleaning_a_failed_hand_over_away_removes_its_copy() {
+    let mut config = small_config();
+    config.upload.batch_commit = false;
+    let w = world(config).await;
+    let samples = sample_photos();
+    let photo = w.photo_dir().join("fails.jpg");
+    std::fs::copy(&samples[samples.len() - 2], &photo).unwrap();
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("/2/files/upload", Fault::UnknownErrorTag, 1);
+    let uploader = w.uploader().await;
+    let (batch, _) = hand_over(&uploader, std::slice::from_ref(&photo), "/Clean")
+        .await
+        .unwrap();
+    let jobs = batch_final(&uploader, batch).await;
+    assert_eq!(jobs[0].state, "failed", "{jobs:#?}");
+    assert_eq!(spool_copies(&w).len(), 1, "kept for Retry");
+    // With the job forgotten, nothing can retry it: its copy goes with it.
+    assert_eq!(uploader.clean_jobs(0).await.unwrap(), 1);
+    assert!(spool_copies(&w).is_empty(), "{:?}", spool_copies(&w));
+}
