@@ -143,16 +143,26 @@ async fn running_daemon(conn: &zbus::Connection) -> Option<u32> {
 }
 
 /// Forgets finished jobs older than `days`, now and then once a day, until `shutdown`.
-async fn prune_history(queue: Queue, days: u32, shutdown: CancellationToken) {
+async fn prune_history(
+    queue: Queue,
+    spool: std::sync::Arc<crate::spool::Spool>,
+    days: u32,
+    shutdown: CancellationToken,
+) {
     const DAY: Duration = Duration::from_secs(24 * 3600);
     loop {
         let before =
             crate::queue::now_ms().saturating_sub(u64::from(days) * DAY.as_millis() as u64);
         match queue.prune(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
-                "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
-            ),
+            Ok(n) => {
+                tracing::info!(
+                    "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
+                );
+                // Copies kept for failed hand-overs that were among them go too.
+                let (spool, queue) = (spool.clone(), queue.clone());
+                let _ = tokio::task::spawn_blocking(move || spool.sweep_against(&queue)).await;
+            }
             Err(e) => tracing::warn!("cannot prune finished jobs: {e}"),
         }
         tokio::select! {
@@ -290,7 +300,7 @@ pub async fn run(
         engine.clone(),
         watcher.clone(),
         policy.clone(),
-        spool,
+        spool.clone(),
         &config,
     )
     .await
@@ -316,6 +326,7 @@ pub async fn run(
     if config.history.keep_finished_days > 0 {
         tokio::spawn(prune_history(
             queue.clone(),
+            spool.clone(),
             config.history.keep_finished_days,
             shutdown.clone(),
         ));

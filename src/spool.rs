@@ -213,6 +213,8 @@ pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     state: Mutex<InFlight>,
+    /// Signalled when a sweep ends.
+    swept: std::sync::Condvar,
 }
 
 /// Hand-overs between their admission and their jobs' queueing: their bytes count against
@@ -221,6 +223,18 @@ pub struct Spool {
 struct InFlight {
     reserved: u64,
     folders: HashSet<String>,
+    /// A sweep against the queue is running: no hand-over is admitted until it ends.
+    sweeping: bool,
+}
+
+/// Ends a sweep (however it returns) and lets waiting hand-overs in.
+struct SweepDone<'a>(&'a Spool);
+
+impl Drop for SweepDone<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight().sweeping = false;
+        self.0.swept.notify_all();
+    }
 }
 
 /// One hand-over's copies, made and fsynced; [`Handover::finish`] keeps them (the jobs are
@@ -240,6 +254,7 @@ impl Spool {
             dir,
             max_bytes,
             state: Mutex::new(InFlight::default()),
+            swept: std::sync::Condvar::new(),
         })
     }
 
@@ -293,6 +308,9 @@ impl Spool {
             // Counted under the lock: a hand-over finishing meanwhile moves its bytes from
             // reserved to on disk, and must not be missed by both.
             let mut flight = self.in_flight();
+            while flight.sweeping {
+                flight = self.swept.wait(flight).unwrap_or_else(|e| e.into_inner());
+            }
             let used = self
                 .copies_except(&flight.folders)
                 .iter()
@@ -387,6 +405,10 @@ impl Spool {
     /// of hand-overs being copied now. Returns what it removed. Blocking.
     pub fn sweep(&self, needed: &HashSet<PathBuf>) -> Vec<PathBuf> {
         let busy = self.in_flight().folders.clone();
+        self.sweep_except(needed, &busy)
+    }
+
+    fn sweep_except(&self, needed: &HashSet<PathBuf>, busy: &HashSet<String>) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         let Ok(folders) = std::fs::read_dir(&self.dir) else {
             return removed;
@@ -414,7 +436,20 @@ impl Spool {
 
     /// Sweeps against the queue: a copy is needed while its job is unfinished or failed
     /// (Retry). Logs what went. Blocking.
+    ///
+    /// No hand-over is admitted while it runs, and those under way when it starts are left
+    /// alone: one that finished between the listing of the jobs and the removal would
+    /// otherwise have its new copies taken for orphans.
     pub fn sweep_against(&self, queue: &Queue) {
+        let busy = {
+            let mut flight = self.in_flight();
+            while flight.sweeping {
+                flight = self.swept.wait(flight).unwrap_or_else(|e| e.into_inner());
+            }
+            flight.sweeping = true;
+            flight.folders.clone()
+        };
+        let _admit_again = SweepDone(self);
         let jobs = match queue.list(Filter::All) {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -428,7 +463,7 @@ impl Spool {
             .filter(|job| !matches!(job.state, JobState::Done { .. } | JobState::Cancelled))
             .map(|job| job.source)
             .collect();
-        let removed = self.sweep(&needed);
+        let removed = self.sweep_except(&needed, &busy);
         if !removed.is_empty() {
             let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
             tracing::info!(

@@ -154,7 +154,8 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     d.insert("sent".into(), value(job.bytes_sent));
     d.insert("attempts".into(), value(job.attempts));
     d.insert("created_ms".into(), value(job.created_ms));
-    d.insert("warnings".into(), value(job.warnings.clone()));
+    let warnings: Vec<String> = job.warnings.iter().map(|w| job.shown(w)).collect();
+    d.insert("warnings".into(), value(warnings));
     match &job.state {
         JobState::Done {
             content_hash,
@@ -186,11 +187,7 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
 /// A job's state message as callers see it: a spooled job's copy (named in a failure by its
 /// path in the spool) named by the caller's name instead.
 pub fn job_message(job: &Job) -> String {
-    let message = job.state.message();
-    match job.access.spooled_name() {
-        Some(name) => message.replace(&job.source.display().to_string(), name),
-        None => message,
-    }
+    job.shown(&job.state.message())
 }
 
 /// A batch's summary as a D-Bus dictionary (`a{sv}`).

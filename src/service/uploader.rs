@@ -290,13 +290,17 @@ impl Uploader {
     }
 
     /// Forgets finished jobs (done, failed, cancelled) that ended more than `older_than_secs`
-    /// seconds ago (0: every finished job), and batches left empty. A watch's record of the
-    /// files it sent is kept. Returns how many jobs were removed.
+    /// seconds ago (0: every finished job), and batches left empty, and the spool copies kept
+    /// for failed jobs that went. A watch's record of the files it sent is kept. Returns how
+    /// many jobs were removed.
     async fn clean_jobs(&self, older_than_secs: u64) -> Result<u32, ServiceError> {
         let before = crate::queue::now_ms().saturating_sub(older_than_secs.saturating_mul(1000));
         // `before` is exclusive: a job that ended this very millisecond goes with 0 too.
         let removed = self.queue.prune(before.saturating_add(1)).await?;
         tracing::info!("removed {removed} finished job(s) on request");
+        // A failed hand-over's copy was kept for Retry; with its job gone, it goes too.
+        let (spool, queue) = (self.spool.clone(), self.queue.clone());
+        let _ = tokio::task::spawn_blocking(move || spool.sweep_against(&queue)).await;
         Ok(removed as u32)
     }
 

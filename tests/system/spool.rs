@@ -125,10 +125,33 @@ async fn the_spool_is_emptied_after_done_and_kept_while_failed_and_retry_sends_i
         .emulator
         .faults()
         .inject("/2/files/upload", Fault::UnknownErrorTag, 1);
-    let (first, _) = hand_over(&uploader, std::slice::from_ref(&refused), "/Kept")
-        .await
-        .unwrap();
+    // Through the CLI, with the flags a script uses: it waits, and tells the failure by the
+    // caller's name (the batch's summary, as notifications show it too).
+    let out = w.ctl(&[
+        "upload",
+        "--spool",
+        "--wait",
+        "--json",
+        "--to",
+        "/Kept",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_file(&refused).unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = outcome["batch"].as_u64().unwrap();
+    let failures = outcome["outcome"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{outcome}");
+    let failure = failures[0].as_str().unwrap();
+    assert!(
+        failure.contains("refused once.jpg") && !failure.contains("/spool/"),
+        "{outcome}"
+    );
     let jobs = batch_final(&uploader, first).await;
     assert_eq!(jobs[0].state, "failed", "{jobs:#?}");
     // The message names the caller's file, not the copy.
@@ -311,4 +334,133 @@ async fn a_file_in_a_tmp_the_daemon_cannot_see_goes_up_through_the_fallback() {
     );
     let jobs = w.all_jobs().await;
     assert_handed_over_verified(&w, &jobs, &[(photo, local)], "/Tmp");
+}
+
+#[system_test]
+async fn a_cancelled_hand_over_leaves_no_copy() {
+    let w = world(small_config()).await;
+    let dir = w.dir.path().join("exports");
+    std::fs::create_dir(&dir).unwrap();
+    let files = exports(&dir, 3);
+    // Hold every request: the jobs are still under way when they are cancelled.
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("*", Fault::Delay { millis: 3000 }, 1000);
+    let uploader = w.uploader().await;
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let (batch, ids) = hand_over(&uploader, &paths, "/Cancelled").await.unwrap();
+    assert_eq!(spool_copies(&w).len(), 3);
+    assert_eq!(uploader.cancel(batch).await.unwrap(), ids);
+    wait_for("an empty spool", || async {
+        spool_copies(&w).is_empty().then_some(())
+    })
+    .await;
+}
+
+#[system_test]
+async fn bad_names_and_descriptors_are_refused_by_name_and_nothing_is_queued() {
+    let w = world(small_config()).await;
+    let uploader = w.uploader().await;
+    let photo = make_photos(&w.photo_dir(), 1).remove(0);
+    let fd = || {
+        zbus::zvariant::OwnedFd::from(std::os::fd::OwnedFd::from(
+            std::fs::File::open(&photo).unwrap(),
+        ))
+    };
+    let refusal = |e: &dbxport::service::ServiceError| dbxport::cli::describe(e);
+    // A name that is a path.
+    let err = uploader
+        .upload_fds(
+            vec!["../x.jpg".into()],
+            vec![fd()],
+            "/Bad".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, dbxport::service::ServiceError::InvalidPath(_))
+            && refusal(&err).contains("\"../x.jpg\": a name cannot hold '/'"),
+        "{err:?}"
+    );
+    // Names and descriptors that do not pair up.
+    let err = uploader
+        .upload_fds(
+            vec!["a.jpg".into(), "b.jpg".into()],
+            vec![fd()],
+            "/Bad".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap_err();
+    assert!(refusal(&err).contains("2 names for 1 file descriptors"));
+    // A pipe, beside a good file: the whole call is refused, naming the pipe.
+    let (read, _write) = std::io::pipe().unwrap();
+    let pipe = zbus::zvariant::OwnedFd::from(std::os::fd::OwnedFd::from(read));
+    let err = uploader
+        .upload_fds(
+            vec!["good.jpg".into(), "stream.jpg".into()],
+            vec![fd(), pipe],
+            "/Bad".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refusal(&err).starts_with("stream.jpg: not a regular file (a pipe)"),
+        "pipe"
+    );
+    // A bad option refuses the call before anything is copied.
+    let err = uploader
+        .upload_fds(
+            vec!["a.jpg".into()],
+            vec![fd()],
+            "/Bad".into(),
+            dict(&[("conflict", zbus::zvariant::Value::from("sometimes"))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, dbxport::service::ServiceError::InvalidArgument(_)),
+        "{err:?}"
+    );
+    assert!(w.all_jobs().await.is_empty(), "nothing queued");
+    assert!(spool_copies(&w).is_empty(), "nothing copied");
+    // And the daemon goes on serving.
+    let (batch, _) = uploader
+        .upload_fds(
+            vec!["fine.jpg".into()],
+            vec![fd()],
+            "/Bad".into(),
+            dict(&[]),
+        )
+        .await
+        .unwrap();
+    let jobs = batch_final(&uploader, batch).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:#?}");
+}
+
+#[system_test]
+async fn cleaning_a_failed_hand_over_away_removes_its_copy() {
+    let mut config = small_config();
+    config.upload.batch_commit = false;
+    let w = world(config).await;
+    let samples = sample_photos();
+    let photo = w.photo_dir().join("fails.jpg");
+    std::fs::copy(&samples[samples.len() - 2], &photo).unwrap();
+    w.sandbox
+        .emulator
+        .faults()
+        .inject("/2/files/upload", Fault::UnknownErrorTag, 1);
+    let uploader = w.uploader().await;
+    let (batch, _) = hand_over(&uploader, std::slice::from_ref(&photo), "/Clean")
+        .await
+        .unwrap();
+    let jobs = batch_final(&uploader, batch).await;
+    assert_eq!(jobs[0].state, "failed", "{jobs:#?}");
+    assert_eq!(spool_copies(&w).len(), 1, "kept for Retry");
+    // With the job forgotten, nothing can retry it: its copy goes with it.
+    assert_eq!(uploader.clean_jobs(0).await.unwrap(), 1);
+    assert!(spool_copies(&w).is_empty(), "{:?}", spool_copies(&w));
 }
