@@ -121,9 +121,13 @@ impl Home {
     }
 
     /// `run` with more environment variables (PATH, XDG_DATA_DIRS: where hosts are found).
+    /// By default no photo application is found (no program on PATH, no system data dirs),
+    /// whatever this machine has installed; `env` comes after and may say otherwise.
     fn run_with(&self, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_dbxportctl"))
             .args(args)
+            .env("PATH", self.path("no-programs"))
+            .env("XDG_DATA_DIRS", self.path("no-data-dirs"))
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .env("HOME", self.path("home"))
             .env("XDG_CONFIG_HOME", self.path("config"))
