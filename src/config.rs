@@ -64,6 +64,12 @@ impl Dirs {
         self.state.join("queue.sled")
     }
 
+    /// Copies of files handed over as open descriptors, until their job is done
+    /// (`crate::spool`).
+    pub fn spool(&self) -> PathBuf {
+        self.state.join("spool")
+    }
+
     /// Prepared (resized) files live here until their job ends.
     pub fn prepared(&self) -> PathBuf {
         self.cache.join("prepared")
@@ -81,6 +87,7 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub policy: PolicyConfig,
     pub history: HistoryConfig,
+    pub spool: SpoolConfig,
     /// Named export profiles, `[profiles.NAME]` (`crate::profile`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, ProfileConfig>,
@@ -170,6 +177,24 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
             keep_finished_days: 30,
+        }
+    }
+}
+
+/// Files handed over as open descriptors (`UploadFds`, `dbxportctl upload --spool`) are
+/// copied into the spool under the state folder until they are uploaded (`crate::spool`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// The most bytes the spool holds: copies waiting to go up and those kept for failed
+    /// jobs. A hand-over that would pass it is refused whole; 0 refuses every hand-over.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: crate::spool::DEFAULT_MAX_BYTES,
         }
     }
 }

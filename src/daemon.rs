@@ -143,16 +143,26 @@ async fn running_daemon(conn: &zbus::Connection) -> Option<u32> {
 }
 
 /// Forgets finished jobs older than `days`, now and then once a day, until `shutdown`.
-async fn prune_history(queue: Queue, days: u32, shutdown: CancellationToken) {
+async fn prune_history(
+    queue: Queue,
+    spool: std::sync::Arc<crate::spool::Spool>,
+    days: u32,
+    shutdown: CancellationToken,
+) {
     const DAY: Duration = Duration::from_secs(24 * 3600);
     loop {
         let before =
             crate::queue::now_ms().saturating_sub(u64::from(days) * DAY.as_millis() as u64);
         match queue.prune(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
-                "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
-            ),
+            Ok(n) => {
+                tracing::info!(
+                    "forgot {n} finished job(s) older than {days} days (history.keep_finished_days)"
+                );
+                // Copies kept for failed hand-overs that were among them go too.
+                let (spool, queue) = (spool.clone(), queue.clone());
+                let _ = tokio::task::spawn_blocking(move || spool.sweep_against(&queue)).await;
+            }
             Err(e) => tracing::warn!("cannot prune finished jobs: {e}"),
         }
         tokio::select! {
@@ -172,6 +182,7 @@ pub async fn run(
     private_dir(&dirs.state)?;
     private_dir(&dirs.cache)?;
     private_dir(&dirs.prepared())?;
+    private_dir(&dirs.spool())?;
     // A second daemon stops here, saying which one runs, before it touches the queue
     // (whose lock would otherwise be its only, cryptic, complaint).
     // Answer from now on: on a peer-to-peer connection the peer may call before the
@@ -271,6 +282,16 @@ pub async fn run(
             tracing::warn!("watch.folders[{i}] ({}): {e}", folder.local_dir);
         }
     }
+    // Copies no job needs any more (a crash between a hand-over's copy and its queueing, or
+    // between a Done and the removal) go before `UploadFds` can be called.
+    let spool = crate::spool::Spool::new(dirs.spool(), config.spool.max_bytes);
+    {
+        let (spool, queue) = (spool.clone(), queue.clone());
+        tokio::task::spawn_blocking(move || spool.sweep_against(&queue))
+            .await
+            .map_err(|e| DaemonError::Http(e.to_string()))?;
+    }
+    tokio::spawn(spool.clone().run(queue.clone(), shutdown.clone()));
     service::serve(
         &conn,
         queue.clone(),
@@ -279,6 +300,7 @@ pub async fn run(
         engine.clone(),
         watcher.clone(),
         policy.clone(),
+        spool.clone(),
         &config,
     )
     .await
@@ -304,6 +326,7 @@ pub async fn run(
     if config.history.keep_finished_days > 0 {
         tokio::spawn(prune_history(
             queue.clone(),
+            spool.clone(),
             config.history.keep_finished_days,
             shutdown.clone(),
         ));

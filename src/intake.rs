@@ -177,6 +177,37 @@ impl Intake {
             .map_err(|e| IntakeError::Invalid(e.to_string()))
     }
 
+    /// The call's folder, profile and options, checked: what refuses a call before any file
+    /// is looked at (an unknown profile, a bad option or folder template). Returns the
+    /// template, the profile's name and the options.
+    fn plan(
+        &self,
+        folder: &str,
+        overrides: &ExportOverrides,
+        profile: Option<&str>,
+    ) -> Result<(Template, Option<String>, ExportOptions, bool), IntakeError> {
+        let profile = self.profile(profile)?;
+        let export = self.options(overrides, profile)?;
+        let name = profile.map(|p| p.name.clone());
+        let template = checked_template(
+            crate::profile::folder(folder, profile, &self.default_folder),
+            &self.default_folder,
+            name.as_deref(),
+        )?;
+        Ok((template, name, export, profile.is_some()))
+    }
+
+    /// Refuses a call whose folder, profile or options are wrong, as [`Intake::upload`]
+    /// would, without looking at any file: `UploadFds` asks before it copies anything.
+    pub fn check_call(
+        &self,
+        folder: &str,
+        overrides: &ExportOverrides,
+        profile: Option<&str>,
+    ) -> Result<(), IntakeError> {
+        self.plan(folder, overrides, profile).map(|_| ())
+    }
+
     /// Queues `paths` (absolute, each a regular file) into `folder` (`""`: the profile's, else
     /// the default; it may be a template, expanded per file here, so the jobs' paths are final)
     /// as one batch, under `profile` if one is named; returns once the jobs are on disk. All
@@ -188,28 +219,35 @@ impl Intake {
         overrides: &ExportOverrides,
         profile: Option<&str>,
     ) -> Result<Queued, IntakeError> {
-        let profile = self.profile(profile)?;
-        let export = self.options(overrides, profile)?;
-        if paths.is_empty() {
+        let handed = paths.into_iter().map(Handed::given).collect();
+        self.upload_handed(handed, folder, overrides, profile).await
+    }
+
+    /// [`Intake::upload`] for files as they were handed over: paths, or spooled copies that
+    /// carry the caller's name (`crate::spool`), which Dropbox gets.
+    pub async fn upload_handed(
+        &self,
+        handed: Vec<Handed>,
+        folder: &str,
+        overrides: &ExportOverrides,
+        profile: Option<&str>,
+    ) -> Result<Queued, IntakeError> {
+        let (template, name, export, from_profile) = self.plan(folder, overrides, profile)?;
+        if handed.is_empty() {
             return Err(IntakeError::Invalid("no files given".into()));
         }
-        let name = profile.map(|p| p.name.clone());
-        let template = checked_template(
-            crate::profile::folder(folder, profile, &self.default_folder),
-            &self.default_folder,
-            name.as_deref(),
-        )?;
         // Stat every path off the runtime: 10,000 stats are fast but still blocking calls,
         // and a template may read each photo's EXIF.
         let checked = tokio::task::spawn_blocking(move || {
-            paths
+            handed
                 .into_iter()
-                .map(|path| {
-                    let stamp = prepare::check_source(&path).map_err(|e| e.to_string())?;
-                    let source = SourceFile::given(&path).expecting(stamp);
-                    let placed = place(&template, &source, name.as_deref())
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    Ok((path, stamp, placed))
+                .map(|file| {
+                    let path = &file.path;
+                    let stamp = prepare::check_source(path).map_err(|e| e.to_string())?;
+                    let source = SourceFile::given(path).expecting(stamp);
+                    let placed = place_handed(&template, &source, &file.access, name.as_deref())
+                        .map_err(|e| format!("{}: {e}", file.shown()))?;
+                    Ok((file, stamp, placed))
                 })
                 .collect::<Vec<Result<_, String>>>()
         })
@@ -219,18 +257,15 @@ impl Intake {
         let mut jobs = Vec::with_capacity(checked.len());
         for result in checked {
             match result {
-                Ok((path, stamp, placed)) => {
-                    let name = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let Some(remote) = remote_path(&placed.folder, &[name], &export.prepare) else {
+                Ok((file, stamp, placed)) => {
+                    let shown = file.shown();
+                    let Some(remote) = remote_path(&placed.folder, &[file.name()], &export.prepare)
+                    else {
                         continue;
                     };
-                    let mut job = job(path, stamp, Access::Given, remote, export.clone());
+                    let mut job = job(file.path, stamp, file.access, remote, export.clone());
                     if let Some(note) = placed.note {
-                        job.warnings
-                            .push(format!("{}: {note}", job.source.display()));
+                        job.warnings.push(format!("{shown}: {note}"));
                     }
                     jobs.push(job);
                 }
@@ -242,7 +277,7 @@ impl Intake {
         }
         refuse_collisions(&jobs)?;
         // A profile's values are not a choice to remember; the caller's own are.
-        if self.remember_last_choice && !overrides.is_empty() && profile.is_none() {
+        if self.remember_last_choice && !overrides.is_empty() && !from_profile {
             self.queue.set_last_export_options(&export).await?;
         }
         let batch_folder = common_folder(jobs.iter().map(|j| {
@@ -280,6 +315,58 @@ impl Intake {
     }
 }
 
+/// A file handed over by a caller: where it is read, and under which rule (`Access::Given`
+/// for a path, `Access::Spooled` for a copy in the spool, with the caller's name).
+#[derive(Debug, Clone)]
+pub struct Handed {
+    pub path: PathBuf,
+    pub access: Access,
+}
+
+impl Handed {
+    /// A path a caller gave.
+    pub fn given(path: PathBuf) -> Handed {
+        Handed {
+            path,
+            access: Access::Given,
+        }
+    }
+
+    /// The name in Dropbox: the caller's for a spooled copy, else the file's own.
+    fn name(&self) -> String {
+        match self.access.spooled_name() {
+            Some(name) => name.to_string(),
+            None => self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The file as messages name it: the caller's name for a spooled copy (its path in the
+    /// spool means nothing to the user), else the path.
+    fn shown(&self) -> String {
+        self.access.shown(&self.path)
+    }
+}
+
+/// [`place`] for a handed-over file: a spooled copy has no folder of the caller's to name
+/// (its folder in the spool is not one), so `{folder}` says it is unknown.
+fn place_handed(
+    template: &Template,
+    source: &SourceFile,
+    access: &Access,
+    profile: Option<&str>,
+) -> Result<Expanded, TemplateError> {
+    if template.is_plain() || access.spooled_name().is_none() {
+        return place(template, source, profile);
+    }
+    let mut facts = crate::template::facts(template, source, profile);
+    facts.folder = None;
+    template.expand(&facts)
+}
+
 /// The first [`MAX_LISTED_ERRORS`] lines, and how many more there were.
 fn listed(mut lines: Vec<String>) -> Vec<String> {
     let count = lines.len();
@@ -305,8 +392,8 @@ fn refuse_collisions(jobs: &[NewJob]) -> Result<(), IntakeError> {
             format!(
                 "{} and {} would both be written to Dropbox as {} (Dropbox does not tell letter \
                  case apart), and under conflict = overwrite one would replace the other",
-                jobs[first].source.display(),
-                jobs[second].source.display(),
+                jobs[first].access.shown(&jobs[first].source),
+                jobs[second].access.shown(&jobs[second].source),
                 jobs[second].remote_path
             )
         })

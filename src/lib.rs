@@ -15,6 +15,8 @@
 //!   that keeps its metadata; optionally without its location.
 //! - [`export`]: the export options (preparation, conflict policy, shared link) as data.
 //! - [`intake`]: how files handed over (by `Upload`, a watch, any caller) become jobs.
+//! - [`spool`]: files handed over as open descriptors (`UploadFds`), copied into a folder
+//!   the daemon owns until they are uploaded.
 //! - [`template`]: folder templates (`/Photos/{year}/{date}`), checked when given and
 //!   expanded per photo when its job is made.
 //! - [`profile`]: named export profiles (`[profiles.NAME]`): a folder and export options
@@ -61,5 +63,6 @@ pub mod profile;
 pub mod queue;
 pub mod secret;
 pub mod service;
+pub mod spool;
 pub mod template;
 pub mod watch;

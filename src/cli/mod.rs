@@ -8,11 +8,13 @@
 mod config;
 mod folders;
 mod follow;
+pub mod handover;
 mod install;
 mod jobs;
 mod login;
 mod manpage;
 pub mod profiles;
+mod purpose;
 mod restart;
 mod stalls;
 pub mod term;
@@ -151,11 +153,16 @@ enum Command {
         path: String,
     },
     /// Install for the current user: the systemd unit, D-Bus activation, file-manager menus
-    /// (Dolphin, Nautilus, Nemo, Thunar), shell completions and the man page.
+    /// (Dolphin, Nautilus, Nemo, Thunar), shell completions and the man page, and the photo
+    /// applications found here (KDE Share menu, darktable, gThumb, elementary Contractor).
     Install {
         /// Print what would be written, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Place these integrations, whether their application is found or not, and no
+        /// others: a comma-separated list of purpose, darktable, gthumb, contractor.
+        #[arg(long, value_name = "LIST")]
+        only: Option<String>,
     },
     /// Remove what `install` put (the queue, config and login stay).
     Uninstall {
@@ -180,6 +187,10 @@ enum Command {
     /// Runs the test kit's binary, dbxport-testkit: `dbxportctl demo --help` for its flags.
     #[command(disable_help_flag = true)]
     Demo(TestkitArgs),
+    /// KDE's Share menu runs this (the Purpose plugin `install` puts in place): it reads the
+    /// shared photos from Purpose's socket and answers there.
+    #[command(hide = true)]
+    Purpose(purpose::PurposeArgs),
 }
 
 #[derive(Args)]
@@ -210,6 +221,12 @@ pub struct UploadArgs {
     /// refused, and with --wait the outcome), instead of lines and bars.
     #[arg(long)]
     pub json: bool,
+    /// Hand the files over as open files: the daemon copies them into its spool before this
+    /// returns, so they may be deleted at once, and files it cannot see (a private /tmp, a
+    /// sandbox) go too. Without it, paths are sent, and the same hand-over is made when the
+    /// daemon cannot see them.
+    #[arg(long)]
+    pub spool: bool,
 }
 
 /// Export options, as for `upload` (and a watch's profile). Only what is given goes to the
@@ -481,10 +498,16 @@ pub async fn run(cli: Cli) -> Exit {
         // The test kit's commands, in its own binary: the product does not link the emulator.
         Command::Emulator(args) => return testkit::run("emulator", args.args),
         Command::Demo(args) => return testkit::run("demo", args.args),
+        // Its answers go to the Share menu's socket; the host forwards stdout and stderr to
+        // its own, where progress bars would be noise.
+        Command::Purpose(args) => {
+            term::set_verbosity(term::Verbosity::Quiet);
+            return purpose::run(args).await;
+        }
         // The file is the user's: no daemon or bus needed to read or change it.
         Command::Config(command) => config::run(command).await,
         // These work on files only: no bus needed.
-        Command::Install { dry_run } => install::run_install(dry_run),
+        Command::Install { dry_run, only } => install::run_install(dry_run, only.as_deref()),
         Command::Uninstall { dry_run } => install::run_uninstall(dry_run),
         Command::Completions { shell } => return manpage::print_completion(shell),
         Command::Man => return manpage::print_man(),
@@ -529,6 +552,8 @@ async fn dispatch(conn: &zbus::Connection, command: Command) -> Result<Exit, Str
         | Command::Uninstall { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable!("handled before connecting"),
-        Command::Emulator(_) | Command::Demo(_) => unreachable!("handled before connecting"),
+        Command::Emulator(_) | Command::Demo(_) | Command::Purpose(_) => {
+            unreachable!("handled before connecting")
+        }
     }
 }

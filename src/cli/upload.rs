@@ -6,6 +6,10 @@
 //! the daemon's signals, subscribed before `Upload` is called so nothing is missed, with
 //! `ListJobs` as a resync.
 //!
+//! With `--spool`, or when the daemon says it cannot see paths this side can open (its own
+//! `/tmp` under systemd's `PrivateTmp=`), the files go as open descriptors instead
+//! (`handover`): the daemon copies them into its spool before the call returns.
+//!
 //! File-manager menus run it with `--notify`: there is no terminal to read, so what went wrong
 //! before the daemon took the files, and (with `--wait`) how the batch ended, also goes out as
 //! desktop notifications. `--copy-link` waits for the batch's shared link and puts it on the
@@ -17,6 +21,7 @@ use std::path::PathBuf;
 use zbus::zvariant::{OwnedValue, Value};
 
 use super::follow::{self, Followed, Subscription};
+use super::handover::{daemon_cannot_see, hand_over};
 use super::jobs::fetch;
 use super::stalls;
 use super::term::{outln, say, warnln};
@@ -37,16 +42,20 @@ pub async fn run(conn: &zbus::Connection, args: UploadArgs) -> Result<Exit, Stri
     let notices = args.notify.then(|| Notices::new(conn));
     let to = args.to.as_deref();
     let json = args.json;
-    let sent =
-        match send_batch_with(conn, &args.files, to, options, wait, json, notices.as_ref()).await {
-            Ok(sent) => sent,
-            Err(message) => {
-                if let Some(notices) = &notices {
-                    notices.failed(&message).await;
-                }
-                return Err(message);
+    let how = Request {
+        wait,
+        json,
+        spool: args.spool,
+    };
+    let sent = match send_batch_with(conn, &args.files, to, options, how, notices.as_ref()).await {
+        Ok(sent) => sent,
+        Err(message) => {
+            if let Some(notices) = &notices {
+                notices.failed(&message).await;
             }
-        };
+            return Err(message);
+        }
+    };
     let (exit, copied) = finish(&sent, args.copy_link).await;
     if json {
         outln!("{}", sent.to_json(exit));
@@ -119,6 +128,17 @@ impl Sent {
     }
 }
 
+/// How files are sent and followed.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    /// Follow the batch to its end.
+    wait: bool,
+    /// One JSON object on stdout.
+    json: bool,
+    /// Hand the files over as open descriptors (`UploadFds`), not paths.
+    spool: bool,
+}
+
 /// Checks `files`, queues what can go (telling `notices` once they are queued), and with
 /// `wait` follows the batch to its end.
 async fn send_batch_with(
@@ -126,10 +146,10 @@ async fn send_batch_with(
     files: &[PathBuf],
     to: Option<&str>,
     options: HashMap<String, OwnedValue>,
-    wait: bool,
-    json: bool,
+    how: Request,
     notices: Option<&Notices<'_>>,
 ) -> Result<Sent, String> {
+    let Request { wait, json, spool } = how;
     let mut sent = Sent::default();
     let mut paths = Vec::new();
     for file in files {
@@ -163,19 +183,38 @@ async fn send_batch_with(
         None
     };
     let folder = to.unwrap_or("").to_string();
-    // A D-Bus string cannot hold a name that is not UTF-8: such a batch goes as bytes.
-    let queued = match paths.iter().map(|p| p.to_str()).collect::<Option<Vec<_>>>() {
-        Some(texts) => {
-            let texts = texts.into_iter().map(str::to_owned).collect();
-            proxy.upload(texts, folder, options).await
-        }
-        None => {
-            use std::os::unix::ffi::OsStrExt;
-            let bytes = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec());
-            proxy.upload_paths(bytes.collect(), folder, options).await
+    let (batch, ids) = if spool {
+        hand_over(&proxy, &paths, &folder, options)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        // Kept for the hand-over the daemon's refusal may call for.
+        let again = options
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.try_clone()?)))
+            .collect::<Result<HashMap<_, _>, zbus::zvariant::Error>>()
+            .map_err(|e| e.to_string())?;
+        match send_paths(&proxy, &paths, &folder, options).await {
+            Ok(queued) => queued,
+            // The daemon lives in another /tmp (systemd's PrivateTmp=) or cannot read what
+            // this side can: the same call goes as open files, which it copies.
+            Err(e) if daemon_cannot_see(&e, &paths) => {
+                warnln!(
+                    "dbxportctl: the daemon cannot see {} (a private /tmp or a sandbox): handing {} over as open files instead (as --spool does)",
+                    if paths.len() == 1 {
+                        "this file"
+                    } else {
+                        "these files"
+                    },
+                    if paths.len() == 1 { "it" } else { "them" }
+                );
+                hand_over(&proxy, &paths, &folder, again)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(describe(&e)),
         }
     };
-    let (batch, ids) = queued.map_err(|e| describe(&e))?;
     say!("queued {} file(s) as batch {batch}", ids.len());
     sent.jobs = ids.clone();
     if !json && !super::term::stdout_is_terminal() {
@@ -207,6 +246,28 @@ async fn send_batch_with(
         }
     }
     Ok(sent)
+}
+
+/// `Upload` for `paths`, or `UploadPaths` when a name is not UTF-8 (a D-Bus string cannot
+/// hold it).
+async fn send_paths(
+    proxy: &UploaderProxy<'_>,
+    paths: &[PathBuf],
+    folder: &str,
+    options: HashMap<String, OwnedValue>,
+) -> Result<(u64, Vec<u64>), crate::service::ServiceError> {
+    let folder = folder.to_string();
+    match paths.iter().map(|p| p.to_str()).collect::<Option<Vec<_>>>() {
+        Some(texts) => {
+            let texts = texts.into_iter().map(str::to_owned).collect();
+            proxy.upload(texts, folder, options).await
+        }
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec());
+            proxy.upload_paths(bytes.collect(), folder, options).await
+        }
+    }
 }
 
 /// Says, once for the batch, which files are neither photos nor videos (a `SOURCES.md` caught

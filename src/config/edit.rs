@@ -21,10 +21,11 @@ const OPTIONAL_KEYS: [(&str, Kind); 2] = [
 ];
 
 /// Integer keys counted in bytes: `set` takes `8MiB`, `2M`.
-const BYTE_KEYS: [&str; 3] = [
+const BYTE_KEYS: [&str; 4] = [
     "upload.session_threshold",
     "upload.chunk_size",
     "upload.bandwidth_limit",
+    "spool.max_bytes",
 ];
 
 /// Keys `set` leaves to other ways of changing them, and why.

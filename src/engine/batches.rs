@@ -74,13 +74,15 @@ impl Engine {
             ..Default::default()
         };
         for job in &jobs {
-            summary.warnings.extend(job.warnings.iter().cloned());
+            summary
+                .warnings
+                .extend(job.warnings.iter().map(|w| job.shown(w)));
             match &job.state {
                 JobState::Done { skipped: true, .. } => summary.skipped += 1,
                 JobState::Done { .. } => summary.done += 1,
                 JobState::Failed { message, .. } => {
                     summary.failed += 1;
-                    summary.failures.push(message.clone());
+                    summary.failures.push(job.shown(message));
                 }
                 JobState::Cancelled => summary.cancelled += 1,
                 _ => {}

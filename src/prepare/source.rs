@@ -8,6 +8,8 @@
 //! **The source-file rule**, enforced here and nowhere else:
 //! - A file a caller handed over ([`Access::Given`]) is opened by its path as given: a symbolic
 //!   link the caller named is followed, because the caller chose it.
+//! - A file handed over as an open descriptor ([`Access::Spooled`]) is read from the daemon's
+//!   own copy in the spool (`src/spool.rs`), by its path, as a given file is.
 //! - A file a watch found ([`Access::Beneath`]) is opened beneath the watched folder one name
 //!   at a time, each with `O_NOFOLLOW`: no symbolic link below the folder is followed, neither
 //!   a file nor a directory. Anyone who can write into a watched folder can place links there;
@@ -164,6 +166,29 @@ pub enum Access {
         #[serde(with = "crate::os_path")]
         root: PathBuf,
     },
+    /// Handed over as an open file (`UploadFds`) and copied into the daemon's spool
+    /// (`src/spool.rs`): the path is that copy, the daemon's own file, opened as given; `name`
+    /// is the caller's name for it, which the user sees and Dropbox gets.
+    Spooled { name: String },
+}
+
+impl Access {
+    /// The caller's name of a spooled file; None for a file read where it lies.
+    pub fn spooled_name(&self) -> Option<&str> {
+        match self {
+            Access::Spooled { name } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The source at `path` as messages name it: the caller's name for a spooled copy (its
+    /// path in the spool means nothing to the user), else the path.
+    pub fn shown(&self, path: &Path) -> String {
+        match self.spooled_name() {
+            Some(name) => name.to_string(),
+            None => path.display().to_string(),
+        }
+    }
 }
 
 /// A file to read: where it is, how its path may be resolved, and (once known) which file
@@ -198,7 +223,7 @@ impl SourceFile {
     pub fn open(&self) -> Result<(File, Stamp), SourceError> {
         let path = &self.path;
         let file = match &self.access {
-            Access::Given => std::fs::OpenOptions::new()
+            Access::Given | Access::Spooled { .. } => std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
                 .open(path)

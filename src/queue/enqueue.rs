@@ -3,7 +3,6 @@
 //! (ARCHITECTURE.md, invariant 1).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use super::same_path::PathKey;
 use super::store::{WRITE_CHUNK, encode, key, set_next_id};
@@ -43,8 +42,8 @@ impl Queue {
                     "{} replaced {} in Dropbox at {}: both were handed over for that path \
                          (Dropbox does not tell letter case apart) under conflict = overwrite, \
                          and this one came last",
-                    new.source.display(),
-                    earlier.display(),
+                    new.access.shown(&new.source),
+                    earlier,
                     new.remote_path
                 )
             }));
@@ -152,10 +151,10 @@ impl Queue {
     /// For each new job under `overwrite`, the source of the unfinished job (queued before,
     /// or earlier in `new_jobs`) whose file in Dropbox it will replace: it runs after that one
     /// (`same_path`), and says so, so that neither job's "uploaded" hides the other.
-    fn replaced_sources(&self, new_jobs: &[NewJob]) -> Vec<Option<PathBuf>> {
+    fn replaced_sources(&self, new_jobs: &[NewJob]) -> Vec<Option<String>> {
         let index = self.index();
         // The latest source for each path among the new jobs so far.
-        let mut earlier: HashMap<String, PathBuf> = HashMap::new();
+        let mut earlier: HashMap<String, String> = HashMap::new();
         new_jobs
             .iter()
             .map(|new| {
@@ -164,9 +163,9 @@ impl Queue {
                     .same_path
                     .last(PathKey::of(&new.remote_path))
                     .and_then(|id| self.stored(id).ok().flatten())
-                    .map(|job| job.source)
+                    .map(|job| job.access.shown(&job.source))
                     .or_else(|| earlier.get(&key).cloned());
-                earlier.insert(key, new.source.clone());
+                earlier.insert(key, new.access.shown(&new.source));
                 before.filter(|_| new.options.conflict == crate::export::Conflict::Overwrite)
             })
             .collect()

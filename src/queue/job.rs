@@ -111,6 +111,15 @@ impl Job {
         }
     }
 
+    /// `text` (the job's message or a warning) as users see it: a spooled job's copy, which
+    /// the engine names by its path in the spool, named by the caller's name instead.
+    pub fn shown(&self, text: &str) -> String {
+        match self.access.spooled_name() {
+            Some(name) => text.replace(&self.source.display().to_string(), name),
+            None => text.to_string(),
+        }
+    }
+
     /// Records `stamp` as the source's version (and identity).
     pub fn set_stamp(&mut self, stamp: Stamp) {
         self.source_size = stamp.size;

@@ -72,6 +72,24 @@ impl From<crate::intake::IntakeError> for ServiceError {
     }
 }
 
+impl From<crate::spool::SpoolError> for ServiceError {
+    fn from(e: crate::spool::SpoolError) -> Self {
+        use crate::spool::SpoolError;
+        match e {
+            // About one file the caller handed over, named.
+            e @ (SpoolError::BadName { .. }
+            | SpoolError::NotRegular { .. }
+            | SpoolError::Unreadable { .. }
+            | SpoolError::Changed { .. }) => ServiceError::InvalidPath(e.to_string()),
+            e @ SpoolError::Invalid(_) => ServiceError::InvalidArgument(e.to_string()),
+            // No room (the bound or the disk), or the daemon's own write failed.
+            e @ (SpoolError::Full { .. }
+            | SpoolError::DiskFull { .. }
+            | SpoolError::Write { .. }) => ServiceError::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<QueueError> for ServiceError {
     fn from(e: QueueError) -> Self {
         match e {
@@ -121,18 +139,23 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
     let mut d = HashMap::new();
     d.insert("id".into(), value(job.id));
     d.insert("batch".into(), value(job.batch));
-    d.insert(
-        "source".into(),
-        value(job.source.to_string_lossy().into_owned()),
-    );
+    // A spooled job's source is the caller's name: its copy in the spool is the daemon's
+    // business (`crate::spool`).
+    let source = match job.access.spooled_name() {
+        Some(name) => name.to_string(),
+        None => job.source.to_string_lossy().into_owned(),
+    };
+    d.insert("source".into(), value(source));
+    d.insert("spooled".into(), value(job.access.spooled_name().is_some()));
     d.insert("remote_path".into(), value(job.remote_path.clone()));
     d.insert("state".into(), value(job.state.name()));
-    d.insert("message".into(), value(job.state.message()));
+    d.insert("message".into(), value(job_message(job)));
     d.insert("size".into(), value(job.source_size));
     d.insert("sent".into(), value(job.bytes_sent));
     d.insert("attempts".into(), value(job.attempts));
     d.insert("created_ms".into(), value(job.created_ms));
-    d.insert("warnings".into(), value(job.warnings.clone()));
+    let warnings: Vec<String> = job.warnings.iter().map(|w| job.shown(w)).collect();
+    d.insert("warnings".into(), value(warnings));
     match &job.state {
         JobState::Done {
             content_hash,
@@ -159,6 +182,12 @@ pub fn job_to_dict(job: &Job) -> HashMap<String, OwnedValue> {
         _ => {}
     }
     d
+}
+
+/// A job's state message as callers see it: a spooled job's copy (named in a failure by its
+/// path in the spool) named by the caller's name instead.
+pub fn job_message(job: &Job) -> String {
+    job.shown(&job.state.message())
 }
 
 /// A batch's summary as a D-Bus dictionary (`a{sv}`).
@@ -218,6 +247,7 @@ pub async fn serve(
     engine: Arc<Engine>,
     watcher: Arc<crate::watch::Watcher>,
     policy: Arc<crate::policy::Policy>,
+    spool: Arc<crate::spool::Spool>,
     config: &crate::config::Config,
 ) -> Result<(), zbus::Error> {
     let server = conn.object_server();
@@ -233,6 +263,7 @@ pub async fn serve(
                     profiles: config.profiles(),
                 },
                 queue,
+                spool,
                 client: client.clone(),
                 engine,
                 policy,
@@ -319,7 +350,7 @@ pub async fn forward_signals(
             event = events.recv() => match event {
                 Ok(event) => {
                     let job = &event.job;
-                    Uploader::job_state_changed(uploader.signal_emitter(), job.id, job.batch, job.state.name(), &job.state.message()).await?;
+                    Uploader::job_state_changed(uploader.signal_emitter(), job.id, job.batch, job.state.name(), &job_message(job)).await?;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("{n} job state signals were dropped: the bus is slower than the queue");

@@ -38,6 +38,8 @@ pub struct Uploader {
     /// Turns `Upload`'s files into jobs (the library's one intake).
     pub(super) intake: crate::intake::Intake,
     pub(super) queue: Queue,
+    /// Where `UploadFds` copies the files it is handed (`crate::spool`).
+    pub(super) spool: std::sync::Arc<crate::spool::Spool>,
     /// For the bandwidth limit, which lives in the client's transfers.
     pub(super) client: crate::dropbox::Client,
     /// For the throughput.
@@ -62,6 +64,54 @@ impl Uploader {
             .intake
             .upload(paths, &remote_folder, &overrides, profile.as_deref())
             .await?;
+        Ok((queued.batch, queued.jobs))
+    }
+
+    /// What `UploadFds` does: checks the call, copies the files into the spool (fsynced), and
+    /// queues the copies; a refusal after copying removes them again.
+    async fn enqueue_fds(
+        &self,
+        names: Vec<String>,
+        fds: Vec<zbus::zvariant::OwnedFd>,
+        remote_folder: String,
+        mut options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        if names.len() != fds.len() {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{} names for {} file descriptors: give one name per file",
+                names.len(),
+                fds.len()
+            )));
+        }
+        let profile = take_profile(&mut options).map_err(ServiceError::InvalidArgument)?;
+        let overrides = export_overrides(&options).map_err(ServiceError::InvalidArgument)?;
+        // A wrong folder, profile or option refuses the call before a byte is copied.
+        self.intake
+            .check_call(&remote_folder, &overrides, profile.as_deref())?;
+        let files: Vec<(String, std::os::fd::OwnedFd)> = names
+            .into_iter()
+            .zip(fds.into_iter().map(std::os::fd::OwnedFd::from))
+            .collect();
+        let spool = self.spool.clone();
+        let handover = tokio::task::spawn_blocking(move || spool.take(files))
+            .await
+            .map_err(|e| ServiceError::Failed(format!("copying the files failed: {e}")))??;
+        let handed = handover
+            .files
+            .iter()
+            .map(|(path, name)| crate::intake::Handed {
+                path: path.clone(),
+                access: crate::prepare::Access::Spooled { name: name.clone() },
+            })
+            .collect();
+        let queued = self
+            .intake
+            .upload_handed(handed, &remote_folder, &overrides, profile.as_deref())
+            .await;
+        let keep = queued.is_ok();
+        // Off the runtime: removing a refused hand-over's copies is file work.
+        let _ = tokio::task::spawn_blocking(move || handover.finish(keep)).await;
+        let queued = queued?;
         Ok((queued.batch, queued.jobs))
     }
 }
@@ -123,6 +173,25 @@ impl Uploader {
             decoded.push(PathBuf::from(std::ffi::OsString::from_vec(bytes)));
         }
         self.enqueue_paths(decoded, remote_folder, options).await
+    }
+
+    /// `Upload` for files handed over as open file descriptors (`ah`), each with its name
+    /// (`names`, the file's name only: no `/`), for callers whose files the daemon cannot see
+    /// (a private `/tmp`, a sandboxed app) or may not keep (temporary exports). Before it
+    /// returns, each file's content (from its first byte) is copied into the daemon's spool
+    /// and fsynced, then queued: the caller may delete its files at once. The name is the
+    /// file's name in Dropbox and in `ListJobs`. Folder and options as for `Upload`. A name
+    /// with `/` or empty, a descriptor that is not a readable regular file, or a hand-over
+    /// that would pass `spool.max_bytes` or fill the state disk refuses the whole call before
+    /// anything is queued. At most 256 files per call.
+    async fn upload_fds(
+        &self,
+        names: Vec<String>,
+        fds: Vec<zbus::zvariant::OwnedFd>,
+        remote_folder: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        self.enqueue_fds(names, fds, remote_folder, options).await
     }
 
     /// The named export profiles (`[profiles.NAME]` in the config), by name: each with its
@@ -221,13 +290,17 @@ impl Uploader {
     }
 
     /// Forgets finished jobs (done, failed, cancelled) that ended more than `older_than_secs`
-    /// seconds ago (0: every finished job), and batches left empty. A watch's record of the
-    /// files it sent is kept. Returns how many jobs were removed.
+    /// seconds ago (0: every finished job), and batches left empty, and the spool copies kept
+    /// for failed jobs that went. A watch's record of the files it sent is kept. Returns how
+    /// many jobs were removed.
     async fn clean_jobs(&self, older_than_secs: u64) -> Result<u32, ServiceError> {
         let before = crate::queue::now_ms().saturating_sub(older_than_secs.saturating_mul(1000));
         // `before` is exclusive: a job that ended this very millisecond goes with 0 too.
         let removed = self.queue.prune(before.saturating_add(1)).await?;
         tracing::info!("removed {removed} finished job(s) on request");
+        // A failed hand-over's copy was kept for Retry; with its job gone, it goes too.
+        let (spool, queue) = (self.spool.clone(), self.queue.clone());
+        let _ = tokio::task::spawn_blocking(move || spool.sweep_against(&queue)).await;
         Ok(removed as u32)
     }
 

@@ -132,7 +132,22 @@ pub struct SandboxOptions {
     pub drop_root_file_access: bool,
     /// `RUST_LOG` for the daemon.
     pub log_filter: String,
+    /// Run the daemon with a `/tmp` of its own, as systemd's `PrivateTmp=yes` does (see
+    /// [`PRIVATE_TMP`]); the sandbox's own folder stays visible to it where it is.
+    pub private_tmp: bool,
 }
+
+/// Gives the daemon a `/tmp` of its own, as systemd's `PrivateTmp=yes` does: in a mount
+/// namespace of its own (`unshare --mount`; as a user who is not root, inside a user
+/// namespace mapping only that user), an empty tmpfs on `/tmp`. The sandbox's folder
+/// (`$DBXPORT_SANDBOX`, under `/tmp` in most test runs) is bound back at its own path through a
+/// descriptor opened before the tmpfs hid it (`--no-canonicalize`, or `mount` would resolve
+/// the descriptor's path into the new, empty `/tmp`). Then the daemon's command runs.
+pub const PRIVATE_TMP: &str = "exec 3<\"$DBXPORT_SANDBOX\" && \
+    mount -t tmpfs -o mode=1777 dbxport-private-tmp /tmp && \
+    mkdir -p \"$DBXPORT_SANDBOX\" && \
+    mount --no-canonicalize --bind /proc/self/fd/3 \"$DBXPORT_SANDBOX\" && \
+    exec 3<&- && exec \"$@\"";
 
 impl SandboxOptions {
     pub fn new(dbxportd: PathBuf) -> SandboxOptions {
@@ -145,6 +160,7 @@ impl SandboxOptions {
             config,
             drop_root_file_access: true,
             log_filter: "info,dbxport=debug".into(),
+            private_tmp: false,
         }
     }
 }
@@ -259,19 +275,41 @@ impl Sandbox {
             .append(true)
             .open(&log_path)
             .map_err(io_err(&log_path))?;
-        let unprivileged = self.options.drop_root_file_access && unsafe { libc::geteuid() } == 0;
-        let mut command = if unprivileged {
-            let mut c = self.command("setpriv");
-            c.args([
-                "--inh-caps=-dac_override,-dac_read_search",
-                "--bounding-set=-dac_override,-dac_read_search",
-                "--",
-            ])
-            .arg(&self.options.dbxportd);
-            c
-        } else {
-            self.command(&self.options.dbxportd)
-        };
+        let root = unsafe { libc::geteuid() } == 0;
+        let unprivileged = self.options.drop_root_file_access && root;
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if self.options.private_tmp {
+            argv.push("unshare".into());
+            if !root {
+                argv.extend(["--user".into(), "--map-current-user".into()]);
+            }
+            argv.extend(
+                [
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    PRIVATE_TMP,
+                    "sh",
+                ]
+                .map(Into::into),
+            );
+        }
+        if unprivileged {
+            argv.extend(
+                [
+                    "setpriv",
+                    "--inh-caps=-dac_override,-dac_read_search",
+                    "--bounding-set=-dac_override,-dac_read_search",
+                    "--",
+                ]
+                .map(Into::into),
+            );
+        }
+        argv.push(self.options.dbxportd.clone().into());
+        let mut command = self.command(&argv[0]);
+        command.args(&argv[1..]).env("DBXPORT_SANDBOX", &self.root);
         let child = command
             .env("RUST_LOG", &self.options.log_filter)
             .stdin(Stdio::null())

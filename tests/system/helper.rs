@@ -78,6 +78,8 @@ pub struct Setup {
     pub keyring: bool,
     /// `RUST_LOG` for the daemon.
     pub log_filter: Option<String>,
+    /// Run the daemon with a `/tmp` of its own, as systemd's `PrivateTmp=yes` does.
+    pub private_tmp: bool,
 }
 
 /// Bus, emulator and a daemon that has not logged in.
@@ -88,6 +90,7 @@ pub async fn world_with(config: Config, setup: Setup) -> World {
     // Every daemon in the suite logs at trace level, and every log is checked for tokens when
     // its world ends (see `Drop for World`).
     options.log_filter = setup.log_filter.unwrap_or_else(|| "trace".into());
+    options.private_tmp = setup.private_tmp;
     let mut sandbox = Sandbox::start(dir.path(), options)
         .await
         .expect("sandbox starts");

@@ -117,8 +117,18 @@ impl Home {
 
     /// `ctl` without the check that it succeeded.
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// `run` with more environment variables (PATH, XDG_DATA_DIRS: where hosts are found).
+    /// By default no photo application is found (no program on PATH, no system data dirs),
+    /// whatever this machine has installed; `env` comes after and may say otherwise.
+    fn run_with(&self, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_dbxportctl"))
             .args(args)
+            .env("PATH", self.path("no-programs"))
+            .env("XDG_DATA_DIRS", self.path("no-data-dirs"))
+            .envs(env.iter().map(|(k, v)| (*k, v)))
             .env("HOME", self.path("home"))
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_DATA_HOME", self.path("data"))
@@ -458,5 +468,131 @@ fn a_linked_thunar_file_is_written_through_and_a_foreign_one_stops_the_install()
         &snapshot(home.dir.path()),
         &before,
         "a failed install wrote",
+    );
+}
+
+/// The photo applications: placed when their host is found (a program on PATH, a settings
+/// folder), or when named with `--only`; `--dry-run` says which and writes nothing; the
+/// user's own darktable `luarc` and gThumb scripts keep their place; uninstall takes out
+/// exactly what was placed.
+#[test]
+fn photo_apps_are_placed_when_found_or_named_and_uninstall_takes_them_out() {
+    use std::ffi::OsString;
+    let home = Home::new();
+    // darktable and gThumb have run here (their settings folders, with the user's things);
+    // Gwenview is on PATH (so KDE's Share menu is there); Contractor is nowhere.
+    std::fs::create_dir_all(home.path("config/darktable")).unwrap();
+    let luarc = "require \"tools/script_manager\"\n";
+    std::fs::write(home.path("config/darktable/luarc"), luarc).unwrap();
+    std::fs::create_dir_all(home.path("config/gthumb")).unwrap();
+    let scripts = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<scripts version=\"1.1\">\n<script id=\"1\" display-name=\"Mine\" command=\"echo %F\" shell-script=\"false\" for-each-file=\"false\" wait-command=\"false\"/>\n</scripts>\n";
+    std::fs::write(home.path("config/gthumb/scripts.xml"), scripts).unwrap();
+    let bin = home.path("home/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("gwenview"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(bin.join("gwenview"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let env = [
+        ("PATH", path),
+        ("XDG_DATA_DIRS", home.path("share").into_os_string()),
+    ];
+    let before = snapshot(home.dir.path());
+    let run = |args: &[&str]| {
+        let out = home.run_with(args, &env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let dry = run(&["install", "--dry-run"]);
+    assert_same(&snapshot(home.dir.path()), &before, "--dry-run wrote");
+    assert!(dry.contains("would place purpose: KDE Share menu"), "{dry}");
+    assert!(dry.contains("(gwenview is on PATH)"), "{dry}");
+    assert!(dry.contains("would place darktable"), "{dry}");
+    assert!(dry.contains("would place gthumb"), "{dry}");
+    assert!(dry.contains("not placed contractor"), "{dry}");
+    let plugin = "data/kpackage/Purpose/io.github.dbxport1";
+    for file in [
+        format!("{plugin}/metadata.json"),
+        format!("{plugin}/contents/code/main.sh"),
+        "config/darktable/lua/dbxport.lua".into(),
+    ] {
+        assert!(
+            dry.contains(&format!("would write {}", home.path(&file).display())),
+            "{file}: {dry}"
+        );
+    }
+
+    let out = run(&["install"]);
+    assert!(out.contains("placed purpose"), "{out}");
+    assert_eq!(home.mode(&format!("{plugin}/contents/code/main.sh")), 0o755);
+    assert_eq!(home.mode(&format!("{plugin}/metadata.json")), 0o644);
+    let lua = home.read("config/darktable/lua/dbxport.lua");
+    let ctl = env!("CARGO_BIN_EXE_dbxportctl");
+    assert!(
+        lua.contains(&format!("\nlocal dbxportctl = \"{ctl}\"\n")),
+        "{lua}"
+    );
+    let luac = Command::new("luac5.4")
+        .args(["-p"])
+        .arg(home.path("config/darktable/lua/dbxport.lua"))
+        .output()
+        .expect("luac5.4 is needed (Debian package lua5.4)");
+    assert!(
+        luac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&luac.stderr)
+    );
+    let merged = home.read("config/darktable/luarc");
+    assert!(
+        merged.starts_with(luarc) && merged.contains("require \"dbxport\""),
+        "{merged}"
+    );
+    let merged = home.read("config/gthumb/scripts.xml");
+    assert!(merged.contains("id=\"1\"") && merged.contains("id=\"dbxport-send\""));
+    assert!(
+        merged.contains(&format!("command=\"{ctl} upload --notify %F\"")),
+        "{merged}"
+    );
+    let lint = Command::new("xmllint")
+        .arg("--noout")
+        .arg(home.path("config/gthumb/scripts.xml"))
+        .output()
+        .unwrap();
+    assert!(lint.status.success());
+    assert!(!home.path("data/contractor").exists());
+    // Again: nothing changes.
+    let installed = snapshot(home.dir.path());
+    run(&["install"]);
+    assert_same(&snapshot(home.dir.path()), &installed, "a second install");
+
+    let out = run(&["uninstall"]);
+    assert!(out.contains("removed"), "{out}");
+    assert_same(&snapshot(home.dir.path()), &before, "after uninstall");
+
+    // Named: placed though nothing shows its host, and only what was named.
+    let out = run(&["install", "--only", "contractor"]);
+    assert!(out.contains("placed contractor"), "{out}");
+    assert!(!out.contains("placed darktable"), "{out}");
+    let contract = home.read("data/contractor/dbxport-send.contract");
+    assert!(contract.contains(&format!("\nExec={ctl} upload --notify %F\n")));
+    assert!(!home.path("config/darktable/lua").exists());
+    assert_eq!(home.read("config/darktable/luarc"), luarc);
+    assert!(!home.path(plugin).exists());
+    run(&["uninstall"]);
+    assert_same(&snapshot(home.dir.path()), &before, "after uninstall");
+
+    let out = home.run_with(&["install", "--only", "shotwell"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no integration called \"shotwell\""));
+    assert_same(
+        &snapshot(home.dir.path()),
+        &before,
+        "a refused --only wrote",
     );
 }

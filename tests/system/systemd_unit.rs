@@ -1,5 +1,6 @@
 //! The systemd user unit passes `systemd-analyze --user verify` (every key known, the command
-//! executable), with its `ExecStart=` pointed at the built daemon.
+//! executable), with its `ExecStart=` pointed at the built daemon, and sees the callers' `/tmp`
+//! (no `PrivateTmp=`: README, "systemd and file managers").
 
 use std::process::Command;
 
@@ -19,6 +20,14 @@ fn the_user_unit_verifies() {
     .unwrap();
     assert!(published.contains("\nType=dbus\n"));
     assert!(published.contains("\nBusName=io.github.dbxport1\n"));
+    // Files in the caller's /tmp must stay visible to the daemon: callers other than
+    // dbxportctl (the export dialog, scripts calling Upload) have no fallback to UploadFds.
+    // /tmp stays read-only to it all the same (ProtectSystem=strict).
+    assert!(
+        !published.lines().any(|l| l.starts_with("PrivateTmp=")),
+        "a private /tmp hides the callers' exports from the daemon"
+    );
+    assert!(published.contains("\nProtectSystem=strict\n"));
     let unit: String = published
         .lines()
         .map(|line| {

@@ -64,6 +64,7 @@ impl Subscription {
             lost: false,
             said: HashSet::new(),
             screen: Screen::new(),
+            meter: None,
         }));
         let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .map_err(|e| format!("cannot listen for Ctrl-C: {e}"))?;
@@ -75,6 +76,13 @@ impl Subscription {
             drainer,
             interrupt,
         })
+    }
+}
+
+impl Subscription {
+    /// Tells `meter` the batch's bytes sent and total at every change (see `Tally::meter`).
+    pub fn on_progress(&self, meter: super::tally::Meter) {
+        lock(&self.tally).meter = Some(meter);
     }
 }
 

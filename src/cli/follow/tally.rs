@@ -82,7 +82,14 @@ pub(super) struct Tally {
     pub(super) said: HashSet<String>,
     /// Nothing is drawn before the first resync has found the batch's jobs.
     pub(super) screen: Screen,
+    /// Told the batch's bytes sent and its total at every change, for a caller that shows
+    /// progress its own way (the KDE Share plugin writes percentages to its host).
+    pub(super) meter: Option<Meter>,
 }
+
+/// See [`Tally::meter`]: `(sent, total)` in bytes over the batch's jobs, a finished job
+/// counting whole.
+pub type Meter = Box<dyn Fn(u64, u64) + Send>;
 
 impl Tally {
     pub(super) fn all_final(&self) -> bool {
@@ -155,6 +162,9 @@ impl Tally {
     pub(super) fn refresh(&self) {
         let sent: u64 = self.jobs.values().map(|j| j.sent).sum();
         self.screen.overall.set_position(sent);
+        if let Some(meter) = &self.meter {
+            meter(sent, self.jobs.values().map(|j| j.size).sum());
+        }
         let c = self.counts();
         let finished = c.uploaded + c.skipped + c.failed + c.cancelled;
         let mut msg = format!("{finished}/{} files", self.jobs.len());

@@ -145,7 +145,7 @@ pub(super) fn program_word(path: &Path) -> Result<String, InstallError> {
 
 /// `text` with the value of every line starting with `key` replaced by `program` followed by
 /// whatever came after the value's first word (the arguments).
-fn rewrite_command(text: &str, key: &str, program: &str) -> String {
+pub(super) fn rewrite_command(text: &str, key: &str, program: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     for line in text.split_inclusive('\n') {
         match line.strip_prefix(key) {

@@ -2,6 +2,8 @@
 //! systemd unit, the D-Bus activation file, the file-manager menus (Dolphin, Nautilus, Nemo,
 //! Thunar), shell completions and the man page — in the XDG places each reader looks, and takes
 //! exactly that out again. `completions` and `man` print the generated files for packagers.
+//! Photo applications (KDE's Share menu, darktable, gThumb, elementary's Contractor) are
+//! plugged in when they are installed, or when named with `--only` (`integrations`).
 //!
 //! The files are the ones in the source tree (`systemd/`, `dbus/`, `desktop/`), embedded at
 //! build time, so what is tested is what is installed. Only the program paths change: menus and
@@ -11,6 +13,7 @@
 //! Both commands are idempotent; neither touches the queue, the config or the login.
 
 mod files;
+mod integrations;
 mod thunar;
 
 use std::io::Write;
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use super::Exit;
 use super::term::outln;
 use files::{Places, Planned, Programs, plan, program_word};
+pub use integrations::{HostEnv, Integration};
 use thunar::{THUNAR_MARK, thunar_actions, thunar_with_ours, without_ours};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,12 @@ pub enum InstallError {
     UnsafePath(PathBuf),
     #[error("{0}: not a Thunar actions file (no </actions>); left as it is")]
     NotThunarActions(PathBuf),
+    #[error("{0}: not a gThumb scripts file (no </scripts>); left as it is")]
+    NotScriptsFile(PathBuf),
+    #[error(
+        "no integration called \"{0}\": --only takes a comma-separated list of purpose, darktable, gthumb, contractor"
+    )]
+    UnknownIntegration(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -106,17 +116,14 @@ pub fn install(
     places: &Places,
     programs: &Programs,
     profiles: &[String],
+    chosen: &[Integration],
     dry_run: bool,
 ) -> Result<Vec<(PathBuf, Change)>, InstallError> {
-    // Everything is worked out before anything is written: a Thunar file that cannot be merged
-    // stops the install before it starts, not halfway.
+    // Everything is worked out before anything is written: a Thunar or gThumb file that
+    // cannot be merged stops the install before it starts, not halfway.
     let mut files = plan(places, programs, profiles)?;
     let thunar = places.thunar();
-    let existing = match std::fs::read_to_string(&thunar) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&thunar)(e)),
-    };
+    let existing = read_optional(&thunar)?;
     let ours = thunar_actions(
         &program_word(&programs.dbxportctl)?,
         &program_word(&programs.export)?,
@@ -127,6 +134,31 @@ pub fn install(
         mode: std::fs::metadata(&thunar).map_or(0o644, |m| m.permissions().mode() & 0o7777),
         path: thunar,
     });
+    for &integration in chosen {
+        files.extend(integrations::whole_files(integration, places, programs)?);
+        let merged = match integration {
+            Integration::Darktable => Some(integrations::luarc(places)),
+            Integration::Gthumb => Some(integrations::gthumb_scripts(places)),
+            Integration::Purpose | Integration::Contractor => None,
+        };
+        if let Some(path) = merged {
+            let existing = read_optional(&path)?;
+            let contents = if integration == Integration::Darktable {
+                integrations::luarc_with_ours(existing.as_deref())
+            } else {
+                integrations::gthumb_with_ours(
+                    existing.as_deref(),
+                    &program_word(&programs.dbxportctl)?,
+                    &path,
+                )?
+            };
+            files.push(Planned {
+                contents,
+                mode: std::fs::metadata(&path).map_or(0o644, |m| m.permissions().mode() & 0o7777),
+                path,
+            });
+        }
+    }
     let mut done = Vec::new();
     // Entries of profiles no longer in the config go: installing again refreshes the menus.
     for stale in profile_menus(places) {
@@ -139,6 +171,40 @@ pub fn install(
         done.push((file.path, change));
     }
     Ok(done)
+}
+
+/// The text of `path`, or None when there is no such file.
+fn read_optional(path: &Path) -> Result<Option<String>, InstallError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Takes our part out of a file the user's things share (darktable's `luarc`, gThumb's
+/// `scripts.xml`): `ours` says whether the text holds it, `without` removes it, `empty` says
+/// whether what is left is nothing of the user's (the file install created), which goes.
+fn unmerge(
+    path: &Path,
+    ours: impl Fn(&str) -> bool,
+    without: impl Fn(&str) -> String,
+    empty: impl Fn(&str) -> bool,
+    dry_run: bool,
+) -> Result<Option<Change>, InstallError> {
+    let Some(text) = read_optional(path)? else {
+        return Ok(None);
+    };
+    if !ours(&text) {
+        return Ok(None);
+    }
+    let rest = without(&text);
+    if empty(&rest) {
+        return remove(path, dry_run).map(Some);
+    }
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    put(path, &rest, mode, dry_run)?;
+    Ok(Some(Change::Wrote))
 }
 
 /// The menu files made for export profiles that are there now (Nautilus scripts, Nemo
@@ -198,6 +264,31 @@ pub fn uninstall(places: &Places, dry_run: bool) -> Result<Vec<(PathBuf, Change)
     let link = places.enabled_link();
     if std::fs::symlink_metadata(&link).is_ok() {
         done.push((link.clone(), remove(&link, dry_run)?));
+    }
+    // Every integration's files, whichever were placed: the paths are ours alone.
+    for path in integrations::all_whole_files(places)? {
+        let change = remove(&path, dry_run)?;
+        done.push((path, change));
+    }
+    let luarc = integrations::luarc(places);
+    if let Some(change) = unmerge(
+        &luarc,
+        |t| t.contains(integrations::LUARC_LINE.trim_end()),
+        integrations::luarc_without_ours,
+        |rest| rest.is_empty(),
+        dry_run,
+    )? {
+        done.push((luarc, change));
+    }
+    let scripts = integrations::gthumb_scripts(places);
+    if let Some(change) = unmerge(
+        &scripts,
+        |t| t != integrations::gthumb_without_ours(t),
+        integrations::gthumb_without_ours,
+        |rest| !integrations::gthumb_has_scripts(rest),
+        dry_run,
+    )? {
+        done.push((scripts, change));
     }
     let thunar = places.thunar();
     let folders: Vec<PathBuf> = done
@@ -277,13 +368,64 @@ fn print_changes(changes: &[(PathBuf, Change)], dry_run: bool) {
     }
 }
 
-/// `dbxportctl install [--dry-run]`.
-pub fn run_install(dry_run: bool) -> Result<Exit, String> {
+/// The integrations chosen, each with why, and those left out.
+type Chosen = (Vec<(Integration, String)>, Vec<Integration>);
+
+/// The integrations to place: those named with `--only`, else those whose host is found.
+fn choose(places: &Places, only: Option<&str>) -> Result<Chosen, InstallError> {
+    if let Some(list) = only {
+        let named = Integration::parse_list(list)?;
+        let left: Vec<Integration> = Integration::ALL
+            .into_iter()
+            .filter(|i| !named.contains(i))
+            .collect();
+        return Ok((
+            named
+                .into_iter()
+                .map(|i| (i, "named with --only".to_string()))
+                .collect(),
+            left,
+        ));
+    }
+    let env = HostEnv::from_env();
+    let mut chosen = Vec::new();
+    let mut left = Vec::new();
+    for integration in Integration::ALL {
+        match integration.host_found(places, &env) {
+            Some(why) => chosen.push((integration, why)),
+            None => left.push(integration),
+        }
+    }
+    Ok((chosen, left))
+}
+
+/// `dbxportctl install [--dry-run] [--only LIST]`.
+pub fn run_install(dry_run: bool, only: Option<&str>) -> Result<Exit, String> {
     let places = Places::from_env().map_err(|e| e.to_string())?;
     let programs = Programs::find().map_err(|e| e.to_string())?;
     let profiles = configured_profiles();
-    let changes = install(&places, &programs, &profiles, dry_run).map_err(|e| e.to_string())?;
+    let (chosen, left) = choose(&places, only).map_err(|e| e.to_string())?;
+    let integrations: Vec<Integration> = chosen.iter().map(|(i, _)| *i).collect();
+    let changes = install(&places, &programs, &profiles, &integrations, dry_run)
+        .map_err(|e| e.to_string())?;
     print_changes(&changes, dry_run);
+    let placed = if dry_run { "would place" } else { "placed" };
+    for (integration, why) in &chosen {
+        outln!(
+            "{placed} {}: {} ({why})",
+            integration.name(),
+            integration.label()
+        );
+    }
+    for integration in &left {
+        if only.is_none() {
+            outln!(
+                "not placed {}: not installed here (`dbxportctl install --only {}` places it anyway)",
+                integration.name(),
+                integration.name()
+            );
+        }
+    }
     if dry_run {
         return Ok(Exit::Ok);
     }
