@@ -370,10 +370,12 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
     }
     outln!("Queue:    {queue}");
     if status.failed > 0 {
-        outln!(
-            "Failed:   {} (`dbxportctl jobs --state failed --all` shows why; `dbxportctl retry ID` sends again)",
+        let text = format!(
+            "{} (`dbxportctl jobs --state failed --all` shows why; `dbxportctl retry ID` sends again)",
             status.failed
         );
+        let width = term::stdout_is_terminal().then(term::width).flatten();
+        outln!("{}", term::hanging("Failed:   ", &text, width));
     }
     if status.throughput > 0 {
         let eta = status.eta_seconds.unwrap_or(0);
@@ -387,8 +389,10 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
     if status.bandwidth_limit > 0 {
         outln!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
     }
+    // Wrapped for a person reading a terminal; whole lines for a pipe.
+    let width = term::stdout_is_terminal().then(term::width).flatten();
     for stall in &stalls {
-        outln!("Note:     {stall}");
+        outln!("{}", term::hanging("Note:     ", &stall.to_string(), width));
     }
     Ok(Exit::Ok)
 }

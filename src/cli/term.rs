@@ -171,6 +171,33 @@ pub fn width() -> Option<usize> {
     None
 }
 
+/// `label` then `text`, its words wrapped to `width` columns (the terminal's, when there is
+/// one) with the lines after the first indented under the text: a terminal cutting a long
+/// line mid-word at column 80 is hard to read. Words longer than a line (a path, a command)
+/// are kept whole. Without a width the line is left as it is, for pipes and scripts.
+pub fn hanging(label: &str, text: &str, width: Option<usize>) -> String {
+    let indent = label.chars().count();
+    let Some(width) = width.filter(|w| *w > indent + 20) else {
+        return format!("{label}{text}");
+    };
+    let mut out = String::from(label);
+    let mut column = indent;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = word.chars().count();
+        if column > indent && column + 1 + len > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+        } else if column > indent {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += len;
+    }
+    out
+}
+
 /// `name` cut to at most `max` characters, keeping its start and its end (where a camera's
 /// number and the extension are) around an ellipsis.
 pub fn shorten(name: &str, max: usize) -> Cow<'_, str> {
@@ -188,6 +215,28 @@ pub fn shorten(name: &str, max: usize) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_notes_wrap_at_words_under_their_text() {
+        let text = "not logged in to Dropbox (no account has been linked yet): uploads wait for a login: run `dbxportctl login`";
+        let wrapped = hanging("Note:     ", text, Some(80));
+        assert_eq!(
+            wrapped,
+            "Note:     not logged in to Dropbox (no account has been linked yet): uploads\n          wait for a login: run `dbxportctl login`"
+        );
+        assert!(wrapped.lines().all(|l| l.chars().count() <= 80));
+        // A pipe: as it is.
+        assert_eq!(
+            hanging("Note:     ", text, None),
+            format!("Note:     {text}")
+        );
+        // A word longer than the line stays whole.
+        let long = format!("see {}", "x".repeat(90));
+        assert_eq!(
+            hanging("a: ", &long, Some(40)),
+            format!("a: see\n   {}", "x".repeat(90))
+        );
+    }
 
     #[test]
     fn control_characters_are_shown_not_sent() {

@@ -164,3 +164,21 @@ async fn with_no_daemon_darktable_says_so_and_keeps_its_exports() {
         assert!(file.exists(), "{} was removed", file.display());
     }
 }
+
+/// The script as shipped parses: `luac -p`, as a packager or darktable's own loader would
+/// first find a syntax error.
+#[test]
+fn the_storage_script_parses_with_luac() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/darktable/dbxport.lua");
+    let out = std::process::Command::new("luac5.4")
+        .arg("-p")
+        .arg(&script)
+        .output()
+        .expect("luac5.4 is needed (Debian package lua5.4)");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

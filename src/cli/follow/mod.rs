@@ -14,6 +14,7 @@
 mod screen;
 mod signals;
 mod tally;
+mod warnings;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -154,8 +155,12 @@ pub async fn follow(
             .collect();
     }
     if !json {
-        for warning in &summary.warnings {
-            warnln!("warning: {warning}");
+        // Wrapped for a person reading a terminal; whole lines for a pipe.
+        let width = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            .then(super::term::width)
+            .flatten();
+        for line in warnings::grouped(&summary.warnings, batch) {
+            warnln!("{}", super::term::hanging("warning: ", &line, width));
         }
         if let Some(link) = &summary.link {
             outln!("Shared link: {link}");

@@ -31,9 +31,21 @@ impl Screen {
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
             ProgressStyle::with_template(
-                "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {left}",
             )
             .expect("valid template")
+            // indicatif's {eta} says "0s" while nothing moves (waiting for a login, paused):
+            // the time left is only said once there is a rate to say it from.
+            .with_key(
+                "left",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = if state.per_sec() >= 1.0 {
+                        write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
+                    } else {
+                        w.write_str("--")
+                    };
+                },
+            )
             .progress_chars("=> "),
         );
         Screen {
