@@ -171,6 +171,12 @@ pub fn width() -> Option<usize> {
     None
 }
 
+/// [`width`] when stderr is a terminal (a person reads it), else `None` (a pipe keeps whole
+/// lines).
+pub fn stderr_width() -> Option<usize> {
+    std::io::stderr().is_terminal().then(width).flatten()
+}
+
 /// `label` then `text`, its words wrapped to `width` columns (the terminal's, when there is
 /// one) with the lines after the first indented under the text: a terminal cutting a long
 /// line mid-word at column 80 is hard to read. Words longer than a line (a path, a command)

@@ -223,8 +223,10 @@ async fn send_batch_with(
     }
     sent.batch = Some((batch, ids.len() as u32));
     // A wait must never be silent: whatever holds the files back is said now, with its fix.
+    let width = super::term::stderr_width();
     for stall in &stalled {
-        warnln!("dbxportctl: the files wait: {stall}");
+        let text = format!("the files wait: {stall}");
+        warnln!("{}", super::term::hanging("dbxportctl: ", &text, width));
     }
     if let Some(notices) = notices {
         sent.folder = match to {

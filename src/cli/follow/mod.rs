@@ -156,9 +156,7 @@ pub async fn follow(
     }
     if !json {
         // Wrapped for a person reading a terminal; whole lines for a pipe.
-        let width = std::io::IsTerminal::is_terminal(&std::io::stderr())
-            .then(super::term::width)
-            .flatten();
+        let width = super::term::stderr_width();
         for line in warnings::grouped(&summary.warnings, batch) {
             warnln!("{}", super::term::hanging("warning: ", &line, width));
         }
