@@ -144,6 +144,8 @@ pub async fn list(conn: &zbus::Connection, args: &JobsArgs) -> Result<Exit, Stri
 /// under it.
 fn print_jobs(jobs: &[JobView]) {
     let width = term::width();
+    // Reasons and warnings wrap at words for a person at a terminal; a pipe gets whole lines.
+    let wrap = term::stdout_is_terminal().then_some(width).flatten();
     let id_width = jobs
         .iter()
         .map(|j| j.id.to_string().len())
@@ -197,11 +199,13 @@ fn print_jobs(jobs: &[JobView]) {
                     Some(at) => waiting_message(&message, at),
                     None => message,
                 };
-                outln!("{:>id_width$} {}", "", term::clean(&message));
+                let indent = " ".repeat(id_width + 1);
+                outln!("{}", term::hanging(&indent, &term::clean(&message), wrap));
             }
             for warning in &job.warnings {
                 let warning = warning.replace(&job.source, name);
-                outln!("{:>id_width$} {}", "", term::clean(&warning));
+                let indent = " ".repeat(id_width + 1);
+                outln!("{}", term::hanging(&indent, &term::clean(&warning), wrap));
             }
         }
         start = end;
@@ -345,12 +349,16 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
         term::print_json(&status);
         return Ok(Exit::Ok);
     }
+    // Wrapped for a person reading a terminal; whole lines for a pipe.
+    let width = term::stdout_is_terminal().then(term::width).flatten();
     match status.account_state.as_str() {
-        "logged_in" => outln!(
-            "Account:  {} (login kept in {})",
-            status.account,
-            status.credential_store
-        ),
+        "logged_in" => {
+            let text = format!(
+                "{} (login kept in {})",
+                status.account, status.credential_store
+            );
+            outln!("{}", term::hanging("Account:  ", &text, width));
+        }
         _ => outln!("Account:  not logged in"),
     }
     let mut queue = format!("{} unfinished", status.queue_length);
@@ -374,7 +382,6 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
             "{} (`dbxportctl jobs --state failed --all` shows why; `dbxportctl retry ID` sends again)",
             status.failed
         );
-        let width = term::stdout_is_terminal().then(term::width).flatten();
         outln!("{}", term::hanging("Failed:   ", &text, width));
     }
     if status.throughput > 0 {
@@ -389,8 +396,6 @@ pub async fn status(conn: &zbus::Connection, json: bool) -> Result<Exit, String>
     if status.bandwidth_limit > 0 {
         outln!("Limit:    {}/s", human_bytes(status.bandwidth_limit));
     }
-    // Wrapped for a person reading a terminal; whole lines for a pipe.
-    let width = term::stdout_is_terminal().then(term::width).flatten();
     for stall in &stalls {
         outln!("{}", term::hanging("Note:     ", &stall.to_string(), width));
     }
