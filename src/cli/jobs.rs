@@ -162,9 +162,16 @@ fn print_jobs(jobs: &[JobView]) {
         let group = &jobs[start..end];
         let local = common_dir(group.iter().map(|j| j.source.as_str()));
         let remote = common_dir(group.iter().map(|j| j.remote_path.as_str()));
+        // Files handed over as open files (`--spool`, `UploadFds`) are known by name only: no
+        // local folder to show.
+        let handed_over = group.iter().all(|j| !j.source.starts_with('/'));
         outln!(
             "batch {batch}: {} → {}",
-            term::clean(if local.is_empty() { "/" } else { &local }),
+            match (local.is_empty(), handed_over) {
+                (true, true) => "files handed over".into(),
+                (true, false) => "/".into(),
+                (false, _) => term::clean(&local),
+            },
             term::clean(if remote.is_empty() { "/" } else { &remote })
         );
         for job in group {
