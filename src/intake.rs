@@ -19,6 +19,13 @@ use crate::profile::{Profile, Profiles};
 use crate::queue::{BatchId, JobId, NewJob, Queue, QueueError};
 use crate::template::{Expanded, Facts, Template, TemplateError};
 
+/// Why a shared link of the top of the Dropbox is refused (by `Upload` and `AddWatch`), and
+/// the fix: Dropbox has no link for its root.
+pub const TOP_LINK: &str = "a shared link needs a folder, and these files' folder is the top of \
+     your Dropbox, which Dropbox cannot share: send them to a folder (for example --to \
+     /Photos, or a template that starts with one, such as /Photos/{year}) or leave out the \
+     shared link";
+
 /// At most this many bad paths are listed in one error; the count says how many more.
 pub const MAX_LISTED_ERRORS: usize = 20;
 
@@ -289,13 +296,7 @@ impl Intake {
         // (`sharing/create_shared_link_with_settings` refuses the root), so asking for one
         // there is refused now rather than reported as a failure after the photos went.
         if export.share_link && batch_folder.is_empty() {
-            return Err(IntakeError::Invalid(
-                "a shared link needs a folder, and these files' folder is the top of your \
-                 Dropbox, which Dropbox cannot share: send them to a folder (for example \
-                 --to /Photos, or a template that starts with one such as \
-                 /Photos/{year}) or leave out the shared link"
-                    .into(),
-            ));
+            return Err(IntakeError::Invalid(TOP_LINK.into()));
         }
         let (batch, jobs) = self
             .queue

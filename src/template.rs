@@ -174,6 +174,14 @@ impl Template {
         })
     }
 
+    /// Whether the folders it makes can meet only at the top of the Dropbox: it is the top, or
+    /// its first folder is already a placeholder (`/{year}`).
+    pub fn may_be_top(&self) -> bool {
+        self.segments
+            .first()
+            .is_none_or(|first| first.iter().any(|p| matches!(p, Piece::Field(_))))
+    }
+
     /// Whether it holds any placeholder (a plain folder expands to itself).
     pub fn is_plain(&self) -> bool {
         self.fields().next().is_none()
@@ -360,6 +368,20 @@ mod tests {
 
     fn day(year: i32, month: u32, day: u32) -> Day {
         Day { year, month, day }
+    }
+
+    #[test]
+    fn a_template_may_be_the_top_when_its_first_folder_is_a_placeholder() {
+        for (text, top) in [
+            ("/", true),
+            ("/{year}", true),
+            ("/{year}/Trip", true),
+            ("/Photos", false),
+            ("/Photos/{year}", false),
+            ("/Photos {year}/x", true),
+        ] {
+            assert_eq!(Template::parse(text).unwrap().may_be_top(), top, "{text}");
+        }
     }
 
     #[test]

@@ -127,6 +127,12 @@ impl Watches {
             remote_folder.is_empty() && profile.as_ref().is_some_and(|p| p.folder.is_some());
         let folder = crate::profile::folder(&remote_folder, profile.as_ref(), &self.default_folder);
         let template = checked_template(folder, &self.default_folder, name.as_deref())?;
+        // Each of the watch's batches would end with a link Dropbox cannot make.
+        if options.share_link && template.may_be_top() {
+            return Err(ServiceError::InvalidArgument(
+                crate::intake::TOP_LINK.replace("these files' folder", "the watch's folder"),
+            ));
+        }
         Ok(self
             .watcher
             .add(NewWatch {

@@ -203,12 +203,30 @@ async fn a_shared_link_of_the_top_of_the_dropbox_is_refused_before_queueing() {
             .expect_err(folder)
             .to_string();
         assert!(
-            err.contains("shared link needs a folder") && err.contains("--to /Photos"),
+            err.contains("shared link needs a folder") && err.contains("/Photos/{year}"),
             "{folder}: {err}"
         );
     }
     let jobs = uploader.list_jobs(Default::default()).await.unwrap();
     assert!(jobs.is_empty(), "queued anyway: {jobs:?}");
+    // A watch asking for links into the top is refused when it is added, not at each batch.
+    let watches = w.watches().await;
+    for folder in ["/", "/{year}"] {
+        let err = watches
+            .add_watch(
+                dir.to_string_lossy().into_owned(),
+                folder.into(),
+                dict(&[("share_link", Value::from(true))]),
+            )
+            .await
+            .expect_err(folder)
+            .to_string();
+        assert!(
+            err.contains("shared link needs a folder"),
+            "{folder}: {err}"
+        );
+    }
+    assert!(watches.list_watches().await.unwrap().is_empty());
     // Without the link the top is a fine place to send to; and the template's folders only
     // meet at the top because the two photos were taken in different years.
     uploader
