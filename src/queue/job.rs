@@ -205,19 +205,75 @@ pub enum JobState {
     Cancelled,
 }
 
+/// A job's state without its data, as D-Bus names it (`JobStateChanged`, `ListJobs`): what a
+/// client following jobs (`upload --wait`, the export dialog) reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Queued,
+    Preparing,
+    Uploading,
+    Committing,
+    Waiting,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl Phase {
+    const ALL: [Phase; 8] = [
+        Phase::Queued,
+        Phase::Preparing,
+        Phase::Uploading,
+        Phase::Committing,
+        Phase::Waiting,
+        Phase::Done,
+        Phase::Failed,
+        Phase::Cancelled,
+    ];
+
+    /// A short lowercase name, as D-Bus and `dbxportctl` show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Queued => "queued",
+            Phase::Preparing => "preparing",
+            Phase::Uploading => "uploading",
+            Phase::Committing => "committing",
+            Phase::Waiting => "waiting",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+            Phase::Cancelled => "cancelled",
+        }
+    }
+
+    /// The phase a name says (None: a name this client does not know).
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Done, Failed and Cancelled: nothing more happens until a retry.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
+    }
+}
+
 impl JobState {
+    /// Its phase (the state without its data).
+    pub fn phase(&self) -> Phase {
+        match self {
+            JobState::Queued => Phase::Queued,
+            JobState::Preparing => Phase::Preparing,
+            JobState::Uploading { .. } => Phase::Uploading,
+            JobState::Committing { .. } => Phase::Committing,
+            JobState::Waiting { .. } => Phase::Waiting,
+            JobState::Done { .. } => Phase::Done,
+            JobState::Failed { .. } => Phase::Failed,
+            JobState::Cancelled => Phase::Cancelled,
+        }
+    }
+
     /// A short lowercase name, as D-Bus and `dbxportctl` show it.
     pub fn name(&self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Preparing => "preparing",
-            JobState::Uploading { .. } => "uploading",
-            JobState::Committing { .. } => "committing",
-            JobState::Waiting { .. } => "waiting",
-            JobState::Done { .. } => "done",
-            JobState::Failed { .. } => "failed",
-            JobState::Cancelled => "cancelled",
-        }
+        self.phase().name()
     }
 
     /// Done, Failed and Cancelled are final (until a retry, which a later issue adds).
@@ -331,6 +387,22 @@ pub struct BatchSummary {
 mod tests {
     use super::JobState::*;
     use super::*;
+
+    #[test]
+    fn each_phase_name_reads_back_and_only_done_failed_cancelled_are_final() {
+        for phase in Phase::ALL {
+            assert_eq!(Phase::parse(phase.name()), Some(phase));
+        }
+        assert_eq!(Phase::parse("sleeping"), None);
+        let finals: Vec<&str> = Phase::ALL
+            .into_iter()
+            .filter(|p| p.is_final())
+            .map(Phase::name)
+            .collect();
+        assert_eq!(finals, ["done", "failed", "cancelled"]);
+        assert_eq!(Cancelled.phase(), Phase::Cancelled);
+        assert_eq!(Cancelled.name(), "cancelled");
+    }
 
     fn uploading() -> JobState {
         Uploading {

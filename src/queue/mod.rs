@@ -34,7 +34,8 @@ pub use same_path::collisions;
 pub use sent::{Sent, folder_of};
 
 pub use job::{
-    Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, SharedLink, now_ms,
+    Batch, BatchId, BatchSummary, FailureKind, Job, JobId, JobState, Origin, Phase, SharedLink,
+    now_ms,
 };
 
 use std::path::{Path, PathBuf};

@@ -8,52 +8,21 @@ use std::time::{Duration, Instant};
 
 use dbxport::queue::BatchSummary;
 
-/// A job's state as the daemon names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Queued,
-    Preparing,
-    Uploading,
-    Committing,
-    Waiting,
-    Done,
-    Failed,
-    Cancelled,
-}
+pub use dbxport::queue::Phase;
 
-impl Phase {
-    pub fn parse(name: &str) -> Option<Phase> {
-        Some(match name {
-            "queued" => Phase::Queued,
-            "preparing" => Phase::Preparing,
-            "uploading" => Phase::Uploading,
-            "committing" => Phase::Committing,
-            "waiting" => Phase::Waiting,
-            "done" => Phase::Done,
-            "failed" => Phase::Failed,
-            "cancelled" => Phase::Cancelled,
-            _ => return None,
-        })
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
-    }
-
-    /// As a file's row says it.
-    pub fn label(self) -> String {
-        use crate::i18n::tr;
-        tr(match self {
-            Phase::Queued => "Queued",
-            Phase::Preparing => "Preparing",
-            Phase::Uploading => "Uploading",
-            Phase::Committing => "Saving in Dropbox",
-            Phase::Waiting => "Waiting",
-            Phase::Done => "Done",
-            Phase::Failed => "Failed",
-            Phase::Cancelled => "Cancelled",
-        })
-    }
+/// A phase as a file's row says it.
+pub fn phase_label(phase: Phase) -> String {
+    use crate::i18n::tr;
+    tr(match phase {
+        Phase::Queued => "Queued",
+        Phase::Preparing => "Preparing",
+        Phase::Uploading => "Uploading",
+        Phase::Committing => "Saving in Dropbox",
+        Phase::Waiting => "Waiting",
+        Phase::Done => "Done",
+        Phase::Failed => "Failed",
+        Phase::Cancelled => "Cancelled",
+    })
 }
 
 /// One file of the batch.

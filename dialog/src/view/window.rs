@@ -25,7 +25,7 @@ use crate::model::human_size;
 use crate::model::options::{self, Options, PRESETS, Size};
 use crate::model::photos::Photos;
 use crate::model::profiles::{Profile, ProfileChoice};
-use crate::model::progress::{BatchProgress, Phase};
+use crate::model::progress::{BatchProgress, Phase, phase_label};
 use crate::model::remembered::Remembered;
 use crate::model::stage::{Stage, StageEvent};
 
@@ -1480,11 +1480,11 @@ async fn retry_failed(ui: Rc<Ui>) {
 
 fn file_line(phase: Phase, fraction: f64, message: &str) -> String {
     match phase {
-        Phase::Uploading => format!("{} {:.0} %", phase.label(), fraction * 100.0),
+        Phase::Uploading => format!("{} {:.0} %", phase_label(phase), fraction * 100.0),
         Phase::Failed | Phase::Waiting if !message.is_empty() => {
-            format!("{}: {message}", phase.label())
+            format!("{}: {message}", phase_label(phase))
         }
-        _ => phase.label(),
+        _ => phase_label(phase),
     }
 }
 

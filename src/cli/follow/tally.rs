@@ -9,38 +9,7 @@ use super::screen::{Screen, result_line};
 use crate::cli::jobs::JobView;
 use crate::cli::term;
 
-/// A job's state as the daemon names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Phase {
-    Queued,
-    Preparing,
-    Uploading,
-    Committing,
-    Waiting,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-impl Phase {
-    pub(super) fn parse(name: &str) -> Option<Phase> {
-        Some(match name {
-            "queued" => Phase::Queued,
-            "preparing" => Phase::Preparing,
-            "uploading" => Phase::Uploading,
-            "committing" => Phase::Committing,
-            "waiting" => Phase::Waiting,
-            "done" => Phase::Done,
-            "failed" => Phase::Failed,
-            "cancelled" => Phase::Cancelled,
-            _ => return None,
-        })
-    }
-
-    pub(super) fn is_final(self) -> bool {
-        matches!(self, Phase::Done | Phase::Failed | Phase::Cancelled)
-    }
-}
+pub(super) use crate::queue::Phase;
 
 /// One job of the batch, as small as it can be.
 pub(super) struct Tracked {
