@@ -142,12 +142,15 @@ pub struct SandboxOptions {
 /// namespace mapping only that user), an empty tmpfs on `/tmp`. The sandbox's folder
 /// (`$DBXPORT_SANDBOX`, under `/tmp` in most test runs) is bound back at its own path through a
 /// descriptor opened before the tmpfs hid it (`--no-canonicalize`, or `mount` would resolve
-/// the descriptor's path into the new, empty `/tmp`). Then the daemon's command runs.
-pub const PRIVATE_TMP: &str = "exec 3<\"$DBXPORT_SANDBOX\" && \
+/// the descriptor's path into the new, empty `/tmp`). So is the folder holding the daemon's
+/// binary (`$DBXPORT_BIN_DIR`): a checkout, and so its `target/`, may itself live under `/tmp`
+/// (a CI clone), where the tmpfs would hide it. Then the daemon's command runs.
+pub const PRIVATE_TMP: &str = "exec 3<\"$DBXPORT_SANDBOX\" 4<\"$DBXPORT_BIN_DIR\" && \
     mount -t tmpfs -o mode=1777 dbxport-private-tmp /tmp && \
-    mkdir -p \"$DBXPORT_SANDBOX\" && \
+    mkdir -p \"$DBXPORT_SANDBOX\" \"$DBXPORT_BIN_DIR\" && \
     mount --no-canonicalize --bind /proc/self/fd/3 \"$DBXPORT_SANDBOX\" && \
-    exec 3<&- && exec \"$@\"";
+    mount --no-canonicalize --bind /proc/self/fd/4 \"$DBXPORT_BIN_DIR\" && \
+    exec 3<&- 4<&- && exec \"$@\"";
 
 impl SandboxOptions {
     pub fn new(dbxportd: PathBuf) -> SandboxOptions {
@@ -310,6 +313,15 @@ impl Sandbox {
         argv.push(self.options.dbxportd.clone().into());
         let mut command = self.command(&argv[0]);
         command.args(&argv[1..]).env("DBXPORT_SANDBOX", &self.root);
+        if self.options.private_tmp {
+            let bin_dir = self
+                .options
+                .dbxportd
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            command.env("DBXPORT_BIN_DIR", bin_dir);
+        }
         let child = command
             .env("RUST_LOG", &self.options.log_filter)
             .stdin(Stdio::null())
