@@ -597,28 +597,19 @@ fn connect_handlers(ui: &Rc<Ui>, handles: Handles) {
             render_options(&u);
         });
     }
-    let u = ui.clone();
-    ui.max_dimension.connect_value_changed(move |spin| {
-        if u.rendering.get() {
-            return;
-        }
-        u.state
-            .borrow_mut()
-            .options
-            .set_max_dimension(spin.value() as u32);
-        render_options(&u);
-    });
-    let u = ui.clone();
-    ui.quality.connect_value_changed(move |spin| {
-        if u.rendering.get() {
-            return;
-        }
-        u.state
-            .borrow_mut()
-            .options
-            .set_jpeg_quality(spin.value() as u32);
-        render_options(&u);
-    });
+    // The two spin buttons: a number into the options, then the controls drawn again.
+    let on_spin = |spin: &gtk::SpinButton, set: fn(&mut Options, u32)| {
+        let u = ui.clone();
+        spin.connect_value_changed(move |spin| {
+            if u.rendering.get() {
+                return;
+            }
+            set(&mut u.state.borrow_mut().options, spin.value() as u32);
+            render_options(&u);
+        });
+    };
+    on_spin(&ui.max_dimension, Options::set_max_dimension);
+    on_spin(&ui.quality, Options::set_jpeg_quality);
     let u = ui.clone();
     ui.strip.connect_active_notify(move |s| {
         if !u.rendering.get() {
