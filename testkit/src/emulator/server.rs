@@ -1,5 +1,6 @@
 //! The accept loop: one task per connection, HTTP/1.1 with keep-alive, and a shutdown that
-//! lets in-flight requests finish but does not wait forever for a client that stalls.
+//! lets in-flight requests finish but does not wait forever for a client that stalls. Each
+//! request is carried out in a task of its own ([`Work`]), tracked with the connections.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: Cancel
             stream,
             Connection(connection),
             shared.clone(),
+            connections.clone(),
             stop.clone(),
             abort.clone(),
         ));
@@ -57,6 +59,14 @@ pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: Cancel
     }
 }
 
+/// Where a request is carried out: a task tracked with the connections (shutdown waits for
+/// it), cut when the drain timeout passes (`routes::handle`).
+#[derive(Clone)]
+pub(crate) struct Work {
+    pub(crate) tasks: TaskTracker,
+    pub(crate) abort: CancellationToken,
+}
+
 /// Which connection a request came on; in each request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Connection(pub(crate) u64);
@@ -65,12 +75,17 @@ async fn serve(
     stream: tokio::net::TcpStream,
     connection: Connection,
     shared: Arc<Shared>,
+    tasks: TaskTracker,
     stop: CancellationToken,
     abort: CancellationToken,
 ) {
+    let work = Work {
+        tasks,
+        abort: abort.clone(),
+    };
     let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(connection);
-        super::routes::handle(shared.clone(), request)
+        super::routes::handle(shared.clone(), work.clone(), request)
     });
     let connection = http1::Builder::new()
         .keep_alive(true)

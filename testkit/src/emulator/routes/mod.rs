@@ -34,7 +34,7 @@ use serde_json::Value;
 use super::args::{self, FieldError, Fields, Source};
 use super::body::{self, BodyError};
 use super::faults::Fault;
-use super::server::Connection;
+use super::server::{Connection, Work};
 use super::throttle::{COMMIT_ROUTES, CommitPermit};
 use super::wire::{self, ApiError, Body, Reply};
 use super::{LogIndex, Shared, auth, lock};
@@ -209,6 +209,7 @@ fn commit_entries(route: &str, arg: &Value) -> Option<u32> {
 /// The service function: every request on every connection comes through here.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
+    work: Work,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let route = request.uri().path().to_owned();
@@ -248,10 +249,27 @@ pub(crate) async fn handle(
         fault = fault.as_ref().map(Fault::name),
         "emulator: request"
     );
-    let outcome = match fault {
-        None => serve(&shared, request).await,
-        Some(fault) => faulted(&shared, request, fault).await,
-    };
+    // Carried out to the end in a task of its own, as a server does: hyper drops this future
+    // when the client goes away, and a request whose body had arrived would otherwise stop
+    // part-way (an `append_batch` between two entries, a piece stored but not recorded). A
+    // client that leaves loses the answer only; one that leaves mid-body has nothing applied,
+    // since every route reads its whole body before acting.
+    let carried = work.tasks.spawn({
+        let shared = shared.clone();
+        async move {
+            let outcome = async {
+                match fault {
+                    None => serve(&shared, request).await,
+                    Some(fault) => faulted(&shared, request, fault).await,
+                }
+            };
+            tokio::select! {
+                outcome = outcome => outcome,
+                _ = work.abort.cancelled() => Err(Dropped),
+            }
+        }
+    });
+    let outcome = carried.await.unwrap_or(Err(Dropped));
     if dropbox {
         // The commit's hold on the namespace lock, then the way back.
         let hold = *lock(&ticket.hold);

@@ -399,3 +399,48 @@ async fn a_lost_answer_leaves_every_piece_landed() {
     assert_eq!(answer.status, 503);
     assert!(h.emu.requests().pop().unwrap().started.is_empty());
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_batch_loses_the_answer_not_the_rest_of_the_batch() {
+    // A server carries out a request whose body has arrived even if the client goes away
+    // meanwhile (a daemon killed with a pack in flight): the entries after that moment land
+    // too, so the restarted client finds each piece where it sent it, not some of them.
+    use std::sync::Arc;
+    let h = start().await;
+    let ids = start_batch(&h, 2).await;
+    // The second entry waits for its session, held here until the client has gone.
+    let held = h.emu.shared.sessions.lock(&ids[1]).await.expect("session");
+    let arg = json!({"entries": [entry(&ids[0], 0, 3, true), entry(&ids[1], 0, 2, true)]});
+    // A client of its own, so that its connection is the only one to end.
+    let request = client()
+        .post(h.url(APPEND_BATCH))
+        .bearer_auth(&h.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .header("Dropbox-API-Arg", header_safe(&arg))
+        .body(b"abcde".to_vec());
+    // Holders of the emulator's state: the connection, the request and its task add to these.
+    let idle = Arc::strong_count(&h.emu.shared);
+    let leaving = tokio::spawn(request.send());
+    eventually("the first entry applied", || {
+        h.emu
+            .requests()
+            .last()
+            .is_some_and(|r| r.route == APPEND_BATCH && r.pieces[0].applied)
+    })
+    .await;
+    leaving.abort();
+    // The server has let go of the connection and of the request's answer: what is left is
+    // the work itself (none, had the client's leaving cut it).
+    eventually("the connection closed", || {
+        Arc::strong_count(&h.emu.shared) <= idle + 1
+    })
+    .await;
+    drop(held);
+    eventually("nothing of the request running", || {
+        Arc::strong_count(&h.emu.shared) == idle
+    })
+    .await;
+    let record = h.emu.requests().pop().unwrap();
+    assert_eq!(record.status, 0, "the client left before the answer: {record:?}");
+    assert!(record.pieces.iter().all(|p| p.applied), "{record:?}");
+}
