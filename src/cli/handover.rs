@@ -39,29 +39,41 @@ pub fn name_of(path: &Path) -> String {
 
 /// Opens each of `files` for reading here, and hands them over through `UploadFds` into
 /// `folder` (`""`: the profile's, else the daemon's default) with `options` (as `Upload`
-/// takes them). Returns the batch and its job ids once the daemon holds its own copies: the
-/// caller may then delete the files.
+/// takes them). More files than one call carries ([`crate::spool::MAX_FILES`]) go in parts,
+/// each opened only for its call; the daemon queues them as one batch with the last. Returns
+/// the batch and its job ids once the daemon holds its own copies: the caller may then delete
+/// the files.
 pub async fn hand_over(
     proxy: &UploaderProxy<'_>,
     files: &[PathBuf],
     folder: &str,
     options: HashMap<String, OwnedValue>,
 ) -> Result<(u64, Vec<u64>), HandOverError> {
-    let mut names = Vec::with_capacity(files.len());
-    let mut fds = Vec::with_capacity(files.len());
-    for path in files {
-        // Read-only and close-on-exec (std's default): the daemon reads it with pread.
-        let file = std::fs::File::open(path).map_err(|source| HandOverError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        names.push(name_of(path));
-        fds.push(zbus::zvariant::OwnedFd::from(OwnedFd::from(file)));
+    let parts: Vec<&[PathBuf]> = files.chunks(crate::spool::MAX_FILES).collect();
+    let last = parts.len().saturating_sub(1);
+    let mut answer = (0, Vec::new());
+    for (i, part) in parts.into_iter().enumerate() {
+        let mut names = Vec::with_capacity(part.len());
+        let mut fds = Vec::with_capacity(part.len());
+        for path in part {
+            // Read-only and close-on-exec (std's default): the daemon reads it with pread.
+            let file = std::fs::File::open(path).map_err(|source| HandOverError::Open {
+                path: path.clone(),
+                source,
+            })?;
+            names.push(name_of(path));
+            fds.push(zbus::zvariant::OwnedFd::from(OwnedFd::from(file)));
+        }
+        let mut options = options.clone();
+        if i < last {
+            options.insert("more".into(), OwnedValue::from(true));
+        }
+        answer = proxy
+            .upload_fds(names, fds, folder.to_string(), options)
+            .await
+            .map_err(HandOverError::Refused)?;
     }
-    proxy
-        .upload_fds(names, fds, folder.to_string(), options)
-        .await
-        .map_err(HandOverError::Refused)
+    Ok(answer)
 }
 
 /// Whether `Upload` refused `paths` only because the daemon cannot see or read them, while

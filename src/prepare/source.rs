@@ -9,7 +9,7 @@
 //! - A file a caller handed over ([`Access::Given`]) is opened by its path as given: a symbolic
 //!   link the caller named is followed, because the caller chose it.
 //! - A file handed over as an open descriptor ([`Access::Spooled`]) is read from the daemon's
-//!   own copy in the spool (`src/spool.rs`), by its path, as a given file is.
+//!   own copy in the spool (`src/spool/`), by its path, as a given file is.
 //! - A file a watch found ([`Access::Beneath`]) is opened beneath the watched folder one name
 //!   at a time, each with `O_NOFOLLOW`: no symbolic link below the folder is followed, neither
 //!   a file nor a directory. Anyone who can write into a watched folder can place links there;
@@ -167,7 +167,7 @@ pub enum Access {
         root: PathBuf,
     },
     /// Handed over as an open file (`UploadFds`) and copied into the daemon's spool
-    /// (`src/spool.rs`): the path is that copy, the daemon's own file, opened as given; `name`
+    /// (`src/spool/`): the path is that copy, the daemon's own file, opened as given; `name`
     /// is the caller's name for it, which the user sees and Dropbox gets.
     Spooled { name: String },
 }

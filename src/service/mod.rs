@@ -268,6 +268,7 @@ pub async fn serve(
                 engine,
                 policy,
                 config_loaded_ms: crate::queue::now_ms(),
+                parts: Default::default(),
             },
         )
         .await?;

@@ -68,6 +68,15 @@ pub(crate) fn take_profile(
         .map_err(|_| format!("option profile must be a string, not {}", kind_of(value)))
 }
 
+/// Takes the `more` option (b) out of `options`: `UploadFds` parts that more parts follow
+/// (`crate::spool::parts`).
+pub(crate) fn take_more(options: &mut HashMap<String, OwnedValue>) -> Result<bool, String> {
+    match options.remove("more") {
+        None => Ok(false),
+        Some(value) => flag("more", &value),
+    }
+}
+
 /// Reads the export choices among `options`; keys this reader does not know are errors.
 pub(crate) fn export_overrides(
     options: &HashMap<String, OwnedValue>,

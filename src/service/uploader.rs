@@ -8,7 +8,7 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::options::{export_overrides, take_profile};
+use super::options::{export_overrides, take_more, take_profile};
 use super::{ServiceError, job_to_dict};
 use crate::queue::{Filter, JobState, Queue};
 
@@ -48,7 +48,13 @@ pub struct Uploader {
     pub(super) policy: std::sync::Arc<crate::policy::Policy>,
     /// When this daemon read its config file (ms since the epoch).
     pub(super) config_loaded_ms: u64,
+    /// `UploadFds` parts waiting for their last part: per caller, with the folder, profile
+    /// and options every part repeats.
+    pub(super) parts: std::sync::Arc<crate::spool::parts::Parts<PartCall>>,
 }
+
+/// What every part of one hand-over gives: the folder, the profile and the options.
+pub(super) type PartCall = (String, Option<String>, crate::export::ExportOverrides);
 
 impl Uploader {
     /// What `Upload` and `UploadPaths` do once the paths are paths.
@@ -68,9 +74,31 @@ impl Uploader {
     }
 
     /// What `UploadFds` does: checks the call, copies the files into the spool (fsynced), and
-    /// queues the copies; a refusal after copying removes them again.
+    /// queues the copies, with the parts `caller` handed over before (`more`) as one batch; a
+    /// part that more parts follow is kept (answered with batch 0). A refusal removes the
+    /// copies of this call and of the caller's earlier parts: a hand-over is all or nothing.
     async fn enqueue_fds(
         &self,
+        caller: &str,
+        connection: &zbus::Connection,
+        names: Vec<String>,
+        fds: Vec<zbus::zvariant::OwnedFd>,
+        remote_folder: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(u64, Vec<u64>), ServiceError> {
+        let result = self
+            .enqueue_part(caller, connection, names, fds, remote_folder, options)
+            .await;
+        if result.is_err() {
+            self.remove_parts(self.parts.forget(caller)).await;
+        }
+        result
+    }
+
+    async fn enqueue_part(
+        &self,
+        caller: &str,
+        connection: &zbus::Connection,
         names: Vec<String>,
         fds: Vec<zbus::zvariant::OwnedFd>,
         remote_folder: String,
@@ -83,6 +111,7 @@ impl Uploader {
                 fds.len()
             )));
         }
+        let more = take_more(&mut options).map_err(ServiceError::InvalidArgument)?;
         let profile = take_profile(&mut options).map_err(ServiceError::InvalidArgument)?;
         let overrides = export_overrides(&options).map_err(ServiceError::InvalidArgument)?;
         // A wrong folder, profile or option refuses the call before a byte is copied.
@@ -96,9 +125,34 @@ impl Uploader {
         let handover = tokio::task::spawn_blocking(move || spool.take(files))
             .await
             .map_err(|e| ServiceError::Failed(format!("copying the files failed: {e}")))??;
-        let handed = handover
-            .files
+        let call = (remote_folder, profile, overrides);
+        if more {
+            return match self.parts.keep(caller, call, handover) {
+                Ok(first) => {
+                    if let Some(ended) = first {
+                        self.forget_when_gone(connection, caller, ended).await;
+                    }
+                    Ok((0, Vec::new()))
+                }
+                Err((mismatch, dropped)) => {
+                    self.remove_parts(dropped).await;
+                    Err(ServiceError::InvalidArgument(mismatch.to_string()))
+                }
+            };
+        }
+        let mut handovers = match self.parts.take(caller, &call) {
+            Ok(earlier) => earlier,
+            Err((mismatch, mut dropped)) => {
+                dropped.push(handover);
+                self.remove_parts(dropped).await;
+                return Err(ServiceError::InvalidArgument(mismatch.to_string()));
+            }
+        };
+        handovers.push(handover);
+        let (remote_folder, profile, overrides) = call;
+        let handed = handovers
             .iter()
+            .flat_map(|h| &h.files)
             .map(|(path, name)| crate::intake::Handed {
                 path: path.clone(),
                 access: crate::prepare::Access::Spooled { name: name.clone() },
@@ -110,9 +164,89 @@ impl Uploader {
             .await;
         let keep = queued.is_ok();
         // Off the runtime: removing a refused hand-over's copies is file work.
-        let _ = tokio::task::spawn_blocking(move || handover.finish(keep)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for handover in handovers {
+                handover.finish(keep);
+            }
+        })
+        .await;
         let queued = queued?;
         Ok((queued.batch, queued.jobs))
+    }
+
+    /// Removes the copies of parts that will not be queued (off the runtime: file work).
+    async fn remove_parts(&self, parts: Vec<crate::spool::Handover>) {
+        if parts.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for part in parts {
+                part.finish(false);
+            }
+        })
+        .await;
+    }
+
+    /// Forgets `caller`'s parts (removing their copies) if it leaves the bus before its last
+    /// part; the watch ends with the parts (`ended`).
+    async fn forget_when_gone(
+        &self,
+        connection: &zbus::Connection,
+        caller: &str,
+        ended: tokio_util::sync::CancellationToken,
+    ) {
+        let Ok(name) = zbus::names::BusName::try_from(caller.to_string()) else {
+            return;
+        };
+        let Ok(bus) = zbus::fdo::DBusProxy::new(connection).await else {
+            return;
+        };
+        // Listening before looking: a caller gone in between is seen either way.
+        let Ok(mut changes) = bus
+            .receive_name_owner_changed_with_args(&[(0, caller)])
+            .await
+        else {
+            return;
+        };
+        let parts = self.parts.clone();
+        let spool_owner = caller.to_string();
+        let gone_already = !bus.name_has_owner(name).await.unwrap_or(true);
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            if !gone_already {
+                loop {
+                    tokio::select! {
+                        _ = ended.cancelled() => return,
+                        change = changes.next() => match change {
+                            Some(change) => {
+                                let gone = change
+                                    .args()
+                                    .is_ok_and(|a| a.new_owner().is_none());
+                                if !gone {
+                                    continue;
+                                }
+                            }
+                            None => return,
+                        },
+                    }
+                    break;
+                }
+            }
+            let dropped = parts.forget(&spool_owner);
+            if !dropped.is_empty() {
+                tracing::info!(
+                    "{spool_owner} left the bus before the last part of its hand-over: its \
+                     {} part(s) are dropped",
+                    dropped.len()
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    for part in dropped {
+                        part.finish(false);
+                    }
+                })
+                .await;
+            }
+        });
     }
 }
 
@@ -183,15 +317,27 @@ impl Uploader {
     /// file's name in Dropbox and in `ListJobs`. Folder and options as for `Upload`. A name
     /// with `/` or empty, a descriptor that is not a readable regular file, or a hand-over
     /// that would pass `spool.max_bytes` or fill the state disk refuses the whole call before
-    /// anything is queued. At most 256 files per call.
+    /// anything is queued. At most 16 files go in one call (dbus-daemon passes no more
+    /// descriptors in a message, and drops a caller that sends more): more go in parts, each call but the last with the option `more` (b,
+    /// true), all with the same folder and options; such a part is copied and answered with
+    /// batch 0 and no jobs, and the last part queues every part's files as one batch. Parts
+    /// are the calling connection's: if it closes first, or a part is refused, the earlier
+    /// parts are dropped.
     async fn upload_fds(
         &self,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
         names: Vec<String>,
         fds: Vec<zbus::zvariant::OwnedFd>,
         remote_folder: String,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(u64, Vec<u64>), ServiceError> {
-        self.enqueue_fds(names, fds, remote_folder, options).await
+        // A peer-to-peer caller has no bus name; there is one such connection.
+        let caller = header
+            .sender()
+            .map_or_else(String::new, |sender| sender.to_string());
+        self.enqueue_fds(&caller, connection, names, fds, remote_folder, options)
+            .await
     }
 
     /// The named export profiles (`[profiles.NAME]` in the config), by name: each with its

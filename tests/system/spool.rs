@@ -464,3 +464,121 @@ async fn cleaning_a_failed_hand_over_away_removes_its_copy() {
     assert_eq!(uploader.clean_jobs(0).await.unwrap(), 1);
     assert!(spool_copies(&w).is_empty(), "{:?}", spool_copies(&w));
 }
+
+#[system_test]
+async fn a_hand_over_of_more_files_than_one_call_carries_is_one_batch() {
+    // darktable hands a whole export over at once (`upload --spool`); dbus-daemon passes at
+    // most 16 descriptors in a message (and drops a caller that sends more), so 300 go in
+    // parts, queued as one batch.
+    let w = world(small_config()).await;
+    w.sandbox.login().await.expect("login");
+    let dir = w.dir.path().join("darktable-tmp");
+    std::fs::create_dir(&dir).unwrap();
+    let files: Vec<PathBuf> = (0..300u64)
+        .map(|i| {
+            let path = dir.join(format!("export {i:03}.jpg"));
+            write_random_file(&path, 2_000 + i, 0x19_0300 + i);
+            path
+        })
+        .collect();
+    let mut args = vec!["upload", "--spool", "--original", "--wait", "--to", "/Many"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = w.ctl(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", w.daemon_log());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        stderr.contains("queued 300 file(s) as batch "),
+        "one batch: {stderr}"
+    );
+    let jobs = w.all_jobs().await;
+    assert_eq!(jobs.len(), 300);
+    assert!(jobs.iter().all(|j| j.state == "done"), "{stderr}");
+    assert_eq!(w.sandbox.emulator.files().len(), 300);
+    assert!(spool_copies(&w).is_empty(), "{:?}", spool_copies(&w));
+}
+
+/// `UploadFds` of `files` from `uploader`'s connection, as one part (`more`: more follow).
+async fn part(
+    uploader: &UploaderProxy<'_>,
+    files: &[PathBuf],
+    folder: &str,
+    more: bool,
+) -> Result<(u64, Vec<u64>), dbxport::service::ServiceError> {
+    let names = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let fds = files
+        .iter()
+        .map(|f| {
+            let file = std::fs::File::open(f).unwrap();
+            zbus::zvariant::OwnedFd::from(std::os::fd::OwnedFd::from(file))
+        })
+        .collect();
+    let options = match more {
+        true => dict(&[("more", Value::from(true))]),
+        false => dict(&[]),
+    };
+    uploader
+        .upload_fds(names, fds, folder.into(), options)
+        .await
+}
+
+#[system_test]
+async fn parts_of_a_hand_over_are_dropped_when_the_caller_leaves_or_a_part_differs() {
+    let w = world(small_config()).await;
+    let dir = w.dir.path().join("parts");
+    std::fs::create_dir(&dir).unwrap();
+    let files: Vec<PathBuf> = (0..6u64)
+        .map(|i| {
+            let path = dir.join(format!("part {i}.jpg"));
+            write_random_file(&path, 3_000 + i, 0x19_0600 + i);
+            path
+        })
+        .collect();
+    // A caller of its own, which sends a first part and goes away.
+    let leaving = w.sandbox.bus.connect().await.expect("connect");
+    let uploader = UploaderProxy::new(&leaving).await.unwrap();
+    let answer = part(&uploader, &files[..3], "/Parts", true)
+        .await
+        .expect("a first part");
+    assert_eq!(
+        answer,
+        (0, vec![]),
+        "a part that more follow queues nothing yet"
+    );
+    assert_eq!(spool_copies(&w).len(), 3, "copied before the answer");
+    assert!(w.all_jobs().await.is_empty());
+    drop(uploader);
+    drop(leaving);
+    wait_for("the copies of a caller that left removed", || async {
+        spool_copies(&w).is_empty().then_some(())
+    })
+    .await;
+    // A last part naming another folder than the first: refused, and both parts dropped.
+    let uploader = w.uploader().await;
+    part(&uploader, &files[..3], "/Parts", true)
+        .await
+        .expect("a first part");
+    let refused = part(&uploader, &files[3..], "/Elsewhere", false)
+        .await
+        .unwrap_err();
+    assert!(
+        dbxport::cli::describe(&refused).contains("another folder or other options"),
+        "{refused:?}"
+    );
+    assert!(spool_copies(&w).is_empty(), "{:?}", spool_copies(&w));
+    assert!(w.all_jobs().await.is_empty());
+    // And a hand-over after it starts afresh: its two parts are one batch of six.
+    part(&uploader, &files[..3], "/Parts", true)
+        .await
+        .expect("a first part");
+    let (batch, ids) = part(&uploader, &files[3..], "/Parts", false)
+        .await
+        .expect("the last part");
+    assert_eq!(ids.len(), 6);
+    let jobs = w.all_jobs().await;
+    assert_eq!(jobs.len(), 6);
+    assert!(batch > 0);
+}

@@ -441,6 +441,9 @@ async fn a_client_that_leaves_mid_batch_loses_the_answer_not_the_rest_of_the_bat
     })
     .await;
     let record = h.emu.requests().pop().unwrap();
-    assert_eq!(record.status, 0, "the client left before the answer: {record:?}");
+    assert_eq!(
+        record.status, 0,
+        "the client left before the answer: {record:?}"
+    );
     assert!(record.pieces.iter().all(|p| p.applied), "{record:?}");
 }

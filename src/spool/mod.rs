@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+pub mod parts;
+
 use crate::prepare::Access;
 use crate::queue::{Filter, JobState, Queue};
 
@@ -40,9 +42,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// beside them can still be written (a full state disk stops the queue: `QueueError::Db`).
 pub const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Descriptors in one call: a D-Bus message carries at most 1024 (dbus-daemon's default), and
-/// the daemon's own descriptor limit is shared with its sockets and sources.
-pub const MAX_FILES: usize = 256;
+/// Descriptors in one call: dbus-daemon passes at most 16 in one message (its default
+/// `max_message_unix_fds`, which the stock session.conf keeps) and drops the connection of a
+/// caller that sends more; dbus-broker takes more, but a caller cannot tell which bus it
+/// has. More files go in parts (`parts`).
+pub const MAX_FILES: usize = 16;
 
 /// The longest file name most file systems take, in bytes.
 const NAME_MAX: usize = 255;
@@ -277,8 +281,8 @@ impl Spool {
         }
         if files.len() > MAX_FILES {
             return Err(SpoolError::Invalid(format!(
-                "{} files in one hand-over; at most {MAX_FILES} go in one call: hand them over \
-                 in groups",
+                "{} files in one call; at most {MAX_FILES} go in one: hand the others over in \
+                 further calls, each but the last with the option `more` (one batch in all)",
                 files.len()
             )));
         }
@@ -549,6 +553,15 @@ impl Handover {
             }
         }
         // Drop releases the reservation.
+    }
+}
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handover")
+            .field("folder", &self.folder)
+            .field("files", &self.files)
+            .finish_non_exhaustive()
     }
 }
 
