@@ -661,9 +661,22 @@ impl Config {
                 None => None,
             };
             let remote = crate::profile::folder(&folder.remote_folder, profile, &up.remote_folder);
-            crate::template::Template::parse(remote)
-                .and_then(|t| t.check_profile(folder.profile.as_deref()))
+            let template = crate::template::Template::parse(remote)
+                .and_then(|t| t.check_profile(folder.profile.as_deref()).map(|()| t))
                 .map_err(|e| format!("watch.folders[{i}].remote_folder: {e}"))?;
+            // As AddWatch refuses it: each of the watch's batches would end with a link to
+            // the whole Dropbox, which Dropbox will not make.
+            let options = match profile {
+                Some(profile) => profile.options(self.export.options(), &folder.overrides()),
+                None => self.export.options().with_overrides(&folder.overrides()),
+            }
+            .map_err(|e| format!("watch.folders[{i}]: {e}"))?;
+            if options.share_link && template.may_be_top() {
+                return Err(format!(
+                    "watch.folders[{i}].share_link: {}",
+                    crate::intake::TOP_LINK.replace("these files' folder", "the watch's folder")
+                ));
+            }
             for pattern in folder.include.iter().chain(&folder.exclude) {
                 crate::watch::rules::check_pattern(pattern)
                     .map_err(|e| format!("watch.folders[{i}]: {e}"))?;
@@ -866,6 +879,18 @@ original = true
             (
                 "[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/C/{nope}\"\n",
                 "watch.folders[0].remote_folder",
+            ),
+            (
+                "[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/\"\nshare_link = true\n",
+                "watch.folders[0].share_link: a shared link needs a folder",
+            ),
+            (
+                "[export]\nshare_link = true\n[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/{year}\"\n",
+                "watch.folders[0].share_link",
+            ),
+            (
+                "[profiles.s]\nshare_link = true\n[[watch.folders]]\nlocal_dir = \"/p\"\nremote_folder = \"/\"\nprofile = \"s\"\n",
+                "watch.folders[0].share_link",
             ),
         ] {
             let err = Config::parse(bad, Path::new("c.toml"))
