@@ -177,11 +177,26 @@ pub fn stderr_width() -> Option<usize> {
     std::io::stderr().is_terminal().then(width).flatten()
 }
 
+/// Holds the words of a name together for [`hanging`], which prints it as a space. A
+/// control character: no text that went through [`clean`] holds one.
+const GLUE: char = '\u{1f}';
+
+/// `name` (a file name with spaces, "IMG 11.jpg") as one word for [`hanging`], which would
+/// otherwise wrap inside it; cleaned of control characters as [`clean`] does.
+pub fn unbroken(name: &str) -> String {
+    clean(name).replace(' ', &GLUE.to_string())
+}
+
 /// `label` then `text`, its words wrapped to `width` columns (the terminal's, when there is
 /// one) with the lines after the first indented under the text: a terminal cutting a long
 /// line mid-word at column 80 is hard to read. Words longer than a line (a path, a command)
-/// are kept whole. Without a width the line is left as it is, for pipes and scripts.
+/// are kept whole, as are names marked [`unbroken`]. Without a width the line is left as it
+/// is, for pipes and scripts.
 pub fn hanging(label: &str, text: &str, width: Option<usize>) -> String {
+    wrap(label, text, width).replace(GLUE, " ")
+}
+
+fn wrap(label: &str, text: &str, width: Option<usize>) -> String {
     let indent = label.chars().count();
     let Some(width) = width.filter(|w| *w > indent + 20) else {
         return format!("{label}{text}");

@@ -3,6 +3,8 @@
 //! warns for every photo ("no capture date…"), and forty two-line warnings buried the counts
 //! in an 80-column terminal. A reason that only a file or two have is printed as before.
 
+use crate::cli::term::unbroken;
+
 /// How many files a grouped line names before "and N more".
 const NAMED: usize = 5;
 
@@ -23,12 +25,13 @@ pub fn grouped(warnings: &[String], batch: u64) -> Vec<String> {
             None => reasons.push((reason, vec![path])),
         }
     }
+    // Paths and names are kept whole when the line wraps (`term::unbroken`).
     let mut lines = Vec::new();
     for (reason, paths) in reasons {
         if paths.len() < GROUP_FROM {
             lines.extend(paths.iter().map(|p| match p.is_empty() {
                 true => reason.to_string(),
-                false => format!("{p}: {reason}"),
+                false => format!("{}: {reason}", unbroken(p)),
             }));
             continue;
         }
@@ -36,9 +39,10 @@ pub fn grouped(warnings: &[String], batch: u64) -> Vec<String> {
             .iter()
             .take(NAMED)
             .map(|p| {
-                std::path::Path::new(p)
+                let name = std::path::Path::new(p)
                     .file_name()
-                    .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned())
+                    .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned());
+                unbroken(&name)
             })
             .collect();
         let more = match paths.len() {
@@ -46,9 +50,10 @@ pub fn grouped(warnings: &[String], batch: u64) -> Vec<String> {
             _ => String::new(),
         };
         lines.push(format!(
-            "{} files: {reason}: {}{more} (`dbxportctl jobs --batch {batch}` names each)",
+            "{} files: {reason}: {}{more} (`{}` names each)",
             paths.len(),
-            names.join(", ")
+            names.join(", "),
+            unbroken(&format!("dbxportctl jobs --batch {batch}"))
         ));
     }
     lines
@@ -57,6 +62,7 @@ pub fn grouped(warnings: &[String], batch: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::term::hanging;
 
     #[test]
     fn a_reason_many_files_share_is_one_line_and_rare_ones_stay_whole() {
@@ -66,7 +72,10 @@ mod tests {
             .collect();
         warnings.insert(3, "/photos/a.heic: sent as it is".into());
         warnings.push("/odd/x: y.jpg: kept beside a changed copy".into());
-        let lines = grouped(&warnings, 122);
+        let lines: Vec<String> = grouped(&warnings, 122)
+            .iter()
+            .map(|l| hanging("", l, None))
+            .collect();
         assert_eq!(
             lines,
             [
@@ -81,8 +90,41 @@ mod tests {
         // Exactly three: named all, no "more".
         let three: Vec<String> = (0..3).map(|i| format!("/p/{i}.jpg: r")).collect();
         assert_eq!(
-            grouped(&three, 7),
-            ["3 files: r: 0.jpg, 1.jpg, 2.jpg (`dbxportctl jobs --batch 7` names each)"]
+            hanging("", &grouped(&three, 7)[0], None),
+            "3 files: r: 0.jpg, 1.jpg, 2.jpg (`dbxportctl jobs --batch 7` names each)"
+        );
+    }
+
+    #[test]
+    fn names_with_spaces_are_not_broken_at_the_end_of_a_line() {
+        let warnings: Vec<String> = (10..14)
+            .map(|i| format!("/photos/Summer trip IMG {i}.jpg: no capture date in the photo"))
+            .chain(["/photos/My odd photo.xyz: sent as it is".to_string()])
+            .collect();
+        let mut printed = String::new();
+        for line in grouped(&warnings, 9) {
+            printed.push_str(&hanging("warning: ", &line, Some(60)));
+            printed.push('\n');
+        }
+        for i in 10..14 {
+            assert!(
+                printed.contains(&format!("Summer trip IMG {i}.jpg")),
+                "{printed}"
+            );
+        }
+        assert!(
+            printed.contains("/photos/My odd photo.xyz: sent"),
+            "{printed}"
+        );
+        assert!(printed.contains("`dbxportctl jobs --batch 9`"), "{printed}");
+        assert!(
+            printed.lines().all(|l| l.chars().count() <= 60),
+            "{printed}"
+        );
+        // In a pipe, the same words, on one line each.
+        let piped = hanging("", &grouped(&warnings, 9)[0], None);
+        assert!(
+            piped.starts_with("4 files: no capture date in the photo: Summer trip IMG 10.jpg,")
         );
     }
 }
