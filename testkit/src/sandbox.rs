@@ -217,6 +217,10 @@ impl Sandbox {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(io_err(&path))?;
         }
+        // As a real XDG_RUNTIME_DIR is: Qt (the KDE hosts) and GLib complain of anything else.
+        let run = root.join("run");
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(io_err(&run))?;
         Ok(sandbox)
     }
 

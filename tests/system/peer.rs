@@ -122,12 +122,18 @@ async fn account_and_folders_answer_over_a_peer_connection() {
         .login_with_token("access".into(), p.emulator.access_token())
         .await
         .unwrap();
-    // The change reaches the peer as a signal, not only as a fresh read.
-    let changed = tokio::time::timeout(DEADLINE, logged_in.next())
-        .await
-        .expect("LoggedIn changed")
-        .unwrap();
-    assert!(changed.get().await.unwrap());
+    // The change reaches the peer as a signal, not only as a fresh read. The stream may
+    // first give the value it started from (false), so wait for the one to true.
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(changed) = logged_in.next().await {
+            if changed.get().await.unwrap() {
+                return;
+            }
+        }
+        panic!("the LoggedIn stream ended");
+    })
+    .await
+    .expect("LoggedIn changed to true");
     assert_eq!(account.state().await.unwrap(), "logged_in");
 
     let folders = FoldersProxy::new(&p.client).await.unwrap();

@@ -6,6 +6,8 @@
 //! percentages and the folder's link as output (the user's photos by path, a screenshot in a
 //! temporary folder as a copy the daemon holds before its host deletes it); a daemon that is
 //! not there and a user who is not logged in are told as Purpose errors, with nothing sent.
+//! And once in KDE Purpose itself (`purpose_host/share.qml`): its model offers the plugin for
+//! photos, its job runs it, and the link or the reason comes back as Purpose's result.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -495,4 +497,74 @@ fn wildcard(pattern: &str, text: &str) -> bool {
             })
         }
     }
+}
+
+/// Shares `files` through KDE Purpose's own model and job (`purpose_host/share.qml` in
+/// qmlscene, without a window), with the kpackage `installed` placed; returns what Purpose
+/// printed and the job's result (`error`, `text`, `output`).
+fn share_in_purpose(
+    w: &World,
+    installed: &Installed,
+    files: &[PathBuf],
+) -> (String, serde_json::Value) {
+    let urls: Vec<String> = files.iter().map(|f| file_url(f)).collect();
+    let qml = include_str!("purpose_host/share.qml")
+        .replace("URLS", &serde_json::to_string(&urls).unwrap());
+    let script = installed.path("share.qml");
+    std::fs::write(&script, qml).unwrap();
+    // Bounded: a host that never ends the job would otherwise hold the test for ever.
+    let out = w
+        .sandbox
+        .command("timeout")
+        .args(["120", "qmlscene"])
+        .arg(&script)
+        // Where `install` put the kpackage; the daemon's bus and the rest are the sandbox's.
+        .env("XDG_DATA_HOME", installed.path("data"))
+        .env("XDG_DATA_DIRS", "/usr/local/share:/usr/share")
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .env("QT_QUICK_BACKEND", "software")
+        .output()
+        .expect("qmlscene runs (tests/deps installs it)");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains("OFFERED io.github.dbxport1 Dropbox (dbxport)"),
+        "Purpose did not offer the plugin:\n{said}"
+    );
+    let result: serde_json::Value = said
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_else(|| panic!("no result ({:?}):\n{said}", out.status));
+    // qmlscene's status says the same as the result: 0 done, 1 failed.
+    let expected = if result["error"] == 0 { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(expected), "{result}\n{said}");
+    (said, result)
+}
+
+#[system_test]
+async fn kdes_own_share_menu_offers_the_plugin_and_runs_it() {
+    // Not a host written for the test: KDE Purpose's own model and job (its QML module, as
+    // Plasma's share dialogs use it) find the kpackage `install` placed and run it.
+    let w = world(small_config()).await;
+    let installed = Installed::new("purpose");
+    let home = tempfile::tempdir().unwrap();
+    let files = two_photos(home.path());
+    let (said, result) = share_in_purpose(&w, &installed, &files);
+    assert_eq!(result["error"], 0, "{result}\n{said}");
+    let url = result["output"]["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with("https://www.dropbox.com/"), "{result}");
+    assert_one_copy_each(&w, &files, "/default");
+    // Logged out: Purpose shows the plugin's reason and what to do, and nothing more goes.
+    let out = w.ctl(&["logout"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs = w.all_jobs().await.len();
+    let (said, result) = share_in_purpose(&w, &installed, &files);
+    assert_ne!(result["error"], 0, "{result}\n{said}");
+    let text = result["text"].as_str().unwrap_or_default();
+    assert!(text.contains("run `dbxportctl login`"), "{result}");
+    assert_eq!(w.all_jobs().await.len(), jobs);
 }
