@@ -4,7 +4,8 @@
 //! exported file, finalize. The exported files (names with spaces and quotes) reach the
 //! emulator and darktable's temporary copies are gone; a file Dropbox refuses is reported in
 //! darktable's message and kept by the daemon for Retry; a daemon that is not there leaves the
-//! exports where they are, said so.
+//! exports where they are, said so. And once in darktable itself (4.2, under Xvfb,
+//! `darktable/host.lua`): a photo exported with the export module's button goes up.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -180,5 +181,78 @@ fn the_storage_script_parses_with_luac() {
         "{}: {}",
         script.display(),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[system_test]
+async fn darktable_itself_exports_a_photo_through_the_storage() {
+    // darktable 4.2 (Lua API 9) under Xvfb, with the storage `install` placed: a photo
+    // imported, selected and exported with the export module's own button goes up, darktable
+    // shows the outcome, and its temporary export is removed.
+    let w = world(small_config()).await;
+    let installed = Installed::new("darktable");
+    let config = installed.path("config/darktable");
+    // The export module opens on the storage, as for a user who chose it once.
+    std::fs::write(
+        config.join("darktablerc"),
+        "plugins/lighttable/export/storage_name=dbxport\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // darktable exports it as /tmp/<its name>: a name of this run's own.
+    let tag = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let name = format!("darktable export {}.jpg", tag.trim_start_matches('.'));
+    let photo = dir.path().join(&name);
+    std::fs::copy(&sample_photos()[2], &photo).unwrap();
+    let script = dir.path().join("host.lua");
+    let quoted = serde_json::to_string(&photo.to_string_lossy()).unwrap();
+    std::fs::write(
+        &script,
+        include_str!("darktable/host.lua").replace("PHOTO", &quoted),
+    )
+    .unwrap();
+    // Bounded: a darktable that never shows the outcome would hold the test for ever.
+    let out = w
+        .sandbox
+        .command("timeout")
+        .args(["300", "xvfb-run", "-a", "darktable", "--configdir"])
+        .arg(&config)
+        .arg("--cachedir")
+        .arg(dir.path().join("cache"))
+        .args(["--library", ":memory:", "--luacmd"])
+        .arg(format!(
+            "dofile({})",
+            serde_json::to_string(&script.to_string_lossy()).unwrap()
+        ))
+        .output()
+        .expect("darktable runs (tests/deps installs it)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("SHOWN Dropbox: 1 photos uploaded"),
+        "{:?}\n{shown}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        w.daemon_log()
+    );
+    let stored = w.sandbox.emulator.files();
+    let file = stored
+        .iter()
+        .find(|f| f.path_lower == format!("/default/{}", name.to_lowercase()))
+        .unwrap_or_else(|| panic!("not in Dropbox: {stored:?}"));
+    assert!(file.size > 1000, "{file:?}");
+    let jobs = w.all_jobs().await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].state.as_str(), jobs[0].source.as_str()),
+        ("done", name.as_str())
+    );
+    assert!(
+        !Path::new("/tmp").join(&name).exists(),
+        "darktable's temporary export is left"
     );
 }
