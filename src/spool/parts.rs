@@ -56,11 +56,6 @@ impl<C: PartialEq> Parts<C> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `caller` has parts kept (its next call continues them).
-    pub fn continuing(&self, caller: &str) -> bool {
-        self.pending().contains_key(caller)
-    }
-
     /// Keeps `handover`, a part of `caller`'s hand-over made by `call`, for its last part.
     /// For the first part, returns a token cancelled when the parts are taken or forgotten:
     /// until then the caller's going away is to be watched ([`Parts::forget`]). A part unlike
@@ -168,19 +163,21 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        assert!(parts.continuing(":1.7") && !parts.continuing(":1.9"));
         // A caller with nothing kept hands over in one call.
         assert!(parts.take(":1.9", &"/A").unwrap().is_empty());
         let taken = parts.take(":1.7", &"/A").unwrap();
         assert_eq!(names(&taken), ["a", "b"]);
         assert!(ended.is_cancelled(), "taking the parts ends the watch");
-        assert!(!parts.continuing(":1.7"));
+        assert!(parts.take(":1.7", &"/A").unwrap().is_empty(), "taken once");
         // A part unlike the first gives everything back, itself too.
         let (_, dropped) = parts
             .keep(":1.8", "/Other", one(&spool, dir.path(), "y"))
             .unwrap_err();
         assert_eq!(names(&dropped), ["x", "y"]);
-        assert!(!parts.continuing(":1.8"));
+        assert!(
+            parts.forget(":1.8").is_empty(),
+            "nothing kept after a mismatch"
+        );
         // So does a last part unlike the first (the call's own copy is the caller's to drop).
         parts
             .keep(":1.8", "/B", one(&spool, dir.path(), "z"))
