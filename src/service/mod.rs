@@ -381,10 +381,12 @@ pub async fn forward_signals(
                 }
                 let iface = account.get().await;
                 let emitter = account.signal_emitter();
-                iface.logged_in_changed(emitter).await?;
+                // LoggedIn last: a client that acts on it (the dialog lists folders) finds
+                // the state, name and message it reads next already changed.
                 iface.state_changed(emitter).await?;
                 iface.account_name_changed(emitter).await?;
                 iface.status_message_changed(emitter).await?;
+                iface.logged_in_changed(emitter).await?;
             }
             changed = info.changed() => {
                 if changed.is_err() {

@@ -112,6 +112,22 @@ fn text(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> String 
         .to_string()
 }
 
+/// Waits for a change of the boolean property `name` to true. The stream may first give the
+/// value it started from, or an earlier change still on its way (the login's), so a false is
+/// passed over.
+async fn changed_to_true(changes: &mut zbus::proxy::PropertyStream<'_, bool>, name: &str) {
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(changed) = changes.next().await {
+            if changed.get().await.unwrap() {
+                return;
+            }
+        }
+        panic!("the {name} stream ended");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} did not change to true"));
+}
+
 #[system_test]
 async fn account_and_folders_answer_over_a_peer_connection() {
     let p = peer(small_config()).await;
@@ -122,19 +138,13 @@ async fn account_and_folders_answer_over_a_peer_connection() {
         .login_with_token("access".into(), p.emulator.access_token())
         .await
         .unwrap();
-    // The change reaches the peer as a signal, not only as a fresh read. The stream may
-    // first give the value it started from (false), so wait for the one to true.
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(changed) = logged_in.next().await {
-            if changed.get().await.unwrap() {
-                return;
-            }
-        }
-        panic!("the LoggedIn stream ended");
+    // The change reaches the peer as a signal, not only as a fresh read.
+    changed_to_true(&mut logged_in, "LoggedIn").await;
+    // State changes in a signal of its own, which may come a moment later.
+    wait_for("State logged_in", || async {
+        (account.state().await.unwrap() == "logged_in").then_some(())
     })
-    .await
-    .expect("LoggedIn changed to true");
-    assert_eq!(account.state().await.unwrap(), "logged_in");
+    .await;
 
     let folders = FoldersProxy::new(&p.client).await.unwrap();
     let made = folders.create_folder("/Peer/Album".into()).await.unwrap();
@@ -158,19 +168,9 @@ async fn uploader_and_watches_work_over_a_peer_connection() {
     let uploader = UploaderProxy::new(&p.client).await.unwrap();
 
     // Paused announces itself to the peer (the cached property follows the signal).
-    // An earlier change (the login's) may still be on its way, so wait for the one to true.
     let mut paused = uploader.receive_paused_changed().await;
     uploader.pause().await.unwrap();
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(changed) = paused.next().await {
-            if changed.get().await.unwrap() {
-                return;
-            }
-        }
-        panic!("the Paused stream ended");
-    })
-    .await
-    .expect("Paused changed to true");
+    changed_to_true(&mut paused, "Paused").await;
     uploader.resume().await.unwrap();
 
     let photos = sample_photos();
