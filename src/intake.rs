@@ -352,8 +352,8 @@ impl Handed {
     }
 }
 
-/// [`place`] for a handed-over file: a spooled copy has no folder of the caller's to name
-/// (its folder in the spool is not one), so `{folder}` says it is unknown.
+/// [`place`] for a handed-over file: a spooled copy's folder in the spool is not the user's,
+/// so `{folder}` is the one its caller named (`UploadFds`'s `folders`), or unknown.
 fn place_handed(
     template: &Template,
     source: &SourceFile,
@@ -364,7 +364,7 @@ fn place_handed(
         return place(template, source, profile);
     }
     let mut facts = crate::template::facts(template, source, profile);
-    facts.folder = None;
+    facts.folder = access.spooled_folder().map(str::to_string);
     template.expand(&facts)
 }
 

@@ -37,6 +37,18 @@ pub fn name_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The name of the folder `path` is in, as `{folder}` in a folder template names it for a
+/// path the daemon reads itself ("" for none).
+pub fn folder_of(path: &Path) -> String {
+    std::path::absolute(path)
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Opens each of `files` for reading here, and hands them over through `UploadFds` into
 /// `folder` (`""`: the profile's, else the daemon's default) with `options` (as `Upload`
 /// takes them). More files than one call carries ([`crate::spool::MAX_FILES`]) go in parts,
@@ -54,6 +66,7 @@ pub async fn hand_over(
     let mut answer = (0, Vec::new());
     for (i, part) in parts.into_iter().enumerate() {
         let mut names = Vec::with_capacity(part.len());
+        let mut folders = Vec::with_capacity(part.len());
         let mut fds = Vec::with_capacity(part.len());
         for path in part {
             // Read-only and close-on-exec (std's default): the daemon reads it with pread.
@@ -62,9 +75,16 @@ pub async fn hand_over(
                 source,
             })?;
             names.push(name_of(path));
+            folders.push(folder_of(path));
             fds.push(zbus::zvariant::OwnedFd::from(OwnedFd::from(file)));
         }
         let mut options = options.clone();
+        // What `{folder}` in a template would be for the path: the daemon sees only copies.
+        let folders = zbus::zvariant::Value::from(folders);
+        options.insert(
+            "folders".into(),
+            folders.try_to_owned().expect("strings hold no descriptor"),
+        );
         if i < last {
             options.insert("more".into(), OwnedValue::from(true));
         }

@@ -168,15 +168,28 @@ pub enum Access {
     },
     /// Handed over as an open file (`UploadFds`) and copied into the daemon's spool
     /// (`src/spool/`): the path is that copy, the daemon's own file, opened as given; `name`
-    /// is the caller's name for it, which the user sees and Dropbox gets.
-    Spooled { name: String },
+    /// is the caller's name for it, which the user sees and Dropbox gets; `folder`, the name
+    /// of the folder it came from, if the caller said (a template's `{folder}`).
+    Spooled {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        folder: Option<String>,
+    },
 }
 
 impl Access {
     /// The caller's name of a spooled file; None for a file read where it lies.
     pub fn spooled_name(&self) -> Option<&str> {
         match self {
-            Access::Spooled { name } => Some(name),
+            Access::Spooled { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The caller's name for the folder a spooled file came from, if it gave one.
+    pub fn spooled_folder(&self) -> Option<&str> {
+        match self {
+            Access::Spooled { folder, .. } => folder.as_deref(),
             _ => None,
         }
     }

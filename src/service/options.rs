@@ -68,6 +68,46 @@ pub(crate) fn take_profile(
         .map_err(|_| format!("option profile must be a string, not {}", kind_of(value)))
 }
 
+/// A list of strings (`as`) named `key`.
+pub(crate) fn strings(key: &str, v: &OwnedValue) -> Result<Vec<String>, String> {
+    let kind = || {
+        format!(
+            "option {key} must be a list of strings (as), not {}",
+            kind_of(v)
+        )
+    };
+    <Vec<String>>::try_from(v.try_clone().map_err(|_| kind())?).map_err(|_| kind())
+}
+
+/// Takes the `folders` option (as) out of `options`: for `UploadFds`, the name of the folder
+/// each of the `files` came from (one per file; "" where there is none to tell), which a
+/// folder template's `{folder}` uses. None given: every file's is unknown.
+pub(crate) fn take_folders(
+    options: &mut HashMap<String, OwnedValue>,
+    files: usize,
+) -> Result<Vec<Option<String>>, String> {
+    let Some(value) = options.remove("folders") else {
+        return Ok(vec![None; files]);
+    };
+    let folders = strings("folders", &value)?;
+    if folders.len() != files {
+        return Err(format!(
+            "option folders has {} names for {files} files: give one per file (\"\" for none)",
+            folders.len()
+        ));
+    }
+    folders
+        .into_iter()
+        .map(|folder| match folder.as_str() {
+            "" => Ok(None),
+            name if name.contains('/') || name == "." || name == ".." => Err(format!(
+                "option folders: {name:?} is not a folder's name; give the name only, e.g. \"Trip\""
+            )),
+            _ => Ok(Some(folder)),
+        })
+        .collect()
+}
+
 /// Takes the `more` option (b) out of `options`: `UploadFds` parts that more parts follow
 /// (`crate::spool::parts`).
 pub(crate) fn take_more(options: &mut HashMap<String, OwnedValue>) -> Result<bool, String> {
@@ -152,6 +192,30 @@ mod tests {
         ] {
             let err = export_overrides(&options).unwrap_err();
             assert!(err.contains(named), "{err} should name {named}");
+        }
+    }
+
+    #[test]
+    fn folders_are_one_name_per_file_or_none() {
+        let mut none = opts(&[]);
+        assert_eq!(take_folders(&mut none, 2).unwrap(), [None, None]);
+        let mut given = opts(&[("folders", Value::from(vec!["Trip", ""]))]);
+        assert_eq!(
+            take_folders(&mut given, 2).unwrap(),
+            [Some("Trip".to_string()), None]
+        );
+        assert!(
+            given.is_empty(),
+            "taken out, so the export options do not see it"
+        );
+        for (bad, why) in [
+            (Value::from(vec!["Trip"]), "1 names for 2 files"),
+            (Value::from(vec!["a/b", "c"]), "not a folder's name"),
+            (Value::from(vec!["..", "c"]), "not a folder's name"),
+            (Value::from("Trip"), "must be a list of strings"),
+        ] {
+            let err = take_folders(&mut opts(&[("folders", bad)]), 2).unwrap_err();
+            assert!(err.contains(why), "{err}");
         }
     }
 }

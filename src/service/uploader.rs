@@ -8,7 +8,7 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::options::{export_overrides, take_more, take_profile};
+use super::options::{export_overrides, take_folders, take_more, take_profile};
 use super::{ServiceError, job_to_dict};
 use crate::queue::{Filter, JobState, Queue};
 
@@ -112,6 +112,8 @@ impl Uploader {
             )));
         }
         let more = take_more(&mut options).map_err(ServiceError::InvalidArgument)?;
+        let folders =
+            take_folders(&mut options, names.len()).map_err(ServiceError::InvalidArgument)?;
         let profile = take_profile(&mut options).map_err(ServiceError::InvalidArgument)?;
         let overrides = export_overrides(&options).map_err(ServiceError::InvalidArgument)?;
         // A wrong folder, profile or option refuses the call before a byte is copied.
@@ -122,9 +124,10 @@ impl Uploader {
             .zip(fds.into_iter().map(std::os::fd::OwnedFd::from))
             .collect();
         let spool = self.spool.clone();
-        let handover = tokio::task::spawn_blocking(move || spool.take(files))
+        let mut handover = tokio::task::spawn_blocking(move || spool.take(files))
             .await
             .map_err(|e| ServiceError::Failed(format!("copying the files failed: {e}")))??;
+        handover.folders = folders;
         let call = (remote_folder, profile, overrides);
         if more {
             return match self.parts.keep(caller, call, handover) {
@@ -152,10 +155,13 @@ impl Uploader {
         let (remote_folder, profile, overrides) = call;
         let handed = handovers
             .iter()
-            .flat_map(|h| &h.files)
-            .map(|(path, name)| crate::intake::Handed {
+            .flat_map(|h| h.files.iter().zip(&h.folders))
+            .map(|((path, name), folder)| crate::intake::Handed {
                 path: path.clone(),
-                access: crate::prepare::Access::Spooled { name: name.clone() },
+                access: crate::prepare::Access::Spooled {
+                    name: name.clone(),
+                    folder: folder.clone(),
+                },
             })
             .collect();
         let queued = self
@@ -322,7 +328,9 @@ impl Uploader {
     /// true), all with the same folder and options; such a part is copied and answered with
     /// batch 0 and no jobs, and the last part queues every part's files as one batch. Parts
     /// are the calling connection's: if it closes first, or a part is refused, the earlier
-    /// parts are dropped.
+    /// parts are dropped. Option `folders` (as, one per file, "" for none): the name of the
+    /// folder each file came from, which a folder template's `{folder}` uses (without it,
+    /// "Unknown folder").
     async fn upload_fds(
         &self,
         #[zbus(header)] header: zbus::message::Header<'_>,

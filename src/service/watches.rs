@@ -14,7 +14,7 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
 
-use super::options::{export_overrides, flag, kind_of, take_profile};
+use super::options::{export_overrides, flag, strings, take_profile};
 use super::{ServiceError, options_to_dict, value};
 use crate::export::ExportOptions;
 use crate::intake::checked_template;
@@ -36,19 +36,6 @@ impl From<WatchError> for ServiceError {
             WatchError::Queue(e) => e.into(),
         }
     }
-}
-
-fn strings(key: &str, v: &OwnedValue) -> Result<Vec<String>, ServiceError> {
-    <Vec<String>>::try_from(
-        v.try_clone()
-            .map_err(|e| ServiceError::Failed(e.to_string()))?,
-    )
-    .map_err(|_| {
-        ServiceError::InvalidArgument(format!(
-            "option {key} must be a list of strings (as), not {}",
-            kind_of(v)
-        ))
-    })
 }
 
 /// A watch as a D-Bus dictionary.
@@ -104,8 +91,12 @@ impl Watches {
         for (key, v) in options {
             match key.as_str() {
                 "recursive" => recursive = flag(&key, &v).map_err(ServiceError::InvalidArgument)?,
-                "include" => include = strings(&key, &v)?,
-                "exclude" => exclude = strings(&key, &v)?,
+                "include" => {
+                    include = strings(&key, &v).map_err(ServiceError::InvalidArgument)?;
+                }
+                "exclude" => {
+                    exclude = strings(&key, &v).map_err(ServiceError::InvalidArgument)?;
+                }
                 _ => {
                     export.insert(key, v);
                 }

@@ -249,6 +249,9 @@ pub struct Handover {
     reserved: u64,
     /// Each copy and the caller's name for it, in the caller's order.
     pub files: Vec<(PathBuf, String)>,
+    /// The name of the folder each file came from, as the caller told it (a template's
+    /// `{folder}`); empty when it told none.
+    pub folders: Vec<Option<String>>,
 }
 
 impl Spool {
@@ -337,6 +340,7 @@ impl Spool {
             folder,
             reserved: incoming,
             files: Vec::with_capacity(count),
+            folders: Vec::new(),
         };
         match handover.copy_all(sources) {
             Ok(()) => Ok(handover),

@@ -582,3 +582,63 @@ async fn parts_of_a_hand_over_are_dropped_when_the_caller_leaves_or_a_part_diffe
     assert_eq!(jobs.len(), 6);
     assert!(batch > 0);
 }
+
+#[system_test]
+async fn a_templates_folder_is_the_one_the_handed_over_file_came_from() {
+    let w = world(small_config()).await;
+    w.sandbox.login().await.expect("login");
+    let trip = w.dir.path().join("photos/Summer Trip");
+    std::fs::create_dir_all(&trip).unwrap();
+    let photo = trip.join("beach.jpg");
+    std::fs::copy(&sample_photos()[2], &photo).unwrap();
+    // `upload --spool` tells the daemon the folder each copy came from, as a path upload
+    // would have it.
+    let out = w.ctl(&[
+        "upload",
+        "--spool",
+        "--wait",
+        "--to",
+        "/Trips/{folder}",
+        photo.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs = w.all_jobs().await;
+    assert_eq!(
+        jobs[0].remote_path, "/Trips/Summer Trip/beach.jpg",
+        "{jobs:#?}"
+    );
+    // A caller that tells none gets the template's stand-in, and a name that is a path is
+    // refused, naming the option.
+    let uploader = w.uploader().await;
+    let (_, ids) = part(
+        &uploader,
+        std::slice::from_ref(&photo),
+        "/Other/{folder}",
+        false,
+    )
+    .await
+    .expect("UploadFds");
+    let jobs = w.all_jobs().await;
+    let job = jobs.iter().find(|j| j.id == ids[0]).unwrap();
+    assert_eq!(job.remote_path, "/Other/Unknown folder/beach.jpg");
+    let file = std::fs::File::open(&photo).unwrap();
+    let refused = uploader
+        .upload_fds(
+            vec!["beach.jpg".into()],
+            vec![zbus::zvariant::OwnedFd::from(std::os::fd::OwnedFd::from(
+                file,
+            ))],
+            "/Other/{folder}".into(),
+            dict(&[("folders", Value::from(vec!["a/b"]))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        dbxport::cli::describe(&refused).contains("option folders"),
+        "{refused:?}"
+    );
+}
