@@ -154,6 +154,32 @@ local function json_string(text, key)
   return string.match(text, '"' .. key .. '":"(.-)"')
 end
 
+-- darktable's exports all sit in its temporary folder, whichever folder (film roll) their
+-- photo is in. Each is handed over through a symbolic link <links>/<the roll's folder
+-- name>/<file name>, so that dbxportctl tells the daemon that folder: a folder template's
+-- {folder} is the roll's, as for the photo itself. Returns the links (the files themselves if
+-- they cannot be made) and the folder to remove afterwards.
+local function linked_by_roll(image_table)
+  local links = os.tmpname()
+  os.remove(links)
+  local script = { "mkdir -m 700 " .. sh_quote(links) }
+  local paths = {}
+  for image, filename in pairs(image_table) do
+    local roll = string.match(image.path or "", "([^/]+)/*$") or "photos"
+    local folder = links .. "/" .. roll
+    local link = folder .. "/" .. string.match(filename, "[^/]*$")
+    table.insert(script, "mkdir -p " .. sh_quote(folder))
+    table.insert(script, "ln -s " .. sh_quote(filename) .. " " .. sh_quote(link))
+    table.insert(paths, link)
+  end
+  if not os.execute(table.concat(script, " && ")) then
+    os.execute("rm -rf " .. sh_quote(links))
+    return nil, nil
+  end
+  table.sort(paths)
+  return paths, links
+end
+
 local function finalize(storage, image_table, extra_data)
   local files = {}
   for _, filename in pairs(image_table) do
@@ -164,8 +190,15 @@ local function finalize(storage, image_table, extra_data)
     return
   end
   dt.print(string.format(tr("handing %d photos to dbxport…"), #files))
-  local pipe = io.popen(command_for(files, extra_data), "r")
+  local handed, links = linked_by_roll(image_table)
+  local pipe = io.popen(command_for(handed or files, extra_data), "r")
+  local function unlink()
+    if links ~= nil then
+      os.execute("rm -rf " .. sh_quote(links))
+    end
+  end
   if pipe == nil then
+    unlink()
     dt.print(tr("Dropbox: cannot run dbxportctl; the exported files are kept: ") .. files[1])
     return
   end
@@ -184,6 +217,7 @@ local function finalize(storage, image_table, extra_data)
     end
   end
   local _ok, _how, code = pipe:close()
+  unlink()
   if result ~= nil and not removed and string.match(result, '"batch":%d+') then
     remove_all(files)
     removed = true

@@ -5,7 +5,8 @@
 //! emulator and darktable's temporary copies are gone; a file Dropbox refuses is reported in
 //! darktable's message and kept by the daemon for Retry; a daemon that is not there leaves the
 //! exports where they are, said so. And once in darktable itself (4.2, under Xvfb,
-//! `darktable/host.lua`): a photo exported with the export module's button goes up.
+//! `darktable/host.lua`): a photo exported with the export module's button goes up, into a
+//! folder template's `{folder}` = its film roll's folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -187,15 +188,17 @@ fn the_storage_script_parses_with_luac() {
 #[system_test]
 async fn darktable_itself_exports_a_photo_through_the_storage() {
     // darktable 4.2 (Lua API 9) under Xvfb, with the storage `install` placed: a photo
-    // imported, selected and exported with the export module's own button goes up, darktable
-    // shows the outcome, and its temporary export is removed.
+    // imported, selected and exported with the export module's own button goes up (into its
+    // roll's folder by the template), darktable shows the outcome, and its temporary export
+    // and the storage's links are removed.
     let w = world(small_config()).await;
     let installed = Installed::new("darktable");
     let config = installed.path("config/darktable");
-    // The export module opens on the storage, as for a user who chose it once.
+    // The export module opens on the storage, as for a user who chose it once, and its folder
+    // is a template with the photo's folder (the film roll) in it.
     std::fs::write(
         config.join("darktablerc"),
-        "plugins/lighttable/export/storage_name=dbxport\n",
+        "plugins/lighttable/export/storage_name=dbxport\nlua/dbxport/folder=/Rolls/{folder}\n",
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +210,9 @@ async fn darktable_itself_exports_a_photo_through_the_storage() {
         .to_string_lossy()
         .to_lowercase();
     let name = format!("darktable export {}.jpg", tag.trim_start_matches('.'));
-    let photo = dir.path().join(&name);
+    let roll = dir.path().join("Summer Roll");
+    std::fs::create_dir(&roll).unwrap();
+    let photo = roll.join(&name);
     std::fs::copy(&sample_photos()[2], &photo).unwrap();
     let script = dir.path().join("host.lua");
     let quoted = serde_json::to_string(&photo.to_string_lossy()).unwrap();
@@ -242,7 +247,7 @@ async fn darktable_itself_exports_a_photo_through_the_storage() {
     let stored = w.sandbox.emulator.files();
     let file = stored
         .iter()
-        .find(|f| f.path_lower == format!("/default/{}", name.to_lowercase()))
+        .find(|f| f.path_lower == format!("/rolls/summer roll/{}", name.to_lowercase()))
         .unwrap_or_else(|| panic!("not in Dropbox: {stored:?}"));
     assert!(file.size > 1000, "{file:?}");
     let jobs = w.all_jobs().await;
@@ -255,4 +260,16 @@ async fn darktable_itself_exports_a_photo_through_the_storage() {
         !Path::new("/tmp").join(&name).exists(),
         "darktable's temporary export is left"
     );
+    let links: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.path()
+                .join("Summer Roll")
+                .join(&name)
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        })
+        .collect();
+    assert!(links.is_empty(), "the storage's links are left: {links:?}");
 }
