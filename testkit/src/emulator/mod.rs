@@ -6,7 +6,9 @@
 //!
 //! The parts:
 //!
-//! - `server`: the accept loop, one task per connection, graceful shutdown.
+//! - `server`: the accept loop, one task per connection, graceful shutdown. Each request is
+//!   carried out in a task of its own: a client that goes away once its body has arrived (a
+//!   daemon killed) loses the answer, not the rest of the work, as with a real server.
 //! - `routes`: dispatch, authentication and Content-Type rules, then one file per route family
 //!   (`upload`, `batch` for `start_batch`/`append_batch`, `files`, `sharing`, `users`, `oauth`,
 //!   and `control` for `/__emulator/*`).
