@@ -316,6 +316,13 @@ fn pieces(template: &str, segment: &str) -> Result<Vec<Piece>, TemplateError> {
     Ok(out)
 }
 
+/// What `{folder}` is for a file at `path`: the name of the folder it is in (None at `/`).
+pub fn folder_name(path: &Path) -> Option<String> {
+    path.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+}
+
 /// The facts `template` needs about `source` (found as `stamp`), for `profile`. Reads the
 /// photo's EXIF only when a date or the camera is asked for; a photo without it (or that
 /// cannot be read) gets the modification time and no camera. Blocking.
@@ -336,10 +343,7 @@ pub fn facts(template: &Template, source: &SourceFile, profile: Option<&str>) ->
             .map(|(year, month, day)| Day { year, month, day }),
         modified,
         camera: capture.model,
-        folder: path
-            .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned()),
+        folder: folder_name(path),
         profile: profile.map(str::to_string),
     }
 }

@@ -42,10 +42,7 @@ pub fn name_of(path: &Path) -> String {
 pub fn folder_of(path: &Path) -> String {
     std::path::absolute(path)
         .ok()
-        .as_deref()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
+        .and_then(|path| crate::template::folder_name(&path))
         .unwrap_or_default()
 }
 

@@ -90,7 +90,7 @@ impl Uploader {
             .enqueue_part(caller, connection, names, fds, remote_folder, options)
             .await;
         if result.is_err() {
-            self.remove_parts(self.parts.forget(caller)).await;
+            crate::spool::finish_all(self.parts.forget(caller), false).await;
         }
         result
     }
@@ -138,7 +138,7 @@ impl Uploader {
                     Ok((0, Vec::new()))
                 }
                 Err((mismatch, dropped)) => {
-                    self.remove_parts(dropped).await;
+                    crate::spool::finish_all(dropped, false).await;
                     Err(ServiceError::InvalidArgument(mismatch.to_string()))
                 }
             };
@@ -147,7 +147,7 @@ impl Uploader {
             Ok(earlier) => earlier,
             Err((mismatch, mut dropped)) => {
                 dropped.push(handover);
-                self.remove_parts(dropped).await;
+                crate::spool::finish_all(dropped, false).await;
                 return Err(ServiceError::InvalidArgument(mismatch.to_string()));
             }
         };
@@ -168,29 +168,9 @@ impl Uploader {
             .intake
             .upload_handed(handed, &remote_folder, &overrides, profile.as_deref())
             .await;
-        let keep = queued.is_ok();
-        // Off the runtime: removing a refused hand-over's copies is file work.
-        let _ = tokio::task::spawn_blocking(move || {
-            for handover in handovers {
-                handover.finish(keep);
-            }
-        })
-        .await;
+        crate::spool::finish_all(handovers, queued.is_ok()).await;
         let queued = queued?;
         Ok((queued.batch, queued.jobs))
-    }
-
-    /// Removes the copies of parts that will not be queued (off the runtime: file work).
-    async fn remove_parts(&self, parts: Vec<crate::spool::Handover>) {
-        if parts.is_empty() {
-            return;
-        }
-        let _ = tokio::task::spawn_blocking(move || {
-            for part in parts {
-                part.finish(false);
-            }
-        })
-        .await;
     }
 
     /// Forgets `caller`'s parts (removing their copies) if it leaves the bus before its last
@@ -245,12 +225,7 @@ impl Uploader {
                      {} part(s) are dropped",
                     dropped.len()
                 );
-                let _ = tokio::task::spawn_blocking(move || {
-                    for part in dropped {
-                        part.finish(false);
-                    }
-                })
-                .await;
+                crate::spool::finish_all(dropped, false).await;
             }
         });
     }

@@ -560,6 +560,20 @@ impl Handover {
     }
 }
 
+/// [`Handover::finish`] for each of `handovers`, off the runtime (removing copies is file
+/// work): kept when their jobs are queued, removed otherwise.
+pub async fn finish_all(handovers: Vec<Handover>, keep: bool) {
+    if handovers.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for handover in handovers {
+            handover.finish(keep);
+        }
+    })
+    .await;
+}
+
 impl std::fmt::Debug for Handover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handover")
