@@ -162,7 +162,11 @@ end
 local function linked_by_roll(image_table)
   local links = os.tmpname()
   os.remove(links)
-  local script = { "mkdir -m 700 " .. sh_quote(links) }
+  -- Not -p: a name someone else took meanwhile in /tmp fails here, and is left alone.
+  if not os.execute("mkdir -m 700 " .. sh_quote(links)) then
+    return nil, nil
+  end
+  local script = {}
   local paths = {}
   for image, filename in pairs(image_table) do
     local roll = string.match(image.path or "", "([^/]+)/*$") or "photos"
