@@ -385,17 +385,14 @@ impl Tray {
         }
         let hold = if automatic { self.hold } else { Hold::None };
         let info = info_message(&record.remote_folder, shares.len(), hold);
-        let Some(view) = self.request_view(&record.remote_folder, info).await else {
+        let Some((view, clicks)) = self.request_view(&record.remote_folder, info).await else {
             self.unshown.insert(batch);
             return;
         };
-        let buttons = CancellationToken::new();
-        tokio::spawn(listen(
-            view.clone(),
-            batch,
-            self.requests.clone(),
-            buttons.clone(),
-        ));
+        let stop = CancellationToken::new();
+        if let Some(clicks) = clicks {
+            tokio::spawn(listen(clicks, batch, self.requests.clone(), stop.clone()));
+        }
         for id in shares.keys() {
             self.batch_of.insert(*id, batch);
         }
@@ -403,7 +400,7 @@ impl Tray {
             view,
             shares,
             dirty: false,
-            buttons,
+            buttons: stop,
             automatic,
             folder: record.remote_folder.clone(),
         };
@@ -414,7 +411,14 @@ impl Tray {
         self.entries.insert(batch, entry);
     }
 
-    async fn request_view(&self, folder: &str, info: String) -> Option<JobViewV3Proxy<'static>> {
+    /// A view for a batch's entry, with its buttons' clicks (None if they cannot be heard: the
+    /// entry still shows the progress), listened to before the entry is first updated, so a
+    /// click that comes as soon as it shows is not lost.
+    async fn request_view(
+        &self,
+        folder: &str,
+        info: String,
+    ) -> Option<(JobViewV3Proxy<'static>, Option<Clicks>)> {
         let dbus = zbus::fdo::DBusProxy::new(&self.conn).await.ok()?;
         let name = zbus::names::BusName::try_from(SERVER_NAME).ok()?;
         if !dbus.name_has_owner(name).await.unwrap_or(false) {
@@ -440,9 +444,13 @@ impl Tray {
             .build()
             .await
             .ok()?;
+        let clicks = buttons(&view)
+            .await
+            .inspect_err(|e| tracing::debug!("job tray buttons: {e}"))
+            .ok();
         // The same as an update: servers before Plasma 5.22 ignore the hints.
         let _ = view.update(about).await;
-        Some(view)
+        Some((view, clicks))
     }
 
     async fn finished(&mut self, finished: &BatchFinished, speed: u64) {
@@ -485,32 +493,31 @@ impl Tray {
     }
 }
 
+/// An entry's button clicks, as requests.
+type Clicks = futures_util::stream::BoxStream<'static, Request>;
+
+/// The entry's buttons as one stream of requests.
+async fn buttons(view: &JobViewV3Proxy<'static>) -> zbus::Result<Clicks> {
+    let (cancel, suspend, resume) = (
+        view.receive_cancel_requested().await?,
+        view.receive_suspend_requested().await?,
+        view.receive_resume_requested().await?,
+    );
+    Ok(futures_util::stream::select_all([
+        cancel.map(|_| Request::Cancel).boxed(),
+        suspend.map(|_| Request::Suspend).boxed(),
+        resume.map(|_| Request::Resume).boxed(),
+    ])
+    .boxed())
+}
+
 /// Forwards an entry's buttons until it ends.
 async fn listen(
-    view: JobViewV3Proxy<'static>,
+    mut buttons: Clicks,
     batch: BatchId,
     requests: mpsc::UnboundedSender<(BatchId, Request)>,
     stop: CancellationToken,
 ) {
-    let streams = async {
-        Ok::<_, zbus::Error>((
-            view.receive_cancel_requested().await?,
-            view.receive_suspend_requested().await?,
-            view.receive_resume_requested().await?,
-        ))
-    };
-    let (cancel, suspend, resume) = match streams.await {
-        Ok(streams) => streams,
-        Err(e) => {
-            tracing::debug!("job tray buttons of batch {batch}: {e}");
-            return;
-        }
-    };
-    let mut buttons = futures_util::stream::select_all([
-        cancel.map(|_| Request::Cancel).boxed(),
-        suspend.map(|_| Request::Suspend).boxed(),
-        resume.map(|_| Request::Resume).boxed(),
-    ]);
     loop {
         tokio::select! {
             Some(request) = buttons.next() => {

@@ -251,6 +251,17 @@ async fn slow_batch_in_the_tray() -> (
         })
     })
     .await;
+    // The daemon listens to the entry's buttons before it first updates the entry: once an
+    // update came, a click is heard.
+    wait_for("the entry's first update", || async {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| matches!(c, Call::Update { .. }))
+            .then_some(())
+    })
+    .await;
     let view = tray_conn
         .object_server()
         .interface::<_, FakeView>(path.as_str())
